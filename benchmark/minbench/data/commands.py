@@ -1,0 +1,73 @@
+"""``minbench data {generate,prepare,check,show}``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from minbench.data.locate import DEFAULT_SYNTH_SEED, DEFAULT_SYNTH_SIZE
+
+
+def register(sub) -> None:
+    p = sub.add_parser("data", help="generate, prepare, check or show a dataset")
+    verbs = p.add_subparsers(dest="data_command", metavar="VERB", required=True)
+
+    g = verbs.add_parser("generate", help="generate the embedded (synthetic) dataset")
+    g.add_argument("--out", type=Path, default=None, help="target folder (default: the cache)")
+    g.add_argument("--seed", type=int, default=DEFAULT_SYNTH_SEED)
+    g.add_argument("--size", choices=("tiny", "small", "full"), default=DEFAULT_SYNTH_SIZE,
+                   help="tiny: tests; small: the default, fast on a laptop; full: near the real subset sizes")
+    g.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    g.set_defaults(func=_generate)
+
+    pr = verbs.add_parser("prepare", help="build the manifest of the real MineralImage5k release")
+    pr.add_argument("--source", type=Path, required=True,
+                    help="the unpacked release folder, or a folder holding its archives and CSVs")
+    pr.add_argument("--out", type=Path, default=None, help="target folder (default: the cache)")
+    pr.set_defaults(func=_prepare)
+
+    c = verbs.add_parser("check", help="verify a prepared dataset; exit 0 only when sound")
+    c.add_argument("--data", type=Path, default=None, help="dataset folder (default: the embedded one)")
+    c.set_defaults(func=_check)
+
+    s = verbs.add_parser("show", help="draw a contact sheet of samples with masks, boxes and labels")
+    s.add_argument("--data", type=Path, default=None, help="dataset folder (default: the embedded one)")
+    s.add_argument("--task", default=None, help="only samples of this task's test split")
+    s.add_argument("--n", type=int, default=24, help="how many samples")
+    s.add_argument("--out", type=Path, default=Path("contact_sheet.png"))
+    s.set_defaults(func=_show)
+
+
+def _generate(args) -> int:
+    from minbench.data.locate import embedded_dir
+    from minbench.data.synth import generate
+
+    out = args.out or embedded_dir(args.size, args.seed)
+    generate(out, seed=args.seed, size=args.size, workers=args.workers, progress=True)
+    return 0
+
+
+def _prepare(args) -> int:
+    from minbench.data.release import prepare
+    from minbench.paths import cache_dir
+
+    out = args.out or cache_dir() / "datasets" / "mineralimage5k"
+    prepare(args.source, out, progress=True)
+    return 0
+
+
+def _check(args) -> int:
+    from minbench.data.check import check_dataset, print_report
+    from minbench.data.locate import resolve_dataset
+
+    report = check_dataset(resolve_dataset(args.data))
+    print_report(report)
+    return 0 if report.ok else 1
+
+
+def _show(args) -> int:
+    from minbench.data.locate import resolve_dataset
+    from minbench.data.show import contact_sheet
+
+    path = contact_sheet(resolve_dataset(args.data), out=args.out, task=args.task, n=args.n)
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,212 @@
+"""The canonical manifest: one row per image; everything downstream reads only this.
+
+A prepared dataset is a folder holding ``manifest.parquet`` (the table),
+``dataset.json`` (name, version, source, fingerprint, counts) and the files the rows
+point to (paths are relative to the folder).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from minbench.errors import UserError
+from minbench.io import atomic_path, write_json_atomic
+
+MANIFEST_FILE = "manifest.parquet"
+DATASET_FILE = "dataset.json"
+SCHEMA_VERSION = 1
+
+FEWSHOT_COLUMNS = ("fewshot_10", "fewshot_98", "fewshot_360")
+FEWSHOT_VALUES = ("train", "test", "")
+FLAG_COLUMNS = ("zeroshot", "segmentation", "size")
+BOX_COLUMNS = ("bbox", "cube_bbox", "text_boxes", "mineral_boxes")
+
+# column -> (dtype kind, meaning). Boxes are JSON text in pixels of the image file:
+# "bbox"/"cube_bbox" hold [x1, y1, x2, y2] or "" when unknown; "text_boxes" holds a list
+# of such boxes; "mineral_boxes" keeps the release's OWL-ViT list as given.
+SCHEMA: dict[str, tuple[str, str]] = {
+    "sample_id": ("str", "unique id of the image (the release's own, e.g. 2_27312)"),
+    "image_path": ("str", "image file, relative to the dataset folder"),
+    "width": ("int", "image width in pixels"),
+    "height": ("int", "image height in pixels"),
+    "species": ("str", "class label: English species (or variety) name"),
+    "species_ru": ("str", "Russian species name, UTF-8 ('' when none)"),
+    "variety": ("str", "variety name ('' when none)"),
+    "satellites": ("str", "satellite minerals, comma separated ('' when none)"),
+    "collection": ("str", "museum collection / generator family ('' when none)"),
+    "description": ("str", "English description of the specimen"),
+    "fewshot_10": ("str", "'train', 'test' or '' (not in the subset)"),
+    "fewshot_98": ("str", "'train', 'test' or ''"),
+    "fewshot_360": ("str", "'train', 'test' or ''"),
+    "zeroshot": ("bool", "in the zero-shot evaluation set"),
+    "segmentation": ("bool", "in the segmentation set (has a mask)"),
+    "size": ("bool", "in the size set (has size_cm)"),
+    "mask_path": ("str", "mask PNG (white = mineral), relative; '' when none"),
+    "size_cm": ("float", "measured specimen size in cm; NaN when unknown"),
+    "px_per_cm": ("float", "true scale of the photo in px/cm; NaN when unknown"),
+    "bbox": ("str", "specimen box JSON [x1,y1,x2,y2] in pixels, '' when unknown"),
+    "cube_bbox": ("str", "reference cube box JSON, '' when unknown"),
+    "text_boxes": ("str", "label/text boxes JSON list, '' when unknown"),
+    "mineral_boxes": ("str", "release's mineral boxes JSON as given, '' when none"),
+    "source": ("str", "'synth' or 'mineralimage5k'"),
+}
+COLUMNS = tuple(SCHEMA)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What ``dataset.json`` says about a prepared dataset."""
+
+    name: str
+    version: str
+    source: str
+    fingerprint: str
+    n_samples: int
+    extra: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "source": self.source,
+            "fingerprint": self.fingerprint,
+            "n_samples": self.n_samples,
+            "schema_version": SCHEMA_VERSION,
+            **self.extra,
+        }
+
+
+def empty_row() -> dict[str, Any]:
+    """A row with every column at its 'unknown' value."""
+    defaults = {"str": "", "int": 0, "float": float("nan"), "bool": False}
+    return {col: defaults[kind] for col, (kind, _) in SCHEMA.items()}
+
+
+def normalise(df: pd.DataFrame) -> pd.DataFrame:
+    """Order columns, fill missing ones and cast dtypes to the schema."""
+    df = df.copy()
+    base = empty_row()
+    for col in COLUMNS:
+        if col not in df.columns:
+            df[col] = base[col]
+    df = df[list(COLUMNS)]
+    for col, (kind, _) in SCHEMA.items():
+        if kind == "str":
+            df[col] = df[col].fillna("").astype(str)
+        elif kind == "int":
+            df[col] = df[col].astype("int64")
+        elif kind == "float":
+            df[col] = df[col].astype("float64")
+        elif kind == "bool":
+            df[col] = df[col].astype(bool)
+    return df.reset_index(drop=True)
+
+
+def fingerprint(df: pd.DataFrame) -> str:
+    """Content hash of a manifest (independent of the Parquet writer's version)."""
+    buf = io.StringIO()
+    normalise(df).to_csv(buf, index=False, lineterminator="\n", float_format="%.6g")
+    return "sha256:" + hashlib.sha256(buf.getvalue().encode("utf-8")).hexdigest()[:32]
+
+
+def validate(df: pd.DataFrame, where: str = "manifest") -> list[str]:
+    """Schema problems of a manifest table, each as a one-line message (empty = sound)."""
+    problems = []
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        return [f"{where}: missing columns {', '.join(missing)}"]
+    dup = df["sample_id"][df["sample_id"].duplicated()]
+    if len(dup):
+        problems.append(f"{where}: duplicate sample_id {dup.iloc[0]!r} ({len(dup)} duplicates)")
+    if (df["sample_id"] == "").any():
+        problems.append(f"{where}: {(df['sample_id'] == '').sum()} rows with empty sample_id")
+    if (df["species"] == "").any():
+        problems.append(f"{where}: {(df['species'] == '').sum()} rows with empty species")
+    for col in FEWSHOT_COLUMNS:
+        bad = ~df[col].isin(FEWSHOT_VALUES)
+        if bad.any():
+            problems.append(f"{where}: column {col} has value {df[col][bad].iloc[0]!r} (allowed: train, test, '')")
+    seg_no_mask = df["segmentation"] & (df["mask_path"] == "")
+    if seg_no_mask.any():
+        problems.append(f"{where}: {seg_no_mask.sum()} segmentation rows without mask_path")
+    size_bad = df["size"] & ~(np.isfinite(df["size_cm"]) & (df["size_cm"] > 0))
+    if size_bad.any():
+        problems.append(f"{where}: {size_bad.sum()} size rows without a positive size_cm")
+    for col in ("bbox", "cube_bbox"):
+        for sid, text in zip(df["sample_id"], df[col]):
+            if text and parse_box(text) is None:
+                problems.append(f"{where}: row {sid!r} column {col} is not a box [x1,y1,x2,y2]: {text[:60]!r}")
+                break
+    return problems
+
+
+def parse_box(text: str) -> tuple[float, float, float, float] | None:
+    """``'[x1, y1, x2, y2]'`` to a tuple; None for '' or anything malformed."""
+    if not text:
+        return None
+    try:
+        box = json.loads(text)
+        x1, y1, x2, y2 = (float(v) for v in box)
+    except (ValueError, TypeError):
+        return None
+    return (x1, y1, x2, y2) if x2 >= x1 and y2 >= y1 else None
+
+
+def format_box(box) -> str:
+    """A box to its manifest text (rounded to 0.1 px so manifests stay byte-stable)."""
+    if box is None:
+        return ""
+    return json.dumps([round(float(v), 1) for v in box])
+
+
+def write_dataset(folder: str | Path, df: pd.DataFrame, *, name: str, version: str, source: str,
+                  extra: dict[str, Any] | None = None) -> DatasetInfo:
+    """Write ``manifest.parquet`` and ``dataset.json`` atomically into ``folder``."""
+    folder = Path(folder)
+    df = normalise(df)
+    problems = validate(df)
+    if problems:
+        raise UserError(problems[0])
+    info = DatasetInfo(name=name, version=version, source=source, fingerprint=fingerprint(df),
+                       n_samples=len(df), extra=dict(extra or {}))
+    with atomic_path(folder / MANIFEST_FILE) as tmp:
+        df.to_parquet(tmp, index=False)
+    write_json_atomic(folder / DATASET_FILE, info.to_json())
+    return info
+
+
+def read_manifest(folder: str | Path) -> pd.DataFrame:
+    """Read and validate a dataset folder's manifest; a ``UserError`` names what is wrong."""
+    path = Path(folder) / MANIFEST_FILE
+    if not path.is_file():
+        raise UserError(f"{path}: no manifest here (run `minbench data generate` or `minbench data prepare`)")
+    try:
+        df = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises many types for a damaged file
+        raise UserError(f"{path}: not a readable Parquet manifest ({type(exc).__name__}: {exc})") from None
+    problems = validate(df, where=str(path))
+    if problems:
+        raise UserError(problems[0])
+    return normalise(df)
+
+
+def read_info(folder: str | Path) -> DatasetInfo:
+    """Read ``dataset.json`` of a dataset folder."""
+    path = Path(folder) / DATASET_FILE
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        known = {"name", "version", "source", "fingerprint", "n_samples"}
+        return DatasetInfo(**{k: raw[k] for k in known},
+                           extra={k: v for k, v in raw.items() if k not in known})
+    except FileNotFoundError:
+        raise UserError(f"{path}: missing (not a prepared minbench dataset)") from None
+    except (ValueError, KeyError) as exc:
+        raise UserError(f"{path}: not a valid dataset description ({exc})") from None

@@ -1,0 +1,1 @@
+"""Models: backbones (timm), CAM wrappers, zero-shot encoders, the size estimator."""

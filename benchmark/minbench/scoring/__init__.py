@@ -1,0 +1,1 @@
+"""Scoring: submission readers, metrics named by the task cards, leaderboards."""

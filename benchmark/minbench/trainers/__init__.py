@@ -1,0 +1,1 @@
+"""Trainers: one LightningModule per task kind on a small common base (torchgeo's habit)."""

@@ -1,0 +1,100 @@
+"""The shared contracts: task cards, the manifest schema, atomic writes, the CLI's error path."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from minbench import cards
+from minbench.cli import main
+from minbench.data import manifest
+from minbench.errors import UserError
+from minbench.io import atomic_path, write_json_atomic
+
+
+def test_every_task_card_loads_with_its_headline():
+    ids = cards.task_ids()
+    assert set(ids) == {"fewshot-10", "fewshot-98", "fewshot-360", "zeroshot", "segmentation", "size"}
+    for card in cards.all_cards().values():
+        assert card.headline_metric.name == card.headline
+    assert cards.get_card("size").headline_metric.higher_is_better is False
+
+
+def test_unknown_task_names_the_known_ones():
+    with pytest.raises(UserError, match="fewshot-10"):
+        cards.get_card("fewshot-11")
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda c: c.pop("kind"), "lacks 'kind'"),
+    (lambda c: c["metrics"].update(headline="nope"), "headline metric 'nope'"),
+    (lambda c: c["metrics"]["list"].append({"name": "x", "kind": "bogus"}), "kind 'bogus' is unknown"),
+    (lambda c: c["submission"].update(format="xml"), "submission.format"),
+])
+def test_broken_card_is_refused_with_a_message(tmp_path, mutate, message):
+    import yaml
+
+    raw = yaml.safe_load(cards.get_card("fewshot-10").path.read_text())
+    mutate(raw)
+    path = tmp_path / "fewshot-10.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(UserError, match=message):
+        cards.load_card(path)
+
+
+def _rows(n=4):
+    rows = []
+    for i in range(n):
+        row = manifest.empty_row()
+        row.update(sample_id=f"s{i}", image_path=f"img/{i}.jpg", width=64, height=48,
+                   species="quartz" if i % 2 else "кварц-free", fewshot_10="train" if i < 2 else "test",
+                   bbox=manifest.format_box([1, 2, 30.04, 40]), source="synth")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_manifest_round_trip_keeps_unicode_and_fingerprint(tmp_path):
+    df = _rows()
+    info = manifest.write_dataset(tmp_path, df, name="t", version="1", source="synth")
+    back = manifest.read_manifest(tmp_path)
+    assert back["species"].tolist() == df["species"].tolist()
+    assert manifest.fingerprint(back) == info.fingerprint == manifest.read_info(tmp_path).fingerprint
+    assert manifest.parse_box(back.loc[0, "bbox"]) == (1.0, 2.0, 30.0, 40.0)
+    changed = back.copy()
+    changed.loc[0, "species"] = "calcite"
+    assert manifest.fingerprint(changed) != info.fingerprint
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d.loc.__setitem__((1, "sample_id"), "s0"), "duplicate sample_id 's0'"),
+    (lambda d: d.loc.__setitem__((0, "fewshot_10"), "val"), "fewshot_10 has value 'val'"),
+    (lambda d: d.loc.__setitem__((0, "segmentation"), True), "without mask_path"),
+    (lambda d: d.loc.__setitem__((0, "size"), True), "positive size_cm"),
+    (lambda d: d.loc.__setitem__((0, "cube_bbox"), "[1,2]"), "not a box"),
+])
+def test_manifest_validation_names_the_problem(edit, message):
+    df = manifest.normalise(_rows())
+    edit(df)
+    problems = manifest.validate(df)
+    assert problems and message in problems[0]
+
+
+def test_failed_atomic_write_leaves_the_old_file(tmp_path):
+    target = tmp_path / "board.json"
+    write_json_atomic(target, {"v": 1})
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert json.loads(target.read_text()) == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["board.json"]
+
+
+def test_cli_user_error_is_one_line_and_nonzero(tmp_path, capsys):
+    code = main(["data", "check", "--data", str(tmp_path / "nowhere")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "nowhere" in err and "Traceback" not in err
