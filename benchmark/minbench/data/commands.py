@@ -56,10 +56,12 @@ def _prepare(args) -> int:
 
 
 def _check(args) -> int:
-    from minbench.data.check import check_dataset, print_report
     from minbench.data.locate import resolve_dataset
 
-    report = check_dataset(resolve_dataset(args.data))
+    folder = resolve_dataset(args.data)
+    from minbench.data.check import check_dataset, print_report
+
+    report = check_dataset(folder)
     print_report(report)
     return 0 if report.ok else 1
 
