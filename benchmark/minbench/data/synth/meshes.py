@@ -36,6 +36,7 @@ class Mesh:
     normals: np.ndarray      # (F, 3) outward unit normals per face
     habit: str               # words for the habit, e.g. "prismatic"
     massive: bool
+    face_edges: tuple = ()   # per face: (k, 2) vertex pairs of its outline (crystal edges)
 
 
 def parse_stl(data: bytes) -> np.ndarray:
@@ -88,7 +89,19 @@ def load_mesh(habit: Habit) -> Mesh:
     normals /= np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12
     ext = verts.max(0) - verts.min(0)
     return Mesh(vertices=verts, triangles=triangles, face_of=face_of, normals=normals,
-                habit=_habit_words(habit, ext, len(normals)), massive=habit.massive)
+                habit=_habit_words(habit, ext, len(normals)), massive=habit.massive,
+                face_edges=() if habit.massive else _face_outlines(triangles, face_of, len(normals)))
+
+
+def _face_outlines(triangles: np.ndarray, face_of: np.ndarray, n_faces: int) -> tuple:
+    """Edges that bound each planar face (an edge shared by two triangles of one face is inside it)."""
+    out = []
+    for f in range(n_faces):
+        tris = triangles[face_of == f]
+        edges = np.sort(np.concatenate([tris[:, [0, 1]], tris[:, [1, 2]], tris[:, [2, 0]]]), axis=1)
+        uniq, counts = np.unique(edges, axis=0, return_counts=True)
+        out.append(uniq[counts == 1])
+    return tuple(out)
 
 
 def lumpy(mesh: Mesh, rng: np.random.Generator, amount: float = 0.18) -> Mesh:
