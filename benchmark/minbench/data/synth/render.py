@@ -157,7 +157,10 @@ def draw_matrix(img: np.ndarray, labels: np.ndarray, poly: np.ndarray, scene: Sc
     shade = ((1 + 0.18 * _smooth_noise(rng, sh, sw, 8)) * (0.8 + 0.45 * ramp)
              * (0.55 + 0.45 * np.sqrt(np.clip(rim, 0, 1))))
     shade = cv2.resize(shade, (rw, rh), interpolation=cv2.INTER_LINEAR)
-    shade = cv2.add(shade, _noise_bank(h, w)[y1:y2, x1:x2, 0], dtype=cv2.CV_32F)  # the rock's grain
+    # The rock's grain: 2-3 px blobs (sensor noise comes later, in ``camera``).
+    grain = _noise_bank(h, w)[y1 // 2:y1 // 2 + (rh + 1) // 2, x1 // 2:x1 // 2 + (rw + 1) // 2, 1]
+    shade = cv2.scaleAdd(cv2.resize(grain, (rw, rh), interpolation=cv2.INTER_LINEAR), 0.05,
+                         shade.astype(np.float32))
     out = cv2.multiply(cv2.cvtColor(shade, cv2.COLOR_GRAY2BGR), tuple(float(v) for v in base) + (0.0,),
                        dtype=cv2.CV_8U)
     r_max = max(1, int(min(rw, rh) / 90))
