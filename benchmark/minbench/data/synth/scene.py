@@ -203,3 +203,14 @@ def describe(cls: SynthClass, scene: Scene) -> str:
         text += (f" Accompanied by small {sat_colour} {sat[0].mesh.habit} crystals of another mineral "
                  f"({_lustre_words(scene.satellite.family.lustre_text)} lustre).")
     return text
+
+
+def class_text(cls: SynthClass) -> str:
+    """A field-guide line for a class, from the database alone (no photo): what a zero-shot
+    model may be told about a species it has never seen."""
+    fam = cls.family
+    habits = list(dict.fromkeys(load_mesh(h).habit for h in fam.habits))
+    colour = cls.colour.name if cls.label == fam.species else f"{cls.variety} ({cls.colour.name})" \
+        if cls.variety != cls.colour.name else cls.colour.name
+    return (f"{cls.label}: {colour}; {_lustre_words(fam.lustre_text)} lustre; {fam.crystal_system} crystal system; "
+            f"habit {', '.join(habits)}; {fam.category.lower()}.")
