@@ -11,11 +11,13 @@ a half-extracted target. Tar members go through tarfile's ``filter="data"`` as w
 
 from __future__ import annotations
 
+import lzma
 import os
 import shutil
 import stat
 import tarfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -111,7 +113,7 @@ def check_zip(archive: Path, zf: zipfile.ZipFile, limits: Limits, target: Path) 
             if _link_escapes(info.filename, link, hard=False):
                 raise _refuse(archive, info.filename, f"is a symlink pointing outside the target ({link!r})")
             raise _refuse(archive, info.filename, f"is a symlink ({link!r}); links in a zip are not supported")
-        elif mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        elif stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):  # 0: no file type recorded
             raise _refuse(archive, info.filename, "is a device, FIFO or socket")
         if info.file_size >= limits.ratio_min_bytes:
             ratio = info.file_size / max(info.compress_size, 1)
@@ -201,7 +203,7 @@ def extract_archive(archive: str | os.PathLike, target: str | os.PathLike, *,
         with atomic_path(target) as tmp:
             tmp.mkdir()
             extract(archive, tmp, limits, target)
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError) as exc:
         raise UserError(f"{archive}: damaged archive ({type(exc).__name__}: {exc}); nothing extracted") from None
     except OSError as exc:  # disk full, a member that is both a file and a folder, ...
         raise UserError(f"{archive}: extraction failed ({exc}); nothing extracted") from None
