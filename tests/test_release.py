@@ -15,7 +15,8 @@ from PIL import Image, ImageOps
 from fixtures_release import FULL_HEADER, SUBSETS, build_release, write_csv
 from minbench.cli import main
 from minbench.data import manifest
-from minbench.data.release import prepare, seeded_split
+from minbench.data.release import prepare
+from minbench.data.release_splits import seeded_split
 from minbench.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]

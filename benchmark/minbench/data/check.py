@@ -6,10 +6,9 @@ the splits do not leak: a few-shot subset's train and test share no image, and n
 zero-shot class is a class of any few-shot subset. Works on any manifest (the real
 release or the embedded synth data).
 
-Decoding all of 30k photos is the slow part: JPEGs decode in PIL's draft mode (DCT
-scaled to 1/8, which still reads every byte of the entropy-coded data, so a truncated
-or damaged file fails as it would at full size) on a thread pool (Pillow releases the
-GIL while decoding). ``quick=True`` reads only the headers.
+Decoding all of 30k photos is the slow part: JPEGs decode in PIL's draft mode
+(``photo.decode``) on a thread pool (Pillow releases the GIL while decoding).
+``quick=True`` reads only the headers.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from minbench.data import manifest
+from minbench.data.photo import decode
 from minbench.errors import UserError
 
 _EXAMPLES = 3
@@ -47,26 +47,6 @@ def _unsafe(rel: str) -> bool:
     return p.startswith("/") or ".." in PurePosixPath(p).parts or (len(p) > 1 and p[1] == ":")
 
 
-def _decode(path: Path, quick: bool) -> tuple[tuple[int, int] | None, str]:
-    """(displayed size, '') when the image decodes, else (None, why)."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-            try:
-                orientation = int(im.getexif().get(0x0112, 1) or 1)
-            except Exception:
-                orientation = 1
-            if not quick:
-                if im.format == "JPEG":
-                    im.draft("RGB", (max(1, w // 8), max(1, h // 8)))
-                im.load()
-    except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, struct.error...
-        return None, f"{type(exc).__name__}: {exc}"
-    return ((h, w) if orientation in (5, 6, 7, 8) else (w, h)), ""
-
-
 def _check_files(folder: Path, df: pd.DataFrame, quick: bool, workers: int) -> dict[str, list[str]]:
     """Per problem kind, one message per affected row."""
     found: dict[str, list[str]] = {"missing": [], "unsafe_path": [], "undecodable": [], "size_mismatch": [],
@@ -86,7 +66,7 @@ def _check_files(folder: Path, df: pd.DataFrame, quick: bool, workers: int) -> d
 
     def run(job):
         kind, sid, path, expected = job
-        size, why = _decode(path, quick)
+        size, why = decode(path, quick=quick)
         if kind == "mask" and size is not None and not quick:
             from PIL import Image
             import numpy as np
