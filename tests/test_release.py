@@ -15,6 +15,7 @@ from PIL import Image, ImageOps
 from fixtures_release import FULL_HEADER, SUBSETS, build_release, write_csv
 from minbench.cli import main
 from minbench.data import manifest
+from minbench.data.check import check_dataset
 from minbench.data.release import prepare
 from minbench.data.release_splits import seeded_split
 from minbench.errors import UserError
@@ -259,3 +260,11 @@ def test_cli_errors_are_one_line_without_traceback(release, tmp_path):
     assert run.returncode == 2
     assert run.stderr.count("\n") == 1 and "minerals_full.csv: not UTF-8" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_nested_subsets_assign_each_photo_the_same_split(release, tmp_path):
+    prepare(release.root, tmp_path / "out")
+    df = manifest.read_manifest(tmp_path / "out")
+    both = df[(df["fewshot_10"] != "") & (df["fewshot_360"] != "")]
+    assert len(both) and (both["fewshot_10"] == both["fewshot_360"]).all()
+    assert check_dataset(tmp_path / "out").warnings == []

@@ -106,6 +106,13 @@ def _split_summary(df: pd.DataFrame, problems: list[str], warnings: list[str]) -
         unseen = sorted(set(test["species"]) - set(train["species"]))
         if unseen:
             warnings.append(f"{col}: {len(unseen)} test classes have no train rows (e.g. {unseen[0]!r})")
+    # Tasks train separately, but a photo that is test in one subset and train in another
+    # leaks if someone pretrains on the larger subset: worth knowing, not fatal.
+    for a in manifest.FEWSHOT_COLUMNS:
+        for b in manifest.FEWSHOT_COLUMNS:
+            crossed = int(((df[a] == "test") & (df[b] == "train")).sum())
+            if a != b and crossed:
+                warnings.append(f"{crossed} images are test in {a} but train in {b}")
     zs = df[df["zeroshot"]]
     zs_classes = set(zs["species"])
     out["zeroshot"] = {"rows": len(zs), "classes": len(zs_classes)}
