@@ -158,7 +158,7 @@ def check_dataset(data_dir: str | os.PathLike, *, quick: bool = False, workers: 
 
     files = _check_files(folder, df, quick, workers or min(32, os.cpu_count() or 2))
     report.summary["files"] = {k: len(v) for k, v in files.items()}
-    report.summary["decoded"] = "headers only (quick)" if quick else "every image and mask (JPEG draft mode)"
+    report.summary["decoded"] = "headers only (quick)" if quick else "every image and mask decoded, JPEG draft mode"
     messages = {
         "missing": "image files missing", "unsafe_path": "paths leave the dataset folder",
         "undecodable": "images fail to decode", "size_mismatch": "images differ in size from the manifest",
