@@ -268,3 +268,16 @@ def test_nested_subsets_assign_each_photo_the_same_split(release, tmp_path):
     both = df[(df["fewshot_10"] != "") & (df["fewshot_360"] != "")]
     assert len(both) and (both["fewshot_10"] == both["fewshot_360"]).all()
     assert check_dataset(tmp_path / "out").warnings == []
+
+
+def test_hostile_release_archive_stops_prepare_and_writes_nothing_outside(tmp_path):
+    import zipfile
+
+    rel = build_release(tmp_path / "packed", archives=True)
+    with zipfile.ZipFile(rel.root / "mineral_images.zip", "a") as zf:
+        zf.writestr("../../escaped.txt", b"pwned")
+    out = tmp_path / "out"
+    with pytest.raises(UserError, match=r"mineral_images.zip: member '../../escaped.txt' would land outside"):
+        prepare(rel.root, out)
+    assert not (tmp_path / "escaped.txt").exists() and not (out / "raw" / "mineral_images").exists()
+    assert not (out / "manifest.parquet").exists()
