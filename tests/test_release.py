@@ -281,3 +281,19 @@ def test_hostile_release_archive_stops_prepare_and_writes_nothing_outside(tmp_pa
         prepare(rel.root, out)
     assert not (tmp_path / "escaped.txt").exists() and not (out / "raw" / "mineral_images").exists()
     assert not (out / "manifest.parquet").exists()
+
+
+def test_box_cells_in_every_form_the_release_scripts_wrote():
+    from minbench.data.photo import ImageInfo
+    from minbench.data.release_boxes import best_mineral_box, text_boxes_pixels
+
+    info = ImageInfo(width=200, height=100, orientation=1)
+    python_repr = "[{'label': 'a gem', 'confidence': 0.9, 'box': [0.5, 0.5, 1.2, 1.0]}]"  # clipped to the image
+    assert best_mineral_box(python_repr, info) == "[100.0, 50.0, 200.0, 100.0]"
+    assert best_mineral_box('[{"confidence": 0.4, "box": [20, 10, 60, 30]}]', info) == "[20.0, 10.0, 60.0, 30.0]"
+    assert best_mineral_box("[]", info) == "" and best_mineral_box("", info) == ""
+    assert best_mineral_box("[{'box': [0.1, 0.2", info) is None
+    polygon = "[[[0.1, 0.1], [0.3, 0.1], [0.3, 0.2], [0.1, 0.2]]]"
+    assert json.loads(text_boxes_pixels(polygon, info)) == [[20.0, 10.0, 60.0, 20.0]]
+    assert text_boxes_pixels("[]", info) == "[]" and text_boxes_pixels("", info) == ""
+    assert text_boxes_pixels("[[[0.1, 0.1]]]", info) is None
