@@ -25,6 +25,7 @@ import math
 import os
 import re
 import uuid
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -331,7 +332,7 @@ def parse_metrics(text: str, card: TaskCard | None = None) -> dict[str, float]:
             raise UserError(f"--metrics {part!r}: not a finite number")
         spec = specs.get(key)
         if percent and not (spec and spec.unit == "%"):
-            value /= 100.0
+            value = float(Decimal(raw[:-1].strip()) / 100)  # 35.6% -> 0.356, not 0.35600000000000004
         fraction = spec.kind in FRACTION_KINDS if spec else re.fullmatch(r"top\d+|.*(accuracy|recall|iou)", key)
         if fraction and not 0.0 <= value <= 1.0:
             raise UserError(f"--metrics {part!r}: {key} is a fraction in [0, 1] (write 0.66 or 66%)")

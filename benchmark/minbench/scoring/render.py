@@ -33,7 +33,9 @@ class TaskSection:
 def group(boards: list[tuple[Path, dict]], task: str | None = None) -> list[TaskSection]:
     """Boards by task, in card order; reference boards beside every task of their kind."""
     cards = all_cards()
-    sections = {tid: TaskSection(card) for tid, card in cards.items() if task in (None, tid)}
+    order = sorted(cards, key=lambda t: [(0, int(p), "") if p.isdigit() else (1, 0, p)
+                                               for p in re.split(r"(\d+)", t)])
+    sections = {tid: TaskSection(cards[tid]) for tid in order if task in (None, tid)}
     for path, board in boards:
         if board["reference"]:
             for s in sections.values():
@@ -155,7 +157,7 @@ def render_table(sections: list[TaskSection], console=None) -> None:
                 t.add_column(c["name"] + (" [95% CI]" if c["name"] == head and not board["reference"] else ""),
                              justify="right", style="bold" if c["name"] == head else None)
             t.add_column("n", justify="right")
-            t.add_column("date")
+            t.add_column("added")
             for rank, e in ranked(board):
                 cells = [str(rank or ""), e["name"], e["method"], e["source"]]
                 for c in cols:
@@ -192,7 +194,7 @@ def render_markdown(sections: list[TaskSection]) -> str:
             lines += [f"**{_md(board_title(s, board))}** — {_md(dataset_line(board))}; {_md(_headline_note(board))}", ""]
             header = ["#", "Name", "Method", "Source"] + [
                 c["name"] + (" [95% CI]" if c["name"] == head and not board["reference"] else "") for c in cols
-            ] + ["n", "Date"]
+            ] + ["n", "Added"]
             lines.append("| " + " | ".join(_md(h) for h in header) + " |")
             lines.append("|" + "|".join(["---:", "---", "---", "---"] + ["---:"] * len(cols) + ["---:", "---"]) + "|")
             for rank, e in ranked(board):
@@ -370,7 +372,7 @@ def _html_board(s: TaskSection, board: dict, table_id: str) -> str:
         label = c["name"] + (" [95% CI]" if c["name"] == head and not board["reference"] else "")
         ths.append(f'<th data-key="{_e(c["name"])}" data-type="num" data-hib="{str(c["higher_is_better"]).lower()}">'
                    f'{_e(label)}</th>')
-    ths += ['<th data-key="n" data-type="num">n</th>', '<th data-key="date" data-type="text">Date</th>']
+    ths += ['<th data-key="n" data-type="num">n</th>', '<th data-key="date" data-type="text">Added</th>']
     out.append(f'<table class="lb" id="{_e(table_id)}"><thead><tr>{"".join(ths)}</tr></thead><tbody>')
     for rank, e in rows:
         tds = [f'<td class="num" data-value="{rank if rank else ""}">{rank or ""}</td>',
