@@ -1,0 +1,215 @@
+"""The driver: plan the rows, render them (in parallel), write images, masks and the manifest.
+
+Determinism: the plan comes from ``seed`` alone, and sample ``i`` draws every random choice
+from its own generator seeded with ``(seed, i)``, so the output does not depend on how many
+workers there are or in which order they finish. Atomicity: everything is written into a
+temporary folder beside ``out`` that replaces ``out`` only once complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from minbench.errors import UserError
+
+IMAGES_DIR, MASKS_DIR = "images", "masks"
+# Below this many images a process pool costs more than it saves.
+POOL_MIN_IMAGES = 300
+
+
+def sample_id(index: int) -> str:
+    return f"synth_{index:06d}"
+
+
+def render_sample(task: tuple) -> dict[str, Any]:
+    """Render, encode and write sample ``index``; returns its manifest fields (runs in workers)."""
+    import cv2
+    import numpy as np
+
+    from minbench.data.synth.render import CRYSTAL, camera, render
+    from minbench.data.synth.scene import sample_scene
+    from minbench.data.synth.species import all_classes
+
+    seed, index, cls_i, sat_i, width, height, folder = task
+    classes = all_classes()
+    cls = classes[cls_i]
+    sat = classes[sat_i] if sat_i is not None else None
+    rng = np.random.default_rng([seed, index])
+    scene = sample_scene(cls, rng, width=width, height=height, satellite=sat)
+    img, labels, truth = render(scene, rng)
+    img = camera(img, scene, rng)
+    sid = sample_id(index)
+    ok1, jpg = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, scene.jpeg_quality])
+    ok2, png = cv2.imencode(".png", cv2.compare(labels, CRYSTAL, cv2.CMP_EQ))
+    if not (ok1 and ok2):
+        raise RuntimeError(f"could not encode sample {sid}")
+    folder = Path(folder)
+    (folder / IMAGES_DIR / f"{sid}.jpg").write_bytes(jpg.tobytes())
+    (folder / MASKS_DIR / f"{sid}.png").write_bytes(png.tobytes())
+    return {
+        "sample_id": sid,
+        "image_path": f"{IMAGES_DIR}/{sid}.jpg",
+        "mask_path": f"{MASKS_DIR}/{sid}.png",
+        "width": width,
+        "height": height,
+        "description": scene.description,
+        "bbox": list(truth.bbox),
+        "cube_bbox": list(truth.cube_bbox),
+        "text_boxes": [list(b) for b in truth.text_boxes],
+        "px_per_cm": round(truth.px_per_cm, 4),
+        "size_cm": round(truth.size_cm, 4),
+        "mask_pixels": truth.mask_pixels,
+        "satellite_species": sat.family.species if sat is not None else "",
+    }
+
+
+def _worker_init() -> None:
+    import cv2
+
+    cv2.setNumThreads(1)   # one process per core already
+
+
+def _check_out(out: Path) -> None:
+    """Refuse to replace a folder that is not a synth dataset (a typo in --out must not eat a home folder)."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a folder")
+    if not any(out.iterdir()):
+        return
+    info = out / "dataset.json"
+    try:
+        source = json.loads(info.read_text(encoding="utf-8")).get("source")
+    except (OSError, ValueError):
+        source = None
+    if source != "synth":
+        raise UserError(f"--out {out}: exists and is not a synth dataset; refusing to replace it "
+                        "(choose an empty or new folder)")
+
+
+def generate(out: str | os.PathLike, *, seed: int = 0, size: str = "small", workers: int | None = None,
+             progress: bool = False):
+    """Generate the embedded dataset into ``out`` (replaced atomically) and return its ``DatasetInfo``."""
+    import pandas as pd
+
+    from minbench.data import manifest
+    from minbench.data.synth import GENERATOR_VERSION
+    from minbench.data.synth.scene import CUBE_EDGE_CM
+    from minbench.data.synth.species import all_classes
+    from minbench.data.synth.splits import make_plan, size_config
+    from minbench.io import atomic_path
+
+    cfg = size_config(size)
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers {workers}: must be at least 1")
+    if not isinstance(seed, int) or seed < 0:
+        raise UserError(f"--seed {seed}: must be a non-negative integer")
+    out = Path(out).expanduser()
+    _check_out(out)
+    classes = all_classes()
+    plan = make_plan(classes, cfg, seed)
+    n = len(plan.rows)
+    n_workers = workers if workers is not None else (os.cpu_count() or 1)
+    if workers is None and n < POOL_MIN_IMAGES:
+        n_workers = 1
+    n_workers = max(1, min(n_workers, n))
+    t0 = time.perf_counter()
+    with atomic_path(out) as tmp:
+        (tmp / IMAGES_DIR).mkdir(parents=True)
+        (tmp / MASKS_DIR).mkdir()
+        tasks = [(seed, r.index, r.cls, r.satellite, cfg.width, cfg.height, str(tmp)) for r in plan.rows]
+        results = _run(tasks, n_workers, progress, f"synth {cfg.name}")
+        rows = []
+        for r, res in zip(plan.rows, results):
+            cls = classes[r.cls]
+            row = manifest.empty_row()
+            row.update(
+                sample_id=res["sample_id"], image_path=res["image_path"], width=res["width"], height=res["height"],
+                species=cls.label, species_ru="", variety=cls.variety if cls.label != cls.family.species else "",
+                satellites=res["satellite_species"], collection=cls.family.category, description=res["description"],
+                fewshot_10=r.fewshot[0], fewshot_98=r.fewshot[1], fewshot_360=r.fewshot[2], zeroshot=r.zeroshot,
+                segmentation=r.segmentation, size=r.size, mask_path=res["mask_path"], size_cm=res["size_cm"],
+                px_per_cm=res["px_per_cm"], bbox=manifest.format_box(res["bbox"]),
+                cube_bbox=manifest.format_box(res["cube_bbox"]),
+                text_boxes=json.dumps([[round(float(v), 1) for v in b] for b in res["text_boxes"]]),
+                mineral_boxes="", source="synth")
+            rows.append(row)
+        df = pd.DataFrame(rows)
+        seconds = time.perf_counter() - t0
+        extra = {
+            "seed": seed, "size": cfg.name, "cube_edge_cm": CUBE_EDGE_CM,
+            "image_size": [cfg.width, cfg.height],
+            "size_cm_definition": "longest side of the specimen bbox (matrix + crystals) in px / px_per_cm",
+            "mask_definition": "pixels of the species' own crystals; matrix and satellite minerals excluded",
+            "classes": {"fewshot_10": len(plan.fewshot_classes[0]), "fewshot_98": len(plan.fewshot_classes[1]),
+                        "fewshot_360": len(plan.fewshot_classes[2]), "zeroshot": len(plan.zeroshot_classes)},
+            "held_out_families": sorted({classes[i].family.species for i in plan.zeroshot_classes
+                                         if classes[i].family.id in plan.held_out_families}),
+            "stats": _stats(df, results),
+            "generation": {"seconds": round(seconds, 2), "images_per_s": round(n / max(seconds, 1e-9), 2),
+                           "workers": n_workers},
+        }
+        info = manifest.write_dataset(tmp, df, name="synth", version=GENERATOR_VERSION, source="synth", extra=extra)
+    if progress:
+        print(f"synth {cfg.name} (seed {seed}): {n} images in {seconds:.1f} s "
+              f"({n / max(seconds, 1e-9):.1f} images/s, {n_workers} worker{'s' if n_workers > 1 else ''}) -> {out}")
+    return info
+
+
+def _stats(df, results) -> dict[str, Any]:
+    import numpy as np
+
+    counts = {col: {"train": int((df[col] == "train").sum()), "test": int((df[col] == "test").sum())}
+              for col in ("fewshot_10", "fewshot_98", "fewshot_360")}
+    mask_share = [r["mask_pixels"] / (r["width"] * r["height"]) for r in results]
+    return {
+        "images": len(df),
+        "fewshot": counts,
+        "zeroshot_images": int(df["zeroshot"].sum()),
+        "segmentation_images": int(df["segmentation"].sum()),
+        "size_images": int(df["size"].sum()),
+        "with_satellite": int((df["satellites"] != "").sum()),
+        "size_cm": {"min": float(df["size_cm"].min()), "median": float(df["size_cm"].median()),
+                    "max": float(df["size_cm"].max())},
+        "mask_share_median": round(float(np.median(mask_share)), 4),
+    }
+
+
+def _run(tasks: list[tuple], n_workers: int, progress: bool, title: str) -> list[dict[str, Any]]:
+    """Render every task, in order, in this process or a pool, with an optional progress bar."""
+    bar = None
+    if progress:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        bar.start()
+        bar_task = bar.add_task(title, total=len(tasks))
+    results: list[dict[str, Any]] = []
+    try:
+        if n_workers == 1:
+            it = map(render_sample, tasks)
+            pool = None
+        else:
+            import multiprocessing
+
+            # spawn: safe even when the caller already runs threads (torch, cv2); costs ~1 s to start.
+            pool = ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn"),
+                                       initializer=_worker_init)
+            it = pool.map(render_sample, tasks, chunksize=max(1, min(16, len(tasks) // (n_workers * 8))))
+        try:
+            for res in it:
+                results.append(res)
+                if bar is not None:
+                    bar.advance(bar_task)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+    finally:
+        if bar is not None:
+            bar.stop()
+    return results

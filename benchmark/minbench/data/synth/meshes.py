@@ -1,0 +1,165 @@
+"""Crystal-habit meshes (binary STL from gemmology-mineral-database) and how to draw them.
+
+A mesh is centred on its bounding box and scaled so its longest side is 1. Drawing is
+flat-shaded, face by face (coplanar triangles share a face and its colour), back faces
+culled, faces painted far-to-near, so convex habits are exact and twins nearly so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from minbench.data.synth.species import Habit
+
+_STL_DTYPE = np.dtype([("n", "<f4", 3), ("v", "<f4", (3, 3)), ("a", "<u2")])
+# Words of the database's expression names that already say the habit.
+HABIT_WORDS = {
+    "octahedron": "octahedral", "cube": "cubic", "dodecahedron": "dodecahedral", "trapezohedron": "trapezohedral",
+    "pyritohedron": "pyritohedral", "scalenohedron": "scalenohedral", "rhomb": "rhombohedral",
+    "cuboctahedron": "cuboctahedral", "prism": "prismatic", "prismatic": "prismatic", "tabular": "tabular",
+    "bipyramid": "bipyramidal", "barrel": "barrel-shaped", "massive": "massive", "botryoidal": "botryoidal",
+    "kidney": "botryoidal", "druse": "drusy", "cluster": "clustered", "twin": "twinned", "macle": "twinned (macle)",
+    "swallowtail": "twinned (swallowtail)", "cross": "cruciform twinned", "trilling": "twinned (trilling)",
+    "scepter": "sceptred", "geode": "drusy", "nailhead": "nailhead", "specularite": "platy", "stacked": "stacked",
+    "short": "short prismatic", "carlsbad": "twinned (Carlsbad)", "baveno": "twinned (Baveno)",
+}
+
+
+@dataclass(frozen=True)
+class Mesh:
+    vertices: np.ndarray     # (V, 3) float64, centred, longest side 1
+    triangles: np.ndarray    # (T, 3) int32 vertex indices
+    face_of: np.ndarray      # (T,) int32: which planar face a triangle belongs to
+    normals: np.ndarray      # (F, 3) outward unit normals per face
+    habit: str               # words for the habit, e.g. "prismatic"
+    massive: bool
+
+
+def parse_stl(data: bytes) -> np.ndarray:
+    """Binary STL to an array of triangles (T, 3, 3)."""
+    n = int.from_bytes(data[80:84], "little")
+    tri = np.frombuffer(data[84:84 + 50 * n], _STL_DTYPE)
+    return tri["v"].astype(np.float64)
+
+
+def _habit_words(habit: Habit, extents: np.ndarray, n_faces: int) -> str:
+    name = f"{habit.slug} {habit.name}".lower()
+    for key, words in HABIT_WORDS.items():
+        if key in name.replace("-", " ").split() or key in name:
+            if key == "prism" and ("short" in name):
+                return "short prismatic"
+            return words
+    if habit.massive:
+        return "massive"
+    e = np.sort(extents)[::-1]
+    if e[1] < 0.5:
+        return "elongated prismatic"
+    if e[2] < 0.45:
+        return "tabular"
+    return {6: "blocky", 8: "octahedral", 12: "dodecahedral", 24: "trapezohedral"}.get(n_faces, "equant")
+
+
+@lru_cache(maxsize=None)
+def load_mesh(habit: Habit) -> Mesh:
+    """The habit's mesh, normalised, with planar faces found."""
+    tris = parse_stl(habit.stl)
+    verts, inverse = np.unique(np.round(tris.reshape(-1, 3), 5), axis=0, return_inverse=True)
+    triangles = inverse.reshape(-1, 3).astype(np.int32)
+    lo, hi = verts.min(0), verts.max(0)
+    verts = (verts - (lo + hi) / 2) / max(float((hi - lo).max()), 1e-9)
+    a, b, c = verts[triangles[:, 0]], verts[triangles[:, 1]], verts[triangles[:, 2]]
+    n = np.cross(b - a, c - a)
+    area = np.linalg.norm(n, axis=1)
+    keep = area > 1e-9
+    triangles, n, a = triangles[keep], n[keep] / area[keep, None], a[keep]
+    # Orient normals outward (away from the centroid); some exporters wind inconsistently.
+    centroid = verts[triangles].mean(axis=(0, 1))
+    flip = ((verts[triangles].mean(1) - centroid) * n).sum(1) < 0
+    n[flip] *= -1
+    d = (n * a).sum(1)
+    key = np.round(np.concatenate([n, d[:, None]], 1), 3)
+    _, face_of = np.unique(key, axis=0, return_inverse=True)
+    face_of = face_of.reshape(-1).astype(np.int32)
+    normals = np.zeros((face_of.max() + 1, 3))
+    np.add.at(normals, face_of, n)
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12
+    ext = verts.max(0) - verts.min(0)
+    return Mesh(vertices=verts, triangles=triangles, face_of=face_of, normals=normals,
+                habit=_habit_words(habit, ext, len(normals)), massive=habit.massive)
+
+
+def lumpy(mesh: Mesh, rng: np.random.Generator, amount: float = 0.18) -> Mesh:
+    """A massive habit (a sphere-like mesh) pushed in and out radially: a nodular lump."""
+    v = mesh.vertices
+    r = np.linalg.norm(v, axis=1, keepdims=True) + 1e-9
+    dirs = rng.normal(size=(4, 3))
+    bumps = sum(np.sin(3.0 * (v / r) @ dvec + rng.uniform(0, 6.3)) for dvec in dirs) / 4
+    v2 = v * (1 + amount * bumps[:, None])
+    tri = mesh.triangles
+    a, b, c = v2[tri[:, 0]], v2[tri[:, 1]], v2[tri[:, 2]]
+    n = np.cross(b - a, c - a)
+    n /= np.linalg.norm(n, axis=1, keepdims=True) + 1e-12
+    flip = ((v2[tri].mean(1)) * n).sum(1) < 0
+    n[flip] *= -1
+    return Mesh(vertices=v2, triangles=tri, face_of=np.arange(len(tri), dtype=np.int32), normals=n,
+                habit=mesh.habit, massive=True)
+
+
+def random_rotation(rng: np.random.Generator) -> np.ndarray:
+    """A uniformly random 3-D rotation matrix."""
+    q = rng.normal(size=4)
+    q /= np.linalg.norm(q)
+    w, x, y, z = q
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+
+
+@dataclass
+class Placed:
+    """A mesh posed in the image: 2-D vertices in pixels, depth, and face normals in camera space."""
+
+    mesh: Mesh
+    xy: np.ndarray       # (V, 2) pixels
+    z: np.ndarray        # (V,) depth, larger = farther
+    normals: np.ndarray  # (F, 3) camera-space normals (z toward the viewer is negative)
+
+    def bounds(self) -> tuple[float, float, float, float]:
+        return (float(self.xy[:, 0].min()), float(self.xy[:, 1].min()),
+                float(self.xy[:, 0].max()), float(self.xy[:, 1].max()))
+
+
+def place(mesh: Mesh, rotation: np.ndarray, size_px: float, centre: tuple[float, float],
+          stretch: np.ndarray | None = None) -> Placed:
+    """Pose a mesh: optional per-axis stretch (habit variation), rotation, scale and shift."""
+    v = mesh.vertices * (stretch if stretch is not None else 1.0)
+    normals = mesh.normals / (stretch if stretch is not None else 1.0)
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    v = v @ rotation.T
+    normals = normals @ rotation.T
+    xy = v[:, :2] * size_px + np.asarray(centre)
+    return Placed(mesh=mesh, xy=xy, z=v[:, 2] * size_px, normals=normals)
+
+
+def visible_faces(p: Placed) -> list[tuple[int, np.ndarray, float]]:
+    """(face index, list of triangle polygons (k, 3, 2) int32, mean depth) of front faces, far first."""
+    front = p.normals[:, 2] < -1e-6          # the camera looks along +z
+    tri_face = p.mesh.face_of
+    tri_keep = front[tri_face]
+    if not tri_keep.any():
+        return []
+    tris = p.mesh.triangles[tri_keep]
+    faces = tri_face[tri_keep]
+    pts = np.round(p.xy[tris] * 16).astype(np.int32)   # 4 fractional bits for cv2's shift=4
+    depth = p.z[tris].mean(1)
+    out = []
+    order = np.argsort(faces, kind="stable")
+    faces, pts, depth = faces[order], pts[order], depth[order]
+    splits = np.flatnonzero(np.diff(faces)) + 1
+    for f_pts, f_depth, f in zip(np.split(pts, splits), np.split(depth, splits), faces[np.r_[0, splits]]):
+        out.append((int(f), f_pts, float(f_depth.mean())))
+    out.sort(key=lambda t: -t[2])
+    return out

@@ -1,0 +1,398 @@
+"""Pixels of one photograph from its :class:`~minbench.data.synth.scene.Scene`.
+
+Geometry: the specimen lies in the plane of the cube's centre and is drawn at that plane's
+scale ``px_per_cm``; the cube is drawn in true perspective by a pin-hole camera of
+horizontal field of view ``fov_deg`` (20-40 degrees) whose distance makes that plane's
+scale ``px_per_cm``, three faces visible. Beside the RGB image a
+label map records which object owns each pixel, so the truth (mask, boxes) is exact.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from minbench.data.synth.meshes import Placed, place, visible_faces
+from minbench.data.synth.scene import CUBE_EDGE_CM, ROCKS, Scene
+
+BG, MATRIX, CRYSTAL, SATELLITE, CUBE, LABEL = 0, 1, 2, 3, 4, 5
+SHIFT = 4  # cv2 fractional bits of polygon coordinates
+
+
+@dataclass
+class Truth:
+    bbox: tuple[int, int, int, int]          # specimen: matrix + crystals + satellites, [x1, y1, x2, y2) pixels
+    cube_bbox: tuple[float, float, float, float]
+    text_boxes: list[tuple[int, int, int, int]]
+    px_per_cm: float
+    size_cm: float                            # longest side of bbox / px_per_cm
+    mask_pixels: int
+
+
+# ---------------------------------------------------------------- shading
+LUSTRE = {  # ambient, diffuse, specular strength, shininess, specular tint by body colour, face-to-face jitter
+    "metallic": (0.10, 0.45, 1.10, 14, 0.75, 0.35),
+    "submetallic": (0.16, 0.55, 0.80, 18, 0.45, 0.25),
+    "adamantine": (0.30, 0.70, 1.20, 60, 0.05, 0.18),
+    "vitreous": (0.34, 0.70, 0.65, 32, 0.0, 0.10),
+    "pearly": (0.40, 0.60, 0.35, 5, 0.0, 0.06),
+    "resinous": (0.34, 0.66, 0.30, 10, 0.2, 0.08),
+    "earthy": (0.32, 0.62, 0.0, 1, 0.0, 0.05),
+}
+
+
+def shade_faces(rgb: np.ndarray, normals: np.ndarray, light: np.ndarray, lustre: str,
+                rng: np.random.Generator) -> np.ndarray:
+    """Flat Lambert shading plus a lustre-dependent Blinn specular, per face; (F, 3) in 0..1."""
+    amb, kd, ks, shin, tint, jitter = LUSTRE.get(lustre, LUSTRE["vitreous"])
+    view = np.array([0.0, 0.0, -1.0])
+    half = light + view
+    half /= np.linalg.norm(half)
+    diff = np.clip(normals @ light, 0, 1)
+    spec = np.clip(normals @ half, 0, 1) ** shin
+    face_jit = 1 + rng.normal(0, jitter, len(normals))
+    rgb = np.broadcast_to(rgb, normals.shape)
+    body = rgb * (amb + kd * diff[:, None]) * face_jit[:, None]
+    spec_col = (1 - tint) + tint * rgb
+    out = body + ks * spec[:, None] * spec_col
+    if lustre == "adamantine":  # bright glints on a few faces
+        glint = rng.random(len(normals)) < 0.12
+        out[glint] = out[glint] * 0.4 + 0.6
+    if lustre == "pearly":  # a soft whitish sheen over everything
+        out = out * 0.85 + 0.12
+    return np.clip(out, 0, 1)
+
+
+# ---------------------------------------------------------------- background, matrix, shadows
+@lru_cache(maxsize=4)
+def _noise_bank(height: int, width: int) -> np.ndarray:
+    # One fixed field per resolution, cropped at a random offset per image: cheaper than fresh noise
+    # and just as deterministic.
+    return np.random.default_rng(20240917).standard_normal((height + 64, width + 64, 3), dtype=np.float32)
+
+
+def _smooth_noise(rng: np.random.Generator, h: int, w: int, cells: int) -> np.ndarray:
+    """Low-frequency noise in [-1, 1] of shape (h, w)."""
+    gh, gw = max(2, cells * h // max(h, w)), max(2, cells * w // max(h, w))
+    grid = rng.uniform(-1, 1, (gh, gw)).astype(np.float32)
+    return cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+def draw_background(scene: Scene, rng: np.random.Generator, shadows: list[np.ndarray] = (),
+                    shadow_offset=(0.0, 0.0), shadow_blur: float = 1.0) -> np.ndarray:
+    """Backdrop (gradient, lamp patch, cloth folds, vignette) with the objects' soft shadows.
+
+    Everything here is smooth, so it is computed at quarter resolution and resized once.
+    """
+    h, w = scene.height, scene.width
+    q = 4
+    sh, sw = max(2, h // q), max(2, w // q)
+    top, bottom = scene.bg_colours
+    t = np.linspace(0, 1, sh, dtype=np.float32)[:, None, None]
+    xs = np.linspace(0, 1, sw, dtype=np.float32)[None, :, None]
+    ys = t
+    cx = rng.uniform(0.3, 0.7)
+    spot = 1.0 + 0.12 * np.exp(-((xs - cx) ** 2) / 0.08)   # the lamp's brighter patch
+    small = (top[None, None, ::-1] * (1 - t) + bottom[None, None, ::-1] * t) * spot   # BGR
+    if scene.background == "cloth":  # soft folds of a velvet cloth
+        small = small * (1 + 0.25 * _smooth_noise(rng, sh, sw, 6)[..., None])
+    small = small * (1 - scene.vignette * ((xs - 0.5) ** 2 + (ys - 0.5) ** 2) / 0.5)
+    if len(shadows):
+        strength = 0.55 if scene.background in ("grey", "white", "cloth") else 0.25
+        m = np.zeros((sh, sw), np.float32)
+        off = np.asarray(shadow_offset)
+        for p in shadows:
+            pts = np.round((p + off) / q * (1 << SHIFT)).astype(np.int32)
+            cv2.fillPoly(m, [pts], 1.0, shift=SHIFT)
+        m = cv2.GaussianBlur(m, (0, 0), max(0.5, shadow_blur / q))
+        small = small * (1 - strength * m)[..., None]
+    small = np.clip(small * 255, 0, 255).astype(np.uint8)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def _blob_polygon(scene: Scene, centre: np.ndarray, k: float) -> np.ndarray:
+    n = len(scene.matrix_shape)
+    theta = np.linspace(0, 2 * math.pi, n, endpoint=False)
+    pts = np.stack([np.cos(theta), np.sin(theta) * scene.matrix_aspect], 1) * scene.matrix_shape[:, None]
+    # Smooth the outline: a closed Catmull-like resampling by cubic interpolation.
+    ext = np.concatenate([pts[-3:], pts, pts[:3]])
+    idx = np.linspace(3, n + 3, n * 4, endpoint=False)
+    i0 = np.floor(idx).astype(int)
+    f = (idx - i0)[:, None]
+    p0, p1, p2, p3 = ext[i0 - 1], ext[i0], ext[i0 + 1], ext[i0 + 2]
+    smooth = 0.5 * ((2 * p1) + (-p0 + p2) * f + (2 * p0 - 5 * p1 + 4 * p2 - p3) * f ** 2
+                    + (-p0 + 3 * p1 - 3 * p2 + p3) * f ** 3)
+    return smooth * k + centre
+
+
+def _roi(box, w: int, h: int, pad: int = 2) -> tuple[int, int, int, int]:
+    x1, y1, x2, y2 = box
+    return (max(0, int(math.floor(x1)) - pad), max(0, int(math.floor(y1)) - pad),
+            min(w, int(math.ceil(x2)) + pad), min(h, int(math.ceil(y2)) + pad))
+
+
+def draw_matrix(img: np.ndarray, labels: np.ndarray, poly: np.ndarray, scene: Scene,
+                rng: np.random.Generator) -> None:
+    h, w = labels.shape
+    x1, y1, x2, y2 = _roi((*poly.min(0), *poly.max(0)), w, h)
+    if x2 - x1 < 2 or y2 - y1 < 2:
+        return
+    rw, rh = x2 - x1, y2 - y1
+    mask = np.zeros((rh, rw), np.uint8)
+    pts = np.round((poly - [x1, y1]) * (1 << SHIFT)).astype(np.int32)
+    cv2.fillPoly(mask, [pts], 255, lineType=cv2.LINE_8, shift=SHIFT)
+    base, speckles = ROCKS[scene.rock]
+    base = np.array(base[::-1], np.float32)   # RGB -> BGR
+    # Shading at quarter resolution (it is smooth): blotches, light across the blob, a darker rim.
+    sw, sh = max(4, rw // 4), max(4, rh // 4)
+    small = cv2.resize(mask, (sw, sh), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    yy, xx = np.mgrid[0:sh, 0:sw].astype(np.float32)
+    lx, ly = scene.light[0], scene.light[1]
+    ramp = ((xx / sw - 0.5) * lx + (yy / sh - 0.5) * ly) / (abs(lx) + abs(ly) + 1e-6)
+    rim = cv2.GaussianBlur(small, (0, 0), max(1.0, min(sw, sh) / 10))
+    shade = ((1 + 0.18 * _smooth_noise(rng, sh, sw, 8)) * (0.8 + 0.45 * ramp)
+             * (0.55 + 0.45 * np.sqrt(np.clip(rim, 0, 1))))
+    shade = cv2.resize(shade, (rw, rh), interpolation=cv2.INTER_LINEAR)
+    shade = cv2.add(shade, _noise_bank(h, w)[y1:y2, x1:x2, 0], dtype=cv2.CV_32F)  # the rock's grain
+    out = cv2.multiply(cv2.cvtColor(shade, cv2.COLOR_GRAY2BGR), tuple(float(v) for v in base) + (0.0,),
+                       dtype=cv2.CV_8U)
+    r_max = max(1, int(min(rw, rh) / 90))
+    n_spk = int(min(300, 0.12 * rw * rh / (math.pi * ((r_max + 1) / 2) ** 2 + 1)))
+    if n_spk:
+        sx, sy = rng.integers(0, rw, n_spk), rng.integers(0, rh, n_spk)
+        sr, sc = rng.integers(1, r_max + 1, n_spk), rng.integers(0, len(speckles), n_spk)
+        cols = [tuple(float(v) for v in base * 0.4 + np.array(c[::-1], np.float32) * 0.6) for c in speckles]
+        for x, y, r, c in zip(sx.tolist(), sy.tolist(), sr.tolist(), sc.tolist()):
+            cv2.circle(out, (x, y), r, cols[c], -1, cv2.LINE_AA)
+    cv2.copyTo(out, mask, img[y1:y2, x1:x2])
+    cv2.fillPoly(labels, [np.round(poly * (1 << SHIFT)).astype(np.int32)], MATRIX, lineType=cv2.LINE_8, shift=SHIFT)
+
+
+# ---------------------------------------------------------------- crystals
+def draw_crystal(img: np.ndarray, labels: np.ndarray, placed: Placed, colours: np.ndarray,
+                 alpha: float, label_value: int) -> None:
+    h, w = labels.shape
+    faces = visible_faces(placed)
+    if not faces:
+        return
+    x1, y1, x2, y2 = _roi(placed.bounds(), w, h)
+    if x2 <= x1 or y2 <= y1:
+        return
+    target = img[y1:y2, x1:x2]
+    layer = target.copy() if alpha < 1 else target
+    lab = labels[y1:y2, x1:x2]
+    off = np.array([x1, y1], np.int32) * (1 << SHIFT)
+    for f, tris, _ in faces:
+        col = tuple(int(v) for v in np.clip(colours[f][::-1] * 255, 0, 255))  # RGB -> BGR
+        polys = list(tris - off)
+        cv2.fillPoly(layer, polys, col, lineType=cv2.LINE_8, shift=SHIFT)
+        cv2.fillPoly(lab, polys, label_value, lineType=cv2.LINE_8, shift=SHIFT)
+    if alpha < 1:
+        cv2.addWeighted(layer, alpha, target, 1 - alpha, 0, dst=target)
+
+
+def face_colours(placed: Placed, rgb: np.ndarray, rgb2: np.ndarray | None, light: np.ndarray, lustre: str,
+                 rng: np.random.Generator) -> np.ndarray:
+    mesh = placed.mesh
+    if rgb2 is None:
+        base = np.broadcast_to(rgb, (len(mesh.normals), 3))
+    else:  # zoned/banded: the two tones split along the crystal's long axis
+        axis = int(np.argmax(np.ptp(mesh.vertices, axis=0)))
+        centres = np.zeros(len(mesh.normals))
+        np.add.at(centres, mesh.face_of, mesh.vertices[mesh.triangles].mean(1)[:, axis])
+        counts = np.bincount(mesh.face_of, minlength=len(mesh.normals))
+        centres /= np.maximum(counts, 1)
+        base = np.where((centres > 0)[:, None], rgb2[None, :], rgb[None, :])
+    return shade_faces(np.asarray(base), placed.normals, light, lustre, rng)
+
+
+# ---------------------------------------------------------------- cube
+def cube_vertices(scene: Scene, centre_px: tuple[float, float], ppc: float) -> tuple[np.ndarray, list]:
+    """Projected corners (8, 2) and visible faces [(corner indices, outward normal)] of the reference cube."""
+    e = CUBE_EDGE_CM / 2
+    corners = np.array([[x, y, z] for x in (-e, e) for y in (-e, e) for z in (-e, e)])
+    cy, sy = math.cos(scene.cube_yaw), math.sin(scene.cube_yaw)
+    cp, sp = math.cos(scene.cube_pitch), math.sin(scene.cube_pitch)
+    yaw = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    pitch = np.array([[1, 0, 0], [0, cp, sp], [0, -sp, cp]])   # tips the top (-y) toward the camera (-z)
+    rot = pitch @ yaw
+    f = scene.width / 2 / math.tan(math.radians(scene.fov_deg) / 2)   # focal length in px
+    d = f / ppc                        # camera distance in cm that gives the specimen plane ppc
+    cx, cy_img = scene.width / 2, scene.height / 2
+    centre = np.array([(centre_px[0] - cx) * d / f, (centre_px[1] - cy_img) * d / f, d])
+    world = corners @ rot.T + centre
+    uv = np.stack([cx + f * world[:, 0] / world[:, 2], cy_img + f * world[:, 1] / world[:, 2]], 1)
+    faces_def = [((0, 1, 3, 2), (-1, 0, 0)), ((4, 5, 7, 6), (1, 0, 0)), ((0, 1, 5, 4), (0, -1, 0)),
+                 ((2, 3, 7, 6), (0, 1, 0)), ((0, 2, 6, 4), (0, 0, -1)), ((1, 3, 7, 5), (0, 0, 1))]
+    visible = []
+    for idx, n in faces_def:
+        n_cam = rot @ np.array(n, float)
+        face_centre = world[list(idx)].mean(0)
+        if n_cam @ face_centre < 0:   # facing the camera at the origin
+            pts = uv[list(idx)]
+            order = np.argsort(np.arctan2(pts[:, 1] - pts[:, 1].mean(), pts[:, 0] - pts[:, 0].mean()))
+            visible.append((np.array(idx)[order], n_cam))
+    return uv, visible
+
+
+def cube_outline(scene: Scene, centre_px, ppc: float) -> np.ndarray:
+    uv, _ = cube_vertices(scene, centre_px, ppc)
+    return cv2.convexHull(uv.astype(np.float32))[:, 0, :]
+
+
+def draw_cube(img: np.ndarray, labels: np.ndarray, scene: Scene, centre_px, ppc: float) -> tuple[float, ...]:
+    uv, faces = cube_vertices(scene, centre_px, ppc)
+    for idx, n in faces:
+        lamb = max(0.0, float(n @ scene.light))
+        up = max(0.0, -float(n[1]))      # the top face catches the most light in a museum set-up
+        k = 0.35 + 0.45 * lamb + 0.3 * up
+        col = tuple(int(v) for v in np.clip(scene.cube_rgb * k * 255, 0, 255)[::-1])
+        pts = np.round(uv[idx] * (1 << SHIFT)).astype(np.int32)
+        cv2.fillConvexPoly(img, pts, col, lineType=cv2.LINE_AA, shift=SHIFT)
+        cv2.fillConvexPoly(labels, pts, CUBE, lineType=cv2.LINE_8, shift=SHIFT)
+        edge = tuple(int(v * 0.6) for v in col)
+        cv2.polylines(img, [pts], True, edge, 1, cv2.LINE_AA, shift=SHIFT)
+    used = np.unique(np.concatenate([idx for idx, _ in faces]))
+    p = uv[used]
+    return (float(p[:, 0].min()), float(p[:, 1].min()), float(p[:, 0].max()), float(p[:, 1].max()))
+
+
+# ---------------------------------------------------------------- label
+FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_COMPLEX, cv2.FONT_HERSHEY_SCRIPT_SIMPLEX)
+
+
+def label_layout(scene: Scene) -> tuple[tuple[int, int], list, float, int]:
+    """Size (w, h) of the paper label and the text lines' offsets inside it."""
+    font = FONTS[scene.label_font]
+    scale = scene.width / 1024 * 0.62
+    thick = max(1, int(round(scene.width / 1024 * 1.5)))
+    sizes = [cv2.getTextSize(t, font, scale, thick) for t in scene.label_lines]
+    pad = int(8 * scene.width / 1024) + 2
+    gap = int(6 * scene.width / 1024) + 1
+    lw = max(s[0][0] for s in sizes) + 2 * pad
+    lines, y = [], pad
+    for (tw, th), base in sizes:
+        lines.append((pad, y, tw, th, base))
+        y += th + base + gap
+    return (lw, y - gap + pad), lines, scale, thick
+
+
+def draw_label(img: np.ndarray, labels: np.ndarray, scene: Scene, origin: tuple[int, int],
+               rng: np.random.Generator) -> list[tuple[int, int, int, int]]:
+    (lw, lh), lines, scale, thick = label_layout(scene)
+    x0, y0 = origin
+    paper = np.array([rng.uniform(225, 250), rng.uniform(220, 245), rng.uniform(200, 235)])
+    cv2.rectangle(img, (x0, y0), (x0 + lw - 1, y0 + lh - 1), tuple(int(v) for v in paper[::-1]), -1)
+    cv2.rectangle(labels, (x0, y0), (x0 + lw - 1, y0 + lh - 1), LABEL, -1)
+    ink = (int(rng.uniform(20, 60)),) * 3 if rng.random() < 0.7 else (120, 40, 30)
+    boxes = []
+    for px, py, tw, th, base in lines:
+        org = (x0 + px, y0 + py + th)
+        cv2.putText(img, scene.label_lines[lines.index((px, py, tw, th, base))], org, FONTS[scene.label_font],
+                    scale, ink, thick, cv2.LINE_AA)
+        boxes.append((x0 + px, y0 + py, x0 + px + tw, y0 + py + th + base))
+    return boxes
+
+
+# ---------------------------------------------------------------- the photograph
+def _overlap(a, b, margin: float = 0.0) -> bool:
+    return not (a[2] + margin <= b[0] or b[2] + margin <= a[0] or a[3] + margin <= b[1] or b[3] + margin <= a[1])
+
+
+def render(scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, Truth]:
+    """The photo (BGR uint8, before JPEG), the label map and the truth."""
+    w, h = scene.width, scene.height
+    # 1. the specimen in matrix-radius units, to know its extent
+    blob = _blob_polygon(scene, np.zeros(2), 1.0) if scene.matrix else np.zeros((0, 2))
+    unit = [place(c.mesh, c.rotation, c.size, c.offset, c.stretch) for c in scene.crystals]
+    pts = np.concatenate([blob] + [u.xy for u in unit])
+    lo, hi = pts.min(0), pts.max(0)
+    ex, ey = hi - lo
+    r_cm = scene.size_cm / max(ex, ey)            # cm per matrix-radius unit
+    e_units = CUBE_EDGE_CM / r_cm                  # cube edge in units
+    m = 0.04 * w
+    if scene.cube_side in ("left", "right"):
+        k = min((w - 3 * m) / (ex + 1.5 * e_units), (h - 2 * m) / max(ey, 1.7 * e_units))
+    else:
+        k = min((h - 3 * m) / (ey + 1.7 * e_units), (w - 2 * m) / max(ex, 1.5 * e_units))
+    k *= scene.fill
+    ppc = k / r_cm
+    cube_w, cube_h = 1.5 * CUBE_EDGE_CM * ppc, 1.7 * CUBE_EDGE_CM * ppc
+    spec_w, spec_h = ex * k, ey * k
+    # 2. where the specimen and the cube go
+    if scene.cube_side == "right":
+        region = (m, m, w - 2 * m - cube_w, h - m)
+        cube_c = (w - m - cube_w / 2, rng.uniform(m + cube_h / 2, h - m - cube_h / 2))
+    elif scene.cube_side == "left":
+        region = (2 * m + cube_w, m, w - m, h - m)
+        cube_c = (m + cube_w / 2, rng.uniform(m + cube_h / 2, h - m - cube_h / 2))
+    else:
+        region = (m, m, w - m, h - 2 * m - cube_h)
+        cube_c = (rng.uniform(m + cube_w / 2, w - m - cube_w / 2), h - m - cube_h / 2)
+    sx = rng.uniform(region[0], max(region[0], region[2] - spec_w))
+    sy = rng.uniform(region[1], max(region[1], region[3] - spec_h))
+    origin = np.array([sx, sy]) - lo * k
+    for u in unit:
+        u.xy = u.xy * k + origin
+        u.z = u.z * k
+    blob_px = blob * k + origin
+
+    # 3. backdrop with shadows, then matrix, crystals (back to front), cube, label
+    shadow_off = -scene.light[:2] / max(1e-3, -scene.light[2]) * 0.06 * min(spec_w, spec_h)
+    hulls = ([blob_px] if scene.matrix else []) + [cv2.convexHull(u.xy.astype(np.float32))[:, 0, :] for u in unit]
+    hulls.append(cube_outline(scene, cube_c, ppc))
+    img = draw_background(scene, rng, hulls, shadow_off, shadow_blur=0.05 * min(spec_w, spec_h) + 1)
+    labels = np.zeros((h, w), np.uint8)
+    if scene.matrix:
+        draw_matrix(img, labels, blob_px, scene, rng)
+    # Crystals nearer the top of the picture stand behind the lower ones (they grow back from the viewer).
+    order = sorted(range(len(unit)), key=lambda i: unit[i].xy[:, 1].max())
+    for i in order:
+        c, u = scene.crystals[i], unit[i]
+        cols = face_colours(u, c.rgb, c.rgb2, scene.light, c.lustre, rng)
+        draw_crystal(img, labels, u, cols, c.alpha, SATELLITE if c.satellite else CRYSTAL)
+    cube_box = draw_cube(img, labels, scene, cube_c, ppc)
+    spec_mask = ((labels == MATRIX) | (labels == CRYSTAL) | (labels == SATELLITE)).astype(np.uint8)
+    bx, by, bw, bh = cv2.boundingRect(spec_mask)
+    bbox = (bx, by, bx + bw, by + bh)
+    (lw, lh), _, _, _ = label_layout(scene)
+    text_boxes: list = []
+    for _ in range(40):
+        lx = int(rng.integers(0, max(1, w - lw)))
+        ly = int(rng.integers(0, max(1, h - lh)))
+        cand = (lx, ly, lx + lw, ly + lh)
+        if not _overlap(cand, bbox, 0.01 * w) and not _overlap(cand, cube_box, 0.01 * w) and lx + lw <= w and ly + lh <= h:
+            text_boxes = draw_label(img, labels, scene, (lx, ly), rng)
+            break
+    truth = Truth(bbox=bbox, cube_bbox=cube_box, text_boxes=text_boxes, px_per_cm=float(ppc),
+                  size_cm=float(max(bw, bh) / ppc), mask_pixels=int((labels == CRYSTAL).sum()))
+    return img, labels, truth
+
+
+@lru_cache(maxsize=2)
+def _scratch(height: int, width: int) -> np.ndarray:
+    # A full-frame float buffer reused image after image: a fresh 9 MB array per photo costs
+    # more in page faults than the arithmetic. (A worker process renders one photo at a time.)
+    return np.empty((height, width, 3), np.float32)
+
+
+def camera(img: np.ndarray, scene: Scene, rng: np.random.Generator) -> np.ndarray:
+    """Lens and sensor: blur, white balance and exposure, noise (BGR uint8 in and out).
+
+    (Vignetting is part of the backdrop, see ``draw_background``.)
+    """
+    h, w = img.shape[:2]
+    sigma = scene.blur_sigma * w / 1024
+    if sigma > 0.25:
+        img = cv2.GaussianBlur(img, (0, 0), sigma)
+    gains = tuple(float(v) for v in scene.wb[::-1] * scene.exposure) + (0.0,)
+    lin = _scratch(h, w)
+    cv2.multiply(img, gains, dst=lin, dtype=cv2.CV_32F)
+    bank = _noise_bank(h, w)
+    oy, ox = int(rng.integers(0, 64)), int(rng.integers(0, 64))
+    # One pass: light + noise * sigma, saturated to uint8.
+    return cv2.addWeighted(lin, 1.0, bank[oy:oy + h, ox:ox + w], float(scene.noise_sigma), 0.0, dtype=cv2.CV_8U)

@@ -1,0 +1,168 @@
+"""Which images exist and which sets they belong to: the shape of the real release's splits.
+
+- Classes are ranked by how many specimens the "museum" holds (a long tail, as in
+  MineralImage5k: 10 classes >= 462 images, 98 >= 78, 360 >= 17 at full scale).
+- Few-shot subsets are nested: ``fewshot_10`` = the 10 most frequent classes, ``fewshot_98``
+  the 98 most frequent, ``fewshot_360`` the 360 most frequent (scaled down for ``tiny``).
+  Every row of a subset is train or test, stratified per class (>= 1 of each), and a row
+  keeps the same role in every subset it belongs to.
+- ``zeroshot``: classes outside every few-shot subset — whole families held out, plus the
+  rarest varieties — so no zero-shot class is ever trained on (not even as a satellite).
+- ``segmentation``: few-shot *test* rows spread over many classes (masks exist for all rows).
+- ``size``: a random share of all rows (size_cm and px_per_cm are recorded for all rows).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from minbench.data.synth.species import SynthClass
+from minbench.errors import UserError
+
+# (rank, images per class) in the real release; counts between anchors follow a power law.
+REAL_CURVE = ((1, 2066), (10, 462), (98, 78), (360, 17), (5000, 1))
+
+
+@dataclass(frozen=True)
+class SizeConfig:
+    name: str
+    width: int
+    height: int
+    fewshot: tuple[int, int, int]   # classes in fewshot_10 / _98 / _360
+    scale: float                    # share of the real per-class counts
+    min_per_class: int              # floor, so every class has train and test rows
+    zeroshot_classes: int | None    # None: every class left outside the few-shot subsets
+    zeroshot_min: int
+    segmentation: int
+    size_share: float
+    satellite_share: float = 0.3
+    test_share: float = 0.25
+
+
+SIZES: dict[str, SizeConfig] = {
+    "tiny": SizeConfig("tiny", 256, 192, (3, 8, 20), scale=0.02, min_per_class=3, zeroshot_classes=8,
+                       zeroshot_min=2, segmentation=10, size_share=0.4),
+    "small": SizeConfig("small", 1024, 768, (10, 98, 360), scale=1 / 16, min_per_class=3, zeroshot_classes=None,
+                        zeroshot_min=4, segmentation=48, size_share=0.4),
+    "full": SizeConfig("full", 1024, 768, (10, 98, 360), scale=1.0, min_per_class=17, zeroshot_classes=None,
+                       zeroshot_min=17, segmentation=120, size_share=0.4),
+}
+HELD_OUT_FAMILY_SHARE = 0.08
+
+
+def size_config(size: str) -> SizeConfig:
+    try:
+        return SIZES[size]
+    except KeyError:
+        raise UserError(f"--size {size!r}: unknown (choose one of {', '.join(SIZES)})") from None
+
+
+def real_count(rank: float) -> float:
+    """Images per class at a (1-based) frequency rank in the real release, interpolated log-log."""
+    for (r0, c0), (r1, c1) in zip(REAL_CURVE, REAL_CURVE[1:]):
+        if rank <= r1:
+            t = (math.log(max(rank, r0)) - math.log(r0)) / (math.log(r1) - math.log(r0))
+            return math.exp(math.log(c0) + t * (math.log(c1) - math.log(c0)))
+    return 1.0
+
+
+@dataclass
+class RowPlan:
+    index: int
+    cls: int                 # index into the class tuple
+    satellite: int | None    # class index of the satellite mineral, if any
+    fewshot: tuple[str, str, str]
+    zeroshot: bool
+    segmentation: bool
+    size: bool
+
+
+@dataclass
+class Plan:
+    rows: list[RowPlan]
+    fewshot_classes: tuple[list[int], list[int], list[int]]
+    zeroshot_classes: list[int]
+    held_out_families: list[str]
+
+
+def make_plan(classes: tuple[SynthClass, ...], cfg: SizeConfig, seed: int) -> Plan:
+    """Every row of the dataset with its class, satellite and set membership (deterministic in seed)."""
+    rng = np.random.default_rng([seed, 0x5EED])
+    n10, n98, n360 = cfg.fewshot
+    fam_ids = sorted({c.family.id for c in classes})
+    fam_of = {c.family.id: c.family for c in classes}
+    fam_score = {f: fam_of[f].commonness * rng.lognormal(0, 0.8) for f in fam_ids}
+    # Held-out families: drawn among the less common ones, as a museum's rarities would be.
+    n_zs_target = cfg.zeroshot_classes if cfg.zeroshot_classes is not None else \
+        max(1, int(round(HELD_OUT_FAMILY_SHARE * len(classes))))
+    by_rarity = sorted(fam_ids, key=lambda f: fam_score[f])
+    candidates = by_rarity[: max(1, len(by_rarity) // 2)]
+    rng.shuffle(candidates)
+    held, held_classes = [], 0
+    for f in candidates:
+        if held_classes >= n_zs_target:
+            break
+        held.append(f)
+        held_classes += sum(1 for c in classes if c.family.id == f)
+    held_set = set(held)
+    score = np.array([fam_score[c.family.id] * rng.lognormal(0, 0.5) for c in classes])
+    ranked = [i for i in np.argsort(-score, kind="stable").tolist() if classes[i].family.id not in held_set]
+    if len(ranked) < n360:
+        raise UserError(f"size {cfg.name!r} needs {n360} few-shot classes, the database gives {len(ranked)}")
+    fewshot = ranked[:n360]
+    zeroshot = sorted([i for i, c in enumerate(classes) if c.family.id in held_set]) + ranked[n360:]
+    if cfg.zeroshot_classes is not None:
+        zeroshot = zeroshot[: cfg.zeroshot_classes]
+    stretch = 360 / n360
+    counts = {ci: max(cfg.min_per_class, int(round(cfg.scale * real_count((r + 1) * stretch))))
+              for r, ci in enumerate(fewshot)}
+    for j, ci in enumerate(zeroshot):
+        counts[ci] = max(cfg.zeroshot_min, int(round(cfg.scale * real_count((n360 + 1 + j) * stretch))))
+    rank_of = {ci: r for r, ci in enumerate(fewshot)}
+    fewshot_pool = np.array(fewshot)
+    all_pool = np.array(fewshot + zeroshot)
+    rows: list[RowPlan] = []
+    for ci in fewshot + zeroshot:
+        n = counts[ci]
+        is_fs = ci in rank_of
+        test = np.zeros(n, bool)
+        if is_fs:
+            n_test = min(n - 1, max(1, int(round(cfg.test_share * n))))
+            test[rng.choice(n, n_test, replace=False)] = True
+        for j in range(n):
+            role = ("test" if test[j] else "train") if is_fs else ""
+            r = rank_of.get(ci, 10 ** 9)
+            fs = (role if r < n10 else "", role if r < n98 else "", role if r < n360 else "")
+            sat = None
+            if rng.random() < cfg.satellite_share:
+                # Few-shot photos only ever show few-shot species, so a zero-shot class is never seen in training.
+                pool = fewshot_pool if is_fs else all_pool
+                others = pool[[classes[k].family.id != classes[ci].family.id for k in pool]]
+                if len(others):
+                    sat = int(rng.choice(others))
+            rows.append(RowPlan(index=-1, cls=ci, satellite=sat, fewshot=fs, zeroshot=not is_fs,
+                                segmentation=False, size=False))
+    order = rng.permutation(len(rows))
+    rows = [rows[i] for i in order]
+    for i, row in enumerate(rows):
+        row.index = i
+    # Segmentation: few-shot test rows, one class at a time in rank order so many classes are covered.
+    by_class: dict[int, list[RowPlan]] = {}
+    for row in rows:
+        if row.fewshot[2] == "test":
+            by_class.setdefault(row.cls, []).append(row)
+    picked, depth = 0, 0
+    while picked < cfg.segmentation and any(len(v) > depth for v in by_class.values()):
+        for ci in fewshot:
+            if picked < cfg.segmentation and len(by_class.get(ci, [])) > depth:
+                by_class[ci][depth].segmentation = True
+                picked += 1
+        depth += 1
+    n_size = max(1, int(round(cfg.size_share * len(rows))))
+    for i in rng.choice(len(rows), n_size, replace=False):
+        rows[int(i)].size = True
+    return Plan(rows=rows, fewshot_classes=(fewshot[:n10], fewshot[:n98], fewshot),
+                zeroshot_classes=zeroshot, held_out_families=sorted(held))

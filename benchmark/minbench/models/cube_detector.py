@@ -1,0 +1,421 @@
+"""Classical scene parsing for museum photos: background model, objects, reference cube, label.
+
+Everything here works on a downscaled working copy (a few hundred pixels on the long
+side) except the cube refinement, which re-measures the cube on a small full-resolution
+crop because the cube's edge sets the scale of every size we report.
+
+Geometry of the cube test. Under orthographic projection a cube with edge ``e`` seen with
+three faces has a silhouette that is a centrally symmetric hexagon whose sides are the
+projected edge vectors ``a, b, c, -a, -b, -c``. Stacking them as the 2x3 matrix
+``M = [a b c]`` gives ``M M^T = e^2 I`` (the first two rows of a rotation matrix, scaled),
+so the eigenvalue spread of ``M M^T`` says how cube-like the hexagon is and
+``e = sqrt(trace / 2)`` is the edge whatever the rotation. A frontal view (a square) is the
+same formula with ``c = 0``. Perspective bends this a little; the tolerances allow for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+# cv2 is imported inside functions so `minbench --help` stays fast.
+
+
+@dataclass
+class Background:
+    """A smooth (quadratic) background colour model, fitted robustly.
+
+    Coordinates are pixel centres normalised to [0, 1] (``u = (x + 0.5) / W``), so one
+    model serves the working copy, the full image and any crop of it.
+    """
+
+    coef: np.ndarray  # 6x3 polynomial coefficients over (1, u, v, u^2, uv, v^2)
+    threshold: float  # residual (sum of |channel diff|) above which a pixel is foreground
+    noise: float  # robust spread of the background residual
+    is_flat: bool  # the whole image is one colour (blank)
+
+    def evaluate(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Background colour (float32, len(v) x len(u) x 3) on the grid u x v."""
+        c = self.coef.astype(np.float32)
+        x = u.astype(np.float32)[None, :, None]
+        y = v.astype(np.float32)[:, None, None]
+        return c[0] + c[1] * x + c[2] * y + c[3] * x * x + c[4] * x * y + c[5] * y * y
+
+    def render(self, width: int, height: int, *, x0: int = 0, y0: int = 0,
+               full_w: int | None = None, full_h: int | None = None) -> np.ndarray:
+        """Background (uint8 HxWx3) of the ``width`` x ``height`` crop at (x0, y0) of an image
+        ``full_w`` x ``full_h`` (the crop is the whole image by default)."""
+        import cv2
+
+        full_w = full_w or width
+        full_h = full_h or height
+        if width * height > 64 * 64:
+            # a quadratic surface is smooth: evaluate coarsely, interpolate (pixel centres align)
+            gw, gh = min(width, 64), min(height, 64)
+            u = (x0 + (np.arange(gw) + 0.5) * width / gw) / full_w
+            v = (y0 + (np.arange(gh) + 0.5) * height / gh) / full_h
+            coarse = np.clip(self.evaluate(u, v), 0, 255)
+            return cv2.resize(coarse, (width, height), interpolation=cv2.INTER_LINEAR).round().astype(np.uint8)
+        u = (x0 + np.arange(width) + 0.5) / full_w
+        v = (y0 + np.arange(height) + 0.5) / full_h
+        return np.clip(self.evaluate(u, v), 0, 255).round().astype(np.uint8)
+
+
+@lru_cache(maxsize=16)
+def _grid_features(tw: int, th: int) -> tuple[np.ndarray, np.ndarray]:
+    ys, xs = np.divmod(np.arange(tw * th), tw)
+    u, v = (xs + 0.5) / tw, (ys + 0.5) / th
+    feats = np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=1).astype(np.float32)
+    border = max(1, round(0.06 * min(tw, th)))
+    on_border = (xs < border) | (xs >= tw - border) | (ys < border) | (ys >= th - border)
+    return feats, on_border
+
+
+def _median(x: np.ndarray) -> float:
+    return float(np.partition(x, len(x) // 2)[len(x) // 2]) if len(x) else 0.0
+
+
+def fit_background(img: np.ndarray, *, min_threshold: float = 24.0, k_noise: float = 6.0,
+                   iterations: int = 3, grid: int = 64) -> Background:
+    """Fit the background as a quadratic colour surface, starting from the frame's border.
+
+    Museum backgrounds are smooth gradients (grey, black, white, cloth); the specimen,
+    cube and label sit inside the frame, so the border is a good first guess of what is
+    background, and a few re-weighted fits drop whatever of the objects touches it. The
+    fit runs on a thumbnail of about ``grid`` pixels; the noise level is measured on
+    ``img`` itself (the thumbnail averages texture away).
+    """
+    import cv2
+
+    h, w = img.shape[:2]
+    f = max(1, -(-max(h, w) // grid))  # integer factor: cv2's fast area-averaging path
+    tw, th = max(2, w // f), max(2, h // f)
+    tiny = cv2.resize(img[: th * f, : tw * f], (tw, th), interpolation=cv2.INTER_AREA)
+    tiny = tiny.reshape(-1, 3).astype(np.float32)
+    feats, sel = _grid_features(tw, th)
+    coef = np.zeros((6, 3), np.float32)
+    threshold = min_threshold
+    for _ in range(iterations):
+        if sel.sum() < 12:
+            break
+        a = feats[sel]
+        coef = np.linalg.solve(a.T @ a + 1e-6 * np.eye(6, dtype=np.float32), a.T @ tiny[sel]).astype(np.float32)
+        res = np.abs(tiny - feats @ coef).sum(axis=1)
+        threshold = max(min_threshold, k_noise * _median(res[sel]))
+        sel = res < threshold
+    bg = Background(coef=coef, threshold=threshold, noise=0.0,
+                    is_flat=float(np.ptp(tiny)) < 6.0 if tiny.size else True)
+    res = residual(img[::3, ::3], bg, full_w=None, full_h=None)
+    bgpix = res[res < threshold]
+    if bgpix.size > 50:
+        med = _median(bgpix)
+        mad = _median(np.abs(bgpix - med))
+        bg.noise = med + 1.4826 * mad
+        bg.threshold = max(min_threshold, k_noise * bg.noise)
+    return bg
+
+
+def foreground_mask(img: np.ndarray, bg: Background, *, low_factor: float = 2.5,
+                    min_low: float = 10.0) -> np.ndarray:
+    """Pixels that differ from the background model (uint8 0/255), with hysteresis.
+
+    Strong pixels (above ``bg.threshold``) seed objects; weaker ones (above a lower
+    threshold) join when connected to a seed. A cube face lit like the background, or a
+    pale crystal, is then kept whole without letting background noise in elsewhere.
+    """
+    import cv2
+
+    res = residual(img, bg)
+    strong = (res > bg.threshold).astype(np.uint8)
+    low = max(min_low, low_factor * bg.noise)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+    if low < bg.threshold:
+        weak = cv2.morphologyEx((res > low).astype(np.uint8), cv2.MORPH_OPEN, kernel)
+        n, labels = cv2.connectedComponents(weak | strong, connectivity=8)
+        seeded = np.zeros(n, bool)
+        seeded[np.unique(labels[strong.astype(bool)])] = True
+        seeded[0] = False
+        mask = seeded[labels].astype(np.uint8) * 255
+    else:
+        mask = strong * 255
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel)
+    return mask
+
+
+def residual(img: np.ndarray, bg: Background, *, x0: int = 0, y0: int = 0,
+             full_w: int | None = None, full_h: int | None = None) -> np.ndarray:
+    """Sum over channels of |image - background| (int16 HxW) for a crop at (x0, y0)."""
+    import cv2
+
+    h, w = img.shape[:2]
+    model = bg.render(w, h, x0=x0, y0=y0, full_w=full_w, full_h=full_h)
+    diff = cv2.absdiff(np.ascontiguousarray(img), model)
+    return diff[:, :, 0].astype(np.int16) + diff[:, :, 1] + diff[:, :, 2]
+
+
+@dataclass
+class CubeFit:
+    """A cube hypothesis for one outline, in the coordinates of the points given."""
+
+    polygon: np.ndarray  # Kx2 silhouette vertices (K = 6 hexagon, 4 frontal square)
+    edge_px: float  # cube edge length in pixels (rotation-invariant estimate)
+    spread: float  # eigenvalue spread of M M^T: 0 = a perfect orthographic cube
+    symmetry: float  # |s_i + s_{i+3}| / mean side: 0 = centrally symmetric
+    fit_ratio: float  # polygon area / hull area (>= 1; 1 = the outline is exactly that polygon)
+    solidity: float  # outline area / hull area
+    face_score: float = 0.0  # contrast between faces over their inner spread
+    junction: np.ndarray | None = None  # the three faces' common corner, when three show
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def shape_ok(self) -> bool:
+        return self.spread < 0.3 and self.symmetry < 0.3 and self.fit_ratio < 1.07 and self.solidity > 0.88
+
+
+def _merge_collinear(poly: np.ndarray, max_angle_deg: float = 12.0, min_side: float = 1.5) -> np.ndarray:
+    """Drop vertices where the outline goes straight on (or sides shorter than ``min_side``)."""
+    pts = [p for p in poly]
+    changed = True
+    while changed and len(pts) > 3:
+        changed = False
+        n = len(pts)
+        for i in range(n):
+            prev_p, p, next_p = pts[i - 1], pts[i], pts[(i + 1) % n]
+            v1 = p - prev_p
+            v2 = next_p - p
+            n1, n2 = np.linalg.norm(v1), np.linalg.norm(v2)
+            if n1 < min_side or n2 < min_side:
+                del pts[i]
+                changed = True
+                break
+            cos = float(np.dot(v1, v2) / (n1 * n2))
+            if cos > np.cos(np.radians(max_angle_deg)):
+                del pts[i]
+                changed = True
+                break
+    return np.array(pts, dtype=np.float64)
+
+
+def _edge_vectors(poly: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """The three (or two) projected edge vectors of a hexagon (parallelogram) and its asymmetry."""
+    sides = np.roll(poly, -1, axis=0) - poly
+    k = len(poly)
+    if k == 6:
+        first, second = sides[:3], sides[3:]
+    elif k == 4:
+        first, second = sides[:2], sides[2:]
+    else:
+        return None
+    mean_len = float(np.linalg.norm(sides, axis=1).mean()) + 1e-9
+    symmetry = float(np.linalg.norm(first + second, axis=1).max() / mean_len)
+    vecs = (first - second) / 2.0
+    if k == 4:
+        vecs = np.vstack([vecs, np.zeros((1, 2))])
+    return vecs, symmetry
+
+
+def cube_shape(points: np.ndarray) -> CubeFit | None:
+    """Fit a cube silhouette (hexagon or square) to an outline (Nx2 points)."""
+    import cv2
+
+    pts = np.asarray(points, dtype=np.float32).reshape(-1, 1, 2)
+    if len(pts) < 4:
+        return None
+    hull = cv2.convexHull(pts)
+    hull_area = float(cv2.contourArea(hull))
+    if hull_area < 4:
+        return None
+    solidity = float(cv2.contourArea(pts)) / hull_area
+    best = None
+    for nsides in (6, 4):
+        try:
+            approx = cv2.approxPolyN(hull, nsides, epsilon_percentage=-1.0, ensure_convex=True)
+        except cv2.error:
+            continue
+        poly = _merge_collinear(approx.reshape(-1, 2).astype(np.float64))
+        ev = _edge_vectors(poly)
+        if ev is None:
+            continue
+        vecs, symmetry = ev
+        gram = vecs.T @ vecs  # 2x2 = M M^T with M = vecs.T
+        tr = float(np.trace(gram))
+        if tr <= 0:
+            continue
+        det = float(np.linalg.det(gram))
+        disc = max(tr * tr / 4 - det, 0.0)
+        spread = float(2 * np.sqrt(disc) / tr)
+        fit_ratio = float(abs(cv2.contourArea(poly.astype(np.float32))) / hull_area)
+        fit = CubeFit(polygon=poly, edge_px=float(np.sqrt(tr / 2)), spread=spread, symmetry=symmetry,
+                      fit_ratio=fit_ratio, solidity=solidity)
+        if best is None or _shape_cost(fit) < _shape_cost(best):
+            best = fit
+    return best
+
+
+def _shape_cost(fit: CubeFit) -> float:
+    return fit.spread + fit.symmetry + 4 * max(fit.fit_ratio - 1.0, 0.0)
+
+
+def refine_polygon(res: np.ndarray, poly: np.ndarray) -> np.ndarray:
+    """Sub-pixel vertices from the image itself, not from a thresholded mask.
+
+    Along each side, profiles across the edge are sampled from ``res`` (the residual
+    against the background, float32); the edge sits where the profile falls fastest,
+    which for a blurred step is its half-height whatever the threshold was. A line fitted
+    to those points per side, intersected with its neighbours, gives the vertices.
+    """
+    import cv2
+
+    poly = np.asarray(poly, np.float64)
+    k = len(poly)
+    centre = poly.mean(axis=0)
+    mean_side = float(np.linalg.norm(np.roll(poly, -1, 0) - poly, axis=1).mean())
+    # the coarse outline can sit a few pixels off (downscaling, JPEG ringing, low threshold)
+    reach = max(4.0, min(8.0, 0.15 * mean_side))
+    lines = []
+    for i in range(k):
+        p, q = poly[i], poly[(i + 1) % k]
+        d = q - p
+        length = float(np.linalg.norm(d))
+        if length < 4:
+            return poly
+        u = d / length
+        nrm = np.array([-u[1], u[0]])
+        if np.dot(nrm, (p + q) / 2 - centre) < 0:
+            nrm = -nrm  # outward
+        ts = np.linspace(0.2, 0.8, max(5, min(40, int(length * 0.6))))
+        offs = np.arange(-reach, reach + 1e-9, 0.5)
+        base = p[None, :] + ts[:, None] * d[None, :]
+        grid = base[:, None, :] + offs[None, :, None] * nrm[None, None, :]
+        prof = cv2.remap(res, grid[..., 0].astype(np.float32), grid[..., 1].astype(np.float32),
+                         cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        grad = prof[:, :-1] - prof[:, 1:]  # falling outward = positive
+        j = grad.argmax(axis=1)
+        ok = (j > 0) & (j < grad.shape[1] - 1) & (grad.max(axis=1) > 0)
+        if ok.sum() < 3:
+            return poly
+        rows = np.nonzero(ok)[0]
+        g0, g1, g2 = grad[rows, j[rows] - 1], grad[rows, j[rows]], grad[rows, j[rows] + 1]
+        den = g0 - 2 * g1 + g2
+        frac = np.where(np.abs(den) > 1e-6, 0.5 * (g0 - g2) / np.where(den == 0, 1, den), 0.0)
+        frac = np.clip(frac, -0.5, 0.5)
+        off = offs[0] + 0.5 * (j[rows] + 0.5 + frac)  # gradient sits between samples
+        pts = base[rows] + off[:, None] * nrm[None, :]
+        vx, vy, x0, y0 = cv2.fitLine(pts.astype(np.float32), cv2.DIST_HUBER, 0, 0.01, 0.01).ravel()
+        lines.append((np.array([x0, y0], np.float64), np.array([vx, vy], np.float64)))
+    out = []
+    for i in range(k):
+        (p1, d1), (p2, d2) = lines[i - 1], lines[i]
+        a = np.array([d1, -d2]).T
+        if abs(np.linalg.det(a)) < 1e-3:
+            return poly
+        s, _ = np.linalg.solve(a, p2 - p1)
+        out.append(p1 + s * d1)
+    out = np.array(out)
+    # a refinement that moves a vertex far is a bad fit, not a better one
+    if np.abs(out - poly).max() > 0.15 * np.linalg.norm(np.roll(poly, -1, 0) - poly, axis=1).mean() + 1.5:
+        return poly
+    return out
+
+
+def face_contrast(img: np.ndarray, fit: CubeFit) -> tuple[float, np.ndarray | None]:
+    """How well the inside splits into flat faces of distinct shading (higher = more cube-like).
+
+    For a hexagon the visible corner shared by the three faces is one of the two
+    'Necker' points ``v0 + v2 - v1`` or ``v1 + v3 - v2``; each splits the hexagon into three
+    parallelograms. A cube's faces are each nearly uniform and differ from one another.
+    """
+    import cv2
+
+    poly = fit.polygon
+    h, w = img.shape[:2]
+    x0, y0 = np.floor(poly.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(poly.max(axis=0)).astype(int) + 1
+    x0, y0 = max(x0, 0), max(y0, 0)
+    x1, y1 = min(x1, w), min(y1, h)
+    if x1 - x0 < 3 or y1 - y0 < 3:
+        return 0.0, None
+    crop = img[y0:y1, x0:x1].astype(np.float32)
+    off = np.array([x0, y0], np.float64)
+
+    def stats(quad: np.ndarray):
+        c = quad.mean(axis=0)
+        shrunk = c + 0.6 * (quad - c)  # keep off the edges between faces
+        m = np.zeros(crop.shape[:2], np.uint8)
+        cv2.fillConvexPoly(m, np.round(shrunk - off).astype(np.int32), 1)
+        px = crop[m.astype(bool)]
+        if len(px) < 2:
+            return None
+        return px.mean(axis=0), float(np.abs(px - px.mean(axis=0)).sum(axis=1).mean())
+
+    if len(poly) == 4:
+        s = stats(poly)
+        if s is None:
+            return 0.0, None
+        return float(40.0 / (s[1] + 4.0)), None  # one flat face: uniformity only
+    best, best_j = 0.0, None
+    for start in (0, 1):
+        v = [poly[(start + i) % 6] for i in range(6)]
+        j = v[0] + v[2] - v[1]
+        faces = [np.array([j, v[0], v[1], v[2]]), np.array([j, v[2], v[3], v[4]]), np.array([j, v[4], v[5], v[0]])]
+        st = [stats(f) for f in faces]
+        if any(s is None for s in st):
+            continue
+        means = [s[0] for s in st]
+        spread_in = float(np.mean([s[1] for s in st]))
+        diffs = sorted(float(np.abs(means[a] - means[b]).sum()) for a, b in ((0, 1), (1, 2), (0, 2)))
+        # two of the three pairs must differ: one pair may be lit alike
+        score = diffs[1] / (spread_in + 4.0)
+        if score > best:
+            best, best_j = score, j
+    return best, best_j
+
+
+def flatness(img: np.ndarray, contour: np.ndarray) -> float:
+    """Share of an object's inner pixels that are flat (a cube's faces; a rock is textured)."""
+    import cv2
+
+    x, y, w, h = cv2.boundingRect(contour.reshape(-1, 1, 2).astype(np.int32))
+    if w < 5 or h < 5:
+        return 0.0
+    m = np.zeros((h, w), np.uint8)
+    cv2.drawContours(m, [(contour.reshape(-1, 1, 2) - [x, y]).astype(np.int32)], -1, 1, -1)
+    m = cv2.erode(m, np.ones((5, 5), np.uint8))
+    if m.sum() < 10:
+        return 0.0
+    grey = cv2.cvtColor(np.ascontiguousarray(img[y:y + h, x:x + w]), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    mag = np.abs(cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)) + np.abs(cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3))
+    return float((mag[m.astype(bool)] < 24).mean())
+
+
+def label_score(img: np.ndarray, contour: np.ndarray) -> float:
+    """How much an object looks like a paper label: a pale flat rectangle with dark text on it."""
+    import cv2
+
+    pts = contour.reshape(-1, 1, 2).astype(np.float32)
+    area = float(cv2.contourArea(pts))
+    if area < 30:
+        return 0.0
+    (cx, cy), (rw, rh), _ = cv2.minAreaRect(pts)
+    rect_area = max(rw * rh, 1e-6)
+    rectangularity = area / rect_area
+    if rectangularity < 0.8:  # most objects stop here, cheaply
+        return 0.0
+    x, y, w, h = cv2.boundingRect(pts.astype(np.int32))
+    m = np.zeros((h, w), np.uint8)
+    cv2.drawContours(m, [(contour.reshape(-1, 1, 2) - [x, y]).astype(np.int32)], -1, 1, -1)
+    px = img[y:y + h, x:x + w][m.astype(bool)].astype(np.float32)
+    if len(px) < 10:
+        return 0.0
+    lum = px.mean(axis=1)
+    chroma = float((px.max(axis=1) - px.min(axis=1)).mean())
+    paper = float(np.percentile(lum, 75))
+    ink = float(((lum < paper - 50) & (lum < 0.7 * paper)).mean())
+    score = 0.0
+    score += 1.0 if rectangularity > 0.88 else 0.0
+    score += 1.0 if paper > 150 and chroma < 45 else 0.0
+    score += 1.0 if 0.005 < ink < 0.4 else 0.0
+    return score / 3.0
