@@ -38,6 +38,7 @@ class Background:
     threshold: float  # residual (sum of |channel diff|) above which a pixel is foreground
     noise: float  # robust spread of the background residual
     is_flat: bool  # the whole image is one colour (blank)
+    _tiny8: np.ndarray | None = field(default=None, repr=False)
 
     def render(self, width: int, height: int, *, x0: int = 0, y0: int = 0,
                full_w: int | None = None, full_h: int | None = None) -> np.ndarray:
@@ -50,9 +51,14 @@ class Background:
         ax, ay = self.su / full_w, self.sv / full_h
         # destination pixel x -> thumbnail coordinate ((x0 + x + 0.5) / full_w) * su - 0.5
         m = np.array([[ax, 0.0, (x0 + 0.5) * ax - 0.5], [0.0, ay, (y0 + 0.5) * ay - 0.5]], np.float64)
-        out = cv2.warpAffine(self.tiny, m, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                             borderMode=cv2.BORDER_REPLICATE)
-        return np.clip(out, 0, 255).round().astype(np.uint8)
+        return cv2.warpAffine(self.tiny8, m, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_REPLICATE)
+
+    @property
+    def tiny8(self) -> np.ndarray:
+        if self._tiny8 is None:
+            self._tiny8 = np.clip(self.tiny, 0, 255).round().astype(np.uint8)
+        return self._tiny8
 
 
 @lru_cache(maxsize=16)
@@ -67,6 +73,28 @@ def _grid_features(tw: int, th: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _median(x: np.ndarray) -> float:
     return float(np.partition(x, len(x) // 2)[len(x) // 2]) if len(x) else 0.0
+
+
+def _paint_out(img8: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """Fill ``hole`` (1 = object) from the surrounding background by normalised convolution
+    at two scales (near pixels first, far ones where a hole is wide); float32 result."""
+    import cv2
+
+    keep = (1 - hole).astype(np.float32)
+    img = img8.astype(np.float32)
+    out = img * keep[..., None]
+    filled = None
+    for sigma in (2.0, 8.0):
+        num = cv2.GaussianBlur(out, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+        den = cv2.GaussianBlur(keep, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+        est = num / np.maximum(den, 1e-6)[..., None]
+        if filled is None:
+            filled, ok = est, den > 0.15
+        else:
+            filled = np.where(ok[..., None], filled, est)
+            ok = ok | (den > 1e-4)
+    model = np.where(hole[..., None].astype(bool), filled, img)
+    return cv2.GaussianBlur(model, (3, 3), 0)
 
 
 def fit_background(img: np.ndarray, *, min_threshold: float = 24.0, k_noise: float = 6.0,
@@ -106,8 +134,7 @@ def fit_background(img: np.ndarray, *, min_threshold: float = 24.0, k_noise: flo
         hole = cv2.dilate(objects, kernel, iterations=2)
         if hole.mean() > 0.85:  # nearly all 'object': keep the smooth surface
             break
-        model = cv2.inpaint(tiny8, hole, 3, cv2.INPAINT_TELEA).astype(np.float32)
-        model = cv2.GaussianBlur(model, (3, 3), 0)
+        model = _paint_out(tiny8, hole)
         res = np.abs(tiny8.astype(np.float32) - model).sum(axis=2)
         free = res[hole == 0]
         thr = max(min_threshold, k_noise * _median(free)) if free.size else thr
@@ -155,8 +182,8 @@ def residual(img: np.ndarray, bg: Background, *, x0: int = 0, y0: int = 0,
 
     h, w = img.shape[:2]
     model = bg.render(w, h, x0=x0, y0=y0, full_w=full_w, full_h=full_h)
-    diff = cv2.absdiff(np.ascontiguousarray(img), model)
-    return diff[:, :, 0].astype(np.int16) + diff[:, :, 1] + diff[:, :, 2]
+    d0, d1, d2 = cv2.split(cv2.absdiff(np.ascontiguousarray(img), model))
+    return cv2.add(cv2.add(d0, d1, dtype=cv2.CV_16S), d2, dtype=cv2.CV_16S)
 
 
 @dataclass
@@ -175,7 +202,11 @@ class CubeFit:
 
     @property
     def shape_ok(self) -> bool:
-        return self.spread < 0.3 and self.symmetry < 0.3 and self.fit_ratio < 1.07 and self.solidity > 0.88
+        if not (self.spread < 0.3 and self.symmetry < 0.3 and self.fit_ratio < 1.07):
+            return False
+        # A filled outline must be convex; an open one (edge pixels only, solidity low) may
+        # pass when its hull is a near-perfect cube silhouette.
+        return self.solidity > 0.88 or (self.spread < 0.1 and self.symmetry < 0.15 and self.fit_ratio < 1.03)
 
 
 def _merge_collinear(poly: np.ndarray, max_angle_deg: float = 12.0, min_side: float = 1.5) -> np.ndarray:

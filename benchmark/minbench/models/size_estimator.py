@@ -34,7 +34,7 @@ class SizeConfig:
     min_image_side: int = 64
     min_cube_px: float = 12.0  # a smaller cube edge (full-res px) cannot set a scale
     min_cube_work_px: float = 8.0  # nor, on the working copy, can it be told from a speck
-    max_cube_fraction: float = 0.35  # cube edge at most this fraction of the short side
+    max_cube_fraction: float = 0.5  # cube edge at most this fraction of the short side
     min_face_score: float = 1.5  # face contrast a cube must show (see cube_detector.face_contrast)
     use_mineral_boxes: bool = True  # the release's OWL-ViT boxes, when a row has them
     mineral_box_min_confidence: float = 0.1
@@ -254,7 +254,7 @@ class SizeEstimator:
         sh, sw = small.shape[:2]
         sx, sy = W / sw, H / sh  # full px per working px
         bg = cd.fit_background(small)
-        if bg.is_flat or float(small.std()) < 2.0:
+        if bg.is_flat:
             return SizeEstimate(reason="blank image (no contrast)")
         masks = cd.object_masks(small, bg)
         min_area = max(8.0, 2e-5 * sh * sw)
@@ -350,11 +350,16 @@ class SizeEstimator:
         min_edge = max(cfg.min_cube_work_px, cfg.min_cube_px * scale)
         found: list[_Object] = []
         cut_cube = False
+        tried: set = set()
         for objects in layers.values():
             for o in objects:
                 bw, bh = o.box[2] - o.box[0], o.box[3] - o.box[1]
-                if not (min_edge <= max(bw, bh) <= 2.2 * max_edge):
+                if not (min_edge <= max(bw, bh) <= 2.2 * max_edge) or not (0.4 <= bw / max(bh, 1) <= 2.5):
                     continue
+                key = (tuple(o.box), len(o.contour))  # the same outline in two masks: test once
+                if key in tried:
+                    continue
+                tried.add(key)
                 fit = cd.cube_shape(o.contour)
                 if fit is None:
                     continue
