@@ -80,6 +80,37 @@ class SampleLookup:
         return mask
 
 
+def load_classifier(path: str | Path):
+    """A ``ClassificationTrainer`` checkpoint to (network, class names); safe loading only."""
+    path = Path(path)
+    import pickle
+
+    import torch
+
+    from minbench.trainers.classification import ClassificationTrainer
+
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise UserError(f"--classifier {path}: not a loadable checkpoint ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    hp = raw.get("hyper_parameters") if isinstance(raw, dict) else None
+    if not isinstance(hp, dict) or "state_dict" not in raw or "backbone" not in hp:
+        raise UserError(f"--classifier {path}: not a minbench classifier checkpoint "
+                        "(from `minbench run --task fewshot-...`)")
+    if "head" in hp:
+        raise UserError(f"--classifier {path}: a training-free {hp['head']} baseline has no trained "
+                        "head for a CAM to explain; use a fine-tuned classifier")
+    # Rebuild without the original pretrained-weights file: the checkpoint holds the weights.
+    hp = {**hp, "pretrained": False, "weights": None}
+    trainer = ClassificationTrainer(**{k: v for k, v in hp.items() if k != "_instantiator"})
+    missing, unexpected = trainer.load_state_dict(raw["state_dict"], strict=False)
+    if missing or unexpected:
+        raise UserError(f"--classifier {path}: weights do not fit {hp['backbone']} "
+                        f"(missing {missing[:2]}, unexpected {unexpected[:2]})")
+    return trainer.model.eval(), trainer.classes
+
+
 @dataclass
 class SampleMask:
     """One image's result: its CAM (S x S, [0, 1]), mask at (H, W), predicted and explained classes."""
@@ -95,8 +126,11 @@ class SegmentationTrainer(LightningModule):
     """Zero-shot segmentation by a frozen classifier's thresholded CAM.
 
     Args:
-        classifier: the trained classification network (a timm model: images -> logits).
-        classes: its class names (index = logit), used to find the true class of a sample.
+        classifier: the trained classification network (a timm model: images -> logits),
+            or the path of a ``ClassificationTrainer`` checkpoint (``minbench run --task
+            fewshot-...`` writes them).
+        classes: its class names (index = logit), used to find the true class of a sample;
+            read from the checkpoint when ``classifier`` is one.
         cam: CAM method (``minbench.models.cam.METHODS``: gradcam, gradcam++, hirescam,
             layercam, xgradcam, eigencam, eigengradcam, scorecam).
         cam_target: ``predicted`` class, ``true`` class (falls back to predicted for a
@@ -111,7 +145,7 @@ class SegmentationTrainer(LightningModule):
         task: the task card whose metrics are computed (``segmentation``).
     """
 
-    def __init__(self, classifier: torch.nn.Module, *, classes: Sequence[str] | None = None,
+    def __init__(self, classifier: torch.nn.Module | str | Path, *, classes: Sequence[str] | None = None,
                  cam: str = "gradcam", cam_target: str = "predicted", top_k: int = 3,
                  target_layer: str | None = None, reshape: str = "auto", threshold: str = "otsu",
                  threshold_value: float | None = None, upsample: str = "bilinear", image_size: int = 224,
@@ -129,6 +163,11 @@ class SegmentationTrainer(LightningModule):
         if upsample not in cams.UPSAMPLING:
             raise UserError(f"--upsample {upsample!r} is not one of {', '.join(cams.UPSAMPLING)}")
         self.threshold_value = cams.check_threshold(threshold, threshold_value)
+        if classifier is None:
+            raise UserError("model.init_args.classifier: give a classifier checkpoint (or a network)")
+        if isinstance(classifier, (str, Path)):
+            classifier, ckpt_classes = load_classifier(classifier)
+            classes = classes if classes is not None else ckpt_classes
         self.model = classifier
         self.model.eval()
         for p in self.model.parameters():
