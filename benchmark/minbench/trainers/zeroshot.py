@@ -42,7 +42,7 @@ class TrainingLeak(RuntimeError):
 
 
 class ZeroShotTrainer(BaseTask):
-    """Shared zero-shot logic; subclasses provide ``encode_image``, ``text_encoder`` and
+    """Shared zero-shot logic; subclasses provide ``encode_image``, ``get_text_encoder`` and
     ``project_text``.
 
     Args:
@@ -91,7 +91,7 @@ class ZeroShotTrainer(BaseTask):
         """Normalised image embeddings (B x D) of a normalised image batch."""
         raise NotImplementedError
 
-    def text_encoder(self):
+    def get_text_encoder(self):
         """The frozen encoder of raw text features (``models.text_encoders.TextEncoder``)."""
         raise NotImplementedError
 
@@ -121,7 +121,7 @@ class ZeroShotTrainer(BaseTask):
         self.seen_classes = seen
         self.unseen = cand
         self.in_mean, self.in_std = tuple(dm.mean), tuple(dm.std)
-        enc = self.text_encoder()
+        enc = self.get_text_encoder()
 
         # Raw description features of every row that any split uses ("" = no description).
         used = np.unique(np.concatenate([pos[n] for n in pos]))
@@ -242,7 +242,9 @@ class ZeroShotTrainer(BaseTask):
         if keep.any():
             self.log("val/loss", F.cross_entropy(logits[keep] * self._logit_scale(), label[keep]),
                      on_epoch=True, batch_size=int(keep.sum()))
-            self.log_stage_metrics("val", logits[keep], label[keep])
+            if self.val_metrics is not None:
+                self.val_metrics.update(logits[keep], label[keep])
+                self.log_dict(self.val_metrics, on_step=False, on_epoch=True, batch_size=int(keep.sum()))
         if self.gzsl_collect is not None:
             sv, si = logits.max(1)
             uv, ui = zh.TopKScorer(self._val_unseen, k=1, chunk=self.hparams.score_chunk).score(img)
@@ -251,14 +253,14 @@ class ZeroShotTrainer(BaseTask):
                                       "unseen_value": uv[:, 0].cpu(), "unseen_index": ui[:, 0].cpu()})
 
     def configure_metrics(self) -> None:
-        # Built in attach-time terms: the seen classes' count is known only from the data.
-        self.stage_metrics = nn.ModuleDict()
+        # Built by ``attach``: the number of seen classes is known only from the data.
+        self.val_metrics = None
 
     def build_val_metrics(self) -> None:
         """The card's metrics over the seen classes, for validation on held-out seen images."""
         from minbench.scoring.metrics import build_torchmetrics
 
-        self.set_stage_metrics(build_torchmetrics(self.card, max(len(self.seen_classes), 2)))
+        self.val_metrics = build_torchmetrics(self.card, max(len(self.seen_classes), 2)).clone(prefix="val/")
 
     def _logit_scale(self) -> torch.Tensor:
         return torch.tensor(100.0, device=self.device)
@@ -270,6 +272,8 @@ class ContrastiveZeroShot(ZeroShotTrainer):
     Args:
         backbone: timm model name (random init unless ``weights``).
         weights: local backbone weights (see ``models.backbones``).
+        text_encoder: ``minilm`` (frozen all-MiniLM-L6-v2, the default) or ``hash``
+            (hashed bag of words: no pre-trained meaning; an ablation and the tests' encoder).
         embed_dim: joint embedding size.
         text_hidden: 0 = linear text projection (generalises best to unseen words);
             >0 = an MLP with that hidden width.
@@ -281,7 +285,7 @@ class ContrastiveZeroShot(ZeroShotTrainer):
     """
 
     def __init__(self, task: str = "zeroshot", *, backbone: str = "resnet18", weights: str | None = None,
-                 embed_dim: int = 256, text_hidden: int = 0, init_temperature: float = 0.07,
+                 text_encoder: str = "minilm", embed_dim: int = 256, text_hidden: int = 0, init_temperature: float = 0.07,
                  pair_loss_weight: float = 1.0, class_loss_weight: float = 1.0, name_loss_weight: float = 0.0,
                  drop_rate: float = 0.0, text_source: str = "descriptions", text_alpha: float = 0.5,
                  templates: Sequence[str] | None = None, templates_file: str | None = None,
@@ -298,7 +302,9 @@ class ContrastiveZeroShot(ZeroShotTrainer):
         hp = self.hparams
         self.backbone, feat_dim = build_image_encoder(hp.backbone, weights=hp.weights, drop_rate=hp.drop_rate)
         self.image_proj = nn.Linear(feat_dim, hp.embed_dim)
-        text_dim = 384  # all-MiniLM-L6-v2
+        if hp.text_encoder not in ("minilm", "hash"):
+            raise UserError(f"model.init_args.text_encoder: {hp.text_encoder!r} is not one of minilm, hash")
+        text_dim = 384  # all-MiniLM-L6-v2; the hashing encoder uses the same width
         if hp.text_hidden:
             self.text_proj = nn.Sequential(nn.Linear(text_dim, hp.text_hidden), nn.GELU(),
                                            nn.Linear(hp.text_hidden, hp.embed_dim))
@@ -306,11 +312,11 @@ class ContrastiveZeroShot(ZeroShotTrainer):
             self.text_proj = nn.Linear(text_dim, hp.embed_dim)
         self.logit_scale = nn.Parameter(torch.tensor(float(np.log(1.0 / hp.init_temperature))))
 
-    def text_encoder(self):
+    def get_text_encoder(self):
         if self._encoder is None:
             from minbench.models.text_encoders import make_text_encoder
 
-            self._encoder = make_text_encoder("minilm")
+            self._encoder = make_text_encoder(self.hparams.text_encoder)
         return self._encoder
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
@@ -398,7 +404,7 @@ class ClipZeroShot(ZeroShotTrainer):
     def image_size(self) -> int:
         return self.bundle.image_size
 
-    def text_encoder(self):
+    def get_text_encoder(self):
         if self._encoder is None:
             from minbench.models.text_encoders import ClipTextEncoder
 
