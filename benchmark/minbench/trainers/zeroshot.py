@@ -137,11 +137,6 @@ class ZeroShotTrainer(BaseTask):
         self.zeroshot_rows[np.isin(species, test_species)] = True
         self.zeroshot_rows[pos["test"]] = True
 
-        # Name prompts (templates x prompt names), ensembled per class, for both class sets.
-        seen_names = zh.ClassNames(tuple(seen), tuple((c,) for c in seen))
-        self.seen_name_raw = self._name_features(enc, seen_names)
-        self.unseen_name_raw = self._name_features(enc, cand)
-
         # Description pools: seen classes from TRAIN rows only (val images are GZSL queries),
         # unseen classes from the test rows (leave-one-out removes each image's own text).
         label_of = {c: i for i, c in enumerate(seen)}
@@ -153,15 +148,35 @@ class ZeroShotTrainer(BaseTask):
         self.train_labels = torch.full((len(frame),), -1, dtype=torch.long)
         self.train_labels[pos["train"]] = torch.as_tensor([label_of[s] for s in species[pos["train"]]],
                                                           dtype=torch.long)
+
+        # Name prompts (templates x prompt names), ensembled per class. With descriptions as
+        # the source only the classes that may fall back to their name need them (no
+        # description, or one that leave-one-out removes): the encoder is the slow part.
+        seen_names = zh.ClassNames(tuple(seen), tuple((c,) for c in seen))
+        all_seen = self.hparams.text_source != "descriptions" or self.needs_seen_names
+        self.seen_name_raw = self._name_features(
+            enc, seen_names, None if all_seen else self.seen_desc[1] < 1)
+        self.unseen_name_raw = self._name_features(
+            enc, cand, None if self.hparams.text_source != "descriptions" else self.unseen_desc[1] < 2)
         self.attached = True
 
-    def _name_features(self, enc, names: zh.ClassNames) -> torch.Tensor:
+    #: subclasses that train on the seen classes' names set this
+    needs_seen_names = False
+
+    def _name_features(self, enc, names: zh.ClassNames, need=None) -> torch.Tensor:
+        """Ensembled name-prompt features per class (zeros where ``need`` is False)."""
         from minbench.models.text_encoders import encode_cached
 
-        texts, owner = zh.name_prompts(names, self._templates)
-        raw = encode_cached(enc, texts)
-        mean, _, _ = zh.group_mean(raw, owner, len(names.classes))
-        return mean
+        n = len(names.classes)
+        pick = range(n) if need is None else [i for i in range(n) if bool(need[i])]
+        out = torch.zeros(n, enc.dim)
+        if not pick:
+            return out
+        sub = zh.ClassNames(tuple(names.classes[i] for i in pick), tuple(names.prompt_names[i] for i in pick))
+        texts, owner = zh.name_prompts(sub, self._templates)
+        mean, _, _ = zh.group_mean(encode_cached(enc, texts), owner, len(pick))
+        out[list(pick)] = mean
+        return out
 
     def _pool(self, rows, species, index_of, n) -> tuple[torch.Tensor, torch.Tensor]:
         """Sum (raw, normalised rows) and count of described rows per class."""
@@ -331,6 +346,10 @@ class ContrastiveZeroShot(ZeroShotTrainer):
     def attach(self, dm) -> None:
         super().attach(dm)
         self.build_val_metrics()
+
+    @property
+    def needs_seen_names(self) -> bool:
+        return bool(self.hparams.name_loss_weight)
 
     def on_fit_start(self) -> None:
         self._require_attached()
