@@ -16,6 +16,7 @@ same formula with ``c = 0``. Perspective bends this a little; the tolerances all
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -62,48 +63,55 @@ class Background:
         return np.clip(self.evaluate(u, v), 0, 255).round().astype(np.uint8)
 
 
-def _features(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    return np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=1)
+@lru_cache(maxsize=16)
+def _grid_features(tw: int, th: int) -> tuple[np.ndarray, np.ndarray]:
+    ys, xs = np.divmod(np.arange(tw * th), tw)
+    u, v = (xs + 0.5) / tw, (ys + 0.5) / th
+    feats = np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=1).astype(np.float32)
+    border = max(1, round(0.06 * min(tw, th)))
+    on_border = (xs < border) | (xs >= tw - border) | (ys < border) | (ys >= th - border)
+    return feats, on_border
+
+
+def _median(x: np.ndarray) -> float:
+    return float(np.partition(x, len(x) // 2)[len(x) // 2]) if len(x) else 0.0
 
 
 def fit_background(img: np.ndarray, *, min_threshold: float = 24.0, k_noise: float = 6.0,
-                   iterations: int = 3, grid: int = 96) -> Background:
+                   iterations: int = 3, grid: int = 64) -> Background:
     """Fit the background as a quadratic colour surface, starting from the frame's border.
 
     Museum backgrounds are smooth gradients (grey, black, white, cloth); the specimen,
     cube and label sit inside the frame, so the border is a good first guess of what is
     background, and a few re-weighted fits drop whatever of the objects touches it. The
-    fit runs on a ``grid``-pixel thumbnail; the noise level is measured on ``img`` itself.
+    fit runs on a thumbnail of about ``grid`` pixels; the noise level is measured on
+    ``img`` itself (the thumbnail averages texture away).
     """
     import cv2
 
     h, w = img.shape[:2]
-    f = min(1.0, grid / max(h, w))
-    tw, th = max(2, round(w * f)), max(2, round(h * f))
-    tiny = cv2.resize(img, (tw, th), interpolation=cv2.INTER_AREA).reshape(-1, 3).astype(np.float64)
-    ys, xs = np.divmod(np.arange(tw * th), tw)
-    feats = _features((xs + 0.5) / tw, (ys + 0.5) / th)
-    border = max(1, round(0.06 * min(tw, th)))
-    sel = (xs < border) | (xs >= tw - border) | (ys < border) | (ys >= th - border)
-    coef = np.zeros((6, 3))
+    f = max(1, -(-max(h, w) // grid))  # integer factor: cv2's fast area-averaging path
+    tw, th = max(2, w // f), max(2, h // f)
+    tiny = cv2.resize(img[: th * f, : tw * f], (tw, th), interpolation=cv2.INTER_AREA)
+    tiny = tiny.reshape(-1, 3).astype(np.float32)
+    feats, sel = _grid_features(tw, th)
+    coef = np.zeros((6, 3), np.float32)
     threshold = min_threshold
     for _ in range(iterations):
         if sel.sum() < 12:
             break
         a = feats[sel]
-        coef = np.linalg.solve(a.T @ a + 1e-6 * np.eye(6), a.T @ tiny[sel])
+        coef = np.linalg.solve(a.T @ a + 1e-6 * np.eye(6, dtype=np.float32), a.T @ tiny[sel]).astype(np.float32)
         res = np.abs(tiny - feats @ coef).sum(axis=1)
-        med = float(np.median(res[sel]))
-        threshold = max(min_threshold, k_noise * med)
+        threshold = max(min_threshold, k_noise * _median(res[sel]))
         sel = res < threshold
-    bg = Background(coef=coef.astype(np.float32), threshold=threshold, noise=0.0,
+    bg = Background(coef=coef, threshold=threshold, noise=0.0,
                     is_flat=float(np.ptp(tiny)) < 6.0 if tiny.size else True)
-    # the thumbnail averages texture away: measure the noise where the mask will be cut
     res = residual(img[::3, ::3], bg, full_w=None, full_h=None)
     bgpix = res[res < threshold]
     if bgpix.size > 50:
-        med = float(np.median(bgpix))
-        mad = float(np.median(np.abs(bgpix - med)))
+        med = _median(bgpix)
+        mad = _median(np.abs(bgpix - med))
         bg.noise = med + 1.4826 * mad
         bg.threshold = max(min_threshold, k_noise * bg.noise)
     return bg
@@ -264,6 +272,9 @@ def refine_polygon(res: np.ndarray, poly: np.ndarray) -> np.ndarray:
     poly = np.asarray(poly, np.float64)
     k = len(poly)
     centre = poly.mean(axis=0)
+    mean_side = float(np.linalg.norm(np.roll(poly, -1, 0) - poly, axis=1).mean())
+    # the coarse outline can sit a few pixels off (downscaling, JPEG ringing, low threshold)
+    reach = max(4.0, min(8.0, 0.15 * mean_side))
     lines = []
     for i in range(k):
         p, q = poly[i], poly[(i + 1) % k]
@@ -275,7 +286,6 @@ def refine_polygon(res: np.ndarray, poly: np.ndarray) -> np.ndarray:
         nrm = np.array([-u[1], u[0]])
         if np.dot(nrm, (p + q) / 2 - centre) < 0:
             nrm = -nrm  # outward
-        reach = max(2.5, min(6.0, 0.12 * length))
         ts = np.linspace(0.2, 0.8, max(5, min(40, int(length * 0.6))))
         offs = np.arange(-reach, reach + 1e-9, 0.5)
         base = p[None, :] + ts[:, None] * d[None, :]
@@ -364,6 +374,23 @@ def face_contrast(img: np.ndarray, fit: CubeFit) -> tuple[float, np.ndarray | No
     return best, best_j
 
 
+def flatness(img: np.ndarray, contour: np.ndarray) -> float:
+    """Share of an object's inner pixels that are flat (a cube's faces; a rock is textured)."""
+    import cv2
+
+    x, y, w, h = cv2.boundingRect(contour.reshape(-1, 1, 2).astype(np.int32))
+    if w < 5 or h < 5:
+        return 0.0
+    m = np.zeros((h, w), np.uint8)
+    cv2.drawContours(m, [(contour.reshape(-1, 1, 2) - [x, y]).astype(np.int32)], -1, 1, -1)
+    m = cv2.erode(m, np.ones((5, 5), np.uint8))
+    if m.sum() < 10:
+        return 0.0
+    grey = cv2.cvtColor(np.ascontiguousarray(img[y:y + h, x:x + w]), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    mag = np.abs(cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)) + np.abs(cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3))
+    return float((mag[m.astype(bool)] < 24).mean())
+
+
 def label_score(img: np.ndarray, contour: np.ndarray) -> float:
     """How much an object looks like a paper label: a pale flat rectangle with dark text on it."""
     import cv2
@@ -375,6 +402,8 @@ def label_score(img: np.ndarray, contour: np.ndarray) -> float:
     (cx, cy), (rw, rh), _ = cv2.minAreaRect(pts)
     rect_area = max(rw * rh, 1e-6)
     rectangularity = area / rect_area
+    if rectangularity < 0.8:  # most objects stop here, cheaply
+        return 0.0
     x, y, w, h = cv2.boundingRect(pts.astype(np.int32))
     m = np.zeros((h, w), np.uint8)
     cv2.drawContours(m, [(contour.reshape(-1, 1, 2) - [x, y]).astype(np.int32)], -1, 1, -1)

@@ -264,7 +264,7 @@ class SizeEstimator:
 
         text_px = [[v / s for v, s in zip(b, (sx, sy, sx, sy))]
                    for b in parse_boxes(text_boxes, W, H)] if cfg.use_text_boxes else []
-        cut_cube = self._classify(small, objects, text_px, scale)
+        cut_cube = self._classify(img, small, objects, text_px, scale)
         cubes = [o for o in objects if o.kind == "cube"]
         labels = [o for o in objects if o.kind == "label"]
         est = SizeEstimate(flags=flags,
@@ -309,7 +309,7 @@ class SizeEstimator:
     def _to_full(box, sx, sy) -> list[float]:
         return [box[0] * sx, box[1] * sy, (box[2] + 1) * sx, (box[3] + 1) * sy]
 
-    def _classify(self, small, objects: list[_Object], text_px, scale: float) -> bool:
+    def _classify(self, img, small, objects: list[_Object], text_px, scale: float) -> bool:
         """Mark cubes and labels among the objects; return whether a cube seems cut by the frame."""
         cfg = self.config
         sh, sw = small.shape[:2]
@@ -333,8 +333,9 @@ class SizeEstimator:
                             continue
                 elif o.touches and fit is not None and fit.solidity > 0.9 and max(bw, bh) <= max_edge * 1.8:
                     # a small, convex, flat-faced object against the frame: most likely a clipped cube
-                    score, _ = cd.face_contrast(small, fit)
-                    cut_cube = cut_cube or score >= cfg.min_face_score
+                    # (judged at full resolution, where a rock's texture is not averaged away)
+                    full = (o.contour + 0.5) / scale - 0.5
+                    cut_cube = cut_cube or cd.flatness(img, full) > 0.6
             if cd.label_score(small, o.contour) >= 0.99:
                 o.kind = "label"
         return cut_cube
