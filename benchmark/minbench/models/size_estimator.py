@@ -39,6 +39,7 @@ class SizeConfig:
     use_mineral_boxes: bool = True  # the release's OWL-ViT boxes, when a row has them
     mineral_box_min_confidence: float = 0.1
     use_text_boxes: bool = True  # the release's CRAFT text boxes, when given
+    neutral_cube: bool = True  # of several cube-like objects, a lone grey one is the cube (flagged)
     abstain_on_cut_specimen: bool = False
 
     def __post_init__(self):
@@ -174,6 +175,10 @@ def _inside_fraction(box, others) -> float:
     return best
 
 
+def _box_area(b) -> float:
+    return max(b[2] - b[0], 0.0) * max(b[3] - b[1], 0.0)
+
+
 def _iou(a, b) -> float:
     iw = min(a[2], b[2]) - max(a[0], b[0])
     ih = min(a[3], b[3]) - max(a[1], b[1])
@@ -269,6 +274,13 @@ class SizeEstimator:
         # The cube is looked for in every mask (colour difference, closed edges, both): a
         # face lit like the background drops out of one and not of another.
         cubes, cut_cube = self._find_cubes(img, small, layers, scale)
+        # a cube-like facet inside a larger object is a crystal of the specimen, not the cube
+        cubes = [c for c in cubes if not any(
+            _box_area(o.box) > 2.5 * _box_area(c.box) and _inside_fraction(c.box, [o.box]) > 0.6 for o in objects)]
+        if len(cubes) > 1 and cfg.neutral_cube:
+            cubes, note = self._prefer_neutral(small, cubes)
+            if note:
+                flags.append(note)
         for o in objects:
             if any(_iou(o.box, c.box) > 0.3 or _inside_fraction(o.box, [c.box]) > 0.6 for c in cubes):
                 o.kind = "cube"
@@ -384,6 +396,23 @@ class SizeEstimator:
         return found, cut_cube
 
     @staticmethod
+    def _prefer_neutral(small, cubes: list[_Object]) -> tuple[list[_Object], str]:
+        """Of several cube-like objects keep the one grey one, if exactly one is grey and the
+        others clearly coloured (a reference cube is neutral; crystals rarely are)."""
+        import cv2
+
+        chroma = []
+        for c in cubes:
+            m = np.zeros(small.shape[:2], np.uint8)
+            cv2.fillConvexPoly(m, np.round(c.fit.polygon).astype(np.int32), 1)
+            mean = np.array(cv2.mean(small, mask=m)[:3])
+            chroma.append(float((mean.max() - mean.min()) / max(mean.mean(), 1.0)))
+        grey = [c for c, k in zip(cubes, chroma) if k < 0.2]
+        if len(grey) == 1 and all(k > 0.35 for c, k in zip(cubes, chroma) if c is not grey[0]):
+            return grey, f"{len(cubes)} cube-like objects; took the only grey one as the reference cube"
+        return cubes, ""
+
+    @staticmethod
     def _is_label(small, o: _Object, text_px) -> bool:
         if text_px:
             inside = [t for t in text_px if _inside_fraction(t, [o.box]) > 0.5]
@@ -412,16 +441,21 @@ class SizeEstimator:
         local = poly - [x0, y0]
         for _ in range(2):  # the second pass starts from the better vertices
             local = cd.refine_polygon(res, local)
-        return self._fit_from_polygon(local + [x0, y0], coarse)
+        return self._fit_from_polygon(local + [x0, y0], coarse, (W, H))
 
     @staticmethod
-    def _fit_from_polygon(poly: np.ndarray, coarse: cd.CubeFit) -> cd.CubeFit:
+    def _fit_from_polygon(poly: np.ndarray, coarse: cd.CubeFit, size: tuple[int, int] | None = None) -> cd.CubeFit:
         ev = cd._edge_vectors(poly)
         if ev is None:
             edge = coarse.edge_px
         else:
             vecs, _ = ev
-            edge = float(np.sqrt(np.trace(vecs.T @ vecs) / 2))
+            edge = float(np.sqrt(np.trace(vecs.T @ vecs) / 2))  # orthographic: any rotation
+        if size is not None and len(poly) == 6:
+            persp = cd.perspective_edge(poly, *size)
+            # trusted when the pin-hole cube fits the outline to a few per cent of its edge
+            if persp is not None and persp[1] < 0.03 * edge and abs(persp[0] / edge - 1) < 0.1:
+                edge = persp[0]
         return cd.CubeFit(polygon=poly, edge_px=edge, spread=coarse.spread, symmetry=coarse.symmetry,
                           fit_ratio=coarse.fit_ratio, solidity=coarse.solidity, face_score=coarse.face_score,
                           junction=coarse.junction)
