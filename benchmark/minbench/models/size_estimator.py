@@ -77,6 +77,7 @@ class SizeEstimate:
     label_boxes: list[list[float]] = field(default_factory=list)
     candidates: list[list[list[float]]] = field(default_factory=list)  # every cube-like outline found
     cube_score: float = float("nan")
+    cube_fit_rms: float = float("nan")  # pin-hole cube fit's RMS error / edge (hexagons only)
     specimen_source: str = ""  # 'segmentation' or 'mineral_boxes'
 
     @property
@@ -222,6 +223,8 @@ class _Object:
     touches: bool
     kind: str = "other"  # 'cube', 'label', 'other'
     fit: cd.CubeFit | None = None
+    layer: str = ""  # the mask it was found in
+    loose: bool = False  # cube-like only roughly (must prove regular once refined)
 
 
 class SizeEstimator:
@@ -276,7 +279,12 @@ class SizeEstimator:
         cubes, cut_cube = self._find_cubes(img, small, layers, scale)
         # a cube-like facet inside a larger object is a crystal of the specimen, not the cube
         cubes = [c for c in cubes if not any(
-            _box_area(o.box) > 2.5 * _box_area(c.box) and _inside_fraction(c.box, [o.box]) > 0.6 for o in objects)]
+            _box_area(o.box) > 6.0 * _box_area(c.box) and _inside_fraction(c.box, [o.box]) > 0.6 for o in objects)]
+        # every candidate is re-measured on the full-resolution photo; a loose one must then
+        # prove to be a regular cube outline
+        refined = {id(c): self._refine_cube(img, bg, c, scale, sx, sy) for c in cubes}
+        irregular = [c for c in cubes if c.loose and not refined[id(c)].regular()]
+        cubes = [c for c in cubes if all(c is not x for x in irregular)]
         if len(cubes) > 1 and cfg.neutral_cube:
             cubes, note = self._prefer_neutral(small, cubes)
             if note:
@@ -299,6 +307,7 @@ class SizeEstimator:
                            candidates=[((c.fit.polygon + 0.5) * [sx, sy] - 0.5).tolist() for c in cubes])
         if not cubes:
             est.reason = ("no whole reference cube: a cube-like object is cut by the frame" if cut_cube
+                          else "no regular cube outline (shadow or occlusion?)" if irregular
                           else "no reference cube found")
             self._specimen(img, small, pieces, mineral_boxes, est, sx, sy)
             return est
@@ -307,11 +316,12 @@ class SizeEstimator:
             self._specimen(img, small, pieces, mineral_boxes, est, sx, sy)
             return est
         cube = cubes[0]
-        fit = self._refine_cube(img, bg, cube, scale, sx, sy)
+        fit = refined[id(cube)]
         est.cube_polygon = fit.polygon.tolist()
         est.cube_bbox = _box_of(fit.polygon)
         est.cube_edge_px = fit.edge_px
         est.cube_score = fit.face_score
+        est.cube_fit_rms = fit.pinhole_rms
         if fit.edge_px < cfg.min_cube_px:
             est.reason = f"cube too small to set a scale ({fit.edge_px:.1f} px edge)"
             return est
@@ -363,7 +373,7 @@ class SizeEstimator:
         found: list[_Object] = []
         cut_cube = False
         tried: set = set()
-        for objects in layers.values():
+        for name, objects in layers.items():
             for o in objects:
                 bw, bh = o.box[2] - o.box[0], o.box[3] - o.box[1]
                 if not (min_edge <= max(bw, bh) <= 2.2 * max_edge) or not (0.4 <= bw / max(bh, 1) <= 2.5):
@@ -375,18 +385,22 @@ class SizeEstimator:
                 fit = cd.cube_shape(o.contour)
                 if fit is None:
                     continue
-                if fit.shape_ok and min_edge <= fit.edge_px <= max_edge:
+                strict = fit.shape_ok
+                if (strict or fit.shape_loose) and min_edge <= fit.edge_px <= max_edge:
                     fit.face_score, fit.junction = cd.face_contrast(small, fit)
-                    if fit.face_score < cfg.min_face_score:
+                    # a loose outline must show clearly distinct faces
+                    if fit.face_score < (cfg.min_face_score if strict else 4 * cfg.min_face_score):
                         continue
+                    o.loose = not strict
                     if o.touches:
                         cut_cube = True
                         continue
                     o.fit = fit
+                    o.layer = name
                     same = [c for c in found if _iou(c.box, o.box) > 0.3]
                     if not same:
                         found.append(o)
-                    elif cd.shape_cost(fit) < min(cd.shape_cost(c.fit) for c in same):
+                    elif min(self._rank(o), *(self._rank(c) for c in same)) == self._rank(o):
                         found = [c for c in found if all(c is not x for x in same)] + [o]
                 elif o.touches and fit.solidity > 0.9 and max(bw, bh) <= max_edge * 1.8 and not cut_cube:
                     # a small, convex, flat-faced object against the frame: most likely a clipped
@@ -394,6 +408,13 @@ class SizeEstimator:
                     full = (o.contour + 0.5) / scale - 0.5
                     cut_cube = cd.flatness(img, full) > 0.6
         return found, cut_cube
+
+    # The same cube found in several masks: closed edges trace it most tightly (a soft
+    # shadow has no edge), then colour without shadows, then colour.
+    _LAYER_ORDER = {"edges": 0, "solid": 1, "union": 2, "strong": 3}
+
+    def _rank(self, o: _Object) -> tuple[bool, int, float]:
+        return o.loose, self._LAYER_ORDER.get(o.layer, 9), cd.shape_cost(o.fit)
 
     @staticmethod
     def _prefer_neutral(small, cubes: list[_Object]) -> tuple[list[_Object], str]:
@@ -451,14 +472,17 @@ class SizeEstimator:
         else:
             vecs, _ = ev
             edge = float(np.sqrt(np.trace(vecs.T @ vecs) / 2))  # orthographic: any rotation
+        rms = float("nan")
         if size is not None and len(poly) == 6:
             persp = cd.perspective_edge(poly, *size)
-            # trusted when the pin-hole cube fits the outline to a few per cent of its edge
-            if persp is not None and persp[1] < 0.03 * edge and abs(persp[0] / edge - 1) < 0.1:
-                edge = persp[0]
+            if persp is not None:
+                rms = persp[1] / edge
+                # trusted when the pin-hole cube fits the outline to a few per cent of its edge
+                if rms < 0.03 and abs(persp[0] / edge - 1) < 0.1:
+                    edge = persp[0]
         return cd.CubeFit(polygon=poly, edge_px=edge, spread=coarse.spread, symmetry=coarse.symmetry,
                           fit_ratio=coarse.fit_ratio, solidity=coarse.solidity, face_score=coarse.face_score,
-                          junction=coarse.junction)
+                          junction=coarse.junction, pinhole_rms=rms)
 
     def _specimen(self, img, small, objects, mineral_boxes, est: SizeEstimate, sx, sy):
         """Specimen box (full px), its outline points and whether it touches the frame."""
