@@ -158,6 +158,7 @@ def object_masks(img: np.ndarray, bg: Background, *, canny: tuple[int, int] = (2
     ``edges``: regions enclosed by closed image edges (Canny), which keep a cube face that
     is lit like the background, or a pale crystal, as long as its outline shows, and leave
     out soft shadows, which have no sharp outline;
+    ``smooth``: ``edges`` opened, so the filled regions lose thin spurs;
     ``solid``: ``strong`` without what looks like a cast shadow (the background's own
     colour, darker);
     ``union``: ``strong`` and ``edges``.
@@ -181,7 +182,9 @@ def object_masks(img: np.ndarray, bg: Background, *, canny: tuple[int, int] = (2
     filled = np.zeros_like(edges)
     cv2.drawContours(filled, contours, -1, 255, -1)
     # ``edges`` keeps open outlines too (thin lines): they still span their object's box
-    return {"strong": strong, "solid": solid, "edges": filled,
+    # the filled regions without spurs (bits of a shadow's border stuck to an outline)
+    smooth = cv2.morphologyEx(filled, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7)))
+    return {"strong": strong, "solid": solid, "edges": filled, "smooth": smooth,
             "union": cv2.morphologyEx(cv2.bitwise_or(strong, filled), cv2.MORPH_OPEN, kernel)}
 
 

@@ -278,15 +278,19 @@ class SizeEstimator:
         # face lit like the background drops out of one and not of another.
         cubes, cut_cube = self._find_cubes(img, small, layers, scale)
         # a cube-like facet inside a larger object is a crystal of the specimen, not the cube
+        # (judged on the edge layer, where a shadow does not join the cube to the specimen)
         cubes = [c for c in cubes if not any(
-            _box_area(o.box) > 6.0 * _box_area(c.box) and _inside_fraction(c.box, [o.box]) > 0.6 for o in objects)]
+            _box_area(o.box) > 6.0 * _box_area(c.box) and _inside_fraction(c.box, [o.box]) > 0.6
+            for o in layers["edges"])]
         # every candidate is re-measured on the full-resolution photo; a loose one must then
         # prove to be a regular cube outline
         refined = {id(c): self._refine_cube(img, bg, c, scale, sx, sy) for c in cubes}
         irregular = [c for c in cubes if c.loose and not refined[id(c)].regular()]
         cubes = [c for c in cubes if all(c is not x for x in irregular)]
-        if len(cubes) > 1 and cfg.neutral_cube:
-            cubes, note = self._prefer_neutral(small, cubes)
+        if len(cubes) > 1:
+            cubes, note = self._prefer_apart(small, cubes, layers["edges"])
+            if len(cubes) > 1 and cfg.neutral_cube:
+                cubes, note = self._prefer_neutral(small, cubes)
             if note:
                 flags.append(note)
         for o in objects:
@@ -397,7 +401,8 @@ class SizeEstimator:
                         continue
                     o.fit = fit
                     o.layer = name
-                    same = [c for c in found if _iou(c.box, o.box) > 0.3]
+                    same = [c for c in found if _iou(c.box, o.box) > 0.3 or _inside_fraction(c.box, [o.box]) > 0.6
+                            or _inside_fraction(o.box, [c.box]) > 0.6]
                     if not same:
                         found.append(o)
                     elif min(self._rank(o), *(self._rank(c) for c in same)) == self._rank(o):
@@ -411,10 +416,25 @@ class SizeEstimator:
 
     # The same cube found in several masks: closed edges trace it most tightly (a soft
     # shadow has no edge), then colour without shadows, then colour.
-    _LAYER_ORDER = {"edges": 0, "solid": 1, "union": 2, "strong": 3}
+    _LAYER_ORDER = {"smooth": 0, "edges": 1, "solid": 2, "union": 3, "strong": 4}
 
     def _rank(self, o: _Object) -> tuple[bool, int, float]:
         return o.loose, self._LAYER_ORDER.get(o.layer, 9), cd.shape_cost(o.fit)
+
+    @staticmethod
+    def _prefer_apart(small, cubes: list[_Object], pieces: list[_Object]) -> tuple[list[_Object], str]:
+        """Of several cube-like objects keep the one that stands apart: one right beside the
+        largest object (the specimen) is most likely a crystal broken off it."""
+        others = [o for o in pieces if not any(_iou(o.box, c.box) > 0.3 or _inside_fraction(o.box, [c.box]) > 0.6
+                                               for c in cubes)]
+        if not others:
+            return cubes, ""
+        main = max(others, key=lambda o: _box_area(o.box))
+        reach = 0.03 * float(np.hypot(*small.shape[:2]))
+        apart = [c for c in cubes if _gap(c.box, main.box) > reach]
+        if len(apart) == 1:
+            return apart, f"{len(cubes)} cube-like objects; took the one apart from the specimen as the reference cube"
+        return cubes, ""
 
     @staticmethod
     def _prefer_neutral(small, cubes: list[_Object]) -> tuple[list[_Object], str]:
