@@ -158,30 +158,44 @@ def object_masks(img: np.ndarray, bg: Background, *, canny: tuple[int, int] = (2
     ``edges``: regions enclosed by closed image edges (Canny), which keep a cube face that
     is lit like the background, or a pale crystal, as long as its outline shows, and leave
     out soft shadows, which have no sharp outline;
-    ``union``: both.
+    ``smooth``: ``edges`` opened, so the filled regions lose thin spurs;
+    ``solid``: ``strong`` without what looks like a cast shadow (the background's own
+    colour, darker);
+    ``union``: ``strong`` and ``edges``.
     """
     import cv2
 
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
-    res = residual(img, bg)
+    model = bg.render(img.shape[1], img.shape[0])
+    res = residual(img, bg, model=model)
     strong = cv2.morphologyEx((res > bg.threshold).astype(np.uint8) * 255, cv2.MORPH_OPEN, kernel)
+    # A cast shadow is the background, darker, with its colour: the same ratio in every channel.
+    ratio = (img.astype(np.float32) + 4.0) / (model.astype(np.float32) + 4.0)
+    rmax, rmin = ratio.max(axis=2), ratio.min(axis=2)
+    shadow = (rmax - rmin < 0.1) & (rmax < 0.95) & (rmin > 0.2)
+    solid = cv2.morphologyEx(np.where(shadow, 0, strong).astype(np.uint8), cv2.MORPH_OPEN, kernel)
     grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
-    edges = cv2.morphologyEx(cv2.Canny(grey, *canny), cv2.MORPH_CLOSE, kernel)
+    # closing with a 5x5 square bridges the one- and two-pixel gaps an outline has where a
+    # face is lit like the background
+    edges = cv2.morphologyEx(cv2.Canny(grey, *canny), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
     contours, _ = cv2.findContours(edges, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     filled = np.zeros_like(edges)
     cv2.drawContours(filled, contours, -1, 255, -1)
     # ``edges`` keeps open outlines too (thin lines): they still span their object's box
-    return {"strong": strong, "edges": filled,
+    # the filled regions without spurs (bits of a shadow's border stuck to an outline)
+    smooth = cv2.morphologyEx(filled, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7)))
+    return {"strong": strong, "solid": solid, "edges": filled, "smooth": smooth,
             "union": cv2.morphologyEx(cv2.bitwise_or(strong, filled), cv2.MORPH_OPEN, kernel)}
 
 
 def residual(img: np.ndarray, bg: Background, *, x0: int = 0, y0: int = 0,
-             full_w: int | None = None, full_h: int | None = None) -> np.ndarray:
+             full_w: int | None = None, full_h: int | None = None, model: np.ndarray | None = None) -> np.ndarray:
     """Sum over channels of |image - background| (int16 HxW) for a crop at (x0, y0)."""
     import cv2
 
     h, w = img.shape[:2]
-    model = bg.render(w, h, x0=x0, y0=y0, full_w=full_w, full_h=full_h)
+    if model is None:
+        model = bg.render(w, h, x0=x0, y0=y0, full_w=full_w, full_h=full_h)
     d0, d1, d2 = cv2.split(cv2.absdiff(np.ascontiguousarray(img), model))
     return cv2.add(cv2.add(d0, d1, dtype=cv2.CV_16S), d2, dtype=cv2.CV_16S)
 
@@ -198,6 +212,7 @@ class CubeFit:
     solidity: float  # outline area / hull area
     face_score: float = 0.0  # contrast between faces over their inner spread
     junction: np.ndarray | None = None  # the three faces' common corner, when three show
+    pinhole_rms: float = float("nan")  # RMS error of the pin-hole cube fit / edge
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -206,7 +221,23 @@ class CubeFit:
             return False
         # A filled outline must be convex; an open one (edge pixels only, solidity low) may
         # pass when its hull is a near-perfect cube silhouette.
-        return self.solidity > 0.88 or (self.spread < 0.1 and self.symmetry < 0.15 and self.fit_ratio < 1.03)
+        return self.solidity > 0.88 or (self.spread < 0.1 and self.symmetry < 0.22 and self.fit_ratio < 1.03)
+
+    @property
+    def shape_loose(self) -> bool:
+        """Cube-like but for one corner off (a shadow or a gap in the outline): worth
+        refining on the full-resolution photo, where it must then prove regular."""
+        if not (self.spread < 0.3 and self.symmetry < 0.5 and self.fit_ratio < 1.07):
+            return False
+        return self.solidity > 0.88 or (self.spread < 0.15 and self.fit_ratio < 1.035)
+
+    def regular(self) -> bool:
+        """After refinement: the outline is a cube's (centrally symmetric within what
+        perspective allows, or fitted by a pin-hole cube to a few per cent)."""
+        ev = _edge_vectors(self.polygon)
+        if ev is None:
+            return False
+        return ev[1] < 0.25 or (np.isfinite(self.pinhole_rms) and self.pinhole_rms < 0.035)
 
 
 def _merge_collinear(poly: np.ndarray, max_angle_deg: float = 12.0, min_side: float = 1.5) -> np.ndarray:
@@ -307,8 +338,8 @@ def refine_polygon(res: np.ndarray, poly: np.ndarray) -> np.ndarray:
     k = len(poly)
     centre = poly.mean(axis=0)
     mean_side = float(np.linalg.norm(np.roll(poly, -1, 0) - poly, axis=1).mean())
-    # the coarse outline can sit a few pixels off (downscaling, JPEG ringing, low threshold)
-    reach = max(4.0, min(8.0, 0.15 * mean_side))
+    # the coarse outline can sit well off: downscaling, JPEG ringing, a cast shadow
+    reach = max(4.0, min(20.0, 0.25 * mean_side))
     lines = []
     for i in range(k):
         p, q = poly[i], poly[(i + 1) % k]
@@ -327,7 +358,7 @@ def refine_polygon(res: np.ndarray, poly: np.ndarray) -> np.ndarray:
         prof = cv2.remap(res, grid[..., 0].astype(np.float32), grid[..., 1].astype(np.float32),
                          cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         grad = prof[:, :-1] - prof[:, 1:]  # falling outward = positive
-        j = grad.argmax(axis=1)
+        j = grad.argmax(axis=1)  # the sharpest step; a cast shadow's border is soft
         ok = (j > 0) & (j < grad.shape[1] - 1) & (grad.max(axis=1) > 0)
         if ok.sum() < 3:
             return poly
@@ -350,9 +381,56 @@ def refine_polygon(res: np.ndarray, poly: np.ndarray) -> np.ndarray:
         out.append(p1 + s * d1)
     out = np.array(out)
     # a refinement that moves a vertex far is a bad fit, not a better one
-    if np.abs(out - poly).max() > 0.15 * np.linalg.norm(np.roll(poly, -1, 0) - poly, axis=1).mean() + 1.5:
+    if np.abs(out - poly).max() > 0.35 * mean_side + 1.5:
         return poly
     return out
+
+
+# Silhouette corners of a unit cube seen with three faces, in the order the hexagon runs
+# when its first vertex is next to the near corner N: N+a, N+a+b, N+b, N+b+c, N+c, N+c+a.
+_HEX_CORNERS = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 1, 1], [0, 0, 1], [1, 0, 1]], np.float64) - 0.5
+_FOVS = (12.0, 20.0, 30.0, 42.0, 60.0, 85.0)  # horizontal fields of view tried (degrees)
+
+
+def perspective_edge(poly: np.ndarray, width: int, height: int) -> tuple[float, float] | None:
+    """Cube edge in pixels at the depth of the cube's centre, by a pin-hole fit.
+
+    The camera's principal point is the photo's centre and its focal length unknown: the
+    pose of a unit cube is solved (SQPnP) for the hexagon's corners under each way the
+    corners can correspond and a few fields of view; the best fit's ``f / Z`` is the
+    scale at the cube's centre, where the specimen is taken to lie. Returns (edge px,
+    RMS reprojection error in px), or None when no fit is possible.
+    """
+    import cv2
+
+    if len(poly) != 6:
+        return None
+    pts = np.ascontiguousarray(poly, np.float64)
+
+    def solve(img_pts, fov):
+        f = width / 2 / np.tan(np.radians(fov) / 2)
+        k = np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]], np.float64)
+        try:
+            ok, rvec, tvec = cv2.solvePnP(_HEX_CORNERS, img_pts, k, None, flags=cv2.SOLVEPNP_SQPNP)
+        except cv2.error:
+            return None
+        if not ok or tvec[2, 0] <= 0:
+            return None
+        proj, _ = cv2.projectPoints(_HEX_CORNERS, rvec, tvec, k, None)
+        rms = float(np.sqrt(((proj.reshape(-1, 2) - img_pts) ** 2).sum(axis=1).mean()))
+        return rms, f / float(tvec[2, 0])
+
+    options = [np.roll(order, -shift, axis=0) for order in (pts, pts[::-1]) for shift in (0, 1)]
+    scored = [(solve(o, 30.0), o) for o in options]
+    scored = [(r, o) for r, o in scored if r is not None]
+    if not scored:
+        return None
+    _, best_pts = min(scored, key=lambda t: t[0][0])
+    fits = [r for r in (solve(best_pts, fov) for fov in _FOVS) if r is not None]
+    if not fits:
+        return None
+    rms, edge = min(fits)
+    return edge, rms
 
 
 def face_contrast(img: np.ndarray, fit: CubeFit) -> tuple[float, np.ndarray | None]:

@@ -39,6 +39,7 @@ class SizeConfig:
     use_mineral_boxes: bool = True  # the release's OWL-ViT boxes, when a row has them
     mineral_box_min_confidence: float = 0.1
     use_text_boxes: bool = True  # the release's CRAFT text boxes, when given
+    neutral_cube: bool = True  # of several cube-like objects, a lone grey one is the cube (flagged)
     abstain_on_cut_specimen: bool = False
 
     def __post_init__(self):
@@ -76,6 +77,7 @@ class SizeEstimate:
     label_boxes: list[list[float]] = field(default_factory=list)
     candidates: list[list[list[float]]] = field(default_factory=list)  # every cube-like outline found
     cube_score: float = float("nan")
+    cube_fit_rms: float = float("nan")  # pin-hole cube fit's RMS error / edge (hexagons only)
     specimen_source: str = ""  # 'segmentation' or 'mineral_boxes'
 
     @property
@@ -174,6 +176,10 @@ def _inside_fraction(box, others) -> float:
     return best
 
 
+def _box_area(b) -> float:
+    return max(b[2] - b[0], 0.0) * max(b[3] - b[1], 0.0)
+
+
 def _iou(a, b) -> float:
     iw = min(a[2], b[2]) - max(a[0], b[0])
     ih = min(a[3], b[3]) - max(a[1], b[1])
@@ -217,6 +223,8 @@ class _Object:
     touches: bool
     kind: str = "other"  # 'cube', 'label', 'other'
     fit: cd.CubeFit | None = None
+    layer: str = ""  # the mask it was found in
+    loose: bool = False  # cube-like only roughly (must prove regular once refined)
 
 
 class SizeEstimator:
@@ -269,6 +277,22 @@ class SizeEstimator:
         # The cube is looked for in every mask (colour difference, closed edges, both): a
         # face lit like the background drops out of one and not of another.
         cubes, cut_cube = self._find_cubes(img, small, layers, scale)
+        # a cube-like facet inside a larger object is a crystal of the specimen, not the cube
+        # (judged on the edge layer, where a shadow does not join the cube to the specimen)
+        cubes = [c for c in cubes if not any(
+            _box_area(o.box) > 6.0 * _box_area(c.box) and _inside_fraction(c.box, [o.box]) > 0.6
+            for o in layers["edges"])]
+        # every candidate is re-measured on the full-resolution photo; a loose one must then
+        # prove to be a regular cube outline
+        refined = {id(c): self._refine_cube(img, bg, c, scale, sx, sy) for c in cubes}
+        irregular = [c for c in cubes if c.loose and not refined[id(c)].regular()]
+        cubes = [c for c in cubes if all(c is not x for x in irregular)]
+        if len(cubes) > 1:
+            cubes, note = self._prefer_apart(small, cubes, layers["edges"])
+            if len(cubes) > 1 and cfg.neutral_cube:
+                cubes, note = self._prefer_neutral(small, cubes)
+            if note:
+                flags.append(note)
         for o in objects:
             if any(_iou(o.box, c.box) > 0.3 or _inside_fraction(o.box, [c.box]) > 0.6 for c in cubes):
                 o.kind = "cube"
@@ -287,6 +311,7 @@ class SizeEstimator:
                            candidates=[((c.fit.polygon + 0.5) * [sx, sy] - 0.5).tolist() for c in cubes])
         if not cubes:
             est.reason = ("no whole reference cube: a cube-like object is cut by the frame" if cut_cube
+                          else "no regular cube outline (shadow or occlusion?)" if irregular
                           else "no reference cube found")
             self._specimen(img, small, pieces, mineral_boxes, est, sx, sy)
             return est
@@ -295,11 +320,12 @@ class SizeEstimator:
             self._specimen(img, small, pieces, mineral_boxes, est, sx, sy)
             return est
         cube = cubes[0]
-        fit = self._refine_cube(img, bg, cube, scale, sx, sy)
+        fit = refined[id(cube)]
         est.cube_polygon = fit.polygon.tolist()
         est.cube_bbox = _box_of(fit.polygon)
         est.cube_edge_px = fit.edge_px
         est.cube_score = fit.face_score
+        est.cube_fit_rms = fit.pinhole_rms
         if fit.edge_px < cfg.min_cube_px:
             est.reason = f"cube too small to set a scale ({fit.edge_px:.1f} px edge)"
             return est
@@ -351,7 +377,7 @@ class SizeEstimator:
         found: list[_Object] = []
         cut_cube = False
         tried: set = set()
-        for objects in layers.values():
+        for name, objects in layers.items():
             for o in objects:
                 bw, bh = o.box[2] - o.box[0], o.box[3] - o.box[1]
                 if not (min_edge <= max(bw, bh) <= 2.2 * max_edge) or not (0.4 <= bw / max(bh, 1) <= 2.5):
@@ -363,18 +389,23 @@ class SizeEstimator:
                 fit = cd.cube_shape(o.contour)
                 if fit is None:
                     continue
-                if fit.shape_ok and min_edge <= fit.edge_px <= max_edge:
+                strict = fit.shape_ok
+                if (strict or fit.shape_loose) and min_edge <= fit.edge_px <= max_edge:
                     fit.face_score, fit.junction = cd.face_contrast(small, fit)
-                    if fit.face_score < cfg.min_face_score:
+                    # a loose outline must show clearly distinct faces
+                    if fit.face_score < (cfg.min_face_score if strict else 4 * cfg.min_face_score):
                         continue
+                    o.loose = not strict
                     if o.touches:
                         cut_cube = True
                         continue
                     o.fit = fit
-                    same = [c for c in found if _iou(c.box, o.box) > 0.3]
+                    o.layer = name
+                    same = [c for c in found if _iou(c.box, o.box) > 0.3 or _inside_fraction(c.box, [o.box]) > 0.6
+                            or _inside_fraction(o.box, [c.box]) > 0.6]
                     if not same:
                         found.append(o)
-                    elif cd.shape_cost(fit) < min(cd.shape_cost(c.fit) for c in same):
+                    elif min(self._rank(o), *(self._rank(c) for c in same)) == self._rank(o):
                         found = [c for c in found if all(c is not x for x in same)] + [o]
                 elif o.touches and fit.solidity > 0.9 and max(bw, bh) <= max_edge * 1.8 and not cut_cube:
                     # a small, convex, flat-faced object against the frame: most likely a clipped
@@ -382,6 +413,45 @@ class SizeEstimator:
                     full = (o.contour + 0.5) / scale - 0.5
                     cut_cube = cd.flatness(img, full) > 0.6
         return found, cut_cube
+
+    # The same cube found in several masks: closed edges trace it most tightly (a soft
+    # shadow has no edge), then colour without shadows, then colour.
+    _LAYER_ORDER = {"smooth": 0, "edges": 1, "solid": 2, "union": 3, "strong": 4}
+
+    def _rank(self, o: _Object) -> tuple[bool, int, float]:
+        return o.loose, self._LAYER_ORDER.get(o.layer, 9), cd.shape_cost(o.fit)
+
+    @staticmethod
+    def _prefer_apart(small, cubes: list[_Object], pieces: list[_Object]) -> tuple[list[_Object], str]:
+        """Of several cube-like objects keep the one that stands apart: one right beside the
+        largest object (the specimen) is most likely a crystal broken off it."""
+        others = [o for o in pieces if not any(_iou(o.box, c.box) > 0.3 or _inside_fraction(o.box, [c.box]) > 0.6
+                                               for c in cubes)]
+        if not others:
+            return cubes, ""
+        main = max(others, key=lambda o: _box_area(o.box))
+        reach = 0.03 * float(np.hypot(*small.shape[:2]))
+        apart = [c for c in cubes if _gap(c.box, main.box) > reach]
+        if len(apart) == 1:
+            return apart, f"{len(cubes)} cube-like objects; took the one apart from the specimen as the reference cube"
+        return cubes, ""
+
+    @staticmethod
+    def _prefer_neutral(small, cubes: list[_Object]) -> tuple[list[_Object], str]:
+        """Of several cube-like objects keep the one grey one, if exactly one is grey and the
+        others clearly coloured (a reference cube is neutral; crystals rarely are)."""
+        import cv2
+
+        chroma = []
+        for c in cubes:
+            m = np.zeros(small.shape[:2], np.uint8)
+            cv2.fillConvexPoly(m, np.round(c.fit.polygon).astype(np.int32), 1)
+            mean = np.array(cv2.mean(small, mask=m)[:3])
+            chroma.append(float((mean.max() - mean.min()) / max(mean.mean(), 1.0)))
+        grey = [c for c, k in zip(cubes, chroma) if k < 0.2]
+        if len(grey) == 1 and all(k > 0.35 for c, k in zip(cubes, chroma) if c is not grey[0]):
+            return grey, f"{len(cubes)} cube-like objects; took the only grey one as the reference cube"
+        return cubes, ""
 
     @staticmethod
     def _is_label(small, o: _Object, text_px) -> bool:
@@ -412,19 +482,27 @@ class SizeEstimator:
         local = poly - [x0, y0]
         for _ in range(2):  # the second pass starts from the better vertices
             local = cd.refine_polygon(res, local)
-        return self._fit_from_polygon(local + [x0, y0], coarse)
+        return self._fit_from_polygon(local + [x0, y0], coarse, (W, H))
 
     @staticmethod
-    def _fit_from_polygon(poly: np.ndarray, coarse: cd.CubeFit) -> cd.CubeFit:
+    def _fit_from_polygon(poly: np.ndarray, coarse: cd.CubeFit, size: tuple[int, int] | None = None) -> cd.CubeFit:
         ev = cd._edge_vectors(poly)
         if ev is None:
             edge = coarse.edge_px
         else:
             vecs, _ = ev
-            edge = float(np.sqrt(np.trace(vecs.T @ vecs) / 2))
+            edge = float(np.sqrt(np.trace(vecs.T @ vecs) / 2))  # orthographic: any rotation
+        rms = float("nan")
+        if size is not None and len(poly) == 6:
+            persp = cd.perspective_edge(poly, *size)
+            if persp is not None:
+                rms = persp[1] / edge
+                # trusted when the pin-hole cube fits the outline to a few per cent of its edge
+                if rms < 0.03 and abs(persp[0] / edge - 1) < 0.1:
+                    edge = persp[0]
         return cd.CubeFit(polygon=poly, edge_px=edge, spread=coarse.spread, symmetry=coarse.symmetry,
                           fit_ratio=coarse.fit_ratio, solidity=coarse.solidity, face_score=coarse.face_score,
-                          junction=coarse.junction)
+                          junction=coarse.junction, pinhole_rms=rms)
 
     def _specimen(self, img, small, objects, mineral_boxes, est: SizeEstimate, sx, sy):
         """Specimen box (full px), its outline points and whether it touches the frame."""
