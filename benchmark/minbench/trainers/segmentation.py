@@ -33,20 +33,22 @@ from minbench.models import cam as cams
 PER_IMAGE_KEY = {"mean_iou": "iou", "dice": "dice", "pixel_accuracy": "pixel_accuracy"}
 
 
-def read_mask(path: str | Path) -> np.ndarray:
-    """A mask PNG as bool H x W (nonzero = mineral); a ``UserError`` when unreadable."""
+def read_mask(path: str | Path, level: int = 0) -> np.ndarray:
+    """A mask image as bool H x W: grey value > ``level`` is mineral.
+
+    ``level=0`` reads a submission (nonzero = mineral); ``level=127`` reads a ground
+    truth as the scorer does (white = mineral). A ``UserError`` when unreadable.
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
-            arr = np.asarray(im)
+            arr = np.asarray(im.convert("L"))
     except FileNotFoundError:
         raise UserError(f"{path}: mask file not found") from None
     except (UnidentifiedImageError, OSError) as exc:
         raise UserError(f"{path}: not a readable mask image ({exc})") from None
-    if arr.ndim == 3:  # RGB(A) masks: any nonzero colour channel is mineral
-        arr = arr[..., :3].max(axis=2)
-    return arr > 0
+    return arr > level
 
 
 def write_mask(path: str | Path, mask: np.ndarray) -> None:
@@ -73,7 +75,7 @@ class SampleLookup:
         if sample_id not in self.rows or not self.rows[sample_id][1]:
             raise UserError(f"sample {sample_id!r}: no mask_path in the manifest")
         path = self.root / self.rows[sample_id][1]
-        mask = read_mask(path)
+        mask = read_mask(path, level=127)  # the scorer's rule for true masks: white = mineral
         if expected_hw is not None and tuple(mask.shape) != tuple(expected_hw):
             raise UserError(f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} (WxH) but its image is "
                             f"{expected_hw[1]}x{expected_hw[0]}; a mask must have its image's size")
@@ -194,7 +196,7 @@ class SegmentationTrainer(LightningModule):
         if self.lookup is None and self._trainer is not None:
             dm = getattr(self.trainer, "datamodule", None)
             frame = getattr(dm, "test_frame", None)
-            root = getattr(dm, "data_dir", None)
+            root = getattr(dm, "dataset_dir", None) or getattr(dm, "data_dir", None)
             if frame is not None and root is not None:
                 self.lookup = SampleLookup(frame, root)
         return self.lookup
