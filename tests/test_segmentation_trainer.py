@@ -11,7 +11,8 @@ from PIL import Image
 
 from minbench.errors import UserError
 
-SIZES = [(60, 80), (90, 70), (64, 64), (50, 100), (72, 96), (80, 60)]  # (H, W), all different
+SIZES = [(60, 80), (90, 70), (64, 64), (50, 100), (72, 96), (80, 60), (40, 56)]  # (H, W), all different
+DECOY, PLAIN = "s5", "s6"  # red but not mineral (empty truth); no red at all (empty truth)
 
 
 class RedDetector(torch.nn.Module):
@@ -34,8 +35,8 @@ class RedDetector(torch.nn.Module):
         return self.fc(self.features(x).mean((2, 3)))
 
 
-def make_dataset(root, *, empty_last=True, bad_mask_for=None):
-    """Green photos with a red rectangle (the 'mineral'); the last one has no mineral."""
+def make_dataset(root, *, bad_mask_for=None):
+    """Green photos with a red rectangle (the 'mineral'); the last two have no mineral."""
     from minbench.data.manifest import write_dataset
 
     (root / "images").mkdir(parents=True)
@@ -45,11 +46,13 @@ def make_dataset(root, *, empty_last=True, bad_mask_for=None):
         img = np.zeros((h, w, 3), np.uint8)
         img[..., 1] = 150
         mask = np.zeros((h, w), bool)
-        if not (empty_last and i == len(SIZES) - 1):
+        sid = f"s{i}"
+        if sid != PLAIN:
             y0, x0 = h // 4 + (i % 3) * 3, w // 5 + (i % 2) * 5
             mask[y0:y0 + h // 3, x0:x0 + w // 3] = True
             img[mask] = (255, 0, 0)
-        sid = f"s{i}"
+        if sid == DECOY:
+            mask[:] = False
         Image.fromarray(img).save(root / "images" / f"{sid}.png")
         mh, mw = (h + 3, w) if sid == bad_mask_for else (h, w)
         out = np.zeros((mh, mw), np.uint8)
@@ -101,13 +104,14 @@ def test_predict_writes_a_mask_per_image_at_its_resolution(tmp_path):
                                                    return_predictions=False)
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{r['sample_id']}.png" for r in rows)
     assert not list((tmp_path / "run").glob(".*partial"))  # the folders were renamed whole
-    for r in rows[:-1]:
+    for r in rows[:5]:
         pred = read_mask(out / f"{r['sample_id']}.png")
         truth = read_mask(root / r["mask_path"], level=127)
         assert pred.shape == (r["height"], r["width"])
         assert iou(pred, truth) > 0.6, r["sample_id"]
         assert Image.open(cams / f"{r['sample_id']}.png").size == (32, 32)
-    assert writer.preds["s0"] == 0 and writer.preds[rows[-1]["sample_id"]] == 1
+    assert writer.preds["s0"] == 0 and writer.preds[PLAIN] == 1
+    assert not read_mask(out / f"{PLAIN}.png").any()  # a flat CAM gives an empty mask
 
 
 def test_test_step_scores_at_the_true_resolution(tmp_path):
@@ -116,9 +120,11 @@ def test_test_step_scores_at_the_true_resolution(tmp_path):
     metrics = lightning_trainer(tmp_path).test(model, datamodule=datamodule(root, tmp_path), verbose=False)[0]
     per_image = {r["sample_id"]: r for r in model.test_rows}
     assert set(per_image) == {r["sample_id"] for r in rows}
-    # The scorer's empty-mask rule: no mineral in truth but a predicted mask -> IoU 0.
-    assert per_image[rows[-1]["sample_id"]]["miou"] == 0.0
-    assert all(per_image[r["sample_id"]]["miou"] > 0.6 for r in rows[:-1])
+    # The scorer's empty-mask rule: no mineral in truth but a predicted mask -> IoU 0;
+    # both empty -> 1.
+    assert per_image[DECOY]["miou"] == 0.0 and per_image[DECOY]["dice"] == 0.0
+    assert per_image[PLAIN]["miou"] == 1.0 and per_image[PLAIN]["pixel_accuracy"] == 1.0
+    assert all(per_image[r["sample_id"]]["miou"] > 0.6 for r in rows[:5])
     assert metrics["test/miou"] == pytest.approx(np.mean([r["miou"] for r in model.test_rows]), abs=1e-5)
     assert set(metrics) == {"test/miou", "test/dice", "test/pixel_accuracy"}
 
@@ -132,9 +138,20 @@ def test_true_class_target_uses_the_species(tmp_path):
 
 
 def test_a_true_mask_of_another_size_is_named(tmp_path):
+    from minbench.data.manifest import read_manifest
+    from minbench.trainers.segmentation import SampleLookup
+
     root, _ = make_dataset(tmp_path / "data", bad_mask_for="s1")
+    # The data module drops the pair up front (its decoding policy) and says why ...
+    dm = datamodule(root, tmp_path)
+    model = seg_model()
+    lightning_trainer(tmp_path).test(model, datamodule=dm, verbose=False)
+    assert "s1" not in {r["sample_id"] for r in model.test_rows}
+    assert "70x93" in dm.skipped.set_index("sample_id").loc["s1", "reason"]
+    # ... and the trainer's own lookup refuses it with the file named.
+    lookup = SampleLookup(read_manifest(root), root)
     with pytest.raises(UserError, match=r"masks/s1.png: mask is 70x93 .* image is 70x90"):
-        lightning_trainer(tmp_path).test(seg_model(), datamodule=datamodule(root, tmp_path), verbose=False)
+        lookup.mask("s1", (90, 70))
 
 
 def test_bad_options_fail_before_any_work():

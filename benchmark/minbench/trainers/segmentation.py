@@ -106,7 +106,11 @@ def load_classifier(path: str | Path):
     # Rebuild without the original pretrained-weights file: the checkpoint holds the weights.
     hp = {**hp, "pretrained": False, "weights": None}
     trainer = ClassificationTrainer(**{k: v for k, v in hp.items() if k != "_instantiator"})
-    missing, unexpected = trainer.load_state_dict(raw["state_dict"], strict=False)
+    try:
+        missing, unexpected = trainer.load_state_dict(raw["state_dict"], strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        detail = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
+        raise UserError(f"--classifier {path}: weights do not fit {hp['backbone']} ({detail})") from None
     if missing or unexpected:
         raise UserError(f"--classifier {path}: weights do not fit {hp['backbone']} "
                         f"(missing {missing[:2]}, unexpected {unexpected[:2]})")
