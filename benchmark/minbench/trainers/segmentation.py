@@ -85,15 +85,13 @@ class SampleLookup:
 def load_classifier(path: str | Path):
     """A ``ClassificationTrainer`` checkpoint to (network, class names); safe loading only."""
     path = Path(path)
-    import pickle
-
     import torch
 
     from minbench.trainers.classification import ClassificationTrainer
 
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+    except Exception as exc:  # torch.load raises many types for a file that is not a checkpoint
         raise UserError(f"--classifier {path}: not a loadable checkpoint ({type(exc).__name__}: "
                         f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
     hp = raw.get("hyper_parameters") if isinstance(raw, dict) else None
