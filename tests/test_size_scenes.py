@@ -110,7 +110,7 @@ def background(h: int, w: int, rng: np.random.Generator, kind: str | None = None
 
 
 def draw_scene(seed: int = 0, *, width: int = 640, height: int = 480, n_cubes: int = 1, px_per_cm: float | None = None,
-               bg: str | None = None, cube_at=None, jpeg: int | None = 90, label: bool = True):
+               bg: str | None = None, cube_at=None, jpeg: int | None = 90, label: bool = True, cube_rot=None):
     """A photo (RGB uint8) and its truth: size_cm, px_per_cm, bbox, cube_bboxes."""
     rng = np.random.default_rng(seed)
     img = np.ascontiguousarray(background(height, width, rng, bg))
@@ -128,6 +128,7 @@ def draw_scene(seed: int = 0, *, width: int = 640, height: int = 480, n_cubes: i
         else:
             cpos = (0.82 * width, (0.3 + 0.4 * k) * height)
         rot = rotation(rng.uniform(0.35, 1.2), rng.uniform(-0.75, -0.35), rng.uniform(-0.2, 0.2))
+        rot = rot if cube_rot is None else cube_rot
         sil = draw_cube(img, cpos, edge, rot, colour=(205, 200, 190) if (bg or "") != "white" else (60, 60, 70))
         cube_boxes.append([float(sil[:, 0].min()), float(sil[:, 1].min()), float(sil[:, 0].max()), float(sil[:, 1].max())])
     label_box = draw_label(img, int(0.05 * width), int(0.82 * height), int(0.22 * width), int(0.12 * height)) if label else None

@@ -324,14 +324,15 @@ def _disk_usage(folder: Path) -> int:
 
 
 class _progress:
-    """A rich progress bar, or nothing when rich is absent or output is not a terminal."""
+    """A rich progress bar on stderr (stdout may carry a command's JSON), or nothing."""
 
     def __init__(self, total: int, text: str):
         self._p = None
         try:
+            from rich.console import Console
             from rich.progress import Progress
 
-            self._p = Progress(transient=True)
+            self._p = Progress(console=Console(stderr=True), transient=True)
             self._task = self._p.add_task(text, total=total)
             self._p.start()
         except Exception:

@@ -32,8 +32,9 @@ class SizeConfig:
     extent: str = "longest_side"
     work_size: int = 512  # long side of the working copy the scene is parsed on
     min_image_side: int = 64
-    min_cube_px: float = 6.0  # a smaller cube edge (full-res px) cannot set a scale
-    max_cube_fraction: float = 0.35  # cube edge at most this fraction of the short side
+    min_cube_px: float = 12.0  # a smaller cube edge (full-res px) cannot set a scale
+    min_cube_work_px: float = 8.0  # nor, on the working copy, can it be told from a speck
+    max_cube_fraction: float = 0.5  # cube edge at most this fraction of the short side
     min_face_score: float = 1.5  # face contrast a cube must show (see cube_detector.face_contrast)
     use_mineral_boxes: bool = True  # the release's OWL-ViT boxes, when a row has them
     mineral_box_min_confidence: float = 0.1
@@ -173,6 +174,15 @@ def _inside_fraction(box, others) -> float:
     return best
 
 
+def _iou(a, b) -> float:
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
 def _gap(a, b) -> float:
     dx = max(a[0] - b[2], b[0] - a[2], 0.0)
     dy = max(a[1] - b[3], b[1] - a[3], 0.0)
@@ -244,40 +254,45 @@ class SizeEstimator:
         sh, sw = small.shape[:2]
         sx, sy = W / sw, H / sh  # full px per working px
         bg = cd.fit_background(small)
-        if bg.is_flat or float(small.std()) < 2.0:
+        if bg.is_flat:
             return SizeEstimate(reason="blank image (no contrast)")
-        mask = cd.foreground_mask(small, bg)
-        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        masks = cd.object_masks(small, bg)
         min_area = max(8.0, 2e-5 * sh * sw)
-        objects = []
-        for c in contours:
-            area = float(cv2.contourArea(c))
-            if area < min_area:
-                continue
-            pts = c.reshape(-1, 2).astype(np.float64)
-            box = _box_of(pts)
-            touches = box[0] <= 1 or box[1] <= 1 or box[2] >= sw - 2 or box[3] >= sh - 2
-            objects.append(_Object(contour=pts, area=area, box=box, touches=touches))
+        layers = {name: self._objects(m, min_area) for name, m in masks.items()}
+        objects = layers["union"]
         if not objects:
             return SizeEstimate(reason="nothing stands out from the background")
         flags = ["grayscale photo (cube found by shape and shading only)"] if grey else []
 
         text_px = [[v / s for v, s in zip(b, (sx, sy, sx, sy))]
                    for b in parse_boxes(text_boxes, W, H)] if cfg.use_text_boxes else []
-        cut_cube = self._classify(small, objects, text_px, scale)
-        cubes = [o for o in objects if o.kind == "cube"]
+        # The cube is looked for in every mask (colour difference, closed edges, both): a
+        # face lit like the background drops out of one and not of another.
+        cubes, cut_cube = self._find_cubes(img, small, layers, scale)
+        for o in objects:
+            if any(_iou(o.box, c.box) > 0.3 or _inside_fraction(o.box, [c.box]) > 0.6 for c in cubes):
+                o.kind = "cube"
+            elif self._is_label(small, o, text_px):
+                o.kind = "label"
         labels = [o for o in objects if o.kind == "label"]
+        # The specimen is measured on the edge layer: a soft shadow has no sharp outline.
+        pieces = layers["edges"] or objects
+        for o in pieces:
+            if any(_iou(o.box, c.box) > 0.3 or _inside_fraction(o.box, [c.box]) > 0.6 for c in cubes):
+                o.kind = "cube"
+            elif any(_inside_fraction(o.box, [lb.box]) > 0.6 for lb in labels):
+                o.kind = "label"
         est = SizeEstimate(flags=flags,
                            label_boxes=[self._to_full(o.box, sx, sy) for o in labels],
-                           candidates=[(o.fit.polygon * [sx, sy]).tolist() for o in cubes])
+                           candidates=[((c.fit.polygon + 0.5) * [sx, sy] - 0.5).tolist() for c in cubes])
         if not cubes:
             est.reason = ("no whole reference cube: a cube-like object is cut by the frame" if cut_cube
                           else "no reference cube found")
-            self._specimen(img, small, objects, None, mineral_boxes, est, sx, sy)
+            self._specimen(img, small, pieces, mineral_boxes, est, sx, sy)
             return est
         if len(cubes) > 1:
             est.reason = f"{len(cubes)} cube-like objects found (expected exactly one reference cube)"
-            self._specimen(img, small, objects, None, mineral_boxes, est, sx, sy)
+            self._specimen(img, small, pieces, mineral_boxes, est, sx, sy)
             return est
         cube = cubes[0]
         fit = self._refine_cube(img, bg, cube, scale, sx, sy)
@@ -289,7 +304,7 @@ class SizeEstimator:
             est.reason = f"cube too small to set a scale ({fit.edge_px:.1f} px edge)"
             return est
         est.px_per_cm = fit.edge_px / cfg.cube_edge_cm
-        spec = self._specimen(img, small, objects, cube, mineral_boxes, est, sx, sy)
+        spec = self._specimen(img, small, pieces, mineral_boxes, est, sx, sy)
         if spec is None:
             est.reason = "no specimen found beside the cube"
             return est
@@ -306,38 +321,79 @@ class SizeEstimator:
         return est
 
     @staticmethod
+    def _objects(mask: np.ndarray, min_area: float) -> list[_Object]:
+        import cv2
+
+        sh, sw = mask.shape[:2]
+        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        out = []
+        for c in contours:
+            area = float(cv2.contourArea(c))
+            if area < min_area:
+                continue
+            pts = c.reshape(-1, 2).astype(np.float64)
+            box = _box_of(pts)
+            touches = box[0] <= 1 or box[1] <= 1 or box[2] >= sw - 2 or box[3] >= sh - 2
+            out.append(_Object(contour=pts, area=area, box=box, touches=touches))
+        return out
+
+    @staticmethod
     def _to_full(box, sx, sy) -> list[float]:
         return [box[0] * sx, box[1] * sy, (box[2] + 1) * sx, (box[3] + 1) * sy]
 
-    def _classify(self, small, objects: list[_Object], text_px, scale: float) -> bool:
-        """Mark cubes and labels among the objects; return whether a cube seems cut by the frame."""
+    def _find_cubes(self, img, small, layers: dict[str, list[_Object]], scale: float):
+        """Cube-like outlines over all masks, one per place (the best fit); and whether a
+        cube seems cut by the frame."""
         cfg = self.config
         sh, sw = small.shape[:2]
         max_edge = cfg.max_cube_fraction * min(sh, sw)
-        min_edge = 0.6 * cfg.min_cube_px * scale
+        min_edge = max(cfg.min_cube_work_px, cfg.min_cube_px * scale)
+        found: list[_Object] = []
         cut_cube = False
-        for o in objects:
-            if text_px and _inside_fraction(o.box, text_px) > 0.5:
-                o.kind = "label"
-                continue
-            bw, bh = o.box[2] - o.box[0], o.box[3] - o.box[1]
-            if max(bw, bh) <= 2.2 * max_edge and max(bw, bh) >= min_edge:
+        tried: set = set()
+        for objects in layers.values():
+            for o in objects:
+                bw, bh = o.box[2] - o.box[0], o.box[3] - o.box[1]
+                if not (min_edge <= max(bw, bh) <= 2.2 * max_edge) or not (0.4 <= bw / max(bh, 1) <= 2.5):
+                    continue
+                key = (tuple(o.box), len(o.contour))  # the same outline in two masks: test once
+                if key in tried:
+                    continue
+                tried.add(key)
                 fit = cd.cube_shape(o.contour)
-                if fit is not None and fit.shape_ok and min_edge <= fit.edge_px <= max_edge:
+                if fit is None:
+                    continue
+                if fit.shape_ok and min_edge <= fit.edge_px <= max_edge:
                     fit.face_score, fit.junction = cd.face_contrast(small, fit)
-                    if fit.face_score >= cfg.min_face_score:
-                        if o.touches:
-                            cut_cube = True
-                        else:
-                            o.kind, o.fit = "cube", fit
-                            continue
-                elif o.touches and fit is not None and fit.solidity > 0.9 and max(bw, bh) <= max_edge * 1.8:
-                    # a small, convex, flat-faced object against the frame: most likely a clipped cube
-                    score, _ = cd.face_contrast(small, fit)
-                    cut_cube = cut_cube or score >= cfg.min_face_score
-            if cd.label_score(small, o.contour) >= 0.99:
-                o.kind = "label"
-        return cut_cube
+                    if fit.face_score < cfg.min_face_score:
+                        continue
+                    if o.touches:
+                        cut_cube = True
+                        continue
+                    o.fit = fit
+                    same = [c for c in found if _iou(c.box, o.box) > 0.3]
+                    if not same:
+                        found.append(o)
+                    elif cd.shape_cost(fit) < min(cd.shape_cost(c.fit) for c in same):
+                        found = [c for c in found if all(c is not x for x in same)] + [o]
+                elif o.touches and fit.solidity > 0.9 and max(bw, bh) <= max_edge * 1.8 and not cut_cube:
+                    # a small, convex, flat-faced object against the frame: most likely a clipped
+                    # cube (judged at full resolution, where a rock's texture is not averaged away)
+                    full = (o.contour + 0.5) / scale - 0.5
+                    cut_cube = cd.flatness(img, full) > 0.6
+        return found, cut_cube
+
+    @staticmethod
+    def _is_label(small, o: _Object, text_px) -> bool:
+        if text_px:
+            inside = [t for t in text_px if _inside_fraction(t, [o.box]) > 0.5]
+            if inside:
+                u = [min(t[0] for t in inside), min(t[1] for t in inside),
+                     max(t[2] for t in inside), max(t[3] for t in inside)]
+                area = max((o.box[2] - o.box[0]) * (o.box[3] - o.box[1]), 1e-9)
+                if (u[2] - u[0]) * (u[3] - u[1]) / area > 0.2:
+                    return True
+        return cd.label_score(small, o.contour) >= 0.99
 
     def _refine_cube(self, img, bg: cd.Background, cube: _Object, scale: float, sx: float, sy: float) -> cd.CubeFit:
         """Re-measure the cube on a full-resolution crop (its edge sets the scale of every size)."""
@@ -370,7 +426,7 @@ class SizeEstimator:
                           fit_ratio=coarse.fit_ratio, solidity=coarse.solidity, face_score=coarse.face_score,
                           junction=coarse.junction)
 
-    def _specimen(self, img, small, objects, cube, mineral_boxes, est: SizeEstimate, sx, sy):
+    def _specimen(self, img, small, objects, mineral_boxes, est: SizeEstimate, sx, sy):
         """Specimen box (full px), its outline points and whether it touches the frame."""
         cfg = self.config
         H, W = img.shape[:2]
@@ -397,10 +453,14 @@ class SizeEstimator:
                 touches = box[0] <= 1 or box[1] <= 1 or box[2] >= W - 1 or box[3] >= H - 1
                 corners = np.array([[box[0], box[1]], [box[2], box[3]]])
                 return box, corners, touches
-        rest = [o for o in objects if o.kind == "other" and o is not cube]
+        rest = [o for o in objects if o.kind == "other"]
         if not rest:
             return None
-        main = max(rest, key=lambda o: o.area)
+        import cv2
+
+        # an open outline encloses nothing: size pieces by their hull
+        size = {id(o): float(cv2.contourArea(cv2.convexHull(o.contour.astype(np.float32)))) for o in rest}
+        main = max(rest, key=lambda o: size[id(o)])
         sh, sw = small.shape[:2]
         reach = 0.03 * float(np.hypot(sh, sw))
         group = [main]
@@ -409,7 +469,7 @@ class SizeEstimator:
         while changed:  # pull in nearby pieces (crystals, satellites) that belong to the specimen
             changed = False
             for o in rest:
-                if o in group or o.area < 0.02 * main.area:
+                if any(o is g for g in group) or size[id(o)] < 0.02 * size[id(main)]:
                     continue
                 if _gap(union, o.box) <= reach:
                     group.append(o)

@@ -78,12 +78,17 @@ class BaseTask(LightningModule):
     def set_stage_metrics(self, collection) -> None:
         """Use one ``MetricCollection`` (keys = the card's metric names) for every stage,
         each stage with its own state and the ``<stage>/`` prefix."""
+        # ModuleDict keys may not shadow Module attributes such as ``train``: hence "_metrics".
         self.stage_metrics = torch.nn.ModuleDict(
-            {stage: collection.clone(prefix=f"{stage}/") for stage in STAGES})
+            {f"{stage}_metrics": collection.clone(prefix=f"{stage}/") for stage in STAGES})
+
+    def metrics_for(self, stage: str):
+        """The ``MetricCollection`` of ``stage`` (``train``, ``val`` or ``test``)."""
+        return self.stage_metrics[f"{stage}_metrics"]
 
     def log_stage_metrics(self, stage: str, preds: torch.Tensor, target: torch.Tensor) -> None:
         """Update the ``stage`` metrics and log them (epoch-level; synced across ranks)."""
-        metrics = self.stage_metrics[stage]
+        metrics = self.metrics_for(stage)
         metrics.update(preds, target)
         # Logging the collection lets Lightning compute/reset it at epoch end and sync
         # the states across DDP ranks (torchmetrics' own reduction, not a mean of means).

@@ -65,7 +65,7 @@ class Scene:
     cube_yaw: float
     cube_pitch: float
     cube_rgb: np.ndarray
-    cube_distance_cm: float        # camera distance (perspective of the cube)
+    fov_deg: float                 # horizontal field of view of the camera (perspective of the cube)
     label_lines: list[str]
     label_font: int
     wb: np.ndarray                 # per-channel gains
@@ -102,7 +102,7 @@ def _crystals_for(cls: SynthClass, rng: np.random.Generator, *, satellite: bool,
     base = _jitter_colour(cls.colour.rgb, rng, colour_jitter)
     base2 = _jitter_colour(cls.colour.rgb2, rng, colour_jitter) if cls.colour.rgb2 else None
     alpha = 0.6 if cls.colour.colourless else (0.85 if fam.lustre == "vitreous" and base.mean() > 0.7 else 1.0)
-    main_size = (rng.uniform(0.12, 0.3) if satellite else rng.uniform(0.45, 1.0)) * (1.3 if mesh.massive else 1.0)
+    main_size = (rng.uniform(0.15, 0.35) if satellite else rng.uniform(0.7, 1.5)) * (1.2 if mesh.massive else 1.0)
     out = []
     for i in range(n):
         m = lumpy(mesh, rng) if mesh.massive else mesh
@@ -162,9 +162,9 @@ def sample_scene(cls: SynthClass, rng: np.random.Generator, *, width: int, heigh
         crystals=crystals, background=background, bg_colours=bg, light=light,
         light_tint=np.array([1.0, 1.0, 1.0]) + rng.normal(0, 0.03, 3),
         cube_side=str(rng.choice(["left", "right", "bottom"], p=[0.4, 0.4, 0.2])),
-        cube_yaw=float(np.radians(rng.uniform(25, 65))), cube_pitch=float(np.radians(rng.uniform(15, 35))),
+        cube_yaw=float(np.radians(rng.uniform(25, 65))), cube_pitch=float(np.radians(rng.uniform(20, 40))),
         cube_rgb=(np.full(3, rng.uniform(0.8, 0.95)) if rng.random() < 0.8 else np.full(3, rng.uniform(0.12, 0.22))),
-        cube_distance_cm=float(rng.uniform(25, 80)), label_lines=labels, label_font=int(rng.integers(0, 3)),
+        fov_deg=float(rng.uniform(20, 40)), label_lines=labels, label_font=int(rng.integers(0, 3)),
         wb=np.clip(1 + rng.normal(0, 0.07, 3), 0.8, 1.2), exposure=float(np.clip(rng.normal(1.0, 0.12), 0.7, 1.3)),
         vignette=float(rng.uniform(0.0, 0.35)), blur_sigma=float(rng.choice([0.0, rng.uniform(0.3, 1.8)], p=[0.3, 0.7])),
         noise_sigma=float(rng.uniform(1.0, 6.0)), jpeg_quality=int(rng.integers(72, 96)), satellite=satellite,
