@@ -33,20 +33,22 @@ from minbench.models import cam as cams
 PER_IMAGE_KEY = {"mean_iou": "iou", "dice": "dice", "pixel_accuracy": "pixel_accuracy"}
 
 
-def read_mask(path: str | Path) -> np.ndarray:
-    """A mask PNG as bool H x W (nonzero = mineral); a ``UserError`` when unreadable."""
+def read_mask(path: str | Path, level: int = 0) -> np.ndarray:
+    """A mask image as bool H x W: grey value > ``level`` is mineral.
+
+    ``level=0`` reads a submission (nonzero = mineral); ``level=127`` reads a ground
+    truth as the scorer does (white = mineral). A ``UserError`` when unreadable.
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
-            arr = np.asarray(im)
+            arr = np.asarray(im.convert("L"))
     except FileNotFoundError:
         raise UserError(f"{path}: mask file not found") from None
     except (UnidentifiedImageError, OSError) as exc:
         raise UserError(f"{path}: not a readable mask image ({exc})") from None
-    if arr.ndim == 3:  # RGB(A) masks: any nonzero colour channel is mineral
-        arr = arr[..., :3].max(axis=2)
-    return arr > 0
+    return arr > level
 
 
 def write_mask(path: str | Path, mask: np.ndarray) -> None:
@@ -73,7 +75,7 @@ class SampleLookup:
         if sample_id not in self.rows or not self.rows[sample_id][1]:
             raise UserError(f"sample {sample_id!r}: no mask_path in the manifest")
         path = self.root / self.rows[sample_id][1]
-        mask = read_mask(path)
+        mask = read_mask(path, level=127)  # the scorer's rule for true masks: white = mineral
         if expected_hw is not None and tuple(mask.shape) != tuple(expected_hw):
             raise UserError(f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} (WxH) but its image is "
                             f"{expected_hw[1]}x{expected_hw[0]}; a mask must have its image's size")
@@ -83,15 +85,13 @@ class SampleLookup:
 def load_classifier(path: str | Path):
     """A ``ClassificationTrainer`` checkpoint to (network, class names); safe loading only."""
     path = Path(path)
-    import pickle
-
     import torch
 
     from minbench.trainers.classification import ClassificationTrainer
 
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+    except Exception as exc:  # torch.load raises many types for a file that is not a checkpoint
         raise UserError(f"--classifier {path}: not a loadable checkpoint ({type(exc).__name__}: "
                         f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
     hp = raw.get("hyper_parameters") if isinstance(raw, dict) else None
@@ -104,7 +104,11 @@ def load_classifier(path: str | Path):
     # Rebuild without the original pretrained-weights file: the checkpoint holds the weights.
     hp = {**hp, "pretrained": False, "weights": None}
     trainer = ClassificationTrainer(**{k: v for k, v in hp.items() if k != "_instantiator"})
-    missing, unexpected = trainer.load_state_dict(raw["state_dict"], strict=False)
+    try:
+        missing, unexpected = trainer.load_state_dict(raw["state_dict"], strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        detail = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
+        raise UserError(f"--classifier {path}: weights do not fit {hp['backbone']} ({detail})") from None
     if missing or unexpected:
         raise UserError(f"--classifier {path}: weights do not fit {hp['backbone']} "
                         f"(missing {missing[:2]}, unexpected {unexpected[:2]})")
@@ -194,7 +198,7 @@ class SegmentationTrainer(LightningModule):
         if self.lookup is None and self._trainer is not None:
             dm = getattr(self.trainer, "datamodule", None)
             frame = getattr(dm, "test_frame", None)
-            root = getattr(dm, "data_dir", None)
+            root = getattr(dm, "dataset_dir", None) or getattr(dm, "data_dir", None)
             if frame is not None and root is not None:
                 self.lookup = SampleLookup(frame, root)
         return self.lookup
