@@ -1,0 +1,151 @@
+"""``minbench bench cam``: batched CAM versus one image at a time, and memory over many images.
+
+Speed: the same model, method and images, CAM + mask at the image's resolution, once in
+batches of ``--batch`` and once image by image (images/s of each and the ratio).
+The model's own forward + backward, batched and single, is timed too: on a CPU the
+CAM's batching gain cannot exceed the model's (``model_speedup_ceiling``).
+Memory: ``--n`` images (default 1,000) through the batched path, RSS sampled after every
+batch: start (after a warm-up batch), end, peak and the growth per 1,000 images. A leak of
+hooks, activations or retained graphs shows as growth; flat means bounded by the batch.
+"""
+
+from __future__ import annotations
+
+import time
+
+from minbench.bench import add_json_argument, report
+
+
+def register(sub) -> None:
+    p = sub.add_parser("cam", help="CAM images/s batched vs one at a time; RSS over many images")
+    p.add_argument("--backbone", default="resnet18", help="timm model name (random weights)")
+    p.add_argument("--image-size", type=int, default=96, help="input side the CAM sees")
+    p.add_argument("--mask-size", type=int, nargs=2, default=(768, 1024), metavar=("H", "W"),
+                   help="resolution the masks are made at (the photo's)")
+    p.add_argument("--cam", default="gradcam", help="CAM method")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--n-speed", type=int, default=64, help="images timed in each mode")
+    p.add_argument("--n", type=int, default=1000, help="images for the memory run (0 skips it)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    add_json_argument(p)
+    p.set_defaults(func=_run)
+
+
+def rss_mb() -> tuple[float, float]:
+    """(current RSS, peak RSS) of this process in MB, from /proc (Linux)."""
+    cur = peak = float("nan")
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    cur = int(line.split()[1]) / 1024
+                elif line.startswith("VmHWM:"):
+                    peak = int(line.split()[1]) / 1024
+    except OSError:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return cur, peak
+
+
+def _masks(extractor, images, size, threshold="otsu"):
+    from minbench.models.cam import cam_to_mask
+
+    out = extractor(images)
+    return [cam_to_mask(c, size, threshold=threshold) for c in out.cams]
+
+
+def _run(args) -> int:
+    import timm
+    import torch
+
+    from minbench.errors import UserError
+    from minbench.models.cam import CamExtractor
+
+    if args.batch < 1 or args.n_speed < 1 or args.n < 0:
+        raise UserError("--batch and --n-speed must be >= 1, --n >= 0")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    try:
+        model = timm.create_model(args.backbone, pretrained=False, num_classes=10)
+    except RuntimeError as exc:
+        raise UserError(f"--backbone {args.backbone!r}: {exc}") from None
+    model.eval()
+    size = tuple(args.mask_size)
+    ex = CamExtractor(model, args.cam, image_size=args.image_size)
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randn(args.n_speed, 3, args.image_size, args.image_size, generator=gen)
+
+    def timed(batch: int) -> float:
+        _masks(ex, images[:batch], size)  # warm-up (allocator, first-call costs)
+        t0 = time.perf_counter()
+        for i in range(0, len(images), batch):
+            _masks(ex, images[i:i + batch], size)
+        return len(images) / (time.perf_counter() - t0)
+
+    def timed_model(batch: int) -> float:
+        # The ceiling: the model's own forward + backward (what any CAM must pay),
+        # without CAM bookkeeping or mask making.
+        def step(x):
+            x = x.clone().requires_grad_(True)
+            model(x).amax(-1).sum().backward()
+
+        for p in model.parameters():
+            p.requires_grad_(False)
+        step(images[:batch])
+        t0 = time.perf_counter()
+        for i in range(0, len(images), batch):
+            step(images[i:i + batch])
+        return len(images) / (time.perf_counter() - t0)
+
+    with torch.inference_mode():  # as in Lightning's predict loop
+        batched = timed(args.batch)
+        single = timed(1)
+    model_batched, model_single = timed_model(args.batch), timed_model(1)
+    result = {
+        "benchmark": "cam",
+        "backbone": args.backbone, "cam": args.cam, "image_size": args.image_size,
+        "mask_size": list(size), "target_layers": ex.layer_names, "torch_threads": torch.get_num_threads(),
+        "speed": {"n_images": args.n_speed, "batch": args.batch,
+                  "batched_images_per_s": round(batched, 2), "single_images_per_s": round(single, 2),
+                  "speedup": round(batched / single, 2),
+                  "model_fwd_bwd_batched_images_per_s": round(model_batched, 2),
+                  "model_fwd_bwd_single_images_per_s": round(model_single, 2),
+                  "model_speedup_ceiling": round(model_batched / model_single, 2)},
+    }
+    if args.n:
+        result["memory"] = _memory(ex, args, size)
+    return report(result, args.json)
+
+
+def _memory(ex, args, size) -> dict:
+    import gc
+
+    import torch
+
+    gen = torch.Generator().manual_seed(1)
+    samples = []
+    start = None
+    done = 0
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        while done < args.n:
+            b = min(args.batch, args.n - done)
+            x = torch.randn(b, 3, args.image_size, args.image_size, generator=gen)
+            _masks(ex, x, size)
+            done += b
+            gc.collect()
+            cur, _ = rss_mb()
+            if start is None:
+                start = cur  # after the first batch: allocator pools and lazy inits are in
+            samples.append(cur)
+    _, hwm = rss_mb()
+    end = samples[-1]
+    # Growth over the second half only: the first batches still warm caches up.
+    half = samples[len(samples) // 2:]
+    per_1000 = (half[-1] - half[0]) / max(1, len(half) - 1) / args.batch * 1000 if len(half) > 1 else 0.0
+    return {"n_images": done, "batch": args.batch, "seconds": round(time.perf_counter() - t0, 2),
+            "rss_start_mb": round(start, 1), "rss_end_mb": round(end, 1),
+            "rss_peak_sampled_mb": round(max(samples), 1), "rss_peak_process_mb": round(hwm, 1),
+            "growth_mb": round(end - start, 1), "growth_second_half_mb_per_1000_images": round(per_1000, 1)}

@@ -1,0 +1,215 @@
+"""Batched augmentation and normalisation on the device the model runs on.
+
+Why here and not in DataLoader workers: per-sample PIL/albumentations transforms cost a few
+milliseconds of CPU per image, which starves a GPU (and on a CPU box, competes with
+decoding). On the device one batch is transformed by a handful of large tensor ops:
+
+- geometry (random resized crop, horizontal and vertical flips, rotation) is ONE affine map
+  per sample, all composed into a Bx2x3 matrix and applied by one ``F.grid_sample``; masks
+  go through the same grid (nearest), boxes through the same matrix, so they stay aligned.
+- colour (brightness, contrast, saturation, hue, grayscale) is ONE per-sample 3x3 matrix plus
+  an offset: each of those jitters is linear in RGB (hue as a rotation about the grey axis
+  in YIQ space), so their product is applied with one batched matmul, clamped once, then
+  normalised. Grayscale is MineralNet's trick: it pushes a model from colour toward
+  crystal form, which is what identifies many species.
+
+Random parameters are drawn per sample on the CPU from a ``torch.Generator`` (the caller
+seeds it from (seed, epoch, batch index)), then moved to the device: results do not depend
+on the device or on how many workers loaded the batch. No Python loop over samples.
+
+What stays on the CPU: decoding, EXIF rotation and the whole-image resize, once, when the
+cache is built (``minbench.data.decode``; cv2 area resize). Per-sample ops that have no
+cheap batched form (JPEG re-compression, blur kernels of random size, ...) can be given to
+the data module as an albumentations pipeline (``cpu_transform=``): it runs in the
+DataLoader workers on the cached uint8 image (and mask), before this module's ops.
+
+Differences from torchvision's transforms: jitter ops run in a fixed order and clamp once
+at the end (not after each op); the crop's scale/ratio are clamped instead of retried;
+pixels from outside the image after rotation are filled by reflection.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# ITU-R BT.601 luma, as torchvision's rgb_to_grayscale uses
+_LUMA = (0.299, 0.587, 0.114)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Ranges of the training augmentation (0 / 1.0 switches an op off)."""
+
+    crop_scale: tuple[float, float] = (0.25, 1.0)   # area fraction of the random resized crop
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)  # aspect ratio of the crop
+    hflip: float = 0.5
+    vflip: float = 0.5        # a specimen photo has no privileged "up" for its crystals
+    rotate: float = 30.0      # degrees, uniform in [-rotate, rotate]
+    brightness: float = 0.3   # factor in [1 - b, 1 + b]
+    contrast: float = 0.3
+    saturation: float = 0.3
+    hue: float = 0.03         # fraction of a full turn, in [-h, h]
+    grayscale: float = 0.2    # probability
+
+
+def sample_params(batch_size: int, cfg: AugmentConfig, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Per-sample random parameters (CPU tensors), all drawn from ``generator``."""
+    def uniform(lo, hi):
+        return lo + (hi - lo) * torch.rand(batch_size, generator=generator, dtype=torch.float64)
+
+    area = uniform(*cfg.crop_scale)
+    log_ratio = uniform(math.log(cfg.crop_ratio[0]), math.log(cfg.crop_ratio[1]))
+    ratio = torch.exp(log_ratio)
+    w = torch.sqrt(area * ratio).clamp(max=1.0)   # crop width / image width
+    h = torch.sqrt(area / ratio).clamp(max=1.0)
+    cx = (1 - w) * (2 * torch.rand(batch_size, generator=generator, dtype=torch.float64) - 1)
+    cy = (1 - h) * (2 * torch.rand(batch_size, generator=generator, dtype=torch.float64) - 1)
+    flip_x = torch.where(torch.rand(batch_size, generator=generator) < cfg.hflip, -1.0, 1.0).double()
+    flip_y = torch.where(torch.rand(batch_size, generator=generator) < cfg.vflip, -1.0, 1.0).double()
+    angle = uniform(-cfg.rotate, cfg.rotate) * math.pi / 180
+    return {
+        "w": w, "h": h, "cx": cx, "cy": cy, "flip_x": flip_x, "flip_y": flip_y, "angle": angle,
+        "brightness": uniform(1 - cfg.brightness, 1 + cfg.brightness),
+        "contrast": uniform(1 - cfg.contrast, 1 + cfg.contrast),
+        "saturation": uniform(1 - cfg.saturation, 1 + cfg.saturation),
+        "hue": uniform(-cfg.hue, cfg.hue),
+        "gray": (torch.rand(batch_size, generator=generator) < cfg.grayscale),
+    }
+
+
+def affine_matrices(p: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Bx2x3 maps from output to input coordinates (``affine_grid``'s normalised [-1, 1])."""
+    cos, sin = torch.cos(p["angle"]), torch.sin(p["angle"])
+    # input = centre + R(angle) @ diag(flip_x * w, flip_y * h) @ output
+    sx, sy = p["flip_x"] * p["w"], p["flip_y"] * p["h"]
+    theta = torch.stack([
+        torch.stack([cos * sx, -sin * sy, p["cx"]], dim=1),
+        torch.stack([sin * sx, cos * sy, p["cy"]], dim=1),
+    ], dim=1)
+    return theta
+
+
+def colour_matrices(p: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Bx3x3 matrix K, B contrast weight) with jitter(x) = K x + (1 - c) b mean_grey(x)."""
+    b = p["brightness"]
+    c = p["contrast"]
+    s = p["saturation"]
+    n = b.shape[0]
+    eye = torch.eye(3, dtype=torch.float64).expand(n, 3, 3)
+    luma = torch.tensor(_LUMA, dtype=torch.float64)
+    to_grey = torch.ones(3, 1, dtype=torch.float64) @ luma[None]            # 3x3: every channel = luma
+    sat = s[:, None, None] * eye + (1 - s)[:, None, None] * to_grey
+    # hue: rotate the chroma plane (I, Q) of YIQ about the grey (Y) axis
+    yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]],
+                       dtype=torch.float64)
+    a = 2 * math.pi * p["hue"]
+    rot = torch.zeros(n, 3, 3, dtype=torch.float64)
+    rot[:, 0, 0] = 1
+    rot[:, 1, 1], rot[:, 1, 2] = torch.cos(a), -torch.sin(a)
+    rot[:, 2, 1], rot[:, 2, 2] = torch.sin(a), torch.cos(a)
+    hue = torch.linalg.inv(yiq) @ rot @ yiq
+    grey = torch.where(p["gray"][:, None, None], to_grey.expand(n, 3, 3), eye)
+    k = (c * b)[:, None, None] * (grey @ hue @ sat)
+    return k, (1 - c) * b
+
+
+def _grey_mean(x: torch.Tensor) -> torch.Tensor:
+    """Per-sample mean luma of Bx3xHxW, estimated on every 4th pixel (a mean needs no more)."""
+    luma = torch.tensor(_LUMA, dtype=x.dtype, device=x.device)
+    return torch.einsum("bchw,c->b", x[:, :, ::4, ::4], luma) / (x[:, :, ::4, ::4].shape[2] * x[:, :, ::4, ::4].shape[3])
+
+
+def _mean_std(mean, std, device) -> tuple[torch.Tensor, torch.Tensor]:
+    return (torch.tensor(mean, dtype=torch.float32, device=device),
+            torch.tensor(std, dtype=torch.float32, device=device))
+
+
+def normalise(x: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
+    """In place: 0..1 float Bx3xHxW to (x - mean) / std."""
+    m, sd = _mean_std(mean, std, x.device)
+    return x.sub_(m[None, :, None, None]).div_(sd[None, :, None, None])
+
+
+def eval_transform(images: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
+    """No augmentation: the cached whole-image resize, normalised (a CAM maps back exactly).
+
+    BxSxSx3 uint8 to contiguous Bx3xSxS float32 in two passes: the scale by 1/(255 std) also
+    does the uint8 -> float conversion and the layout change.
+    """
+    m, sd = _mean_std(mean, std, images.device)
+    n, h, w, _ = images.shape
+    out = torch.empty(n, 3, h, w, dtype=torch.float32, device=images.device)
+    torch.mul(images.permute(0, 3, 1, 2), (1 / (255 * sd))[None, :, None, None], out=out)
+    return out.sub_((m / sd)[None, :, None, None])
+
+
+def sampling_grid(theta: torch.Tensor, size: int) -> torch.Tensor:
+    """``F.affine_grid(theta, [B, C, size, size], align_corners=False)``, built by broadcasting.
+
+    The same numbers with two broadcast passes instead of a batched matmul over a base grid
+    (several times faster on a CPU).
+    """
+    coords = (torch.arange(size, dtype=theta.dtype, device=theta.device) * 2 + 1) / size - 1
+    grid = torch.empty(theta.shape[0], size, size, 2, dtype=theta.dtype, device=theta.device)
+    for k in range(2):  # the x and y coordinates, not samples
+        a, b, t = (theta[:, k, j, None, None] for j in range(3))
+        torch.add(a * coords[None, None, :], b * coords[None, :, None] + t, out=grid[..., k])
+    return grid
+
+
+def transform_boxes(boxes: torch.Tensor, theta: torch.Tensor, size: int) -> torch.Tensor:
+    """Bx4 pixel boxes [x1,y1,x2,y2] of the input to the output of ``theta`` (enclosing box).
+
+    NaN boxes (unknown) stay NaN; boxes are clipped to the output image.
+    """
+    a, t = theta[:, :, :2].to(boxes.dtype), theta[:, :, 2].to(boxes.dtype)
+    inv = torch.linalg.inv(a)
+    x1, y1, x2, y2 = boxes.unbind(1)
+    corners = torch.stack([torch.stack([x1, y1], 1), torch.stack([x2, y1], 1),
+                           torch.stack([x1, y2], 1), torch.stack([x2, y2], 1)], dim=1)  # Bx4x2
+    norm = corners / size * 2 - 1                                   # pixel edges -> [-1, 1]
+    out = torch.einsum("bij,bkj->bki", inv, norm - t[:, None, :])
+    out = ((out + 1) / 2 * size).clamp(0, size)
+    return torch.cat([out.amin(1), out.amax(1)], dim=1)
+
+
+def train_transform(images: torch.Tensor, generator: torch.Generator, cfg: AugmentConfig = AugmentConfig(),
+                    masks: torch.Tensor | None = None, boxes: dict[str, torch.Tensor] | None = None,
+                    mean=IMAGENET_MEAN, std=IMAGENET_STD):
+    """Augment and normalise a batch on its device.
+
+    ``images`` BxSxSx3 uint8; ``masks`` Bx1xSxS uint8 (optional); ``boxes`` name -> Bx4 float
+    pixel boxes (optional). Returns (Bx3xSxS float32 normalised, masks, boxes), the last two
+    transformed with the same geometry (None when not given).
+    """
+    n, size = images.shape[0], images.shape[1]
+    device = images.device
+    p = sample_params(n, cfg, generator)
+    theta64 = affine_matrices(p)
+    grid = sampling_grid(theta64.to(device=device, dtype=torch.float32), size)
+    x = images.permute(0, 3, 1, 2).float()                            # 0..255, scaled below
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    # colour jitter, the /255 and the normalisation folded into one matrix and offset:
+    # z = (clamp(K x / 255 + o, 0, 1) - m) / s = clamp(K' x + o', -m / s, (1 - m) / s)
+    m, sd = _mean_std(mean, std, device)
+    k, w_mean = colour_matrices(p)
+    k = k.to(device=device, dtype=torch.float32) / (255 * sd[None, :, None])
+    o = w_mean.to(device=device, dtype=torch.float32) * _grey_mean(x) / 255
+    offset = (o[:, None] - m[None, :]) / sd[None, :]
+    y = torch.baddbmm(offset[:, :, None], k, x.view(n, 3, size * size)).view(n, 3, size, size)
+    y = y.clamp_((-m / sd)[None, :, None, None], ((1 - m) / sd)[None, :, None, None])
+    out_masks = None
+    if masks is not None:
+        out_masks = F.grid_sample(masks.float(), grid, mode="nearest", padding_mode="reflection",
+                                  align_corners=False).to(torch.uint8)
+    out_boxes = None
+    if boxes is not None:
+        out_boxes = {name: transform_boxes(b, theta64.to(b.device), size) for name, b in boxes.items()}
+    return y, out_masks, out_boxes
+

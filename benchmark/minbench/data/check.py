@@ -1,0 +1,218 @@
+"""``minbench data check``: is a prepared dataset sound?
+
+Checks the manifest schema and fingerprint, that every image and mask exists and
+decodes, that sizes agree with the manifest (masks at their image's size), and that
+the splits do not leak: a few-shot subset's train and test share no image, and no
+zero-shot class is a class of any few-shot subset. Works on any manifest (the real
+release or the embedded synth data).
+
+Photos and masks decode through ``data.decode`` (the data module's own policy), so a
+file that passes here also loads there. Decoding all of 30k photos is the slow part:
+JPEGs decode in draft mode (DCT scaled to 1/8, which still reads every byte of the
+entropy-coded data, so a truncated file fails as at full size) on a thread pool (Pillow
+releases the GIL while decoding). ``quick=True`` reads only the headers.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pandas as pd
+
+from minbench.data import manifest
+from minbench.data.decode import BadImage, load_mask, load_rgb
+from minbench.data.photo import read_image_info
+from minbench.errors import UserError
+
+_EXAMPLES = 3
+
+
+@dataclass
+class CheckReport:
+    """Result of ``check_dataset``: ``ok`` when there are no problems (warnings allowed)."""
+
+    folder: str
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _unsafe(rel: str) -> bool:
+    p = rel.replace("\\", "/")
+    return p.startswith("/") or ".." in PurePosixPath(p).parts or (len(p) > 1 and p[1] == ":")
+
+
+def _check_files(folder: Path, df: pd.DataFrame, quick: bool, workers: int) -> dict[str, list[str]]:
+    """Per problem kind, one message per affected row."""
+    found: dict[str, list[str]] = {"missing": [], "unsafe_path": [], "undecodable": [], "size_mismatch": [],
+                                   "mask_missing": [], "mask_undecodable": [], "mask_size_mismatch": [],
+                                   "mask_empty": []}
+    jobs = []
+    for sid, rel, w, h, mask in zip(df["sample_id"], df["image_path"], df["width"], df["height"], df["mask_path"]):
+        for kind, path in (("image", rel), ("mask", mask)):
+            if not path:
+                continue
+            if _unsafe(path):
+                found["unsafe_path"].append(f"{sid}: {path}")
+            elif not (folder / path).is_file():
+                found["missing" if kind == "image" else "mask_missing"].append(f"{sid}: {path}")
+            else:
+                jobs.append((kind, sid, folder / path, (int(w), int(h))))
+
+    def run(job):
+        kind, sid, path, expected = job
+        if quick:
+            info = read_image_info(path)
+            return kind, sid, path, expected, (info.width, info.height) if info else None, "header unreadable"
+        try:  # decode exactly as the data module will, so what passes here loads there
+            if kind == "image":
+                _, (h, w) = load_rgb(path, draft=1)  # draft: JPEG DCT scaled to 1/8, every byte still read
+                return kind, sid, path, expected, (w, h), ""
+            mask = load_mask(path)
+        except BadImage as exc:
+            return kind, sid, path, expected, None, str(exc)
+        return kind, sid, path, expected, (mask.shape[1], mask.shape[0]), "" if mask.any() else "empty"
+
+    with ThreadPoolExecutor(workers) as pool:
+        for kind, sid, path, expected, size, why in pool.map(run, jobs):
+            prefix = "mask_" if kind == "mask" else ""
+            if why == "empty":
+                found["mask_empty"].append(f"{sid}: {path.name}")
+            elif size is None:
+                found[f"{prefix}undecodable"].append(f"{sid}: {path.name} ({why})")
+            elif size != expected:
+                what = "mask" if kind == "mask" else "image"
+                found[f"{prefix}size_mismatch"].append(
+                    f"{sid}: {what} is {size[0]}x{size[1]}, manifest says {expected[0]}x{expected[1]}")
+    return found
+
+
+def _split_summary(df: pd.DataFrame, problems: list[str], warnings: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    fewshot_classes: dict[str, set[str]] = {}
+    for col in manifest.FEWSHOT_COLUMNS:
+        train, test = df[df[col] == "train"], df[df[col] == "test"]
+        classes = set(train["species"]) | set(test["species"])
+        fewshot_classes[col] = classes
+        out[col] = {"train": len(train), "test": len(test), "classes": len(classes),
+                    "test_classes": test["species"].nunique()}
+        shared = set(train["image_path"]) & set(test["image_path"])
+        if shared:
+            problems.append(f"{col}: {len(shared)} images are in both train and test "
+                            f"(e.g. {sorted(shared)[0]})")
+        unseen = sorted(set(test["species"]) - set(train["species"]))
+        if unseen:
+            warnings.append(f"{col}: {len(unseen)} test classes have no train rows (e.g. {unseen[0]!r})")
+    # Tasks train separately, but a photo that is test in one subset and train in another
+    # leaks if someone pretrains on the larger subset: worth knowing, not fatal.
+    for a in manifest.FEWSHOT_COLUMNS:
+        for b in manifest.FEWSHOT_COLUMNS:
+            crossed = int(((df[a] == "test") & (df[b] == "train")).sum())
+            if a != b and crossed:
+                warnings.append(f"{crossed} images are test in {a} but train in {b}")
+    zs = df[df["zeroshot"]]
+    zs_classes = set(zs["species"])
+    out["zeroshot"] = {"rows": len(zs), "classes": len(zs_classes)}
+    for col, classes in fewshot_classes.items():
+        overlap = sorted(zs_classes & classes)
+        if overlap:
+            problems.append(f"zeroshot: {len(overlap)} classes are also {col} classes "
+                            f"(e.g. {', '.join(repr(c) for c in overlap[:_EXAMPLES])})")
+    out["segmentation"] = {"rows": int(df["segmentation"].sum())}
+    out["size"] = {"rows": int(df["size"].sum())}
+    return out
+
+
+def check_dataset(data_dir: str | os.PathLike, *, quick: bool = False, workers: int | None = None) -> CheckReport:
+    """Check a prepared dataset folder; problems make ``report.ok`` False."""
+    folder = Path(data_dir)
+    report = CheckReport(folder=str(folder))
+    path = folder / manifest.MANIFEST_FILE
+    if not path.is_file():
+        raise UserError(f"{path}: no manifest here (run `minbench data generate` or `minbench data prepare`)")
+    try:
+        raw = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises many types for a damaged file
+        raise UserError(f"{path}: not a readable Parquet manifest ({type(exc).__name__}: {exc})") from None
+    report.problems += manifest.validate(raw, where=str(path))
+    missing_cols = [c for c in manifest.COLUMNS if c not in raw.columns]
+    if missing_cols:
+        return report
+    df = manifest.normalise(raw)
+    try:
+        info = manifest.read_info(folder)
+        fp = manifest.fingerprint(df)
+        if info.fingerprint != fp:
+            report.problems.append(f"{folder / manifest.DATASET_FILE}: fingerprint {info.fingerprint} does not match "
+                                   f"the manifest's {fp} (manifest changed after it was written?)")
+        report.summary["dataset"] = {"name": info.name, "version": info.version, "fingerprint": info.fingerprint}
+    except UserError as exc:
+        report.problems.append(str(exc))
+
+    report.summary["rows"] = len(df)
+    report.summary["classes"] = int(df["species"].nunique())
+    report.summary["splits"] = _split_summary(df, report.problems, report.warnings)
+
+    files = _check_files(folder, df, quick, workers or min(32, os.cpu_count() or 2))
+    report.summary["files"] = {k: len(v) for k, v in files.items()}
+    report.summary["decoded"] = "headers only (quick)" if quick else "every image and mask decoded, JPEG draft mode"
+    messages = {
+        "missing": "image files missing", "unsafe_path": "paths leave the dataset folder",
+        "undecodable": "images fail to decode", "size_mismatch": "images differ in size from the manifest",
+        "mask_missing": "mask files missing", "mask_undecodable": "masks fail to decode",
+        "mask_size_mismatch": "masks differ in size from their image",
+    }
+    for kind, rows in files.items():
+        if not rows:
+            continue
+        line = f"{len(rows)} {messages.get(kind, 'masks are all black (no mineral)')}: {'; '.join(rows[:_EXAMPLES])}"
+        (report.warnings if kind == "mask_empty" else report.problems).append(line)
+    report.summary["details"] = {k: v for k, v in files.items() if v}
+    return report
+
+
+def print_report(report: CheckReport) -> None:
+    """Print a check report as rich tables, problems last."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console()
+    s = report.summary
+    t = Table(title=f"dataset check: {report.folder}")
+    t.add_column("split / task")
+    t.add_column("train", justify="right")
+    t.add_column("test / rows", justify="right")
+    t.add_column("classes", justify="right")
+    ds = s.get("dataset", {})
+    t.add_row(f"all ({ds.get('name', '?')} {ds.get('version', '')})", "", str(s.get("rows", "?")),
+              str(s.get("classes", "?")))
+    for col, v in s.get("splits", {}).items():
+        if col in manifest.FEWSHOT_COLUMNS:
+            t.add_row(col, str(v["train"]), str(v["test"]), str(v["classes"]))
+        else:
+            t.add_row(col, "", str(v["rows"]), str(v.get("classes", "")))
+    console.print(t)
+    if "files" in s:
+        f = Table(title=f"files ({s.get('decoded', '')})")
+        f.add_column("check")
+        f.add_column("count", justify="right")
+        for kind, n in s["files"].items():
+            f.add_row(kind.replace("_", " "), Text(str(n), style="red" if n and kind != "mask_empty" else ""))
+        console.print(f)
+    for w in report.warnings:
+        console.print(Text("warning: ", style="yellow") + Text(w), highlight=False)
+    for p in report.problems:
+        console.print(Text("problem: ", style="bold red") + Text(p), highlight=False)
+    if report.ok:
+        console.print(Text("OK: the dataset is sound", style="green"))
+    else:
+        console.print(Text(f"{len(report.problems)} problem(s) found", style="bold red"))

@@ -1,0 +1,382 @@
+"""Class-activation maps of a classifier, turned into masks (the zero-shot segmentation task).
+
+The CAM methods are pytorch-grad-cam's; this module adds what a benchmark needs around
+them: a registry of method names, the target layer of each backbone family (timm's
+``feature_info`` for CNNs, ``blocks[-1].norm1`` for ViTs), the reshape transform token
+models need, the CAM target (predicted class, true class, sum of the top-k), and the
+threshold rules and upsampling that turn a CAM into a mask at the image's resolution.
+
+CAM needs gradients, while Lightning runs predict/test under ``inference_mode``:
+``CamExtractor.__call__`` re-enables autograd itself. Hooks live only for one call and
+every tensor the library keeps (activations, gradients, the retained graph) is released
+before the call returns, so memory stays flat over any number of images.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from minbench.errors import UserError
+
+# name -> pytorch_grad_cam class name (``scorecam`` is ours: quiet and batched, below)
+METHODS: dict[str, str] = {
+    "gradcam": "GradCAM",
+    "gradcam++": "GradCAMPlusPlus",
+    "hirescam": "HiResCAM",
+    "layercam": "LayerCAM",
+    "xgradcam": "XGradCAM",
+    "eigencam": "EigenCAM",
+    "eigengradcam": "EigenGradCAM",
+    "scorecam": "ScoreCAM",
+}
+TARGETS = ("predicted", "true", "topk")
+THRESHOLDS = ("otsu", "fixed", "percentile")
+UPSAMPLING = ("bilinear", "bicubic", "nearest")
+RESHAPES = ("auto", "none", "vit", "nhwc")
+DEFAULT_THRESHOLD_VALUE = {"otsu": None, "fixed": 0.5, "percentile": 70.0}
+
+
+def method_names() -> list[str]:
+    """The CAM method names ``--cam`` accepts."""
+    return list(METHODS)
+
+
+def _method_class(name: str):
+    if name not in METHODS:
+        close = difflib.get_close_matches(name, METHODS, n=3, cutoff=0.4)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise UserError(f"--cam {name!r} is not a CAM method{hint}; known: {', '.join(METHODS)}")
+    if name == "scorecam":
+        return _batched_score_cam()
+    import pytorch_grad_cam
+
+    return getattr(pytorch_grad_cam, METHODS[name])
+
+
+def _batched_score_cam():
+    """ScoreCAM whose channel scoring is batched across images and silent.
+
+    The library's version scores one image at a time, calls ``.item()`` per forward
+    output and draws a tqdm bar per image; the weights computed here are the same
+    (softmax over channels of the target score of the input masked by each channel).
+    """
+    import torch
+    from pytorch_grad_cam import ScoreCAM
+
+    class BatchedScoreCAM(ScoreCAM):
+        batch_size = 64
+
+        def get_cam_weights(self, input_tensor, target_layer, targets, activations, grads):
+            with torch.no_grad():
+                acts = torch.from_numpy(activations).to(self.device)
+                up = torch.nn.functional.interpolate(acts, size=input_tensor.shape[-2:], mode="bilinear",
+                                                     align_corners=True)
+                flat = up.flatten(2)
+                lo, hi = flat.min(-1).values[..., None, None], flat.max(-1).values[..., None, None]
+                up = (up - lo) / (hi - lo + 1e-8)
+                n_img, n_ch = up.shape[:2]
+                scores = torch.empty(n_img, n_ch)
+                pairs = [(b, c) for b in range(n_img) for c in range(n_ch)]
+                for start in range(0, len(pairs), self.batch_size):
+                    chunk = pairs[start:start + self.batch_size]
+                    bs = torch.tensor([b for b, _ in chunk], device=self.device)
+                    cs = torch.tensor([c for _, c in chunk], device=self.device)
+                    out = self.model(input_tensor[bs] * up[bs, cs][:, None])
+                    for row, (b, c) in enumerate(chunk):
+                        scores[b, c] = targets[b](out[row]).float().cpu()
+                return torch.softmax(scores, dim=-1).numpy()
+
+    return BatchedScoreCAM
+
+
+# --------------------------------------------------------------------------- targets
+class CamTarget:
+    """What one image's CAM explains: a class logit, or the sum of the top-k logits.
+
+    The classes are chosen from the image's own logits the first time the target sees
+    them (pytorch-grad-cam calls it on the forward it already makes), so a CAM costs one
+    forward; later calls (ScoreCAM's masked inputs) reuse the locked classes.
+    """
+
+    def __init__(self, rule: str = "predicted", label: int = -1, top_k: int = 3):
+        self.rule, self.label, self.top_k = rule, int(label), int(top_k)
+        self.categories: list[int] | None = None
+
+    def lock(self, logits) -> list[int]:
+        if self.categories is None:
+            if self.rule == "true" and self.label >= 0:
+                self.categories = [self.label]
+            elif self.rule == "topk":
+                k = max(1, min(self.top_k, logits.shape[-1]))
+                self.categories = logits.detach().topk(k, dim=-1).indices.reshape(-1).tolist()
+            else:  # predicted, or "true" for a species the classifier never saw
+                self.categories = [int(logits.detach().argmax(-1))]
+        return self.categories
+
+    def __call__(self, output):
+        cats = self.lock(output) if self.categories is None else self.categories
+        return output[..., cats].sum(-1)
+
+
+def make_targets(n: int, rule: str = "predicted", labels=None, top_k: int = 3) -> list[CamTarget]:
+    """One CAM target per image of a batch of ``n``.
+
+    ``true`` uses ``labels`` where it is a training class (>= 0) and falls back to the
+    predicted class for the others (e.g. a species the classifier never saw).
+    """
+    if rule not in TARGETS:
+        raise UserError(f"--cam-target {rule!r} is not one of {', '.join(TARGETS)}")
+    if rule == "true" and labels is None:
+        raise UserError("--cam-target true needs labels (the batch has none)")
+    labs = labels.tolist() if labels is not None else [-1] * n
+    return [CamTarget(rule, lab, top_k) for lab in labs]
+
+
+# --------------------------------------------------------------------------- layers
+def is_vit(model) -> bool:
+    """A token model of timm's VisionTransformer shape (patch_embed + blocks)."""
+    return hasattr(model, "patch_embed") and hasattr(model, "blocks") and hasattr(model, "num_prefix_tokens")
+
+
+def default_target_layer_names(model) -> list[str]:
+    """The layer a CAM reads for each backbone family.
+
+    ViT: ``blocks.<last>.norm1`` (the last block's output reaches the logits only through
+    the class token, so its patch tokens get no gradient; norm1 still does). timm CNNs:
+    the module of the last ``feature_info`` entry (the last stage). Others: the last Conv2d.
+    """
+    import torch.nn as nn
+
+    if is_vit(model):
+        return [f"blocks.{len(model.blocks) - 1}.norm1"]
+    info = getattr(model, "feature_info", None)
+    if info:
+        last = info[-1] if isinstance(info, (list, tuple)) else None
+        name = last.get("module") if isinstance(last, dict) else None
+        if name is None and hasattr(info, "module_name"):
+            name = info.module_name(-1)
+        if name:
+            return [name]
+    convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise UserError(f"{type(model).__name__}: no convolution and no known target layer; "
+                        "name one with --target-layer")
+    return [convs[-1]]
+
+
+def resolve_target_layers(model, names: str | Sequence[str] | None) -> tuple[list, list[str]]:
+    """Modules for ``names`` (comma-separated or a list; None = the family default)."""
+    if names is None or names == "" or names == []:
+        names = default_target_layer_names(model)
+    elif isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    modules = dict(model.named_modules())
+    layers = []
+    for name in names:
+        if name not in modules:
+            close = difflib.get_close_matches(name, [n for n in modules if n], n=5, cutoff=0.5)
+            hint = f"; close names: {', '.join(close)}" if close else ""
+            raise UserError(f"--target-layer {name!r}: {type(model).__name__} has no such layer{hint}")
+        layers.append(modules[name])
+    return layers, list(names)
+
+
+def vit_reshape_transform(model) -> Callable:
+    """Tokens (B, prefix + H*W, C) -> (B, C, H, W), dropping the class/register tokens."""
+    prefix = int(getattr(model, "num_prefix_tokens", 1))
+    grid = tuple(getattr(getattr(model, "patch_embed", None), "grid_size", ()) or ())
+
+    def reshape(tensor):
+        n = tensor.shape[1] - prefix
+        side = int(round(n ** 0.5))
+        if side * side == n:
+            h, w = side, side
+        elif len(grid) == 2 and grid[0] * grid[1] == n:
+            h, w = grid
+        else:
+            raise UserError(f"ViT reshape: {n} patch tokens do not form a grid")
+        return tensor[:, prefix:, :].reshape(tensor.shape[0], h, w, tensor.shape[2]).permute(0, 3, 1, 2)
+
+    return reshape
+
+
+def nhwc_reshape_transform(tensor):
+    """(B, H, W, C) feature maps (timm Swin stages) -> (B, C, H, W)."""
+    return tensor.permute(0, 3, 1, 2)
+
+
+def _first_tensor(output):
+    return output[0] if isinstance(output, (tuple, list)) else output
+
+
+def probe_layer_shapes(model, layers, image_size: int) -> list[tuple[int, ...]]:
+    """Output shapes of ``layers`` for one blank image (one cheap forward)."""
+    import torch
+
+    shapes: list[tuple[int, ...]] = []
+    handles = [layer.register_forward_hook(lambda m, i, o: shapes.append(tuple(_first_tensor(o).shape)))
+               for layer in layers]
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else "cpu"
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, 3, image_size, image_size, device=device))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return shapes
+
+
+def resolve_reshape(model, layers, names, reshape: str, image_size: int):
+    """The reshape transform for ``layers`` (``auto`` picks it from the layer's output)."""
+    if reshape not in RESHAPES:
+        raise UserError(f"--reshape {reshape!r} is not one of {', '.join(RESHAPES)}")
+    shapes = probe_layer_shapes(model, layers, image_size)
+    if len(shapes) != len(layers):
+        raise UserError(f"--target-layer {','.join(names)}: layer not used in the forward pass")
+    ndims = {len(s) for s in shapes}
+    if len(ndims) != 1:
+        raise UserError(f"--target-layer {','.join(names)}: layers give outputs of different ranks {shapes}")
+    ndim = ndims.pop()
+    if reshape == "auto":
+        if ndim == 3:
+            reshape = "vit"
+        elif ndim == 4 and getattr(model, "output_fmt", "NCHW") == "NHWC":
+            reshape = "nhwc"
+        else:
+            reshape = "none"
+    if reshape == "none" and ndim != 4:
+        kind = "tokens (B, N, C), as a ViT does" if ndim == 3 else f"a {ndim}-D tensor {shapes[0]}"
+        raise UserError(f"--target-layer {','.join(names)} outputs {kind}; a CAM needs a feature map: "
+                        "use --reshape vit (or auto)")
+    if reshape == "vit":
+        if ndim != 3:
+            raise UserError(f"--reshape vit: layer {','.join(names)} outputs {shapes[0]}, not tokens (B, N, C)")
+        return vit_reshape_transform(model)
+    if reshape == "nhwc":
+        if ndim != 4:
+            raise UserError(f"--reshape nhwc: layer {','.join(names)} outputs {shapes[0]}, not (B, H, W, C)")
+        return nhwc_reshape_transform
+    return None
+
+
+# --------------------------------------------------------------------------- extractor
+@dataclass
+class CamOutput:
+    cams: np.ndarray       # B x S x S float32, each min-max scaled to [0, 1]
+    logits: "object"       # B x C torch tensor (detached)
+    targets: list[list[int]]  # classes each CAM explains
+
+
+class CamExtractor:
+    """Batched CAMs of ``model`` for one method, target layer(s) and reshape rule."""
+
+    def __init__(self, model, method: str = "gradcam", target_layers: str | Sequence[str] | None = None,
+                 reshape: str = "auto", image_size: int = 224, score_batch_size: int = 64):
+        self.model = model
+        self.method = method
+        self.cam_class = _method_class(method)
+        self.layers, self.layer_names = resolve_target_layers(model, target_layers)
+        self.reshape_transform = resolve_reshape(model, self.layers, self.layer_names, reshape, image_size)
+        self.score_batch_size = score_batch_size
+
+    def __call__(self, images, target: str = "predicted", labels=None, top_k: int = 3) -> CamOutput:
+        """CAMs of a batch (B x 3 x S x S, normalised); works inside inference_mode."""
+        import torch
+
+        params = list(self.model.parameters())
+        flags = [p.requires_grad for p in params]
+        was_training = self.model.training
+        cam = None
+        # Lightning's predict/test run under inference_mode; CAM needs a graph. Weights
+        # need no gradient (only activations do), which also skips their backward work.
+        with torch.inference_mode(False), torch.enable_grad():
+            try:
+                for p in params:
+                    p.requires_grad_(False)
+                cam = self.cam_class(model=self.model, target_layers=self.layers,
+                                     reshape_transform=self.reshape_transform)
+                # A clone leaves inference mode; only gradient methods need the graph.
+                x = images.detach().clone().requires_grad_(cam.uses_gradients)
+                targets = make_targets(len(x), target, labels, top_k)
+                if self.method == "scorecam":
+                    # No loss is computed, so lock each target's classes on a plain forward
+                    # first (ScoreCAM scores masked inputs with them).
+                    with torch.no_grad():
+                        for t, row in zip(targets, self.model(x)):
+                            t.lock(row)
+                    cam.batch_size = self.score_batch_size
+                maps = cam(input_tensor=x, targets=targets)
+                logits = cam.outputs.detach()
+            finally:
+                if cam is not None:
+                    cam.activations_and_grads.release()
+                    cam.outputs = None  # holds the retained autograd graph otherwise
+                    del cam
+                for p, flag in zip(params, flags):
+                    p.requires_grad_(flag)
+                self.model.train(was_training)
+        maps = np.nan_to_num(np.asarray(maps, dtype=np.float32), nan=0.0)
+        return CamOutput(cams=maps, logits=logits, targets=[t.lock(row) for t, row in zip(targets, logits)])
+
+
+# --------------------------------------------------------------------------- masks
+def upsample_cam(cam: np.ndarray, size: tuple[int, int], mode: str = "bilinear") -> np.ndarray:
+    """A CAM (h x w) resized to ``size`` = (H, W) of the original image."""
+    import cv2
+
+    if mode not in UPSAMPLING:
+        raise UserError(f"--upsample {mode!r} is not one of {', '.join(UPSAMPLING)}")
+    flag = {"bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC, "nearest": cv2.INTER_NEAREST}[mode]
+    h, w = int(size[0]), int(size[1])
+    out = cv2.resize(np.ascontiguousarray(cam, dtype=np.float32), (w, h), interpolation=flag)
+    return np.clip(out, 0.0, 1.0)
+
+
+def check_threshold(rule: str, value: float | None) -> float | None:
+    """Validate a threshold rule and its value; returns the value to use."""
+    if rule not in THRESHOLDS:
+        raise UserError(f"--threshold {rule!r} is not one of {', '.join(THRESHOLDS)}")
+    if value is None:
+        return DEFAULT_THRESHOLD_VALUE[rule]
+    value = float(value)
+    if rule == "fixed" and not 0.0 <= value <= 1.0:
+        raise UserError(f"--threshold-value {value}: a fixed threshold is a CAM level in [0, 1]")
+    if rule == "percentile" and not 0.0 <= value <= 100.0:
+        raise UserError(f"--threshold-value {value}: a percentile is in [0, 100]")
+    return value
+
+
+def threshold_cam(cam: np.ndarray, rule: str = "otsu", value: float | None = None) -> np.ndarray:
+    """A CAM in [0, 1] to a bool mask.
+
+    ``otsu``: Otsu's level on the CAM's 256-bin histogram; ``fixed``: CAM >= value;
+    ``percentile``: CAM >= its value-th percentile (70 keeps the top 30 %). A constant
+    CAM (no evidence anywhere) gives an empty mask under every rule.
+    """
+    import cv2
+
+    value = check_threshold(rule, value)
+    cam = np.asarray(cam, dtype=np.float32)
+    if cam.size == 0 or float(cam.max() - cam.min()) < 1e-6:
+        return np.zeros(cam.shape, dtype=bool)
+    if rule == "otsu":
+        u8 = np.clip(cam * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        level, _ = cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        return u8 > level
+    if rule == "fixed":
+        return cam >= value
+    return cam >= np.percentile(cam, value)
+
+
+def cam_to_mask(cam: np.ndarray, size: tuple[int, int], *, threshold: str = "otsu",
+                threshold_value: float | None = None, upsample: str = "bilinear") -> np.ndarray:
+    """Upsample a CAM to the image's (H, W) and threshold it there: a bool mask."""
+    return threshold_cam(upsample_cam(cam, size, upsample), threshold, threshold_value)

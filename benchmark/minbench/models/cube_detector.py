@@ -1,0 +1,533 @@
+"""Classical scene parsing for museum photos: background model, objects, reference cube, label.
+
+Everything here works on a downscaled working copy (a few hundred pixels on the long
+side) except the cube refinement, which re-measures the cube on a small full-resolution
+crop because the cube's edge sets the scale of every size we report.
+
+Geometry of the cube test. Under orthographic projection a cube with edge ``e`` seen with
+three faces has a silhouette that is a centrally symmetric hexagon whose sides are the
+projected edge vectors ``a, b, c, -a, -b, -c``. Stacking them as the 2x3 matrix
+``M = [a b c]`` gives ``M M^T = e^2 I`` (the first two rows of a rotation matrix, scaled),
+so the eigenvalue spread of ``M M^T`` says how cube-like the hexagon is and
+``e = sqrt(trace / 2)`` is the edge whatever the rotation. A frontal view (a square) is the
+same formula with ``c = 0``. Perspective bends this a little; the tolerances allow for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+# cv2 is imported inside functions so `minbench --help` stays fast.
+
+
+@dataclass
+class Background:
+    """A smooth background colour model: a thumbnail with the objects painted out.
+
+    Coordinates are pixel centres normalised to [0, 1] over the image the model was fitted
+    on (``u = (x + 0.5) / W``), so one model serves the working copy, the full-resolution
+    photo and any crop of it.
+    """
+
+    tiny: np.ndarray  # th x tw x 3 float32 background thumbnail
+    su: float  # thumbnail pixels per unit of u
+    sv: float  # thumbnail pixels per unit of v
+    threshold: float  # residual (sum of |channel diff|) above which a pixel is foreground
+    noise: float  # robust spread of the background residual
+    is_flat: bool  # the whole image is one colour (blank)
+    _tiny8: np.ndarray | None = field(default=None, repr=False)
+
+    def render(self, width: int, height: int, *, x0: int = 0, y0: int = 0,
+               full_w: int | None = None, full_h: int | None = None) -> np.ndarray:
+        """Background (uint8 HxWx3) of the ``width`` x ``height`` crop at (x0, y0) of an image
+        ``full_w`` x ``full_h`` (the crop is the whole image by default)."""
+        import cv2
+
+        full_w = full_w or width
+        full_h = full_h or height
+        ax, ay = self.su / full_w, self.sv / full_h
+        # destination pixel x -> thumbnail coordinate ((x0 + x + 0.5) / full_w) * su - 0.5
+        m = np.array([[ax, 0.0, (x0 + 0.5) * ax - 0.5], [0.0, ay, (y0 + 0.5) * ay - 0.5]], np.float64)
+        return cv2.warpAffine(self.tiny8, m, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_REPLICATE)
+
+    @property
+    def tiny8(self) -> np.ndarray:
+        if self._tiny8 is None:
+            self._tiny8 = np.clip(self.tiny, 0, 255).round().astype(np.uint8)
+        return self._tiny8
+
+
+@lru_cache(maxsize=16)
+def _grid_features(tw: int, th: int) -> tuple[np.ndarray, np.ndarray]:
+    ys, xs = np.divmod(np.arange(tw * th), tw)
+    u, v = (xs + 0.5) / tw, (ys + 0.5) / th
+    feats = np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=1).astype(np.float32)
+    border = max(1, round(0.06 * min(tw, th)))
+    on_border = (xs < border) | (xs >= tw - border) | (ys < border) | (ys >= th - border)
+    return feats, on_border
+
+
+def _median(x: np.ndarray) -> float:
+    return float(np.partition(x, len(x) // 2)[len(x) // 2]) if len(x) else 0.0
+
+
+def _paint_out(img8: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """Fill ``hole`` (1 = object) from the surrounding background by normalised convolution
+    at two scales (near pixels first, far ones where a hole is wide); float32 result."""
+    import cv2
+
+    keep = (1 - hole).astype(np.float32)
+    img = img8.astype(np.float32)
+    out = img * keep[..., None]
+    filled = None
+    for sigma in (2.0, 8.0):
+        num = cv2.GaussianBlur(out, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+        den = cv2.GaussianBlur(keep, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+        est = num / np.maximum(den, 1e-6)[..., None]
+        if filled is None:
+            filled, ok = est, den > 0.15
+        else:
+            filled = np.where(ok[..., None], filled, est)
+            ok = ok | (den > 1e-4)
+    model = np.where(hole[..., None].astype(bool), filled, img)
+    return cv2.GaussianBlur(model, (3, 3), 0)
+
+
+def fit_background(img: np.ndarray, *, min_threshold: float = 24.0, k_noise: float = 6.0,
+                   grid: int = 64) -> Background:
+    """Model the background of a photo (uint8 HxWx3) without its objects.
+
+    Museum backgrounds are smooth: gradients, a lamp's bright patch, vignetting, cloth
+    folds. On a thumbnail of about ``grid`` pixels a quadratic surface is first fitted
+    robustly from the frame's border inwards (the objects sit inside the frame); what
+    stands out from it is painted out (``cv2.inpaint``) from its surroundings, twice, so
+    the model follows folds and light a quadratic cannot. The noise level, which sets the
+    foreground threshold, is measured on ``img`` itself (the thumbnail averages it away).
+    """
+    import cv2
+
+    h, w = img.shape[:2]
+    f = max(1, -(-max(h, w) // grid))  # integer factor: cv2's fast area-averaging path
+    tw, th = max(2, w // f), max(2, h // f)
+    tiny8 = cv2.resize(np.ascontiguousarray(img[: th * f, : tw * f]), (tw, th), interpolation=cv2.INTER_AREA)
+    tiny = tiny8.reshape(-1, 3).astype(np.float32)
+    feats, sel = _grid_features(tw, th)
+    coef = np.zeros((6, 3), np.float32)
+    thr = min_threshold
+    res = np.zeros(len(tiny), np.float32)
+    for _ in range(3):
+        if sel.sum() < 12:
+            break
+        a = feats[sel]
+        coef = np.linalg.solve(a.T @ a + 1e-6 * np.eye(6, dtype=np.float32), a.T @ tiny[sel]).astype(np.float32)
+        res = np.abs(tiny - feats @ coef).sum(axis=1)
+        thr = max(min_threshold, k_noise * _median(res[sel]))
+        sel = res < thr
+    model = (feats @ coef).reshape(th, tw, 3)
+    objects = (res >= thr).reshape(th, tw).astype(np.uint8)
+    kernel = np.ones((3, 3), np.uint8)
+    for _ in range(2):
+        hole = cv2.dilate(objects, kernel, iterations=2)
+        if hole.mean() > 0.85:  # nearly all 'object': keep the smooth surface
+            break
+        model = _paint_out(tiny8, hole)
+        res = np.abs(tiny8.astype(np.float32) - model).sum(axis=2)
+        free = res[hole == 0]
+        thr = max(min_threshold, k_noise * _median(free)) if free.size else thr
+        objects = (res >= thr).astype(np.uint8)
+    bg = Background(tiny=np.ascontiguousarray(model, dtype=np.float32), su=w / f, sv=h / f,
+                    threshold=float(thr), noise=0.0, is_flat=float(np.ptp(tiny8)) < 6.0)
+    res = residual(img[::3, ::3], bg, full_w=None, full_h=None)
+    bgpix = res[res < thr]
+    if bgpix.size > 50:
+        med = _median(bgpix)
+        mad = _median(np.abs(bgpix - med))
+        bg.noise = med + 1.4826 * mad
+        bg.threshold = max(min_threshold, k_noise * bg.noise)
+    return bg
+
+
+def object_masks(img: np.ndarray, bg: Background, *, canny: tuple[int, int] = (20, 60)) -> dict[str, np.ndarray]:
+    """Masks (uint8 0/255) of what is not background, two ways and their union.
+
+    ``strong``: colour differs from the background model by more than its threshold;
+    ``edges``: regions enclosed by closed image edges (Canny), which keep a cube face that
+    is lit like the background, or a pale crystal, as long as its outline shows, and leave
+    out soft shadows, which have no sharp outline;
+    ``smooth``: ``edges`` opened, so the filled regions lose thin spurs;
+    ``solid``: ``strong`` without what looks like a cast shadow (the background's own
+    colour, darker);
+    ``union``: ``strong`` and ``edges``.
+    """
+    import cv2
+
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+    model = bg.render(img.shape[1], img.shape[0])
+    res = residual(img, bg, model=model)
+    strong = cv2.morphologyEx((res > bg.threshold).astype(np.uint8) * 255, cv2.MORPH_OPEN, kernel)
+    # A cast shadow is the background, darker, with its colour: the same ratio in every channel.
+    ratio = (img.astype(np.float32) + 4.0) / (model.astype(np.float32) + 4.0)
+    rmax, rmin = ratio.max(axis=2), ratio.min(axis=2)
+    shadow = (rmax - rmin < 0.1) & (rmax < 0.95) & (rmin > 0.2)
+    solid = cv2.morphologyEx(np.where(shadow, 0, strong).astype(np.uint8), cv2.MORPH_OPEN, kernel)
+    grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    # closing with a 5x5 square bridges the one- and two-pixel gaps an outline has where a
+    # face is lit like the background
+    edges = cv2.morphologyEx(cv2.Canny(grey, *canny), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+    contours, _ = cv2.findContours(edges, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    filled = np.zeros_like(edges)
+    cv2.drawContours(filled, contours, -1, 255, -1)
+    # ``edges`` keeps open outlines too (thin lines): they still span their object's box
+    # the filled regions without spurs (bits of a shadow's border stuck to an outline)
+    smooth = cv2.morphologyEx(filled, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7)))
+    return {"strong": strong, "solid": solid, "edges": filled, "smooth": smooth,
+            "union": cv2.morphologyEx(cv2.bitwise_or(strong, filled), cv2.MORPH_OPEN, kernel)}
+
+
+def residual(img: np.ndarray, bg: Background, *, x0: int = 0, y0: int = 0,
+             full_w: int | None = None, full_h: int | None = None, model: np.ndarray | None = None) -> np.ndarray:
+    """Sum over channels of |image - background| (int16 HxW) for a crop at (x0, y0)."""
+    import cv2
+
+    h, w = img.shape[:2]
+    if model is None:
+        model = bg.render(w, h, x0=x0, y0=y0, full_w=full_w, full_h=full_h)
+    d0, d1, d2 = cv2.split(cv2.absdiff(np.ascontiguousarray(img), model))
+    return cv2.add(cv2.add(d0, d1, dtype=cv2.CV_16S), d2, dtype=cv2.CV_16S)
+
+
+@dataclass
+class CubeFit:
+    """A cube hypothesis for one outline, in the coordinates of the points given."""
+
+    polygon: np.ndarray  # Kx2 silhouette vertices (K = 6 hexagon, 4 frontal square)
+    edge_px: float  # cube edge length in pixels (rotation-invariant estimate)
+    spread: float  # eigenvalue spread of M M^T: 0 = a perfect orthographic cube
+    symmetry: float  # |s_i + s_{i+3}| / mean side: 0 = centrally symmetric
+    fit_ratio: float  # polygon area / hull area (>= 1; 1 = the outline is exactly that polygon)
+    solidity: float  # outline area / hull area
+    face_score: float = 0.0  # contrast between faces over their inner spread
+    junction: np.ndarray | None = None  # the three faces' common corner, when three show
+    pinhole_rms: float = float("nan")  # RMS error of the pin-hole cube fit / edge
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def shape_ok(self) -> bool:
+        if not (self.spread < 0.3 and self.symmetry < 0.3 and self.fit_ratio < 1.07):
+            return False
+        # A filled outline must be convex; an open one (edge pixels only, solidity low) may
+        # pass when its hull is a near-perfect cube silhouette.
+        return self.solidity > 0.88 or (self.spread < 0.1 and self.symmetry < 0.22 and self.fit_ratio < 1.03)
+
+    @property
+    def shape_loose(self) -> bool:
+        """Cube-like but for one corner off (a shadow or a gap in the outline): worth
+        refining on the full-resolution photo, where it must then prove regular."""
+        if not (self.spread < 0.3 and self.symmetry < 0.5 and self.fit_ratio < 1.07):
+            return False
+        return self.solidity > 0.88 or (self.spread < 0.15 and self.fit_ratio < 1.035)
+
+    def regular(self) -> bool:
+        """After refinement: the outline is a cube's (centrally symmetric within what
+        perspective allows, or fitted by a pin-hole cube to a few per cent)."""
+        ev = _edge_vectors(self.polygon)
+        if ev is None:
+            return False
+        return ev[1] < 0.25 or (np.isfinite(self.pinhole_rms) and self.pinhole_rms < 0.035)
+
+
+def _merge_collinear(poly: np.ndarray, max_angle_deg: float = 12.0, min_side: float = 1.5) -> np.ndarray:
+    """Drop vertices where the outline goes straight on (or sides shorter than ``min_side``)."""
+    pts = [p for p in poly]
+    changed = True
+    while changed and len(pts) > 3:
+        changed = False
+        n = len(pts)
+        for i in range(n):
+            prev_p, p, next_p = pts[i - 1], pts[i], pts[(i + 1) % n]
+            v1 = p - prev_p
+            v2 = next_p - p
+            n1, n2 = np.linalg.norm(v1), np.linalg.norm(v2)
+            if n1 < min_side or n2 < min_side:
+                del pts[i]
+                changed = True
+                break
+            cos = float(np.dot(v1, v2) / (n1 * n2))
+            if cos > np.cos(np.radians(max_angle_deg)):
+                del pts[i]
+                changed = True
+                break
+    return np.array(pts, dtype=np.float64)
+
+
+def _edge_vectors(poly: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """The three (or two) projected edge vectors of a hexagon (parallelogram) and its asymmetry."""
+    sides = np.roll(poly, -1, axis=0) - poly
+    k = len(poly)
+    if k == 6:
+        first, second = sides[:3], sides[3:]
+    elif k == 4:
+        first, second = sides[:2], sides[2:]
+    else:
+        return None
+    mean_len = float(np.linalg.norm(sides, axis=1).mean()) + 1e-9
+    symmetry = float(np.linalg.norm(first + second, axis=1).max() / mean_len)
+    vecs = (first - second) / 2.0
+    if k == 4:
+        vecs = np.vstack([vecs, np.zeros((1, 2))])
+    return vecs, symmetry
+
+
+def cube_shape(points: np.ndarray) -> CubeFit | None:
+    """Fit a cube silhouette (hexagon or square) to an outline (Nx2 points)."""
+    import cv2
+
+    pts = np.asarray(points, dtype=np.float32).reshape(-1, 1, 2)
+    if len(pts) < 4:
+        return None
+    hull = cv2.convexHull(pts)
+    hull_area = float(cv2.contourArea(hull))
+    if hull_area < 4:
+        return None
+    solidity = float(cv2.contourArea(pts)) / hull_area
+    best = None
+    for nsides in (6, 4):
+        try:
+            approx = cv2.approxPolyN(hull, nsides, epsilon_percentage=-1.0, ensure_convex=True)
+        except cv2.error:
+            continue
+        poly = _merge_collinear(approx.reshape(-1, 2).astype(np.float64))
+        ev = _edge_vectors(poly)
+        if ev is None:
+            continue
+        vecs, symmetry = ev
+        gram = vecs.T @ vecs  # 2x2 = M M^T with M = vecs.T
+        tr = float(np.trace(gram))
+        if tr <= 0:
+            continue
+        det = float(np.linalg.det(gram))
+        disc = max(tr * tr / 4 - det, 0.0)
+        spread = float(2 * np.sqrt(disc) / tr)
+        fit_ratio = float(abs(cv2.contourArea(poly.astype(np.float32))) / hull_area)
+        fit = CubeFit(polygon=poly, edge_px=float(np.sqrt(tr / 2)), spread=spread, symmetry=symmetry,
+                      fit_ratio=fit_ratio, solidity=solidity)
+        if best is None or shape_cost(fit) < shape_cost(best):
+            best = fit
+    return best
+
+
+def shape_cost(fit: CubeFit) -> float:
+    return fit.spread + fit.symmetry + 4 * max(fit.fit_ratio - 1.0, 0.0)
+
+
+def refine_polygon(res: np.ndarray, poly: np.ndarray) -> np.ndarray:
+    """Sub-pixel vertices from the image itself, not from a thresholded mask.
+
+    Along each side, profiles across the edge are sampled from ``res`` (the residual
+    against the background, float32); the edge sits where the profile falls fastest,
+    which for a blurred step is its half-height whatever the threshold was. A line fitted
+    to those points per side, intersected with its neighbours, gives the vertices.
+    """
+    import cv2
+
+    poly = np.asarray(poly, np.float64)
+    k = len(poly)
+    centre = poly.mean(axis=0)
+    mean_side = float(np.linalg.norm(np.roll(poly, -1, 0) - poly, axis=1).mean())
+    # the coarse outline can sit well off: downscaling, JPEG ringing, a cast shadow
+    reach = max(4.0, min(20.0, 0.25 * mean_side))
+    lines = []
+    for i in range(k):
+        p, q = poly[i], poly[(i + 1) % k]
+        d = q - p
+        length = float(np.linalg.norm(d))
+        if length < 4:
+            return poly
+        u = d / length
+        nrm = np.array([-u[1], u[0]])
+        if np.dot(nrm, (p + q) / 2 - centre) < 0:
+            nrm = -nrm  # outward
+        ts = np.linspace(0.2, 0.8, max(5, min(40, int(length * 0.6))))
+        offs = np.arange(-reach, reach + 1e-9, 0.5)
+        base = p[None, :] + ts[:, None] * d[None, :]
+        grid = base[:, None, :] + offs[None, :, None] * nrm[None, None, :]
+        prof = cv2.remap(res, grid[..., 0].astype(np.float32), grid[..., 1].astype(np.float32),
+                         cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        grad = prof[:, :-1] - prof[:, 1:]  # falling outward = positive
+        j = grad.argmax(axis=1)  # the sharpest step; a cast shadow's border is soft
+        ok = (j > 0) & (j < grad.shape[1] - 1) & (grad.max(axis=1) > 0)
+        if ok.sum() < 3:
+            return poly
+        rows = np.nonzero(ok)[0]
+        g0, g1, g2 = grad[rows, j[rows] - 1], grad[rows, j[rows]], grad[rows, j[rows] + 1]
+        den = g0 - 2 * g1 + g2
+        frac = np.where(np.abs(den) > 1e-6, 0.5 * (g0 - g2) / np.where(den == 0, 1, den), 0.0)
+        frac = np.clip(frac, -0.5, 0.5)
+        off = offs[0] + 0.5 * (j[rows] + 0.5 + frac)  # gradient sits between samples
+        pts = base[rows] + off[:, None] * nrm[None, :]
+        vx, vy, x0, y0 = cv2.fitLine(pts.astype(np.float32), cv2.DIST_HUBER, 0, 0.01, 0.01).ravel()
+        lines.append((np.array([x0, y0], np.float64), np.array([vx, vy], np.float64)))
+    out = []
+    for i in range(k):
+        (p1, d1), (p2, d2) = lines[i - 1], lines[i]
+        a = np.array([d1, -d2]).T
+        if abs(np.linalg.det(a)) < 1e-3:
+            return poly
+        s, _ = np.linalg.solve(a, p2 - p1)
+        out.append(p1 + s * d1)
+    out = np.array(out)
+    # a refinement that moves a vertex far is a bad fit, not a better one
+    if np.abs(out - poly).max() > 0.35 * mean_side + 1.5:
+        return poly
+    return out
+
+
+# Silhouette corners of a unit cube seen with three faces, in the order the hexagon runs
+# when its first vertex is next to the near corner N: N+a, N+a+b, N+b, N+b+c, N+c, N+c+a.
+_HEX_CORNERS = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 1, 1], [0, 0, 1], [1, 0, 1]], np.float64) - 0.5
+_FOVS = (12.0, 20.0, 30.0, 42.0, 60.0, 85.0)  # horizontal fields of view tried (degrees)
+
+
+def perspective_edge(poly: np.ndarray, width: int, height: int) -> tuple[float, float] | None:
+    """Cube edge in pixels at the depth of the cube's centre, by a pin-hole fit.
+
+    The camera's principal point is the photo's centre and its focal length unknown: the
+    pose of a unit cube is solved (SQPnP) for the hexagon's corners under each way the
+    corners can correspond and a few fields of view; the best fit's ``f / Z`` is the
+    scale at the cube's centre, where the specimen is taken to lie. Returns (edge px,
+    RMS reprojection error in px), or None when no fit is possible.
+    """
+    import cv2
+
+    if len(poly) != 6:
+        return None
+    pts = np.ascontiguousarray(poly, np.float64)
+
+    def solve(img_pts, fov):
+        f = width / 2 / np.tan(np.radians(fov) / 2)
+        k = np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]], np.float64)
+        try:
+            ok, rvec, tvec = cv2.solvePnP(_HEX_CORNERS, img_pts, k, None, flags=cv2.SOLVEPNP_SQPNP)
+        except cv2.error:
+            return None
+        if not ok or tvec[2, 0] <= 0:
+            return None
+        proj, _ = cv2.projectPoints(_HEX_CORNERS, rvec, tvec, k, None)
+        rms = float(np.sqrt(((proj.reshape(-1, 2) - img_pts) ** 2).sum(axis=1).mean()))
+        return rms, f / float(tvec[2, 0])
+
+    options = [np.roll(order, -shift, axis=0) for order in (pts, pts[::-1]) for shift in (0, 1)]
+    scored = [(solve(o, 30.0), o) for o in options]
+    scored = [(r, o) for r, o in scored if r is not None]
+    if not scored:
+        return None
+    _, best_pts = min(scored, key=lambda t: t[0][0])
+    fits = [r for r in (solve(best_pts, fov) for fov in _FOVS) if r is not None]
+    if not fits:
+        return None
+    rms, edge = min(fits)
+    return edge, rms
+
+
+def face_contrast(img: np.ndarray, fit: CubeFit) -> tuple[float, np.ndarray | None]:
+    """How well the inside splits into flat faces of distinct shading (higher = more cube-like).
+
+    For a hexagon the visible corner shared by the three faces is one of the two
+    'Necker' points ``v0 + v2 - v1`` or ``v1 + v3 - v2``; each splits the hexagon into three
+    parallelograms. A cube's faces are each nearly uniform and differ from one another.
+    """
+    import cv2
+
+    poly = fit.polygon
+    h, w = img.shape[:2]
+    x0, y0 = np.floor(poly.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(poly.max(axis=0)).astype(int) + 1
+    x0, y0 = max(x0, 0), max(y0, 0)
+    x1, y1 = min(x1, w), min(y1, h)
+    if x1 - x0 < 3 or y1 - y0 < 3:
+        return 0.0, None
+    crop = img[y0:y1, x0:x1].astype(np.float32)
+    off = np.array([x0, y0], np.float64)
+
+    def stats(quad: np.ndarray):
+        c = quad.mean(axis=0)
+        shrunk = c + 0.6 * (quad - c)  # keep off the edges between faces
+        m = np.zeros(crop.shape[:2], np.uint8)
+        cv2.fillConvexPoly(m, np.round(shrunk - off).astype(np.int32), 1)
+        px = crop[m.astype(bool)]
+        if len(px) < 2:
+            return None
+        return px.mean(axis=0), float(np.abs(px - px.mean(axis=0)).sum(axis=1).mean())
+
+    if len(poly) == 4:
+        s = stats(poly)
+        if s is None:
+            return 0.0, None
+        return float(40.0 / (s[1] + 4.0)), None  # one flat face: uniformity only
+    best, best_j = 0.0, None
+    for start in (0, 1):
+        v = [poly[(start + i) % 6] for i in range(6)]
+        j = v[0] + v[2] - v[1]
+        faces = [np.array([j, v[0], v[1], v[2]]), np.array([j, v[2], v[3], v[4]]), np.array([j, v[4], v[5], v[0]])]
+        st = [stats(f) for f in faces]
+        if any(s is None for s in st):
+            continue
+        means = [s[0] for s in st]
+        spread_in = float(np.mean([s[1] for s in st]))
+        diffs = sorted(float(np.abs(means[a] - means[b]).sum()) for a, b in ((0, 1), (1, 2), (0, 2)))
+        # two of the three pairs must differ: one pair may be lit alike
+        score = diffs[1] / (spread_in + 4.0)
+        if score > best:
+            best, best_j = score, j
+    return best, best_j
+
+
+def flatness(img: np.ndarray, contour: np.ndarray) -> float:
+    """Share of an object's inner pixels that are flat (a cube's faces; a rock is textured)."""
+    import cv2
+
+    x, y, w, h = cv2.boundingRect(contour.reshape(-1, 1, 2).astype(np.int32))
+    if w < 5 or h < 5:
+        return 0.0
+    m = np.zeros((h, w), np.uint8)
+    cv2.drawContours(m, [(contour.reshape(-1, 1, 2) - [x, y]).astype(np.int32)], -1, 1, -1)
+    m = cv2.erode(m, np.ones((5, 5), np.uint8))
+    if m.sum() < 10:
+        return 0.0
+    grey = cv2.cvtColor(np.ascontiguousarray(img[y:y + h, x:x + w]), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    mag = np.abs(cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)) + np.abs(cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3))
+    return float((mag[m.astype(bool)] < 24).mean())
+
+
+def label_score(img: np.ndarray, contour: np.ndarray) -> float:
+    """How much an object looks like a paper label: a pale flat rectangle with dark text on it."""
+    import cv2
+
+    pts = contour.reshape(-1, 1, 2).astype(np.float32)
+    area = float(cv2.contourArea(pts))
+    if area < 30:
+        return 0.0
+    (cx, cy), (rw, rh), _ = cv2.minAreaRect(pts)
+    rect_area = max(rw * rh, 1e-6)
+    rectangularity = area / rect_area
+    if rectangularity < 0.8:  # most objects stop here, cheaply
+        return 0.0
+    x, y, w, h = cv2.boundingRect(pts.astype(np.int32))
+    m = np.zeros((h, w), np.uint8)
+    cv2.drawContours(m, [(contour.reshape(-1, 1, 2) - [x, y]).astype(np.int32)], -1, 1, -1)
+    px = img[y:y + h, x:x + w][m.astype(bool)].astype(np.float32)
+    if len(px) < 10:
+        return 0.0
+    lum = px.mean(axis=1)
+    chroma = float((px.max(axis=1) - px.min(axis=1)).mean())
+    paper = float(np.percentile(lum, 75))
+    ink = float(((lum < paper - 50) & (lum < 0.7 * paper)).mean())
+    score = 0.0
+    score += 1.0 if rectangularity > 0.88 else 0.0
+    score += 1.0 if paper > 150 and chroma < 45 else 0.0
+    score += 1.0 if 0.005 < ink < 0.4 else 0.0
+    return score / 3.0

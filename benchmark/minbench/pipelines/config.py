@@ -1,0 +1,126 @@
+"""Baseline recipes: reading, command-line overrides and instantiation.
+
+A recipe is one YAML file in LightningCLI's shape::
+
+    name: small-cnn                       # optional (default: the file name)
+    description: what the recipe is       # optional, goes to the leaderboard entry
+    task: fewshot-10                      # default task; --task overrides
+    seeds: [0]                            # default seeds; --seed/--seeds override
+    model: {class_path: minbench.trainers.classification.ClassificationTrainer, init_args: {...}}
+    data:  {class_path: minbench.data.datamodule.MineralDataModule, init_args: {...}}
+    trainer: {max_epochs: 10, ...}        # keyword arguments of lightning.pytorch.Trainer
+
+``--config`` takes a path or the name of a shipped recipe (``baselines/<name>.yaml``).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import importlib
+import inspect
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from minbench.errors import UserError
+from minbench.paths import shipped_dir
+
+SECTIONS = ("name", "description", "task", "seeds", "model", "data", "trainer", "logger")
+
+
+def shipped_recipes() -> dict[str, Path]:
+    """Every recipe in ``baselines/``, by name (file stem)."""
+    folder = shipped_dir("baselines")
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))} if folder.is_dir() else {}
+
+
+def recipe_path(config: str | Path) -> Path:
+    """A ``--config`` value (path or shipped recipe name) to an existing file."""
+    path = Path(config).expanduser()
+    if path.is_file():
+        return path
+    recipes = shipped_recipes()
+    name = path.stem if path.suffix in (".yaml", ".yml") else str(config)
+    if name in recipes and path.parent == Path("."):
+        return recipes[name]
+    close = difflib.get_close_matches(name, list(recipes), n=3, cutoff=0.4)
+    hint = f" (shipped recipes: {', '.join(close or recipes)})" if recipes else ""
+    raise UserError(f"--config {config}: no such file or shipped recipe{hint}")
+
+
+def load_recipe(path: Path) -> dict[str, Any]:
+    """Read and check one recipe file."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: a recipe is a YAML mapping with sections {', '.join(SECTIONS)}")
+    unknown = [k for k in raw if k not in SECTIONS]
+    if unknown:
+        raise UserError(f"{path}: unknown section {unknown[0]!r} (known: {', '.join(SECTIONS)})")
+    for section in ("model", "data"):
+        part = raw.get(section)
+        if not isinstance(part, dict) or not isinstance(part.get("class_path"), str):
+            raise UserError(f"{path}: section '{section}' needs a 'class_path' (and optional 'init_args')")
+        if not isinstance(part.setdefault("init_args", {}) or {}, dict):
+            raise UserError(f"{path}: {section}.init_args must be a mapping")
+        part["init_args"] = part["init_args"] or {}
+    if not isinstance(raw.setdefault("trainer", {}) or {}, dict):
+        raise UserError(f"{path}: section 'trainer' must be a mapping of Trainer arguments")
+    raw["trainer"] = raw["trainer"] or {}
+    raw.setdefault("name", Path(path).stem)
+    return raw
+
+
+def apply_override(config: dict[str, Any], assignment: str) -> None:
+    """Apply one ``--set section.key=value`` (value read as YAML) in place."""
+    if "=" not in assignment:
+        raise UserError(f"--set {assignment}: expected KEY=VALUE, e.g. trainer.max_epochs=3")
+    key, text = assignment.split("=", 1)
+    parts = key.strip().split(".")
+    if parts[0] not in SECTIONS:
+        raise UserError(f"--set {assignment}: {parts[0]!r} is not a recipe section ({', '.join(SECTIONS)})")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = text
+    node = config
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise UserError(f"--set {assignment}: {part!r} is not a mapping in the recipe")
+    node[parts[-1]] = value
+
+
+def import_class(class_path: str, where: str):
+    """``package.module.Class`` to the class; a ``UserError`` says which part is wrong."""
+    module_name, _, cls_name = class_path.rpartition(".")
+    if not module_name:
+        raise UserError(f"{where}.class_path: {class_path!r} is not a dotted path module.Class")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise UserError(f"{where}.class_path: cannot import {module_name!r} ({exc})") from None
+    try:
+        return getattr(module, cls_name)
+    except AttributeError:
+        raise UserError(f"{where}.class_path: {module_name} has no {cls_name!r}") from None
+
+
+def instantiate(section: dict[str, Any], where: str, base: type, **extra: Any):
+    """Build ``class_path(**init_args, **extra)``, checking the class and the argument names."""
+    cls = import_class(section["class_path"], where)
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise UserError(f"{where}.class_path: {section['class_path']} is not a {base.__name__}")
+    kwargs = {**copy.deepcopy(section.get("init_args") or {}), **extra}
+    params = inspect.signature(cls.__init__).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        for name in kwargs:
+            if name not in params:
+                close = difflib.get_close_matches(name, [p for p in params if p != "self"], n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise UserError(f"{where}.init_args: {cls.__name__} takes no argument {name!r}{hint}")
+    return cls(**kwargs)

@@ -1,0 +1,214 @@
+"""What ``minbench run`` does for every task kind: resolve the recipe, prepare the run
+folder, loop over seeds, summarise. The kind-specific work is in ``pipelines/<kind>.py``.
+
+Contract of a kind module (``classification.py``, ``segmentation.py``, ``size.py``,
+``zeroshot.py``)::
+
+    DEFAULT_RECIPE: str                      # stem of the default recipe in baselines/
+    def run_seed(ctx: SeedContext) -> dict | None
+        # train/predict/score one seed into ctx.dir; return {"metrics": {...}, ...extras}
+        # on global rank 0 (None on the other DDP ranks). Use ctx.score() to score the
+        # written submission and add the leaderboard entry, so every kind scores alike.
+
+The runner marks each seed ``running``/``finished`` in ``seed<N>/status.json`` (with the
+returned dict) and writes ``summary.json`` (mean ± std per metric) when all are done.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from minbench import __version__
+from minbench.cards import TaskCard, get_card
+from minbench.errors import UserError
+from minbench.pipelines.config import apply_override, load_recipe, recipe_path, shipped_recipes
+from minbench.pipelines.run_folder import RunFolder, is_rank_zero, jsonable
+
+DEFAULT_RECIPE_BY_KIND: dict[str, str] = {}  # filled from each kind module's DEFAULT_RECIPE
+
+
+@dataclass
+class SeedContext:
+    """Everything a kind's ``run_seed`` needs for one seed."""
+
+    card: TaskCard
+    config: dict[str, Any]          # the resolved recipe (see config.yaml of the run)
+    data_dir: Path
+    seed: int
+    dir: Path                       # this seed's folder
+    folder: RunFolder
+    resume: bool = False
+    leaderboard: bool = True
+    quiet: bool = False
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def recipe_name(self) -> str:
+        return str(self.config.get("name", "run"))
+
+    def score(self, predictions: Path) -> dict[str, float]:
+        """Score ``predictions`` with the scorer, write ``score.json`` and add the
+        leaderboard entry (unless ``--no-leaderboard``); returns the metrics."""
+        from minbench.scoring.score import score_submission, write_score_json
+
+        result = score_submission(self.card.id, Path(predictions), self.data_dir)
+        write_score_json(result, self.dir / "score.json")
+        if self.leaderboard:
+            from minbench.scoring.leaderboard import add_entry
+
+            path = add_entry(self.card.id, result, name=self.recipe_name,
+                             method=str(self.config.get("description") or self.recipe_name),
+                             source="run", config=jsonable(self.config), seed=self.seed)
+            self.extras["leaderboard"] = str(path)
+        return {k: float(v) for k, v in result.metrics.items()}
+
+
+def kind_module(kind: str):
+    """The pipeline module of a task kind; a ``UserError`` when there is none yet."""
+    try:
+        return importlib.import_module(f"minbench.pipelines.{kind}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"minbench.pipelines.{kind}":
+            raise UserError(f"`minbench run` has no pipeline for {kind} tasks in this version") from None
+        raise
+
+
+def resolve_config(args) -> tuple[dict[str, Any], TaskCard]:
+    """Recipe + command-line overrides -> the resolved config and the task card."""
+    if args.config is None:
+        if args.task is None:
+            raise UserError("--task is required when no --config is given")
+        card = get_card(args.task)
+        default = getattr(kind_module(card.kind), "DEFAULT_RECIPE", None)
+        recipes = shipped_recipes()
+        if default not in recipes:
+            raise UserError(f"no default recipe for {card.kind} tasks (baselines/{default}.yaml missing)")
+        path = recipes[default]
+    else:
+        path = recipe_path(args.config)
+    config = load_recipe(path)
+    task = args.task or config.get("task")
+    if task is None:
+        raise UserError(f"{path}: names no task; pass --task")
+    card = get_card(task)
+    recipe_task = config.get("task")
+    if recipe_task is not None and get_card(recipe_task).kind != card.kind:
+        raise UserError(f"--config {path}: a recipe for {get_card(recipe_task).kind} tasks "
+                        f"cannot run --task {task} ({card.kind})")
+    config["task"] = task
+    config["recipe"] = str(path)
+    if args.seed is not None:
+        config["seeds"] = [args.seed]
+    elif args.seeds is not None:
+        config["seeds"] = list(dict.fromkeys(args.seeds))
+    config["seeds"] = [int(s) for s in (config.get("seeds") or [0])]
+    _apply_run_overrides(config, args)
+    return config, card
+
+
+def _apply_run_overrides(config: dict[str, Any], args) -> None:
+    trainer = config.setdefault("trainer", {})
+    if args.max_epochs is not None:
+        trainer["max_epochs"] = args.max_epochs
+    for name in ("devices", "accelerator", "strategy"):
+        value = getattr(args, name, None)
+        if value is not None:
+            trainer[name] = int(value) if name == "devices" and str(value).isdigit() else value
+    if args.weights is not None:
+        weights = Path(args.weights).expanduser()
+        if not weights.is_file():
+            raise UserError(f"--weights {weights}: no such file")
+        config["model"]["init_args"]["weights"] = str(weights.resolve())
+    if args.logger is not None:
+        config["logger"] = args.logger
+    config.setdefault("logger", "csv")
+    for assignment in args.overrides:
+        apply_override(config, assignment)
+
+
+def run_command(args) -> dict[str, Any] | None:
+    """``minbench run``: the whole run; returns the summary on rank 0."""
+    from minbench.data.locate import resolve_dataset
+    from minbench.data.manifest import read_info
+
+    rank0 = is_rank_zero()
+    if args.resume:
+        if args.out is None:
+            config, card = resolve_config(args)
+            out = Path("runs") / card.id / str(config["name"])
+        else:
+            out = args.out
+        folder = RunFolder(Path(out))
+        if rank0:
+            folder.prepare(overwrite=args.overwrite, resume=True)
+        config = folder.read_config()
+        card = get_card(config["task"])
+        if args.max_epochs is not None:
+            config["trainer"]["max_epochs"] = args.max_epochs
+        data_dir = Path(config["dataset"]["dir"])
+        info = read_info(data_dir)
+        if info.fingerprint != config["dataset"]["fingerprint"]:
+            raise UserError(f"--resume: the dataset {data_dir} changed since the run started "
+                            f"({config['dataset']['fingerprint']} -> {info.fingerprint})")
+    else:
+        config, card = resolve_config(args)
+        data_dir = resolve_dataset(args.data).resolve()
+        info = read_info(data_dir)
+        config["dataset"] = {"dir": str(data_dir), "name": info.name, "version": info.version,
+                             "fingerprint": info.fingerprint}
+        config["minbench_version"] = __version__
+        config["command"] = " ".join(shlex.quote(a) for a in ["minbench", *sys.argv[1:]])
+        folder = RunFolder(Path(args.out) if args.out else Path("runs") / card.id / str(config["name"]))
+        if rank0:
+            folder.prepare(overwrite=args.overwrite, resume=False)
+            folder.write_config(config)
+    module = kind_module(card.kind)
+    seeds = list(config["seeds"])
+    # Decided once, before any process of a DDP group starts, so every rank runs the same seeds.
+    todo = [s for s in seeds if not (args.resume and folder.seed_finished(s))]
+    for seed in todo:
+        ctx = SeedContext(card=card, config=copy.deepcopy(config), data_dir=data_dir, seed=seed,
+                          dir=folder.seed_dir(seed), folder=folder,
+                          resume=args.resume, leaderboard=args.leaderboard, quiet=args.quiet)
+        if rank0:
+            ctx.dir.mkdir(parents=True, exist_ok=True)
+            folder.mark_seed(seed, "running")
+        result = module.run_seed(ctx)
+        rank0 = is_rank_zero()  # a DDP launch happened inside run_seed: re-read the rank
+        if rank0:
+            if result is None:
+                raise RuntimeError(f"pipeline {card.kind} returned no result for seed {seed}")
+            folder.mark_seed(seed, "finished", **{**result, **ctx.extras})
+    if not rank0:
+        return None
+    summary = folder.finish(seeds, extra={"task": card.id, "recipe": config["name"],
+                                          "headline": card.headline,
+                                          "dataset": config["dataset"]})
+    _print_summary(card, summary, folder)
+    return summary
+
+
+def _print_summary(card: TaskCard, summary: dict[str, Any], folder: RunFolder) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{card.id} · {summary['recipe']} · seeds {summary['seeds']}")
+    table.add_column("metric")
+    table.add_column("mean ± std", justify="right")
+    for spec in card.metrics:
+        stats = summary["metrics"].get(spec.name)
+        if stats:
+            mark = " *" if spec.name == card.headline else ""
+            table.add_row(spec.name + mark, f"{stats['mean']:.4f} ± {stats['std']:.4f}")
+    for name, stats in summary["metrics"].items():
+        if name not in {s.name for s in card.metrics}:
+            table.add_row(name, f"{stats['mean']:.4g} ± {stats['std']:.4g}")
+    console = Console()
+    console.print(table)
+    console.print(f"run folder: {folder.root}")

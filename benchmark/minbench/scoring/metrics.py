@@ -1,0 +1,375 @@
+"""The one registry from a task card's metric ``kind`` to its computation.
+
+Every metric is computed twice over, from the same per-sample table:
+
+- ``point``: the reported value, with torchmetrics' functional API where it fits;
+- ``weighted``: the same statistic under sample weights (a ``B x U`` matrix of counts),
+  which is how ``bootstrap.py`` evaluates a thousand resamples in one vectorised pass.
+  With all weights 1 it equals ``point`` (tested).
+
+Per-sample tables (dicts of 1-D numpy arrays, one value per test sample):
+
+- classification (``classification``/``zeroshot`` cards): ``pos`` = 0-based position of
+  the true species in the submitted ranks, ``NO_HIT`` when absent; ``target`` = class index.
+- segmentation: ``tp``, ``fp``, ``fn``, ``tn`` pixel counts of the mineral class per image.
+- size: ``pred`` (cm, NaN = abstained) and ``true`` (cm).
+
+Definitions users see in the leaderboard:
+
+- ``topk_accuracy``: the true species is among the first k submitted ranks. When a row
+  submits fewer than k ranks only the submitted ones count (nothing is filled in).
+  Computed directly from ``pos``: torchmetrics' top-k needs a full score matrix, which a
+  ranked list of names is not.
+- ``macro_recall``: mean, over the classes present in the target, of per-class top-1
+  recall (scikit-learn's ``balanced_accuracy_score``). Classes only predicted, never true,
+  do not enter the mean (torchmetrics' ``average='macro'`` would count them as 0).
+- ``mean_iou`` / ``dice`` / ``pixel_accuracy``: per image first, then the mean over
+  images. Empty-mask rule: truth and prediction both empty -> IoU = Dice = 1; truth empty
+  and prediction not (or the reverse) -> 0.
+- ``mae`` / ``rmse`` (cm), ``mape`` (%), ``r2``: over the answered samples only;
+  ``coverage`` = answered / all. R² needs two answered samples with different sizes,
+  else NaN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterable
+
+import numpy as np
+
+if TYPE_CHECKING:  # torch/torchmetrics load lazily: `minbench --help` must stay fast
+    import torchmetrics
+
+    from minbench.cards import MetricSpec, TaskCard
+
+NO_HIT = np.int64(1 << 40)  # `pos` of a sample whose true species was not submitted
+
+Table = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class MetricImpl:
+    """How one metric kind is computed.
+
+    ``family``: which per-sample table it reads. ``point(spec, table)``: the value.
+    ``features(spec, table)``: the columns ``weighted`` needs (the bootstrap compresses
+    samples with equal features). ``weighted(spec, features, w)``: the value for each row
+    of the weight matrix ``w`` (B x U), shape (B,).
+    """
+
+    family: str
+    point: Callable[["MetricSpec", Table], float]
+    features: Callable[["MetricSpec", Table], Table]
+    weighted: Callable[["MetricSpec", Table, np.ndarray], np.ndarray]
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+
+
+def _wmean(w: np.ndarray, v: np.ndarray) -> np.ndarray:
+    return _ratio(w @ v.astype(np.float64), w.sum(axis=1))
+
+
+# ---- classification -------------------------------------------------------------------
+
+def _topk_point(spec, t):
+    return float(np.mean(t["pos"] < spec.k)) if len(t["pos"]) else float("nan")
+
+
+def _topk_features(spec, t):
+    return {"hit": (t["pos"] < spec.k).astype(np.float64)}
+
+
+def _topk_weighted(spec, f, w):
+    return _wmean(w, f["hit"])
+
+
+def _macro_recall_point(spec, t):
+    import torch
+    from torchmetrics.functional.classification import multiclass_stat_scores
+
+    target = t["target"].astype(np.int64)
+    if not len(target):
+        return float("nan")
+    n_classes = int(target.max()) + 1
+    # top-1 prediction as "the true class or not": the per-class recall is the same as
+    # with the real top-1 class, and a missing first rank needs no invented class id.
+    top1 = np.where(t["pos"] == 0, target, n_classes)
+    stats = multiclass_stat_scores(torch.from_numpy(top1), torch.from_numpy(target), num_classes=n_classes + 1,
+                                   average="none", validate_args=False).numpy()[:n_classes]
+    tp, support = stats[:, 0].astype(np.float64), stats[:, 4].astype(np.float64)  # float64: exact counts
+    present = support > 0
+    return float((tp[present] / support[present]).mean())
+
+
+def _macro_recall_features(spec, t):
+    return {"target": t["target"].astype(np.float64), "hit": (t["pos"] == 0).astype(np.float64)}
+
+
+def _macro_recall_weighted(spec, f, w):
+    classes, inv = np.unique(f["target"], return_inverse=True)
+    order = np.argsort(inv, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(inv[order]) != 0])
+    w_sorted = w[:, order]
+    totals = np.add.reduceat(w_sorted, starts, axis=1)
+    hits = np.add.reduceat(w_sorted * f["hit"][order], starts, axis=1)
+    recall = _ratio(hits, totals)  # a class absent from a resample is NaN: left out of the mean
+    with np.errstate(invalid="ignore"):
+        counted = np.isfinite(recall).sum(axis=1)
+        return _ratio(np.nansum(recall, axis=1), counted)
+
+
+# ---- segmentation ---------------------------------------------------------------------
+
+def per_image_scores(t: Table) -> Table:
+    """Per-image IoU, Dice and pixel accuracy from the pixel counts (empty-mask rule above)."""
+    tp, fp, fn, tn = (t[k].astype(np.float64) for k in ("tp", "fp", "fn", "tn"))
+    union = tp + fp + fn
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(union > 0, tp / np.where(union > 0, union, 1), 1.0)
+        dice = np.where(union > 0, 2 * tp / np.where(union > 0, 2 * tp + fp + fn, 1), 1.0)
+        acc = (tp + tn) / np.maximum(tp + fp + fn + tn, 1)
+    return {"iou": iou, "dice": dice, "pixel_accuracy": acc}
+
+
+def _seg(name):
+    def point(spec, t):
+        values = per_image_scores(t)[name]
+        return float(values.mean()) if len(values) else float("nan")
+
+    def features(spec, t):
+        return {"v": per_image_scores(t)[name]}
+
+    def weighted(spec, f, w):
+        return _wmean(w, f["v"])
+
+    return point, features, weighted
+
+
+# ---- size -----------------------------------------------------------------------------
+
+def _answered(t):
+    return np.isfinite(t["pred"])
+
+
+def _size_point(fn_name):
+    def point(spec, t):
+        import torch
+        import torchmetrics.functional.regression as R
+
+        a = _answered(t)
+        if not a.any():
+            return float("nan")
+        pred = torch.from_numpy(t["pred"][a].astype(np.float64))
+        true = torch.from_numpy(t["true"][a].astype(np.float64))
+        if fn_name == "mae":
+            return float(R.mean_absolute_error(pred, true))
+        if fn_name == "rmse":
+            return float(R.mean_squared_error(pred, true, squared=False))
+        if fn_name == "mape":
+            return float(R.mean_absolute_percentage_error(pred, true)) * 100.0
+        # r2: undefined for fewer than two answers or a constant truth
+        if a.sum() < 2 or np.ptp(t["true"][a]) == 0:
+            return float("nan")
+        return float(R.r2_score(pred, true))
+
+    return point
+
+
+def _size_features(spec, t):
+    a = _answered(t)
+    err = np.where(a, t["pred"] - t["true"], 0.0)
+    y = np.where(a, t["true"], 0.0)
+    return {"a": a.astype(np.float64), "abs": np.abs(err), "se": err ** 2,
+            "ape": _ratio(np.abs(err), np.where(a, t["true"], 1.0)), "y": y}
+
+
+def _mae_w(spec, f, w):
+    return _ratio(w @ f["abs"], w @ f["a"])
+
+
+def _rmse_w(spec, f, w):
+    return np.sqrt(_ratio(w @ f["se"], w @ f["a"]))
+
+
+def _mape_w(spec, f, w):
+    return 100.0 * _ratio(w @ f["ape"], w @ f["a"])
+
+
+def _r2_w(spec, f, w):
+    n = w @ f["a"]
+    sy = w @ f["y"]
+    syy = w @ (f["y"] ** 2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ss_tot = syy - _ratio(sy * sy, n)
+        ss_res = w @ f["se"]
+        # relative tolerance: a constant truth leaves rounding noise in ss_tot
+        ok = (n >= 2) & (ss_tot > 1e-12 * np.maximum(syy, 1e-300))
+        return np.where(ok, 1.0 - ss_res / np.where(ok, ss_tot, 1.0), np.nan)
+
+
+def _coverage_point(spec, t):
+    return float(_answered(t).mean()) if len(t["pred"]) else float("nan")
+
+
+def _coverage_features(spec, t):
+    return {"a": _answered(t).astype(np.float64)}
+
+
+def _coverage_w(spec, f, w):
+    return _wmean(w, f["a"])
+
+
+def _size_impl(name, weighted):
+    return MetricImpl("size", _size_point(name), _size_features, weighted)
+
+
+REGISTRY: dict[str, MetricImpl] = {
+    "topk_accuracy": MetricImpl("classification", _topk_point, _topk_features, _topk_weighted),
+    "macro_recall": MetricImpl("classification", _macro_recall_point, _macro_recall_features,
+                               _macro_recall_weighted),
+    "mean_iou": MetricImpl("segmentation", *_seg("iou")),
+    "dice": MetricImpl("segmentation", *_seg("dice")),
+    "pixel_accuracy": MetricImpl("segmentation", *_seg("pixel_accuracy")),
+    "mae": _size_impl("mae", _mae_w),
+    "rmse": _size_impl("rmse", _rmse_w),
+    "mape": _size_impl("mape", _mape_w),
+    "r2": _size_impl("r2", _r2_w),
+    "coverage": MetricImpl("size", _coverage_point, _coverage_features, _coverage_w),
+}
+
+CARD_FAMILY = {"classification": "classification", "zeroshot": "classification",
+               "segmentation": "segmentation", "size": "size"}
+
+
+def impl(spec: "MetricSpec") -> MetricImpl:
+    """The implementation of a card's metric (every card metric kind is registered)."""
+    return REGISTRY[spec.kind]
+
+
+def evaluate(card: "TaskCard", table: Table) -> dict[str, float]:
+    """All of the card's metrics on a per-sample table, keyed by the card's names."""
+    family = CARD_FAMILY[card.kind]
+    out = {}
+    for spec in card.metrics:
+        m = impl(spec)
+        if m.family != family:
+            raise ValueError(f"{card.path}: metric {spec.name!r} ({spec.kind}) does not apply to a {card.kind} task")
+        out[spec.name] = m.point(spec, table)
+    return out
+
+
+# ---- per-sample tables ----------------------------------------------------------------
+
+def hit_positions(ranked: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """0-based position of each target in its row of ``ranked`` (``NO_HIT`` if absent)."""
+    ranked = np.asarray(ranked, dtype=np.int64)
+    target = np.asarray(target, dtype=np.int64)
+    if ranked.ndim != 2 or ranked.shape[0] != target.shape[0]:
+        raise ValueError(f"ranked must be N x K and target N; got {ranked.shape} and {target.shape}")
+    eq = ranked == target[:, None]
+    found = eq.any(axis=1)
+    return np.where(found, eq.argmax(axis=1), NO_HIT).astype(np.int64)
+
+
+def classification_table(ranked: np.ndarray, target: np.ndarray) -> Table:
+    """Per-sample table of a classification submission (see the module docstring)."""
+    return {"pos": hit_positions(ranked, target), "target": np.asarray(target, dtype=np.int64)}
+
+
+def mask_counts(pred: np.ndarray, true: np.ndarray) -> tuple[int, int, int, int]:
+    """``(tp, fp, fn, tn)`` pixel counts of the mineral class (torchmetrics' stat scores)."""
+    import torch
+    from torchmetrics.functional.classification import binary_stat_scores
+
+    pred = np.asarray(pred, dtype=bool)
+    true = np.asarray(true, dtype=bool)
+    if pred.shape != true.shape:
+        raise ValueError(f"mask shapes differ: predicted {pred.shape}, true {true.shape}")
+    tp, fp, tn, fn, _ = binary_stat_scores(torch.from_numpy(pred).to(torch.uint8).reshape(1, -1),
+                                           torch.from_numpy(true).to(torch.uint8).reshape(1, -1),
+                                           validate_args=False).tolist()
+    return int(tp), int(fp), int(fn), int(tn)
+
+
+def segmentation_table(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> Table:
+    """Per-image pixel counts from ``(pred_mask, true_mask)`` pairs of bool HxW arrays."""
+    counts = [mask_counts(p, t) for p, t in pairs]
+    arr = np.asarray(counts, dtype=np.int64).reshape(-1, 4)
+    return {"tp": arr[:, 0], "fp": arr[:, 1], "fn": arr[:, 2], "tn": arr[:, 3]}
+
+
+def size_table(pred_cm: np.ndarray, true_cm: np.ndarray) -> Table:
+    """Per-sample table of a size submission (``pred_cm`` NaN = abstained)."""
+    pred = np.asarray(pred_cm, dtype=np.float64)
+    true = np.asarray(true_cm, dtype=np.float64)
+    if pred.shape != true.shape or pred.ndim != 1:
+        raise ValueError(f"pred_cm and true_cm must be 1-D of one length; got {pred.shape} and {true.shape}")
+    return {"pred": pred, "true": true}
+
+
+# ---- the API trainers and pipelines call ----------------------------------------------
+
+def classification_metrics(card: "TaskCard", ranked: np.ndarray, target: np.ndarray,
+                           num_classes: int) -> dict[str, float]:
+    """The card's classification metrics for ranked class indices.
+
+    ``ranked``: N x K int class indices, best first, -1 = no prediction in that slot;
+    ``target``: N true class indices in ``[0, num_classes)``. Top-k counts only the
+    submitted ranks when k > K; macro recall averages over classes present in ``target``.
+    """
+    target = np.asarray(target, dtype=np.int64)
+    if len(target) and (target.min() < 0 or target.max() >= num_classes):
+        raise ValueError(f"target holds class indices outside [0, {num_classes})")
+    return evaluate(card, classification_table(ranked, target))
+
+
+def segmentation_metrics(card: "TaskCard", pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict:
+    """The card's segmentation metrics over ``(pred_mask, true_mask)`` bool HxW pairs.
+
+    Each metric is computed per image, then averaged over images (empty-mask rule: both
+    empty -> 1, one empty -> 0). The result also holds ``"per_image"``: a dict of arrays
+    ``iou``, ``dice``, ``pixel_accuracy`` in the order of ``pairs``.
+    """
+    table = segmentation_table(pairs)
+    out: dict = evaluate(card, table)
+    out["per_image"] = per_image_scores(table)
+    return out
+
+
+def size_metrics(card: "TaskCard", pred_cm: np.ndarray, true_cm: np.ndarray) -> dict[str, float]:
+    """The card's size metrics: MAE, RMSE (cm), MAPE (%), R² on answered; coverage on all.
+
+    ``pred_cm``: predicted sizes, NaN where the method abstained.
+    """
+    return evaluate(card, size_table(pred_cm, true_cm))
+
+
+def build_torchmetrics(card: "TaskCard", num_classes: int) -> "torchmetrics.MetricCollection":
+    """A ``MetricCollection`` of the card's metrics for logging during training.
+
+    Classification cards only: ``topk_accuracy`` -> ``MulticlassAccuracy(top_k=k,
+    average='micro')`` (k capped at ``num_classes``, where it is 1 anyway) and
+    ``macro_recall`` -> macro recall over the classes present in the target (as the
+    scorer computes it). Keys are the card's metric names. Inputs: logits N x C, target N.
+    """
+    import torchmetrics
+    from torchmetrics.classification import MulticlassAccuracy
+
+    from minbench.scoring.torchmetrics_ext import PresentClassRecall
+
+    if CARD_FAMILY.get(card.kind) != "classification":
+        raise ValueError(f"build_torchmetrics supports classification cards; {card.id} is a {card.kind} task")
+    metrics = {}
+    for spec in card.metrics:
+        if spec.kind == "topk_accuracy":
+            metrics[spec.name] = MulticlassAccuracy(num_classes=num_classes, top_k=min(spec.k, num_classes),
+                                                    average="micro")
+        elif spec.kind == "macro_recall":
+            metrics[spec.name] = PresentClassRecall(num_classes=num_classes)
+        else:
+            raise ValueError(f"{card.path}: metric kind {spec.kind!r} has no training-time torchmetrics form")
+    return torchmetrics.MetricCollection(metrics)

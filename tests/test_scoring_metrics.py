@@ -1,0 +1,186 @@
+"""The metric registry agrees with scikit-learn, with itself under weights, and with torchmetrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from minbench.cards import get_card
+from minbench.scoring import metrics as M
+
+
+def _random_ranked(rng, n, num_classes, k, skill=0.5):
+    target = rng.integers(0, num_classes, n)
+    ranked = np.stack([rng.permutation(num_classes)[:k] for _ in range(n)])
+    # plant the truth at a random rank for a share of rows, so every k sees hits and misses
+    plant = rng.random(n) < skill
+    slot = rng.integers(0, k, n)
+    for i in np.flatnonzero(plant):
+        row = ranked[i]
+        if target[i] in row:
+            row[row == target[i]] = row[slot[i]]
+        row[slot[i]] = target[i]
+    return ranked, target
+
+
+def _scores_from_ranked(ranked, num_classes):
+    """A score matrix whose descending order is the ranked list (unranked classes lowest)."""
+    n, k = ranked.shape
+    scores = np.full((n, num_classes), -1.0)
+    for j in range(k):
+        valid = ranked[:, j] >= 0
+        scores[np.flatnonzero(valid), ranked[valid, j]] = k - j
+    return scores
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_classification_agrees_with_sklearn(seed):
+    rng = np.random.default_rng(seed)
+    card = get_card("fewshot-98")
+    num_classes = 30
+    ranked, target = _random_ranked(rng, 400, num_classes, 10)
+    got = M.classification_metrics(card, ranked, target, num_classes)
+    scores = _scores_from_ranked(ranked, num_classes)
+    for name, k in [("top1", 1), ("top3", 3), ("top5", 5), ("top10", 10)]:
+        want = skm.top_k_accuracy_score(target, scores, k=k, labels=np.arange(num_classes))
+        assert got[name] == pytest.approx(want, abs=1e-12), name
+    assert got["macro_recall"] == pytest.approx(skm.balanced_accuracy_score(target, ranked[:, 0]), abs=1e-12)
+    # the explicit form: recall averaged over the classes that occur in the target
+    present = np.unique(target)
+    assert got["macro_recall"] == pytest.approx(
+        skm.recall_score(target, ranked[:, 0], labels=present, average="macro"), abs=1e-12)
+
+
+def test_topk_counts_only_submitted_ranks_and_empty_slots():
+    card = get_card("fewshot-10")
+    ranked = np.array([[0, 1, -1], [2, -1, -1], [5, 4, 3], [-1, -1, -1]])
+    target = np.array([1, 3, 3, 0])
+    got = M.classification_metrics(card, ranked, target, num_classes=6)
+    assert got["top1"] == 0.0
+    assert got["top3"] == pytest.approx(2 / 4)
+    assert got["top10"] == pytest.approx(2 / 4)  # k beyond the submitted ranks adds nothing
+    # class 1 never at rank 1, class 3 once out of two, class 0 none: recall per class all 0
+    assert got["macro_recall"] == 0.0
+
+
+def test_macro_recall_ignores_classes_only_predicted():
+    card = get_card("fewshot-10")
+    ranked = np.array([[0], [0], [1], [7]])  # class 7 predicted, never true
+    target = np.array([0, 0, 1, 1])
+    got = M.classification_metrics(card, ranked, target, num_classes=8)
+    assert got["macro_recall"] == pytest.approx((1.0 + 0.5) / 2)
+
+
+def test_zeroshot_card_names_are_used():
+    card = get_card("zeroshot")
+    got = M.classification_metrics(card, np.array([[1, 0]]), np.array([0]), num_classes=2)
+    assert set(got) == {"top1", "top5", "mean_class_recall"}
+    assert got["top1"] == 0 and got["top5"] == 1
+
+
+def _random_masks(rng, n):
+    pairs = []
+    for i in range(n):
+        h, w = rng.integers(3, 12, 2)
+        true = rng.random((h, w)) < rng.random()
+        pred = rng.random((h, w)) < rng.random()
+        if i % 7 == 0:
+            true[:] = False
+        if i % 7 == 0 and i % 2 == 0:
+            pred[:] = False  # both empty
+        pairs.append((pred, true))
+    return pairs
+
+
+def test_segmentation_agrees_with_sklearn():
+    rng = np.random.default_rng(3)
+    pairs = _random_masks(rng, 40)
+    got = M.segmentation_metrics(get_card("segmentation"), pairs)
+    ious = [skm.jaccard_score(t.ravel(), p.ravel(), zero_division=1.0) for p, t in pairs]
+    dices = [skm.f1_score(t.ravel(), p.ravel(), zero_division=1.0) for p, t in pairs]
+    accs = [skm.accuracy_score(t.ravel(), p.ravel()) for p, t in pairs]
+    assert got["miou"] == pytest.approx(np.mean(ious), abs=1e-12)
+    assert got["dice"] == pytest.approx(np.mean(dices), abs=1e-12)
+    assert got["pixel_accuracy"] == pytest.approx(np.mean(accs), abs=1e-12)
+    np.testing.assert_allclose(got["per_image"]["iou"], ious)
+
+
+def test_empty_mask_rule():
+    empty = np.zeros((4, 4), bool)
+    some = empty.copy()
+    some[0, 0] = True
+    card = get_card("segmentation")
+    assert M.segmentation_metrics(card, [(empty, empty)])["miou"] == 1.0
+    assert M.segmentation_metrics(card, [(some, empty)])["miou"] == 0.0
+    assert M.segmentation_metrics(card, [(empty, some)])["dice"] == 0.0
+
+
+def test_size_agrees_with_sklearn_on_answered():
+    rng = np.random.default_rng(4)
+    true = rng.uniform(1, 40, 300)
+    pred = true * rng.normal(1, 0.2, 300)
+    pred[rng.random(300) < 0.3] = np.nan
+    got = M.size_metrics(get_card("size"), pred, true)
+    a = np.isfinite(pred)
+    assert got["mae"] == pytest.approx(skm.mean_absolute_error(true[a], pred[a]), rel=1e-12)
+    assert got["rmse"] == pytest.approx(np.sqrt(skm.mean_squared_error(true[a], pred[a])), rel=1e-12)
+    assert got["mape"] == pytest.approx(100 * skm.mean_absolute_percentage_error(true[a], pred[a]), rel=1e-12)
+    assert got["r2"] == pytest.approx(skm.r2_score(true[a], pred[a]), rel=1e-10)
+    assert got["coverage"] == pytest.approx(a.mean())
+
+
+def test_size_with_no_answers_is_nan_not_a_crash():
+    got = M.size_metrics(get_card("size"), np.array([np.nan, np.nan]), np.array([1.0, 2.0]))
+    assert got["coverage"] == 0.0 and np.isnan(got["mae"]) and np.isnan(got["r2"])
+
+
+@pytest.mark.parametrize("task", ["fewshot-98", "zeroshot", "segmentation", "size"])
+def test_weighted_form_equals_point_and_duplicating_rows(task):
+    """Weights of 1 give the point value; integer weights equal repeating the rows."""
+    rng = np.random.default_rng(5)
+    card = get_card(task)
+    if card.kind in ("classification", "zeroshot"):
+        ranked, target = _random_ranked(rng, 200, 12, 5)
+        table = M.classification_table(ranked, target)
+    elif card.kind == "segmentation":
+        table = M.segmentation_table(_random_masks(rng, 30))
+    else:
+        true = rng.uniform(1, 40, 200)
+        pred = np.where(rng.random(200) < 0.2, np.nan, true + rng.normal(0, 3, 200))
+        table = M.size_table(pred, true)
+    n = len(next(iter(table.values())))
+    counts = rng.integers(0, 4, n)
+    repeated = {k: np.repeat(v, counts) for k, v in table.items()}
+    for spec in card.metrics:
+        m = M.impl(spec)
+        f = m.features(spec, table)
+        ones = m.weighted(spec, f, np.ones((1, n)))[0]
+        assert ones == pytest.approx(m.point(spec, table), abs=1e-9), spec.name
+        as_weights = m.weighted(spec, f, counts[None, :].astype(float))[0]
+        assert as_weights == pytest.approx(m.point(spec, repeated), abs=1e-9), spec.name
+
+
+def test_build_torchmetrics_matches_the_scorer():
+    import torch
+
+    rng = np.random.default_rng(6)
+    card = get_card("fewshot-10")
+    num_classes = 8  # fewer classes than top10's k: capped, and then exactly 1
+    logits = torch.from_numpy(rng.normal(size=(120, num_classes)))
+    target = torch.from_numpy(rng.integers(0, num_classes - 1, 120))  # last class never true
+    coll = build = M.build_torchmetrics(card, num_classes)
+    assert set(build.keys()) == {"top1", "top3", "top5", "top10", "macro_recall"}
+    coll.update(logits[:60], target[:60])
+    coll.update(logits[60:], target[60:])
+    logged = {k: float(v) for k, v in coll.compute().items()}
+    ranked = torch.argsort(logits, dim=1, descending=True).numpy()
+    scored = M.classification_metrics(card, ranked, target.numpy(), num_classes)
+    for name in logged:
+        assert logged[name] == pytest.approx(scored[name], abs=1e-6), name
+    assert logged["top10"] == 1.0
+
+
+def test_build_torchmetrics_refuses_other_kinds():
+    with pytest.raises(ValueError, match="classification"):
+        M.build_torchmetrics(get_card("size"), 3)
