@@ -370,6 +370,8 @@ class SizeEstimator:
     def _find_cubes(self, img, small, layers: dict[str, list[_Object]], scale: float):
         """Cube-like outlines over all masks, one per place (the best fit); and whether a
         cube seems cut by the frame."""
+        import cv2
+
         cfg = self.config
         sh, sw = small.shape[:2]
         max_edge = cfg.max_cube_fraction * min(sh, sw)
@@ -386,14 +388,19 @@ class SizeEstimator:
                 if key in tried:
                     continue
                 tried.add(key)
+                hull_area = float(cv2.contourArea(cv2.convexHull(o.contour.astype(np.float32))))
+                if hull_area < 0.45 * bw * bh and not o.touches:  # a cube's outline fills its box
+                    continue
                 fit = cd.cube_shape(o.contour)
                 if fit is None:
                     continue
                 strict = fit.shape_ok
                 if (strict or fit.shape_loose) and min_edge <= fit.edge_px <= max_edge:
                     fit.face_score, fit.junction = cd.face_contrast(small, fit)
-                    # a loose outline must show clearly distinct faces
-                    if fit.face_score < (cfg.min_face_score if strict else 4 * cfg.min_face_score):
+                    # a loose outline must show clearly distinct faces; a square, one flat face
+                    # (two faces lit alike also make a four-cornered outline, of a wrong size)
+                    need = cfg.min_face_score if strict else 4 * cfg.min_face_score
+                    if fit.face_score < (max(need, 4.0) if len(fit.polygon) == 4 else need):
                         continue
                     o.loose = not strict
                     if o.touches:
