@@ -373,9 +373,12 @@ class _Recorder:
 def test_lightning_fit_augments_on_the_device_deterministically(dataset, tmp_path):
     import lightning as L
 
-    runs = []
+    runs, seeds = [], []
     for _ in range(2):
         dm = _dm(dataset, tmp_path, val_fraction=0.2, seed=5)
+        real_seed = dm.augment_seed
+        dm.augment_seed = lambda epoch, batch_idx, rank=0: seeds.append((epoch, batch_idx)) or real_seed(
+            epoch, batch_idx, rank)
         model = _Recorder.make()
         trainer = L.Trainer(max_epochs=2, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                             enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=1,
@@ -383,6 +386,7 @@ def test_lightning_fit_augments_on_the_device_deterministically(dataset, tmp_pat
         trainer.fit(model, datamodule=dm)
         runs.append(model.seen)
     assert len(runs[0]) == 6   # 2 epochs x 3 batches of the 20 train rows
+    assert seeds[:6] == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]   # validation batches draw none
     assert all(torch.equal(a, b) for a, b in zip(*runs))
     assert not torch.allclose(runs[0][0], runs[0][3])     # epoch 1 differs from epoch 0
 
@@ -449,3 +453,33 @@ def test_ddp_two_processes_shard_and_match_single_process(dataset, tmp_path):
     # test: after dropping the sampler's padding, the same rows and the same predictions
     assert r0["test"] == r1["test"] == single["test"]
     assert single["test"]["n"] == 12
+
+
+@pytest.mark.parametrize("task", ["fewshot-10", "fewshot-98", "fewshot-360", "zeroshot", "segmentation", "size"])
+def test_every_task_on_the_embedded_tiny_dataset(tiny_dataset, tmp_path, task):
+    from minbench.cards import get_card
+
+    card = get_card(task)
+    dm = _dm(tiny_dataset, tmp_path, task=task, batch_size=64)
+    dm.setup("test")
+    b = dm.transform_batch(next(iter(dm.test_dataloader())), train=False)
+    n = len(dm.test_frame)
+    assert b["image"].shape == (n, 3, 32, 32) and not dm.skipped.shape[0]
+    assert b["sample_id"] == dm.test_frame["sample_id"].tolist()
+    labels = b["label"].numpy()
+    if card.kind == "zeroshot":
+        assert (labels == -1).all()
+    else:
+        assert (labels >= 0).all() and [dm.classes[i] for i in labels] == dm.test_frame["species"].tolist()
+    if card.kind == "segmentation":
+        assert b["mask"].shape == (n, 1, 32, 32) and b["mask"].sum() > 0
+        assert b["orig_size"].tolist()[0] == [192, 256]
+    if card.kind == "size":
+        assert torch.isfinite(b["size_cm"]).all() and torch.isfinite(b["bbox"]).all()
+    if card.kind in ("classification", "zeroshot"):
+        dm.setup("fit")
+        tb = dm.transform_batch(next(iter(dm.train_dataloader())), train=True)
+        assert tb["image"].shape[1:] == (3, 32, 32) and torch.isfinite(tb["image"]).all()
+    else:
+        with pytest.raises(UserError):
+            dm.setup("fit")

@@ -359,3 +359,15 @@ def test_reader_api_aligns_rows_with_the_test_order(ds, tmp_path):
         (tmp_path / "r2.csv").write_text("sample_id,pred_1\n\n" + lines[0] + ",x\n")
         S.read_ranked_csv(tmp_path / "r2.csv", task_id="fewshot-10", test_ids=pd.Index(rows.sample_id),
                           classes=classes, max_ranks=10)
+
+
+def test_unwritable_outputs_are_one_line_errors(ds, tmp_path, board_dir, capsys):
+    _ranked_csv(ds, tmp_path / "ok.csv")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert _score_cli(ds, "fewshot-10", tmp_path / "ok.csv", "--out", str(blocker / "x.json")) == 2
+    err = capsys.readouterr().err
+    assert "cannot write the score JSON" in err and err.count("\n") == 1
+    assert _score_cli(ds, "fewshot-10", tmp_path / "ok.csv", "--leaderboard", str(blocker / "b.json")) == 2
+    err = capsys.readouterr().err
+    assert "cannot update the leaderboard" in err and err.count("\n") == 1

@@ -74,12 +74,20 @@ def _score(args) -> int:
     if args.resamples < 1:
         raise UserError(f"--resamples {args.resamples}: must be at least 1")
     result = score_submission(args.task, args.predictions, args.data, n_resamples=args.resamples, seed=args.seed)
-    out = write_score_json(result, args.out or _default_out(args.predictions), per_sample=args.per_sample)
+    out = args.out or _default_out(args.predictions)
+    try:
+        write_score_json(result, out, per_sample=args.per_sample)
+    except OSError as exc:
+        raise UserError(f"{out}: cannot write the score JSON ({exc.strerror or exc}); choose another --out") from None
     board = None
     if not args.no_leaderboard:
         name = args.name or _default_out(args.predictions).name[: -len(".score.json")]
-        board = add_entry(args.task, result, name=name, method=args.method, source="submission",
-                          path=args.leaderboard)
+        try:
+            board = add_entry(args.task, result, name=name, method=args.method, source="submission",
+                              path=args.leaderboard)
+        except OSError as exc:
+            raise UserError(f"{exc.filename or 'leaderboard'}: cannot update the leaderboard ({exc.strerror or exc}); "
+                            f"the score JSON is at {out}") from None
 
     from minbench.cards import get_card
 
@@ -110,6 +118,7 @@ def card_level(result) -> float:
 
 def _show(args) -> int:
     from minbench.cards import get_card
+    from minbench.errors import UserError
     from minbench.io import write_text_atomic
     from minbench.scoring import render
     from minbench.scoring.leaderboard import load_boards
@@ -126,7 +135,7 @@ def _show(args) -> int:
 
             buf = io.StringIO()
             render.render_table(sections, Console(file=buf, width=140, no_color=True, color_system=None))
-            write_text_atomic(args.out, buf.getvalue())
+            text = buf.getvalue()
         else:
             render.render_table(sections)
             return 0
@@ -136,7 +145,10 @@ def _show(args) -> int:
         if not args.out:
             print(text, end="")
             return 0
+    try:
         write_text_atomic(args.out, text)
+    except OSError as exc:
+        raise UserError(f"--out {args.out}: cannot write ({exc.strerror or exc})") from None
     print(f"wrote {args.out}")
     return 0
 

@@ -318,7 +318,7 @@ def _chart(board: dict, col: dict, rows: list[tuple[int | None, dict]]) -> str:
     if not items:
         return ""
     left, width, row_h, top = 220, 640, 22, 26
-    plot_w = width - left - 20
+    plot_w = width - left - 45  # room for the last tick label
     height = top + row_h * len(items) + 24
 
     def x(v):
@@ -361,7 +361,7 @@ def _html_board(s: TaskSection, board: dict, table_id: str) -> str:
     scale = _scale(board, head_col) if head_col else (0.0, 1.0)
     out = [f'<div class="board{" ref" if board["reference"] else ""}">',
            f'<h3>{_e(board_title(s, board))}</h3>',
-           f'<p class="meta">{_e(dataset_line(board))} · {_e(_headline_note(board))} · {len(rows)} entries</p>']
+           f'<p class="meta">{_e(dataset_line(board))} · {_e(_headline_note(board))} · {len(rows)} {"entry" if len(rows) == 1 else "entries"}</p>']
     if not rows:
         return "".join(out) + '<p class="empty">No entries yet.</p></div>'
     if head_col:

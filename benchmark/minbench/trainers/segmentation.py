@@ -33,20 +33,22 @@ from minbench.models import cam as cams
 PER_IMAGE_KEY = {"mean_iou": "iou", "dice": "dice", "pixel_accuracy": "pixel_accuracy"}
 
 
-def read_mask(path: str | Path) -> np.ndarray:
-    """A mask PNG as bool H x W (nonzero = mineral); a ``UserError`` when unreadable."""
+def read_mask(path: str | Path, level: int = 0) -> np.ndarray:
+    """A mask image as bool H x W: grey value > ``level`` is mineral.
+
+    ``level=0`` reads a submission (nonzero = mineral); ``level=127`` reads a ground
+    truth as the scorer does (white = mineral). A ``UserError`` when unreadable.
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
-            arr = np.asarray(im)
+            arr = np.asarray(im.convert("L"))
     except FileNotFoundError:
         raise UserError(f"{path}: mask file not found") from None
     except (UnidentifiedImageError, OSError) as exc:
         raise UserError(f"{path}: not a readable mask image ({exc})") from None
-    if arr.ndim == 3:  # RGB(A) masks: any nonzero colour channel is mineral
-        arr = arr[..., :3].max(axis=2)
-    return arr > 0
+    return arr > level
 
 
 def write_mask(path: str | Path, mask: np.ndarray) -> None:
@@ -73,11 +75,44 @@ class SampleLookup:
         if sample_id not in self.rows or not self.rows[sample_id][1]:
             raise UserError(f"sample {sample_id!r}: no mask_path in the manifest")
         path = self.root / self.rows[sample_id][1]
-        mask = read_mask(path)
+        mask = read_mask(path, level=127)  # the scorer's rule for true masks: white = mineral
         if expected_hw is not None and tuple(mask.shape) != tuple(expected_hw):
             raise UserError(f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} (WxH) but its image is "
                             f"{expected_hw[1]}x{expected_hw[0]}; a mask must have its image's size")
         return mask
+
+
+def load_classifier(path: str | Path):
+    """A ``ClassificationTrainer`` checkpoint to (network, class names); safe loading only."""
+    path = Path(path)
+    import torch
+
+    from minbench.trainers.classification import ClassificationTrainer
+
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch.load raises many types for a file that is not a checkpoint
+        raise UserError(f"--classifier {path}: not a loadable checkpoint ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    hp = raw.get("hyper_parameters") if isinstance(raw, dict) else None
+    if not isinstance(hp, dict) or "state_dict" not in raw or "backbone" not in hp:
+        raise UserError(f"--classifier {path}: not a minbench classifier checkpoint "
+                        "(from `minbench run --task fewshot-...`)")
+    if "head" in hp:
+        raise UserError(f"--classifier {path}: a training-free {hp['head']} baseline has no trained "
+                        "head for a CAM to explain; use a fine-tuned classifier")
+    # Rebuild without the original pretrained-weights file: the checkpoint holds the weights.
+    hp = {**hp, "pretrained": False, "weights": None}
+    trainer = ClassificationTrainer(**{k: v for k, v in hp.items() if k != "_instantiator"})
+    try:
+        missing, unexpected = trainer.load_state_dict(raw["state_dict"], strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        detail = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
+        raise UserError(f"--classifier {path}: weights do not fit {hp['backbone']} ({detail})") from None
+    if missing or unexpected:
+        raise UserError(f"--classifier {path}: weights do not fit {hp['backbone']} "
+                        f"(missing {missing[:2]}, unexpected {unexpected[:2]})")
+    return trainer.model.eval(), trainer.classes
 
 
 @dataclass
@@ -95,8 +130,11 @@ class SegmentationTrainer(LightningModule):
     """Zero-shot segmentation by a frozen classifier's thresholded CAM.
 
     Args:
-        classifier: the trained classification network (a timm model: images -> logits).
-        classes: its class names (index = logit), used to find the true class of a sample.
+        classifier: the trained classification network (a timm model: images -> logits),
+            or the path of a ``ClassificationTrainer`` checkpoint (``minbench run --task
+            fewshot-...`` writes them).
+        classes: its class names (index = logit), used to find the true class of a sample;
+            read from the checkpoint when ``classifier`` is one.
         cam: CAM method (``minbench.models.cam.METHODS``: gradcam, gradcam++, hirescam,
             layercam, xgradcam, eigencam, eigengradcam, scorecam).
         cam_target: ``predicted`` class, ``true`` class (falls back to predicted for a
@@ -111,7 +149,7 @@ class SegmentationTrainer(LightningModule):
         task: the task card whose metrics are computed (``segmentation``).
     """
 
-    def __init__(self, classifier: torch.nn.Module, *, classes: Sequence[str] | None = None,
+    def __init__(self, classifier: torch.nn.Module | str | Path, *, classes: Sequence[str] | None = None,
                  cam: str = "gradcam", cam_target: str = "predicted", top_k: int = 3,
                  target_layer: str | None = None, reshape: str = "auto", threshold: str = "otsu",
                  threshold_value: float | None = None, upsample: str = "bilinear", image_size: int = 224,
@@ -129,6 +167,11 @@ class SegmentationTrainer(LightningModule):
         if upsample not in cams.UPSAMPLING:
             raise UserError(f"--upsample {upsample!r} is not one of {', '.join(cams.UPSAMPLING)}")
         self.threshold_value = cams.check_threshold(threshold, threshold_value)
+        if classifier is None:
+            raise UserError("model.init_args.classifier: give a classifier checkpoint (or a network)")
+        if isinstance(classifier, (str, Path)):
+            classifier, ckpt_classes = load_classifier(classifier)
+            classes = classes if classes is not None else ckpt_classes
         self.model = classifier
         self.model.eval()
         for p in self.model.parameters():
@@ -155,7 +198,7 @@ class SegmentationTrainer(LightningModule):
         if self.lookup is None and self._trainer is not None:
             dm = getattr(self.trainer, "datamodule", None)
             frame = getattr(dm, "test_frame", None)
-            root = getattr(dm, "data_dir", None)
+            root = getattr(dm, "dataset_dir", None) or getattr(dm, "data_dir", None)
             if frame is not None and root is not None:
                 self.lookup = SampleLookup(frame, root)
         return self.lookup

@@ -42,7 +42,7 @@ class TrainingLeak(RuntimeError):
 
 
 class ZeroShotTrainer(BaseTask):
-    """Shared zero-shot logic; subclasses provide ``encode_image``, ``text_encoder`` and
+    """Shared zero-shot logic; subclasses provide ``encode_image``, ``get_text_encoder`` and
     ``project_text``.
 
     Args:
@@ -91,7 +91,7 @@ class ZeroShotTrainer(BaseTask):
         """Normalised image embeddings (B x D) of a normalised image batch."""
         raise NotImplementedError
 
-    def text_encoder(self):
+    def get_text_encoder(self):
         """The frozen encoder of raw text features (``models.text_encoders.TextEncoder``)."""
         raise NotImplementedError
 
@@ -121,7 +121,7 @@ class ZeroShotTrainer(BaseTask):
         self.seen_classes = seen
         self.unseen = cand
         self.in_mean, self.in_std = tuple(dm.mean), tuple(dm.std)
-        enc = self.text_encoder()
+        enc = self.get_text_encoder()
 
         # Raw description features of every row that any split uses ("" = no description).
         used = np.unique(np.concatenate([pos[n] for n in pos]))
@@ -137,11 +137,6 @@ class ZeroShotTrainer(BaseTask):
         self.zeroshot_rows[np.isin(species, test_species)] = True
         self.zeroshot_rows[pos["test"]] = True
 
-        # Name prompts (templates x prompt names), ensembled per class, for both class sets.
-        seen_names = zh.ClassNames(tuple(seen), tuple((c,) for c in seen))
-        self.seen_name_raw = self._name_features(enc, seen_names)
-        self.unseen_name_raw = self._name_features(enc, cand)
-
         # Description pools: seen classes from TRAIN rows only (val images are GZSL queries),
         # unseen classes from the test rows (leave-one-out removes each image's own text).
         label_of = {c: i for i, c in enumerate(seen)}
@@ -153,15 +148,35 @@ class ZeroShotTrainer(BaseTask):
         self.train_labels = torch.full((len(frame),), -1, dtype=torch.long)
         self.train_labels[pos["train"]] = torch.as_tensor([label_of[s] for s in species[pos["train"]]],
                                                           dtype=torch.long)
+
+        # Name prompts (templates x prompt names), ensembled per class. With descriptions as
+        # the source only the classes that may fall back to their name need them (no
+        # description, or one that leave-one-out removes): the encoder is the slow part.
+        seen_names = zh.ClassNames(tuple(seen), tuple((c,) for c in seen))
+        all_seen = self.hparams.text_source != "descriptions" or self.needs_seen_names
+        self.seen_name_raw = self._name_features(
+            enc, seen_names, None if all_seen else self.seen_desc[1] < 1)
+        self.unseen_name_raw = self._name_features(
+            enc, cand, None if self.hparams.text_source != "descriptions" else self.unseen_desc[1] < 2)
         self.attached = True
 
-    def _name_features(self, enc, names: zh.ClassNames) -> torch.Tensor:
+    #: subclasses that train on the seen classes' names set this
+    needs_seen_names = False
+
+    def _name_features(self, enc, names: zh.ClassNames, need=None) -> torch.Tensor:
+        """Ensembled name-prompt features per class (zeros where ``need`` is False)."""
         from minbench.models.text_encoders import encode_cached
 
-        texts, owner = zh.name_prompts(names, self._templates)
-        raw = encode_cached(enc, texts)
-        mean, _, _ = zh.group_mean(raw, owner, len(names.classes))
-        return mean
+        n = len(names.classes)
+        pick = range(n) if need is None else [i for i in range(n) if bool(need[i])]
+        out = torch.zeros(n, enc.dim)
+        if not pick:
+            return out
+        sub = zh.ClassNames(tuple(names.classes[i] for i in pick), tuple(names.prompt_names[i] for i in pick))
+        texts, owner = zh.name_prompts(sub, self._templates)
+        mean, _, _ = zh.group_mean(encode_cached(enc, texts), owner, len(pick))
+        out[list(pick)] = mean
+        return out
 
     def _pool(self, rows, species, index_of, n) -> tuple[torch.Tensor, torch.Tensor]:
         """Sum (raw, normalised rows) and count of described rows per class."""
@@ -242,7 +257,9 @@ class ZeroShotTrainer(BaseTask):
         if keep.any():
             self.log("val/loss", F.cross_entropy(logits[keep] * self._logit_scale(), label[keep]),
                      on_epoch=True, batch_size=int(keep.sum()))
-            self.log_stage_metrics("val", logits[keep], label[keep])
+            if self.val_metrics is not None:
+                self.val_metrics.update(logits[keep], label[keep])
+                self.log_dict(self.val_metrics, on_step=False, on_epoch=True, batch_size=int(keep.sum()))
         if self.gzsl_collect is not None:
             sv, si = logits.max(1)
             uv, ui = zh.TopKScorer(self._val_unseen, k=1, chunk=self.hparams.score_chunk).score(img)
@@ -251,14 +268,14 @@ class ZeroShotTrainer(BaseTask):
                                       "unseen_value": uv[:, 0].cpu(), "unseen_index": ui[:, 0].cpu()})
 
     def configure_metrics(self) -> None:
-        # Built in attach-time terms: the seen classes' count is known only from the data.
-        self.stage_metrics = nn.ModuleDict()
+        # Built by ``attach``: the number of seen classes is known only from the data.
+        self.val_metrics = None
 
     def build_val_metrics(self) -> None:
         """The card's metrics over the seen classes, for validation on held-out seen images."""
         from minbench.scoring.metrics import build_torchmetrics
 
-        self.set_stage_metrics(build_torchmetrics(self.card, max(len(self.seen_classes), 2)))
+        self.val_metrics = build_torchmetrics(self.card, max(len(self.seen_classes), 2)).clone(prefix="val/")
 
     def _logit_scale(self) -> torch.Tensor:
         return torch.tensor(100.0, device=self.device)
@@ -270,6 +287,8 @@ class ContrastiveZeroShot(ZeroShotTrainer):
     Args:
         backbone: timm model name (random init unless ``weights``).
         weights: local backbone weights (see ``models.backbones``).
+        text_encoder: ``minilm`` (frozen all-MiniLM-L6-v2, the default) or ``hash``
+            (hashed bag of words: no pre-trained meaning; an ablation and the tests' encoder).
         embed_dim: joint embedding size.
         text_hidden: 0 = linear text projection (generalises best to unseen words);
             >0 = an MLP with that hidden width.
@@ -281,7 +300,7 @@ class ContrastiveZeroShot(ZeroShotTrainer):
     """
 
     def __init__(self, task: str = "zeroshot", *, backbone: str = "resnet18", weights: str | None = None,
-                 embed_dim: int = 256, text_hidden: int = 0, init_temperature: float = 0.07,
+                 text_encoder: str = "minilm", embed_dim: int = 256, text_hidden: int = 0, init_temperature: float = 0.07,
                  pair_loss_weight: float = 1.0, class_loss_weight: float = 1.0, name_loss_weight: float = 0.0,
                  drop_rate: float = 0.0, text_source: str = "descriptions", text_alpha: float = 0.5,
                  templates: Sequence[str] | None = None, templates_file: str | None = None,
@@ -298,7 +317,9 @@ class ContrastiveZeroShot(ZeroShotTrainer):
         hp = self.hparams
         self.backbone, feat_dim = build_image_encoder(hp.backbone, weights=hp.weights, drop_rate=hp.drop_rate)
         self.image_proj = nn.Linear(feat_dim, hp.embed_dim)
-        text_dim = 384  # all-MiniLM-L6-v2
+        if hp.text_encoder not in ("minilm", "hash"):
+            raise UserError(f"model.init_args.text_encoder: {hp.text_encoder!r} is not one of minilm, hash")
+        text_dim = 384  # all-MiniLM-L6-v2; the hashing encoder uses the same width
         if hp.text_hidden:
             self.text_proj = nn.Sequential(nn.Linear(text_dim, hp.text_hidden), nn.GELU(),
                                            nn.Linear(hp.text_hidden, hp.embed_dim))
@@ -306,11 +327,11 @@ class ContrastiveZeroShot(ZeroShotTrainer):
             self.text_proj = nn.Linear(text_dim, hp.embed_dim)
         self.logit_scale = nn.Parameter(torch.tensor(float(np.log(1.0 / hp.init_temperature))))
 
-    def text_encoder(self):
+    def get_text_encoder(self):
         if self._encoder is None:
             from minbench.models.text_encoders import make_text_encoder
 
-            self._encoder = make_text_encoder("minilm")
+            self._encoder = make_text_encoder(self.hparams.text_encoder)
         return self._encoder
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
@@ -325,6 +346,10 @@ class ContrastiveZeroShot(ZeroShotTrainer):
     def attach(self, dm) -> None:
         super().attach(dm)
         self.build_val_metrics()
+
+    @property
+    def needs_seen_names(self) -> bool:
+        return bool(self.hparams.name_loss_weight)
 
     def on_fit_start(self) -> None:
         self._require_attached()
@@ -398,7 +423,7 @@ class ClipZeroShot(ZeroShotTrainer):
     def image_size(self) -> int:
         return self.bundle.image_size
 
-    def text_encoder(self):
+    def get_text_encoder(self):
         if self._encoder is None:
             from minbench.models.text_encoders import ClipTextEncoder
 

@@ -99,9 +99,11 @@ def _crystals_for(cls: SynthClass, rng: np.random.Generator, *, satellite: bool,
         n = 1 if satellite else int(rng.integers(1, 3))
     else:
         n = int(rng.integers(1, 4)) if satellite else int(min(1 + rng.geometric(0.35), 9))
+    # A lustre range ("vitreous to pearly") shows its other end on some specimens.
+    lustre = fam.lustre_alt if rng.random() < 0.25 else fam.lustre
     base = _jitter_colour(cls.colour.rgb, rng, colour_jitter)
     base2 = _jitter_colour(cls.colour.rgb2, rng, colour_jitter) if cls.colour.rgb2 else None
-    alpha = 0.6 if cls.colour.colourless else (0.85 if fam.lustre == "vitreous" and base.mean() > 0.7 else 1.0)
+    alpha = 0.6 if cls.colour.colourless else (0.85 if lustre == "vitreous" and base.mean() > 0.7 else 1.0)
     main_size = (rng.uniform(0.15, 0.35) if satellite else rng.uniform(0.7, 1.5)) * (1.2 if mesh.massive else 1.0)
     out = []
     for i in range(n):
@@ -116,7 +118,7 @@ def _crystals_for(cls: SynthClass, rng: np.random.Generator, *, satellite: bool,
         offset = (rad * math.cos(ang), rad * math.sin(ang) * 0.8)
         colour = np.clip(base * rng.uniform(0.92, 1.08), 0, 1)
         out.append(CrystalSpec(mesh=m, rotation=random_rotation(rng), stretch=stretch, size=size, offset=offset,
-                               rgb=colour, rgb2=base2, alpha=alpha, lustre=fam.lustre, satellite=satellite))
+                               rgb=colour, rgb2=base2, alpha=alpha, lustre=lustre, satellite=satellite))
     return out
 
 
@@ -190,7 +192,9 @@ def describe(cls: SynthClass, scene: Scene) -> str:
         body = f"a single {habit} crystal"
     else:
         body = f"a group of {NUMBERS[len(own) - 1]} {habit} crystals"
-    text = (f"Specimen showing {body}, {colour} in colour, with {_lustre_words(fam.lustre_text)} lustre; "
+    clarity = "transparent" if own[0].alpha < 0.7 else ("translucent" if own[0].alpha < 1 else "opaque")
+    tint = f"{colour} and {clarity}" if cls.colour.colourless else f"{colour} in colour, {clarity}"
+    text = (f"Specimen showing {body}, {tint}, with {_lustre_words(fam.lustre_text)} lustre; "
             f"{fam.crystal_system} crystal system.")
     text += f" On a {scene.rock} matrix." if scene.matrix else " Without matrix."
     if scene.satellite is not None:
@@ -199,3 +203,14 @@ def describe(cls: SynthClass, scene: Scene) -> str:
         text += (f" Accompanied by small {sat_colour} {sat[0].mesh.habit} crystals of another mineral "
                  f"({_lustre_words(scene.satellite.family.lustre_text)} lustre).")
     return text
+
+
+def class_text(cls: SynthClass) -> str:
+    """A field-guide line for a class, from the database alone (no photo): what a zero-shot
+    model may be told about a species it has never seen."""
+    fam = cls.family
+    habits = list(dict.fromkeys(load_mesh(h).habit for h in fam.habits))
+    colour = cls.colour.name if cls.label == fam.species else f"{cls.variety} ({cls.colour.name})" \
+        if cls.variety != cls.colour.name else cls.colour.name
+    return (f"{cls.label}: {colour}; {_lustre_words(fam.lustre_text)} lustre; {fam.crystal_system} crystal system; "
+            f"habit {', '.join(habits)}; {fam.category.lower()}.")

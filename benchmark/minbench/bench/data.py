@@ -1,0 +1,290 @@
+"""``minbench bench data``: images/s from the manifest to a normalised batch on the device.
+
+Three pipelines on the same images, the same batch size and the same number of workers,
+each in a fresh process (so one's caches, threads and memory do not flatter another):
+
+- ``cold``:  ``MineralDataModule`` with an empty cache: decode + resize into the cache, then
+  one epoch (uint8 batches, augmented and normalised on the device).
+- ``warm``:  the same module on the built cache, several epochs; its peak RSS is reported
+  (main process and largest worker) with the RSS after the first batch: the difference is
+  what the epochs added, which stays at a few batches whatever the dataset size.
+- ``plain``: a per-sample PIL + torchvision transforms ``DataLoader`` (decode every epoch,
+  augment per sample in the workers), the usual baseline.
+
+Both the training path (random resized crop, flips, rotation, colour jitter, grayscale) and
+the eval path (whole-image resize) are measured; ratios are warm (and cold) over plain.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from minbench.bench import add_json_argument, report
+
+
+def register(sub) -> None:
+    p = sub.add_parser("data", help="data pipeline images/s: cached module (cold, warm) vs plain PIL DataLoader")
+    p.add_argument("--size", type=int, default=224, help="image side in pixels (default 224)")
+    p.add_argument("--data", type=Path, default=None, help="dataset folder (default: the embedded one)")
+    p.add_argument("--workers", type=int, default=2, help="DataLoader workers of every pipeline (default 2)")
+    p.add_argument("--n", type=int, default=300, help="how many images (default 300)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--warm-epochs", type=int, default=3, help="epochs timed on the warm cache (default 3)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda when present, else cpu)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op threads of the main process (default: torch's own choice)")
+    add_json_argument(p)
+    p.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    from minbench.data.locate import resolve_dataset
+    from minbench.errors import UserError
+
+    for name in ("size", "n", "batch_size", "warm_epochs"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} {getattr(args, name)}: must be at least 1")
+    if args.workers < 0:
+        raise UserError(f"--workers {args.workers}: must be >= 0")
+    folder = resolve_dataset(args.data).resolve()
+    device = args.device or _default_device()
+    with tempfile.TemporaryDirectory(prefix="minbench-bench-data-") as tmp:
+        common = dict(data=str(folder), size=args.size, n=args.n, batch_size=args.batch_size,
+                      workers=args.workers, device=device, cache=str(Path(tmp) / "cache"), threads=args.threads)
+        runs = {}
+        runs["cold"] = _child(common, path="cold", train=True)
+        runs["warm"] = _child(common, path="warm", train=True, epochs=args.warm_epochs)
+        runs["plain"] = _child(common, path="plain", train=True)
+        runs["warm_eval"] = _child(common, path="warm", train=False, epochs=args.warm_epochs)
+        runs["plain_eval"] = _child(common, path="plain", train=False)
+    result = {
+        "benchmark": "data",
+        "dataset": str(folder),
+        "image_size": args.size, "images": runs["warm"]["images_per_epoch"], "source_size": runs["warm"]["source_size"],
+        "batch_size": args.batch_size, "workers": args.workers, "device": device,
+        "cpu_count": os.cpu_count(),
+        "train": {
+            "cold_images_per_s": runs["cold"]["images_per_s"],
+            "warm_images_per_s": runs["warm"]["images_per_s"],
+            "plain_images_per_s": runs["plain"]["images_per_s"],
+            "warm_over_plain": round(runs["warm"]["images_per_s"] / runs["plain"]["images_per_s"], 2),
+            "cold_over_plain": round(runs["cold"]["images_per_s"] / runs["plain"]["images_per_s"], 2),
+        },
+        "eval": {
+            "warm_images_per_s": runs["warm_eval"]["images_per_s"],
+            "plain_images_per_s": runs["plain_eval"]["images_per_s"],
+            "warm_over_plain": round(runs["warm_eval"]["images_per_s"] / runs["plain_eval"]["images_per_s"], 2),
+        },
+        # CPU time (all processes: main, workers, cache builders) per image: what the
+        # throughput would be bounded by on a busy or a smaller machine
+        "cpu_ms_per_image": {k: runs[k]["cpu_ms_per_image"] for k in runs},
+        "main_threads": runs["warm"]["threads"],
+        "cache_build_s": runs["cold"]["build_s"],
+        "warm_memory": {k: runs["warm"][k] for k in ("peak_rss_mb", "rss_after_first_batch_mb",
+                                                      "peak_growth_mb", "worker_peak_rss_mb", "batch_mb",
+                                                      "cache_mb")},
+        "skipped_images": runs["cold"]["skipped"],
+    }
+    return report(result, args.json)
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _child(common: dict, **kw) -> dict:
+    """Run one pipeline in a fresh interpreter; returns its JSON result."""
+    import minbench
+
+    spec = {**common, **kw}
+    env = dict(os.environ)
+    pkg_root = str(Path(minbench.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([pkg_root, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    proc = subprocess.run([sys.executable, "-m", "minbench.bench.data", json.dumps(spec)],
+                          capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench data ({kw}) failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ---- inside the child process ----------------------------------------------------------------
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _peak_mb(who) -> float:
+    import resource
+
+    return resource.getrusage(who).ru_maxrss / 1024  # Linux: KiB
+
+
+def _sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _module(spec: dict, train: bool):
+    from minbench.data.datamodule import MineralDataModule
+
+    # fewshot-360 has the most train rows; limit picks n of them round-robin over classes
+    return MineralDataModule(spec["data"], task="fewshot-360", image_size=spec["size"],
+                             batch_size=spec["batch_size"], num_workers=spec["workers"], val_fraction=0.0,
+                             limit=spec["n"], seed=0, augment=train, cache_dir=spec["cache"])
+
+
+def _cpu_s() -> float:
+    import resource
+
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
+def _threads(spec: dict) -> int:
+    import torch
+
+    if spec.get("threads"):
+        torch.set_num_threads(spec["threads"])
+    return torch.get_num_threads()
+
+
+def _run_module(spec: dict) -> dict:
+    import resource
+
+    import torch
+
+    import minbench.data.datamodule  # noqa: F401  (imports are not the pipeline's cost)
+
+    device, train = spec["device"], spec["train"]
+    threads = _threads(spec)
+    t0, c0 = time.perf_counter(), _cpu_s()
+    dm = _module(spec, train)
+    dm.setup("fit")
+    build_s = time.perf_counter() - t0
+    loader = dm.train_dataloader()
+    epochs = spec.get("epochs", 1)
+    images, rss_first = 0, None
+    if spec["path"] == "warm":
+        t0, c0 = time.perf_counter(), _cpu_s()  # the warm figure is the epochs only; the cache is built
+    for epoch in range(epochs):
+        loader.sampler.set_epoch(epoch)
+        for i, batch in enumerate(loader):
+            batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+            out = dm.transform_batch(batch, train=train, epoch=epoch, batch_idx=i)
+            images += out["image"].shape[0]
+            if rss_first is None:
+                _sync(device)
+                rss_first = _rss_mb()
+    _sync(device)
+    seconds = time.perf_counter() - t0
+    batch_mb = out["image"].element_size() * out["image"].nelement() / 2**20 * (dm.batch_size / out["image"].shape[0])
+    del loader  # joins the workers, so their peak RSS and CPU time reach RUSAGE_CHILDREN
+    import gc
+
+    gc.collect()
+    cpu = _cpu_s() - c0
+    peak = _peak_mb(resource.RUSAGE_SELF)
+    return {
+        "images_per_s": round(images / seconds, 1), "cpu_ms_per_image": round(cpu / images * 1000, 2),
+        "threads": threads, "images_per_epoch": images // epochs, "seconds": round(seconds, 3),
+        "build_s": round(build_s, 3), "source_size": _source_size(dm),
+        "peak_rss_mb": round(peak, 1), "rss_after_first_batch_mb": round(rss_first, 1),
+        "peak_growth_mb": round(peak - rss_first, 1),
+        "worker_peak_rss_mb": round(_peak_mb(resource.RUSAGE_CHILDREN), 1),
+        "batch_mb": round(batch_mb, 1), "cache_mb": round(dm.cache.describe()["bytes_on_disk"] / 2**20, 1),
+        "skipped": int(len(dm.skipped)),
+    }
+
+
+def _source_size(dm) -> list[int]:
+    hw = dm.cache.orig_hw[dm.frame_of("train").index.to_numpy()]
+    return [int(v) for v in hw[0][::-1]] if len(hw) else []
+
+
+class _PlainDataset:
+    """The usual baseline: decode with PIL and transform per sample, every epoch."""
+
+    def __init__(self, paths, labels, transform):
+        self.paths, self.labels, self.transform = paths, labels, transform
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        from PIL import Image
+
+        with Image.open(self.paths[i]) as img:
+            return {"image": self.transform(img.convert("RGB")), "label": int(self.labels[i])}
+
+
+def _plain_transform(size: int, train: bool):
+    from torchvision import transforms as T
+
+    from minbench.data.augment import IMAGENET_MEAN, IMAGENET_STD, AugmentConfig
+
+    c = AugmentConfig()
+    if not train:
+        return T.Compose([T.Resize((size, size)), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    return T.Compose([
+        T.RandomResizedCrop(size, scale=c.crop_scale, ratio=c.crop_ratio),
+        T.RandomHorizontalFlip(c.hflip), T.RandomVerticalFlip(c.vflip),
+        T.RandomRotation(c.rotate),
+        T.ColorJitter(c.brightness, c.contrast, c.saturation, c.hue),
+        T.RandomGrayscale(c.grayscale),
+        T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+    ])
+
+
+def _run_plain(spec: dict) -> dict:
+    import torch
+    from torch.utils.data import DataLoader
+
+    # the same rows as the module serves: ask a module for them (no cache needed for that)
+    dm = _module(spec, spec["train"])
+    dm._load()
+    rows = dm.frame.iloc[dm.positions["train"]]
+    paths = [str(dm.dataset_dir / p) for p in rows["image_path"]]
+    ds = _PlainDataset(paths, dm.labels[rows.index.to_numpy()], _plain_transform(spec["size"], spec["train"]))
+    loader = DataLoader(ds, batch_size=spec["batch_size"], shuffle=True, num_workers=spec["workers"],
+                        pin_memory=spec["device"].startswith("cuda"))
+    device = spec["device"]
+    threads = _threads(spec)
+    t0, c0 = time.perf_counter(), _cpu_s()
+    images = 0
+    for batch in loader:
+        x = batch["image"].to(device, non_blocking=True)
+        images += x.shape[0]
+    _sync(device)
+    seconds = time.perf_counter() - t0
+    del loader, batch
+    import gc
+
+    gc.collect()
+    cpu = _cpu_s() - c0
+    return {"images_per_s": round(images / seconds, 1), "images_per_epoch": images, "seconds": round(seconds, 3),
+            "cpu_ms_per_image": round(cpu / images * 1000, 2), "threads": threads}
+
+
+def main(spec_json: str) -> None:
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    spec = json.loads(spec_json)
+    result = _run_plain(spec) if spec["path"] == "plain" else _run_module(spec)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
