@@ -1,8 +1,13 @@
-"""Classical scene parsing for museum photos: background model, objects, reference cube, label.
+"""Classical scene parsing for museum photos: background, object masks, reference cube, label.
 
-Everything here works on a downscaled working copy (a few hundred pixels on the long
-side) except the cube refinement, which re-measures the cube on a small full-resolution
-crop because the cube's edge sets the scale of every size we report.
+Scene parsing runs on a downscaled working copy (``work_size`` px on the long side); the
+cube, whose edge sets the scale of every size reported, is re-measured on a small
+full-resolution crop (sub-pixel edges from the image's own gradient).
+
+Objects are found in several masks at once (``object_masks``): colour difference from a
+background model with the objects painted out, the same without cast shadows, and regions
+closed by image edges. A cube face lit like the background drops out of one mask and not
+of another; a soft shadow joins the cube in the colour masks but has no sharp edge.
 
 Geometry of the cube test. Under orthographic projection a cube with edge ``e`` seen with
 three faces has a silhouette that is a centrally symmetric hexagon whose sides are the
@@ -10,7 +15,9 @@ projected edge vectors ``a, b, c, -a, -b, -c``. Stacking them as the 2x3 matrix
 ``M = [a b c]`` gives ``M M^T = e^2 I`` (the first two rows of a rotation matrix, scaled),
 so the eigenvalue spread of ``M M^T`` says how cube-like the hexagon is and
 ``e = sqrt(trace / 2)`` is the edge whatever the rotation. A frontal view (a square) is the
-same formula with ``c = 0``. Perspective bends this a little; the tolerances allow for it.
+same formula with ``c = 0``. A camera's perspective bends this a little: the final edge
+comes from a pin-hole fit (``perspective_edge``: principal point at the photo's centre,
+focal length searched) when it fits the outline, as the scale at the cube's centre.
 """
 
 from __future__ import annotations
@@ -214,7 +221,6 @@ class CubeFit:
     face_score: float = 0.0  # contrast between faces over their inner spread
     junction: np.ndarray | None = None  # the three faces' common corner, when three show
     pinhole_rms: float = float("nan")  # RMS error of the pin-hole cube fit / edge
-    notes: list[str] = field(default_factory=list)
 
     @property
     def shape_ok(self) -> bool:

@@ -1,8 +1,18 @@
 """Zero-shot specimen size from the reference cube: locate, exclude, measure, convert.
 
-``SizeEstimator.estimate(image)`` parses one photo (uint8 HxWx3) into a specimen, a paper
-label and exactly one reference cube, takes px/cm from the cube's edge and returns the
-specimen's extent in centimetres, or an abstention with its reason. Nothing is trained.
+``SizeEstimator.estimate(image)`` parses one photo (uint8 HxWx3) and returns the specimen's
+extent in centimetres, or an abstention with its reason. Nothing is trained. Steps:
+
+1. background model and object masks on a working copy (``cube_detector``);
+2. cube candidates in every mask: hexagon (or one-face square) outlines that are cube-like,
+   show flat faces of distinct shading, do not touch the frame and are not a facet inside
+   a larger object; each is re-measured on the full-resolution photo, and a loose one must
+   then prove regular; of several, one standing apart from the specimen or the only grey
+   one is taken (flagged), else the photo is abstained on;
+3. paper labels (pale flat rectangles with ink, or the release's CRAFT text boxes) are set
+   aside; the specimen is the largest remaining object with its nearby pieces, measured on
+   the edge mask (a soft shadow has no outline), or the release's OWL-ViT boxes;
+4. px/cm = cube edge (px, at the cube's depth) / ``cube_edge_cm``; size = extent / px/cm.
 
 What is measured is a setting (``extent``): the ground truth of the embedded data and of
 the task card is the longest side of the specimen's axis-aligned box (``longest_side``).
