@@ -159,3 +159,14 @@ def test_drawing_keeps_the_photo_shape(estimator):
     est = estimator.estimate(img)
     out = draw_estimate(img, est, true_bbox=truth["bbox"])
     assert out.shape == img.shape and out.dtype == np.uint8 and not np.array_equal(out, img)
+
+
+def test_a_specimen_smaller_than_the_cube_is_not_measured(estimator):
+    from test_size_scenes import background, draw_cube
+
+    rng = np.random.default_rng(3)
+    img = np.ascontiguousarray(background(480, 640, rng, "black"))
+    draw_cube(img, (450, 240), 40.0, rotation(0.7, -0.5))
+    cv2.circle(img, (200, 240), 8, (180, 120, 60), -1)  # a speck, not a museum specimen
+    est = estimator.estimate(img)
+    assert not est.answered and "smaller than the cube" in est.reason

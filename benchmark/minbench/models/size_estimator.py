@@ -51,6 +51,7 @@ class SizeConfig:
     use_text_boxes: bool = True  # the release's CRAFT text boxes, when given
     neutral_cube: bool = True  # of several cube-like objects, a lone grey one is the cube (flagged)
     abstain_on_cut_specimen: bool = False
+    min_specimen_cubes: float = 1.0  # abstain when the specimen's extent is under this many cube edges
 
     def __post_init__(self):
         if not (np.isfinite(self.cube_edge_cm) and self.cube_edge_cm > 0):
@@ -351,8 +352,12 @@ class SizeEstimator:
             if cfg.abstain_on_cut_specimen:
                 est.reason = "specimen cut by the frame"
                 return est
-        if est.extent_px < est.cube_edge_px:
-            est.flags.append("specimen smaller than the cube")
+        if est.extent_px < cfg.min_specimen_cubes * est.cube_edge_px:
+            # museum specimens outsize the cube: a smaller 'specimen' means the objects were
+            # mistaken for each other (a cubic crystal taken for the cube), or a speck
+            est.reason = (f"the specimen found ({est.extent_px:.0f} px) is smaller than the cube "
+                          f"({est.cube_edge_px:.0f} px): cube or specimen mistaken")
+            return est
         est.size_cm = est.extent_px / est.px_per_cm
         return est
 
