@@ -1,8 +1,13 @@
-"""Classical scene parsing for museum photos: background model, objects, reference cube, label.
+"""Classical scene parsing for museum photos: background, object masks, reference cube, label.
 
-Everything here works on a downscaled working copy (a few hundred pixels on the long
-side) except the cube refinement, which re-measures the cube on a small full-resolution
-crop because the cube's edge sets the scale of every size we report.
+Scene parsing runs on a downscaled working copy (``work_size`` px on the long side); the
+cube, whose edge sets the scale of every size reported, is re-measured on a small
+full-resolution crop (sub-pixel edges from the image's own gradient).
+
+Objects are found in several masks at once (``object_masks``): colour difference from a
+background model with the objects painted out, the same without cast shadows, and regions
+closed by image edges. A cube face lit like the background drops out of one mask and not
+of another; a soft shadow joins the cube in the colour masks but has no sharp edge.
 
 Geometry of the cube test. Under orthographic projection a cube with edge ``e`` seen with
 three faces has a silhouette that is a centrally symmetric hexagon whose sides are the
@@ -10,11 +15,14 @@ projected edge vectors ``a, b, c, -a, -b, -c``. Stacking them as the 2x3 matrix
 ``M = [a b c]`` gives ``M M^T = e^2 I`` (the first two rows of a rotation matrix, scaled),
 so the eigenvalue spread of ``M M^T`` says how cube-like the hexagon is and
 ``e = sqrt(trace / 2)`` is the edge whatever the rotation. A frontal view (a square) is the
-same formula with ``c = 0``. Perspective bends this a little; the tolerances allow for it.
+same formula with ``c = 0``. A camera's perspective bends this a little: the final edge
+comes from a pin-hole fit (``perspective_edge``: principal point at the photo's centre,
+focal length searched) when it fits the outline, as the scale at the cube's centre.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -170,8 +178,8 @@ def object_masks(img: np.ndarray, bg: Background, *, canny: tuple[int, int] = (2
     res = residual(img, bg, model=model)
     strong = cv2.morphologyEx((res > bg.threshold).astype(np.uint8) * 255, cv2.MORPH_OPEN, kernel)
     # A cast shadow is the background, darker, with its colour: the same ratio in every channel.
-    ratio = (img.astype(np.float32) + 4.0) / (model.astype(np.float32) + 4.0)
-    rmax, rmin = ratio.max(axis=2), ratio.min(axis=2)
+    r0, r1, r2 = cv2.split(cv2.divide(cv2.add(img, 4, dtype=cv2.CV_32F), cv2.add(model, 4, dtype=cv2.CV_32F)))
+    rmax, rmin = cv2.max(cv2.max(r0, r1), r2), cv2.min(cv2.min(r0, r1), r2)
     shadow = (rmax - rmin < 0.1) & (rmax < 0.95) & (rmin > 0.2)
     solid = cv2.morphologyEx(np.where(shadow, 0, strong).astype(np.uint8), cv2.MORPH_OPEN, kernel)
     grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
@@ -213,7 +221,6 @@ class CubeFit:
     face_score: float = 0.0  # contrast between faces over their inner spread
     junction: np.ndarray | None = None  # the three faces' common corner, when three show
     pinhole_rms: float = float("nan")  # RMS error of the pin-hole cube fit / edge
-    notes: list[str] = field(default_factory=list)
 
     @property
     def shape_ok(self) -> bool:
@@ -242,22 +249,17 @@ class CubeFit:
 
 def _merge_collinear(poly: np.ndarray, max_angle_deg: float = 12.0, min_side: float = 1.5) -> np.ndarray:
     """Drop vertices where the outline goes straight on (or sides shorter than ``min_side``)."""
-    pts = [p for p in poly]
+    pts = [(float(x), float(y)) for x, y in poly]
+    cos_max = math.cos(math.radians(max_angle_deg))
     changed = True
     while changed and len(pts) > 3:
         changed = False
         n = len(pts)
         for i in range(n):
-            prev_p, p, next_p = pts[i - 1], pts[i], pts[(i + 1) % n]
-            v1 = p - prev_p
-            v2 = next_p - p
-            n1, n2 = np.linalg.norm(v1), np.linalg.norm(v2)
-            if n1 < min_side or n2 < min_side:
-                del pts[i]
-                changed = True
-                break
-            cos = float(np.dot(v1, v2) / (n1 * n2))
-            if cos > np.cos(np.radians(max_angle_deg)):
+            (ax, ay), (bx, by), (cx, cy) = pts[i - 1], pts[i], pts[(i + 1) % n]
+            v1x, v1y, v2x, v2y = bx - ax, by - ay, cx - bx, cy - by
+            n1, n2 = math.hypot(v1x, v1y), math.hypot(v2x, v2y)
+            if n1 < min_side or n2 < min_side or (v1x * v2x + v1y * v2y) / (n1 * n2) > cos_max:
                 del pts[i]
                 changed = True
                 break
@@ -317,6 +319,8 @@ def cube_shape(points: np.ndarray) -> CubeFit | None:
                       fit_ratio=fit_ratio, solidity=solidity)
         if best is None or shape_cost(fit) < shape_cost(best):
             best = fit
+        if len(poly) == 6 and shape_cost(fit) < 0.3:
+            break  # a clean hexagon: no need to try a square
     return best
 
 
