@@ -19,8 +19,10 @@ import pytest  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Each test sees its own empty minbench cache, never the user's."""
+    """Each test sees its own empty minbench cache and leaderboards, never the user's."""
     monkeypatch.setenv("MINBENCH_HOME", str(tmp_path_factory.mktemp("minbench_home")))
+    # Runs and scorers add leaderboard entries; tests must never write the repo's boards.
+    monkeypatch.setenv("MINBENCH_LEADERBOARDS", str(tmp_path_factory.mktemp("leaderboards")))
 
 
 @pytest.fixture(scope="session")

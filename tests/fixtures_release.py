@@ -57,10 +57,6 @@ class FakeRelease:
     segm: dict[str, str] = field(default_factory=dict)  # sample id -> how its mask relates
     rotated: str = ""                      # the sample whose JPEG carries EXIF orientation 6
 
-    @property
-    def species(self) -> dict[str, str]:
-        return {r["id"]: " ".join(r["en_name"].lower().split()) for r in self.rows}
-
 
 def _jpeg(seed: int, size=(W, H), orientation: int | None = None) -> bytes:
     rng = np.random.default_rng(seed)

@@ -117,3 +117,17 @@ def test_cli_check_exit_codes(tmp_path, capsys):
 def test_check_needs_a_manifest(tmp_path):
     with pytest.raises(UserError, match="no manifest here"):
         check_dataset(tmp_path)
+
+
+def test_photo_test_in_one_subset_and_train_in_another_is_a_warning(tmp_path):
+    def cross(df):
+        df["fewshot_98"] = df["fewshot_10"]
+        df.loc[6, "fewshot_98"] = "train"
+    report = check_dataset(_dataset(tmp_path / "d", edit=cross))
+    assert report.ok and "1 images are test in fewshot_10 but train in fewshot_98" in report.warnings
+
+
+def test_embedded_synth_dataset_is_sound(request):
+    pytest.importorskip("minbench.data.synth")  # the generator lands on main separately
+    report = check_dataset(request.getfixturevalue("tiny_dataset"))
+    assert report.ok, report.problems

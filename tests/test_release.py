@@ -15,6 +15,7 @@ from PIL import Image, ImageOps
 from fixtures_release import FULL_HEADER, SUBSETS, build_release, write_csv
 from minbench.cli import main
 from minbench.data import manifest
+from minbench.data.check import check_dataset
 from minbench.data.release import prepare
 from minbench.data.release_splits import seeded_split
 from minbench.errors import UserError
@@ -259,3 +260,40 @@ def test_cli_errors_are_one_line_without_traceback(release, tmp_path):
     assert run.returncode == 2
     assert run.stderr.count("\n") == 1 and "minerals_full.csv: not UTF-8" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_nested_subsets_assign_each_photo_the_same_split(release, tmp_path):
+    prepare(release.root, tmp_path / "out")
+    df = manifest.read_manifest(tmp_path / "out")
+    both = df[(df["fewshot_10"] != "") & (df["fewshot_360"] != "")]
+    assert len(both) and (both["fewshot_10"] == both["fewshot_360"]).all()
+    assert check_dataset(tmp_path / "out").warnings == []
+
+
+def test_hostile_release_archive_stops_prepare_and_writes_nothing_outside(tmp_path):
+    import zipfile
+
+    rel = build_release(tmp_path / "packed", archives=True)
+    with zipfile.ZipFile(rel.root / "mineral_images.zip", "a") as zf:
+        zf.writestr("../../escaped.txt", b"pwned")
+    out = tmp_path / "out"
+    with pytest.raises(UserError, match=r"mineral_images.zip: member '../../escaped.txt' would land outside"):
+        prepare(rel.root, out)
+    assert not (tmp_path / "escaped.txt").exists() and not (out / "raw" / "mineral_images").exists()
+    assert not (out / "manifest.parquet").exists()
+
+
+def test_box_cells_in_every_form_the_release_scripts_wrote():
+    from minbench.data.photo import ImageInfo
+    from minbench.data.release_boxes import best_mineral_box, text_boxes_pixels
+
+    info = ImageInfo(width=200, height=100, orientation=1)
+    python_repr = "[{'label': 'a gem', 'confidence': 0.9, 'box': [0.5, 0.5, 1.2, 1.0]}]"  # clipped to the image
+    assert best_mineral_box(python_repr, info) == "[100.0, 50.0, 200.0, 100.0]"
+    assert best_mineral_box('[{"confidence": 0.4, "box": [20, 10, 60, 30]}]', info) == "[20.0, 10.0, 60.0, 30.0]"
+    assert best_mineral_box("[]", info) == "" and best_mineral_box("", info) == ""
+    assert best_mineral_box("[{'box': [0.1, 0.2", info) is None
+    polygon = "[[[0.1, 0.1], [0.3, 0.1], [0.3, 0.2], [0.1, 0.2]]]"
+    assert json.loads(text_boxes_pixels(polygon, info)) == [[20.0, 10.0, 60.0, 20.0]]
+    assert text_boxes_pixels("[]", info) == "[]" and text_boxes_pixels("", info) == ""
+    assert text_boxes_pixels("[[[0.1, 0.1]]]", info) is None

@@ -27,6 +27,7 @@ def register(sub) -> None:
 
     c = verbs.add_parser("check", help="verify a prepared dataset; exit 0 only when sound")
     c.add_argument("--data", type=Path, default=None, help="dataset folder (default: the embedded one)")
+    c.add_argument("--quick", action="store_true", help="read image headers only; skip decoding every photo")
     c.set_defaults(func=_check)
 
     s = verbs.add_parser("show", help="draw a contact sheet of samples with masks, boxes and labels")
@@ -61,7 +62,7 @@ def _check(args) -> int:
     folder = resolve_dataset(args.data)
     from minbench.data.check import check_dataset, print_report
 
-    report = check_dataset(folder)
+    report = check_dataset(folder, quick=args.quick)
     print_report(report)
     return 0 if report.ok else 1
 

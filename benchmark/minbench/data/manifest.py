@@ -141,8 +141,11 @@ def validate(df: pd.DataFrame, where: str = "manifest") -> list[str]:
     if size_bad.any():
         problems.append(f"{where}: {size_bad.sum()} size rows without a positive size_cm")
     for col in ("bbox", "cube_bbox"):
-        for sid, text in zip(df["sample_id"], df[col]):
-            if text and parse_box(text) is None:
+        # Plain lists of the filled cells only: iterating pandas' string arrays is ~100x slower.
+        filled = (df[col] != "").to_numpy()
+        ids = df["sample_id"].to_numpy()[filled].tolist()
+        for sid, text in zip(ids, df[col].to_numpy()[filled].tolist()):
+            if parse_box(text) is None:
                 problems.append(f"{where}: row {sid!r} column {col} is not a box [x1,y1,x2,y2]: {text[:60]!r}")
                 break
     return problems

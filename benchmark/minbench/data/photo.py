@@ -1,7 +1,7 @@
-"""Reading photos cheaply: displayed size from the header, and whether a file decodes.
+"""Reading photo headers cheaply: the displayed size, without decoding.
 
 EXIF orientation matters: a photo stored 6000x4000 with orientation 6 is shown
-4000x6000, and the manifest records the displayed size.
+4000x6000, and the manifest records the displayed size (as ``data.decode`` loads it).
 """
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-ORIENTATION_TAG = 0x0112
-ROTATED = (5, 6, 7, 8)  # orientations that swap width and height
+from PIL import Image
+
+from minbench.data.decode import _SWAPS_AXES as ROTATED  # orientations that swap width and height
+from minbench.data.decode import _orientation as orientation_of
 
 
 @dataclass(frozen=True)
@@ -22,23 +24,12 @@ class ImageInfo:
     orientation: int  # EXIF orientation 1..8 (1 when absent)
 
 
-def orientation_of(im) -> int:
-    """EXIF orientation of an open PIL image (1 when absent or unreadable)."""
-    try:
-        value = int(im.getexif().get(ORIENTATION_TAG, 1) or 1)
-    except Exception:  # a damaged EXIF block must not cost the image
-        return 1
-    return value if 1 <= value <= 8 else 1
-
-
 def _displayed(size: tuple[int, int], orientation: int) -> tuple[int, int]:
     return (size[1], size[0]) if orientation in ROTATED else size
 
 
 def read_image_info(path: Path) -> ImageInfo | None:
     """Displayed size from the header alone (nothing decoded); None when unreadable."""
-    from PIL import Image
-
     try:
         with Image.open(path) as im:
             size, orientation = im.size, orientation_of(im)
@@ -56,24 +47,3 @@ def read_image_infos(paths: list[Path], *, progress: bool = False) -> list[Image
 
             it = track(it, total=len(paths), description="reading image headers", transient=True)
         return list(it)
-
-
-def decode(path: Path, *, quick: bool = False) -> tuple[tuple[int, int] | None, str]:
-    """(displayed size, '') when the file decodes, else (None, why).
-
-    JPEGs decode in draft mode (DCT scaled to 1/8: every byte of the entropy-coded data
-    is still read, so a cut or damaged file fails as at full size, ~8x faster).
-    ``quick`` reads the header only.
-    """
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            size, orientation = im.size, orientation_of(im)
-            if not quick:
-                if im.format == "JPEG":
-                    im.draft("RGB", (max(1, size[0] // 8), max(1, size[1] // 8)))
-                im.load()
-    except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, struct.error...
-        return None, f"{type(exc).__name__}: {exc}"
-    return _displayed(size, orientation), ""

@@ -132,7 +132,7 @@ def _prepare(source: Path, out: Path, progress: bool) -> PrepareReport:
 
     get, records = _read_full(full_csv, report, left_out)
     images_prefix = _attach_images(source, out, records, report, progress)
-    _attach_masks(source, out, records, report)
+    masks = _attach_masks(source, out, records, report)
     kept, missing_rows = _split_off_missing(records, report, left_out)
     df = _manifest_rows(kept, get, full_csv, report, left_out)
     if df.empty:
@@ -158,6 +158,10 @@ def _prepare(source: Path, out: Path, progress: bool) -> PrepareReport:
     })
     report.fingerprint = info.fingerprint
     write_json_atomic(out / REPORT_FILE, report.to_json())
+    # Only now that the new manifest is in place: an interrupted run keeps the old one valid.
+    for stale in (out / "masks").glob("*.png"):
+        if stale.name not in masks:
+            stale.unlink()
     return report
 
 
@@ -221,8 +225,9 @@ def _write_mask(src: Path, dst: Path, size: tuple[int, int]) -> None:
     write_bytes_atomic(dst, buf.getvalue())
 
 
-def _attach_masks(source: Path, out: Path, records: list[_Record], report: PrepareReport) -> None:
-    """Match segm/mask files to samples by stem and write them to ``out/masks`` at the image's size."""
+def _attach_masks(source: Path, out: Path, records: list[_Record], report: PrepareReport) -> set[str]:
+    """Match segm/mask files to samples by stem and write them to ``out/masks`` at the image's size;
+    returns the names written."""
     stats: Counter[str] = Counter()
     written: set[str] = set()
     root = resolve_segm(source, out, report.warnings)
@@ -259,10 +264,8 @@ def _attach_masks(source: Path, out: Path, records: list[_Record], report: Prepa
             report.warnings.append(f"{root / 'mask'}: {len(unmatched)} masks match no sample id "
                                    f"(e.g. {', '.join(unmatched[:3])}); ignored")
         stats.pop("same_size", None)
-    for stale in (out / "masks").glob("*.png"):  # masks of an earlier run that no longer apply
-        if stale.name not in written:
-            stale.unlink()
     report.segmentation = {"rows": len(written), **dict(sorted((k, v) for k, v in stats.items() if v))}
+    return written
 
 
 def _place_mask(r: _Record, mask: Path, seg_img: Path | None, segm_prefix: str) -> str:

@@ -3,7 +3,8 @@
 ``mineral_boxes`` (OWL-ViT) is a list of ``{"label", "confidence", "box": [x1,y1,x2,y2]}``
 and ``text_boxes`` (CRAFT) a list of ``[[x1,y1],[x2,y2]]``, both normalised to the
 stored image (the authors' scripts opened files without applying EXIF orientation).
-Values written in pixels (any coordinate above 1) are taken as pixels of the stored file.
+A box with a coordinate above 2 is taken as pixels of the stored file: normalised
+detector boxes overshoot 1 a little (OWL-ViT's centre +- half size), never that far.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import math
 
 from minbench.data.manifest import format_box
 from minbench.data.photo import ROTATED, ImageInfo
+
+_PIXELS_ABOVE = 2.0
 
 
 def _orient_point(x: float, y: float, orientation: int) -> tuple[float, float]:
@@ -32,7 +35,7 @@ def to_pixel_box(box, info: ImageInfo) -> list[float] | None:
         return None
     if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
         return None
-    if max(x1, y1, x2, y2) > 1.0 + 1e-6:
+    if max(x1, y1, x2, y2) > _PIXELS_ABOVE:
         sw, sh = (info.height, info.width) if info.orientation in ROTATED else (info.width, info.height)
         x1, x2, y1, y2 = x1 / sw, x2 / sw, y1 / sh, y2 / sh
     (ax, ay), (bx, by) = _orient_point(x1, y1, info.orientation), _orient_point(x2, y2, info.orientation)
@@ -55,12 +58,18 @@ def parse_literal(text: str):
         return None
 
 
+def _as_list(text: str) -> list | None:
+    """A cell holding a list: [] when empty, None when unparsable or not a list."""
+    if not text:
+        return []
+    value = parse_literal(text)
+    return value if isinstance(value, list) else None
+
+
 def best_mineral_box(text: str, info: ImageInfo) -> str | None:
     """The highest-confidence mineral box as manifest text ('' when none; None when unparsable)."""
-    boxes = parse_literal(text)
+    boxes = _as_list(text)
     if boxes is None:
-        return None if text else ""
-    if not isinstance(boxes, list):
         return None
     best, best_conf = None, -math.inf
     for item in boxes:
@@ -94,10 +103,10 @@ def _flatten(box) -> list | None:
 
 def text_boxes_pixels(text: str, info: ImageInfo) -> str | None:
     """CRAFT boxes -> ``[[x1,y1,x2,y2], ...]`` in displayed pixels ('' when none; None when unparsable)."""
-    boxes = parse_literal(text)
+    if not text:
+        return ""
+    boxes = _as_list(text)
     if boxes is None:
-        return None if text else ""
-    if not isinstance(boxes, list):
         return None
     out = []
     for b in boxes:

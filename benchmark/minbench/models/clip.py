@@ -142,20 +142,16 @@ def load_weights(model, path: Path, arch: str) -> None:
     Every tensor is checked against the architecture before loading, so a checkpoint of
     another architecture is named as such instead of failing deep inside torch.
     """
-    import pickle
-
     import torch
     from open_clip import factory
 
     try:
         sd = factory.load_state_dict(str(path), device="cpu", weights_only=True)
-    except (pickle.UnpicklingError, EOFError, UnicodeDecodeError, RuntimeError, OSError, ValueError) as exc:
+    except Exception as exc:  # unpickling a non-checkpoint raises almost any type
         first = str(exc).splitlines()[0] if str(exc) else ""
         first = first.split(". ")[0][:160]  # torch's weights_only message runs on for lines
         raise UserError(f"--weights {path}: not a checkpoint torch loads with weights_only=True "
-                        f"({type(exc).__name__}: {first})") from None
-    except (StopIteration, AttributeError, TypeError, KeyError) as exc:
-        raise UserError(f"--weights {path}: not a state dict ({type(exc).__name__}: {exc})") from None
+                        f"({type(exc).__name__}{': ' + first if first else ''})") from None
     if not isinstance(sd, dict) or not sd:
         raise UserError(f"--weights {path}: not a state dict of tensors")
     try:  # open_clip's converters for third-party layouts (e.g. timm/big_vision towers)

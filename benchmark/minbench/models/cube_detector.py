@@ -1,8 +1,13 @@
-"""Classical scene parsing for museum photos: background model, objects, reference cube, label.
+"""Classical scene parsing for museum photos: background, object masks, reference cube, label.
 
-Everything here works on a downscaled working copy (a few hundred pixels on the long
-side) except the cube refinement, which re-measures the cube on a small full-resolution
-crop because the cube's edge sets the scale of every size we report.
+Scene parsing runs on a downscaled working copy (``work_size`` px on the long side); the
+cube, whose edge sets the scale of every size reported, is re-measured on a small
+full-resolution crop (sub-pixel edges from the image's own gradient).
+
+Objects are found in several masks at once (``object_masks``): colour difference from a
+background model with the objects painted out, the same without cast shadows, and regions
+closed by image edges. A cube face lit like the background drops out of one mask and not
+of another; a soft shadow joins the cube in the colour masks but has no sharp edge.
 
 Geometry of the cube test. Under orthographic projection a cube with edge ``e`` seen with
 three faces has a silhouette that is a centrally symmetric hexagon whose sides are the
@@ -10,12 +15,16 @@ projected edge vectors ``a, b, c, -a, -b, -c``. Stacking them as the 2x3 matrix
 ``M = [a b c]`` gives ``M M^T = e^2 I`` (the first two rows of a rotation matrix, scaled),
 so the eigenvalue spread of ``M M^T`` says how cube-like the hexagon is and
 ``e = sqrt(trace / 2)`` is the edge whatever the rotation. A frontal view (a square) is the
-same formula with ``c = 0``. Perspective bends this a little; the tolerances allow for it.
+same formula with ``c = 0``. A camera's perspective bends this a little: the final edge
+comes from a pin-hole fit (``perspective_edge``: principal point at the photo's centre,
+focal length searched) when it fits the outline, as the scale at the cube's centre.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -24,23 +33,20 @@ import numpy as np
 
 @dataclass
 class Background:
-    """A smooth (quadratic) background colour model, fitted robustly.
+    """A smooth background colour model: a thumbnail with the objects painted out.
 
-    Coordinates are pixel centres normalised to [0, 1] (``u = (x + 0.5) / W``), so one
-    model serves the working copy, the full image and any crop of it.
+    Coordinates are pixel centres normalised to [0, 1] over the image the model was fitted
+    on (``u = (x + 0.5) / W``), so one model serves the working copy, the full-resolution
+    photo and any crop of it.
     """
 
-    coef: np.ndarray  # 6x3 polynomial coefficients over (1, u, v, u^2, uv, v^2)
+    tiny: np.ndarray  # th x tw x 3 float32 background thumbnail
+    su: float  # thumbnail pixels per unit of u
+    sv: float  # thumbnail pixels per unit of v
     threshold: float  # residual (sum of |channel diff|) above which a pixel is foreground
     noise: float  # robust spread of the background residual
     is_flat: bool  # the whole image is one colour (blank)
-
-    def evaluate(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """Background colour (float32, len(v) x len(u) x 3) on the grid u x v."""
-        c = self.coef.astype(np.float32)
-        x = u.astype(np.float32)[None, :, None]
-        y = v.astype(np.float32)[:, None, None]
-        return c[0] + c[1] * x + c[2] * y + c[3] * x * x + c[4] * x * y + c[5] * y * y
+    _tiny8: np.ndarray | None = field(default=None, repr=False)
 
     def render(self, width: int, height: int, *, x0: int = 0, y0: int = 0,
                full_w: int | None = None, full_h: int | None = None) -> np.ndarray:
@@ -50,102 +56,156 @@ class Background:
 
         full_w = full_w or width
         full_h = full_h or height
-        if width * height > 64 * 64:
-            # a quadratic surface is smooth: evaluate coarsely, interpolate (pixel centres align)
-            gw, gh = min(width, 64), min(height, 64)
-            u = (x0 + (np.arange(gw) + 0.5) * width / gw) / full_w
-            v = (y0 + (np.arange(gh) + 0.5) * height / gh) / full_h
-            coarse = np.clip(self.evaluate(u, v), 0, 255)
-            return cv2.resize(coarse, (width, height), interpolation=cv2.INTER_LINEAR).round().astype(np.uint8)
-        u = (x0 + np.arange(width) + 0.5) / full_w
-        v = (y0 + np.arange(height) + 0.5) / full_h
-        return np.clip(self.evaluate(u, v), 0, 255).round().astype(np.uint8)
+        ax, ay = self.su / full_w, self.sv / full_h
+        # destination pixel x -> thumbnail coordinate ((x0 + x + 0.5) / full_w) * su - 0.5
+        m = np.array([[ax, 0.0, (x0 + 0.5) * ax - 0.5], [0.0, ay, (y0 + 0.5) * ay - 0.5]], np.float64)
+        return cv2.warpAffine(self.tiny8, m, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_REPLICATE)
+
+    @property
+    def tiny8(self) -> np.ndarray:
+        if self._tiny8 is None:
+            self._tiny8 = np.clip(self.tiny, 0, 255).round().astype(np.uint8)
+        return self._tiny8
 
 
-def _features(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    return np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=1)
+@lru_cache(maxsize=16)
+def _grid_features(tw: int, th: int) -> tuple[np.ndarray, np.ndarray]:
+    ys, xs = np.divmod(np.arange(tw * th), tw)
+    u, v = (xs + 0.5) / tw, (ys + 0.5) / th
+    feats = np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=1).astype(np.float32)
+    border = max(1, round(0.06 * min(tw, th)))
+    on_border = (xs < border) | (xs >= tw - border) | (ys < border) | (ys >= th - border)
+    return feats, on_border
+
+
+def _median(x: np.ndarray) -> float:
+    return float(np.partition(x, len(x) // 2)[len(x) // 2]) if len(x) else 0.0
+
+
+def _paint_out(img8: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """Fill ``hole`` (1 = object) from the surrounding background by normalised convolution
+    at two scales (near pixels first, far ones where a hole is wide); float32 result."""
+    import cv2
+
+    keep = (1 - hole).astype(np.float32)
+    img = img8.astype(np.float32)
+    out = img * keep[..., None]
+    filled = None
+    for sigma in (2.0, 8.0):
+        num = cv2.GaussianBlur(out, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+        den = cv2.GaussianBlur(keep, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+        est = num / np.maximum(den, 1e-6)[..., None]
+        if filled is None:
+            filled, ok = est, den > 0.15
+        else:
+            filled = np.where(ok[..., None], filled, est)
+            ok = ok | (den > 1e-4)
+    model = np.where(hole[..., None].astype(bool), filled, img)
+    return cv2.GaussianBlur(model, (3, 3), 0)
 
 
 def fit_background(img: np.ndarray, *, min_threshold: float = 24.0, k_noise: float = 6.0,
-                   iterations: int = 3, grid: int = 96) -> Background:
-    """Fit the background as a quadratic colour surface, starting from the frame's border.
+                   grid: int = 64) -> Background:
+    """Model the background of a photo (uint8 HxWx3) without its objects.
 
-    Museum backgrounds are smooth gradients (grey, black, white, cloth); the specimen,
-    cube and label sit inside the frame, so the border is a good first guess of what is
-    background, and a few re-weighted fits drop whatever of the objects touches it. The
-    fit runs on a ``grid``-pixel thumbnail; the noise level is measured on ``img`` itself.
+    Museum backgrounds are smooth: gradients, a lamp's bright patch, vignetting, cloth
+    folds. On a thumbnail of about ``grid`` pixels a quadratic surface is first fitted
+    robustly from the frame's border inwards (the objects sit inside the frame); what
+    stands out from it is painted out (``cv2.inpaint``) from its surroundings, twice, so
+    the model follows folds and light a quadratic cannot. The noise level, which sets the
+    foreground threshold, is measured on ``img`` itself (the thumbnail averages it away).
     """
     import cv2
 
     h, w = img.shape[:2]
-    f = min(1.0, grid / max(h, w))
-    tw, th = max(2, round(w * f)), max(2, round(h * f))
-    tiny = cv2.resize(img, (tw, th), interpolation=cv2.INTER_AREA).reshape(-1, 3).astype(np.float64)
-    ys, xs = np.divmod(np.arange(tw * th), tw)
-    feats = _features((xs + 0.5) / tw, (ys + 0.5) / th)
-    border = max(1, round(0.06 * min(tw, th)))
-    sel = (xs < border) | (xs >= tw - border) | (ys < border) | (ys >= th - border)
-    coef = np.zeros((6, 3))
-    threshold = min_threshold
-    for _ in range(iterations):
+    f = max(1, -(-max(h, w) // grid))  # integer factor: cv2's fast area-averaging path
+    tw, th = max(2, w // f), max(2, h // f)
+    tiny8 = cv2.resize(np.ascontiguousarray(img[: th * f, : tw * f]), (tw, th), interpolation=cv2.INTER_AREA)
+    tiny = tiny8.reshape(-1, 3).astype(np.float32)
+    feats, sel = _grid_features(tw, th)
+    coef = np.zeros((6, 3), np.float32)
+    thr = min_threshold
+    res = np.zeros(len(tiny), np.float32)
+    for _ in range(3):
         if sel.sum() < 12:
             break
         a = feats[sel]
-        coef = np.linalg.solve(a.T @ a + 1e-6 * np.eye(6), a.T @ tiny[sel])
+        coef = np.linalg.solve(a.T @ a + 1e-6 * np.eye(6, dtype=np.float32), a.T @ tiny[sel]).astype(np.float32)
         res = np.abs(tiny - feats @ coef).sum(axis=1)
-        med = float(np.median(res[sel]))
-        threshold = max(min_threshold, k_noise * med)
-        sel = res < threshold
-    bg = Background(coef=coef.astype(np.float32), threshold=threshold, noise=0.0,
-                    is_flat=float(np.ptp(tiny)) < 6.0 if tiny.size else True)
-    # the thumbnail averages texture away: measure the noise where the mask will be cut
+        thr = max(min_threshold, k_noise * _median(res[sel]))
+        sel = res < thr
+    model = (feats @ coef).reshape(th, tw, 3)
+    objects = (res >= thr).reshape(th, tw).astype(np.uint8)
+    kernel = np.ones((3, 3), np.uint8)
+    for _ in range(2):
+        hole = cv2.dilate(objects, kernel, iterations=2)
+        if hole.mean() > 0.85:  # nearly all 'object': keep the smooth surface
+            break
+        model = _paint_out(tiny8, hole)
+        res = np.abs(tiny8.astype(np.float32) - model).sum(axis=2)
+        free = res[hole == 0]
+        thr = max(min_threshold, k_noise * _median(free)) if free.size else thr
+        objects = (res >= thr).astype(np.uint8)
+    bg = Background(tiny=np.ascontiguousarray(model, dtype=np.float32), su=w / f, sv=h / f,
+                    threshold=float(thr), noise=0.0, is_flat=float(np.ptp(tiny8)) < 6.0)
     res = residual(img[::3, ::3], bg, full_w=None, full_h=None)
-    bgpix = res[res < threshold]
+    bgpix = res[res < thr]
     if bgpix.size > 50:
-        med = float(np.median(bgpix))
-        mad = float(np.median(np.abs(bgpix - med)))
+        med = _median(bgpix)
+        mad = _median(np.abs(bgpix - med))
         bg.noise = med + 1.4826 * mad
         bg.threshold = max(min_threshold, k_noise * bg.noise)
     return bg
 
 
-def foreground_mask(img: np.ndarray, bg: Background, *, low_factor: float = 2.5,
-                    min_low: float = 10.0) -> np.ndarray:
-    """Pixels that differ from the background model (uint8 0/255), with hysteresis.
+def object_masks(img: np.ndarray, bg: Background, *, canny: tuple[int, int] = (20, 60)) -> dict[str, np.ndarray]:
+    """Masks (uint8 0/255) of what is not background, two ways and their union.
 
-    Strong pixels (above ``bg.threshold``) seed objects; weaker ones (above a lower
-    threshold) join when connected to a seed. A cube face lit like the background, or a
-    pale crystal, is then kept whole without letting background noise in elsewhere.
+    ``strong``: colour differs from the background model by more than its threshold;
+    ``edges``: regions enclosed by closed image edges (Canny), which keep a cube face that
+    is lit like the background, or a pale crystal, as long as its outline shows, and leave
+    out soft shadows, which have no sharp outline;
+    ``smooth``: ``edges`` opened, so the filled regions lose thin spurs;
+    ``solid``: ``strong`` without what looks like a cast shadow (the background's own
+    colour, darker);
+    ``union``: ``strong`` and ``edges``.
     """
     import cv2
 
-    res = residual(img, bg)
-    strong = (res > bg.threshold).astype(np.uint8)
-    low = max(min_low, low_factor * bg.noise)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
-    if low < bg.threshold:
-        weak = cv2.morphologyEx((res > low).astype(np.uint8), cv2.MORPH_OPEN, kernel)
-        n, labels = cv2.connectedComponents(weak | strong, connectivity=8)
-        seeded = np.zeros(n, bool)
-        seeded[np.unique(labels[strong.astype(bool)])] = True
-        seeded[0] = False
-        mask = seeded[labels].astype(np.uint8) * 255
-    else:
-        mask = strong * 255
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel)
-    return mask
+    model = bg.render(img.shape[1], img.shape[0])
+    res = residual(img, bg, model=model)
+    strong = cv2.morphologyEx((res > bg.threshold).astype(np.uint8) * 255, cv2.MORPH_OPEN, kernel)
+    # A cast shadow is the background, darker, with its colour: the same ratio in every channel.
+    r0, r1, r2 = cv2.split(cv2.divide(cv2.add(img, 4, dtype=cv2.CV_32F), cv2.add(model, 4, dtype=cv2.CV_32F)))
+    rmax, rmin = cv2.max(cv2.max(r0, r1), r2), cv2.min(cv2.min(r0, r1), r2)
+    shadow = (rmax - rmin < 0.1) & (rmax < 0.95) & (rmin > 0.2)
+    solid = cv2.morphologyEx(np.where(shadow, 0, strong).astype(np.uint8), cv2.MORPH_OPEN, kernel)
+    grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    # closing with a 5x5 square bridges the one- and two-pixel gaps an outline has where a
+    # face is lit like the background
+    edges = cv2.morphologyEx(cv2.Canny(grey, *canny), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+    contours, _ = cv2.findContours(edges, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    filled = np.zeros_like(edges)
+    cv2.drawContours(filled, contours, -1, 255, -1)
+    # ``edges`` keeps open outlines too (thin lines): they still span their object's box
+    # the filled regions without spurs (bits of a shadow's border stuck to an outline)
+    smooth = cv2.morphologyEx(filled, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7)))
+    return {"strong": strong, "solid": solid, "edges": filled, "smooth": smooth,
+            "union": cv2.morphologyEx(cv2.bitwise_or(strong, filled), cv2.MORPH_OPEN, kernel)}
 
 
 def residual(img: np.ndarray, bg: Background, *, x0: int = 0, y0: int = 0,
-             full_w: int | None = None, full_h: int | None = None) -> np.ndarray:
+             full_w: int | None = None, full_h: int | None = None, model: np.ndarray | None = None) -> np.ndarray:
     """Sum over channels of |image - background| (int16 HxW) for a crop at (x0, y0)."""
     import cv2
 
     h, w = img.shape[:2]
-    model = bg.render(w, h, x0=x0, y0=y0, full_w=full_w, full_h=full_h)
-    diff = cv2.absdiff(np.ascontiguousarray(img), model)
-    return diff[:, :, 0].astype(np.int16) + diff[:, :, 1] + diff[:, :, 2]
+    if model is None:
+        model = bg.render(w, h, x0=x0, y0=y0, full_w=full_w, full_h=full_h)
+    d0, d1, d2 = cv2.split(cv2.absdiff(np.ascontiguousarray(img), model))
+    return cv2.add(cv2.add(d0, d1, dtype=cv2.CV_16S), d2, dtype=cv2.CV_16S)
 
 
 @dataclass
@@ -160,31 +220,46 @@ class CubeFit:
     solidity: float  # outline area / hull area
     face_score: float = 0.0  # contrast between faces over their inner spread
     junction: np.ndarray | None = None  # the three faces' common corner, when three show
-    notes: list[str] = field(default_factory=list)
+    pinhole_rms: float = float("nan")  # RMS error of the pin-hole cube fit / edge
 
     @property
     def shape_ok(self) -> bool:
-        return self.spread < 0.3 and self.symmetry < 0.3 and self.fit_ratio < 1.07 and self.solidity > 0.88
+        if not (self.spread < 0.3 and self.symmetry < 0.3 and self.fit_ratio < 1.07):
+            return False
+        # A filled outline must be convex; an open one (edge pixels only, solidity low) may
+        # pass when its hull is a near-perfect cube silhouette.
+        return self.solidity > 0.88 or (self.spread < 0.1 and self.symmetry < 0.22 and self.fit_ratio < 1.03)
+
+    @property
+    def shape_loose(self) -> bool:
+        """Cube-like but for one corner off (a shadow or a gap in the outline): worth
+        refining on the full-resolution photo, where it must then prove regular."""
+        if not (self.spread < 0.3 and self.symmetry < 0.5 and self.fit_ratio < 1.07):
+            return False
+        return self.solidity > 0.88 or (self.spread < 0.15 and self.fit_ratio < 1.035)
+
+    def regular(self) -> bool:
+        """After refinement: the outline is a cube's (centrally symmetric within what
+        perspective allows, or fitted by a pin-hole cube to a few per cent)."""
+        ev = _edge_vectors(self.polygon)
+        if ev is None:
+            return False
+        return ev[1] < 0.25 or (np.isfinite(self.pinhole_rms) and self.pinhole_rms < 0.035)
 
 
 def _merge_collinear(poly: np.ndarray, max_angle_deg: float = 12.0, min_side: float = 1.5) -> np.ndarray:
     """Drop vertices where the outline goes straight on (or sides shorter than ``min_side``)."""
-    pts = [p for p in poly]
+    pts = [(float(x), float(y)) for x, y in poly]
+    cos_max = math.cos(math.radians(max_angle_deg))
     changed = True
     while changed and len(pts) > 3:
         changed = False
         n = len(pts)
         for i in range(n):
-            prev_p, p, next_p = pts[i - 1], pts[i], pts[(i + 1) % n]
-            v1 = p - prev_p
-            v2 = next_p - p
-            n1, n2 = np.linalg.norm(v1), np.linalg.norm(v2)
-            if n1 < min_side or n2 < min_side:
-                del pts[i]
-                changed = True
-                break
-            cos = float(np.dot(v1, v2) / (n1 * n2))
-            if cos > np.cos(np.radians(max_angle_deg)):
+            (ax, ay), (bx, by), (cx, cy) = pts[i - 1], pts[i], pts[(i + 1) % n]
+            v1x, v1y, v2x, v2y = bx - ax, by - ay, cx - bx, cy - by
+            n1, n2 = math.hypot(v1x, v1y), math.hypot(v2x, v2y)
+            if n1 < min_side or n2 < min_side or (v1x * v2x + v1y * v2y) / (n1 * n2) > cos_max:
                 del pts[i]
                 changed = True
                 break
@@ -242,12 +317,14 @@ def cube_shape(points: np.ndarray) -> CubeFit | None:
         fit_ratio = float(abs(cv2.contourArea(poly.astype(np.float32))) / hull_area)
         fit = CubeFit(polygon=poly, edge_px=float(np.sqrt(tr / 2)), spread=spread, symmetry=symmetry,
                       fit_ratio=fit_ratio, solidity=solidity)
-        if best is None or _shape_cost(fit) < _shape_cost(best):
+        if best is None or shape_cost(fit) < shape_cost(best):
             best = fit
+        if len(poly) == 6 and shape_cost(fit) < 0.3:
+            break  # a clean hexagon: no need to try a square
     return best
 
 
-def _shape_cost(fit: CubeFit) -> float:
+def shape_cost(fit: CubeFit) -> float:
     return fit.spread + fit.symmetry + 4 * max(fit.fit_ratio - 1.0, 0.0)
 
 
@@ -264,6 +341,9 @@ def refine_polygon(res: np.ndarray, poly: np.ndarray) -> np.ndarray:
     poly = np.asarray(poly, np.float64)
     k = len(poly)
     centre = poly.mean(axis=0)
+    mean_side = float(np.linalg.norm(np.roll(poly, -1, 0) - poly, axis=1).mean())
+    # the coarse outline can sit well off: downscaling, JPEG ringing, a cast shadow
+    reach = max(4.0, min(20.0, 0.25 * mean_side))
     lines = []
     for i in range(k):
         p, q = poly[i], poly[(i + 1) % k]
@@ -275,7 +355,6 @@ def refine_polygon(res: np.ndarray, poly: np.ndarray) -> np.ndarray:
         nrm = np.array([-u[1], u[0]])
         if np.dot(nrm, (p + q) / 2 - centre) < 0:
             nrm = -nrm  # outward
-        reach = max(2.5, min(6.0, 0.12 * length))
         ts = np.linspace(0.2, 0.8, max(5, min(40, int(length * 0.6))))
         offs = np.arange(-reach, reach + 1e-9, 0.5)
         base = p[None, :] + ts[:, None] * d[None, :]
@@ -283,7 +362,7 @@ def refine_polygon(res: np.ndarray, poly: np.ndarray) -> np.ndarray:
         prof = cv2.remap(res, grid[..., 0].astype(np.float32), grid[..., 1].astype(np.float32),
                          cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         grad = prof[:, :-1] - prof[:, 1:]  # falling outward = positive
-        j = grad.argmax(axis=1)
+        j = grad.argmax(axis=1)  # the sharpest step; a cast shadow's border is soft
         ok = (j > 0) & (j < grad.shape[1] - 1) & (grad.max(axis=1) > 0)
         if ok.sum() < 3:
             return poly
@@ -306,9 +385,56 @@ def refine_polygon(res: np.ndarray, poly: np.ndarray) -> np.ndarray:
         out.append(p1 + s * d1)
     out = np.array(out)
     # a refinement that moves a vertex far is a bad fit, not a better one
-    if np.abs(out - poly).max() > 0.15 * np.linalg.norm(np.roll(poly, -1, 0) - poly, axis=1).mean() + 1.5:
+    if np.abs(out - poly).max() > 0.35 * mean_side + 1.5:
         return poly
     return out
+
+
+# Silhouette corners of a unit cube seen with three faces, in the order the hexagon runs
+# when its first vertex is next to the near corner N: N+a, N+a+b, N+b, N+b+c, N+c, N+c+a.
+_HEX_CORNERS = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 1, 1], [0, 0, 1], [1, 0, 1]], np.float64) - 0.5
+_FOVS = (12.0, 20.0, 30.0, 42.0, 60.0, 85.0)  # horizontal fields of view tried (degrees)
+
+
+def perspective_edge(poly: np.ndarray, width: int, height: int) -> tuple[float, float] | None:
+    """Cube edge in pixels at the depth of the cube's centre, by a pin-hole fit.
+
+    The camera's principal point is the photo's centre and its focal length unknown: the
+    pose of a unit cube is solved (SQPnP) for the hexagon's corners under each way the
+    corners can correspond and a few fields of view; the best fit's ``f / Z`` is the
+    scale at the cube's centre, where the specimen is taken to lie. Returns (edge px,
+    RMS reprojection error in px), or None when no fit is possible.
+    """
+    import cv2
+
+    if len(poly) != 6:
+        return None
+    pts = np.ascontiguousarray(poly, np.float64)
+
+    def solve(img_pts, fov):
+        f = width / 2 / np.tan(np.radians(fov) / 2)
+        k = np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]], np.float64)
+        try:
+            ok, rvec, tvec = cv2.solvePnP(_HEX_CORNERS, img_pts, k, None, flags=cv2.SOLVEPNP_SQPNP)
+        except cv2.error:
+            return None
+        if not ok or tvec[2, 0] <= 0:
+            return None
+        proj, _ = cv2.projectPoints(_HEX_CORNERS, rvec, tvec, k, None)
+        rms = float(np.sqrt(((proj.reshape(-1, 2) - img_pts) ** 2).sum(axis=1).mean()))
+        return rms, f / float(tvec[2, 0])
+
+    options = [np.roll(order, -shift, axis=0) for order in (pts, pts[::-1]) for shift in (0, 1)]
+    scored = [(solve(o, 30.0), o) for o in options]
+    scored = [(r, o) for r, o in scored if r is not None]
+    if not scored:
+        return None
+    _, best_pts = min(scored, key=lambda t: t[0][0])
+    fits = [r for r in (solve(best_pts, fov) for fov in _FOVS) if r is not None]
+    if not fits:
+        return None
+    rms, edge = min(fits)
+    return edge, rms
 
 
 def face_contrast(img: np.ndarray, fit: CubeFit) -> tuple[float, np.ndarray | None]:
@@ -364,6 +490,23 @@ def face_contrast(img: np.ndarray, fit: CubeFit) -> tuple[float, np.ndarray | No
     return best, best_j
 
 
+def flatness(img: np.ndarray, contour: np.ndarray) -> float:
+    """Share of an object's inner pixels that are flat (a cube's faces; a rock is textured)."""
+    import cv2
+
+    x, y, w, h = cv2.boundingRect(contour.reshape(-1, 1, 2).astype(np.int32))
+    if w < 5 or h < 5:
+        return 0.0
+    m = np.zeros((h, w), np.uint8)
+    cv2.drawContours(m, [(contour.reshape(-1, 1, 2) - [x, y]).astype(np.int32)], -1, 1, -1)
+    m = cv2.erode(m, np.ones((5, 5), np.uint8))
+    if m.sum() < 10:
+        return 0.0
+    grey = cv2.cvtColor(np.ascontiguousarray(img[y:y + h, x:x + w]), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    mag = np.abs(cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)) + np.abs(cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3))
+    return float((mag[m.astype(bool)] < 24).mean())
+
+
 def label_score(img: np.ndarray, contour: np.ndarray) -> float:
     """How much an object looks like a paper label: a pale flat rectangle with dark text on it."""
     import cv2
@@ -375,6 +518,8 @@ def label_score(img: np.ndarray, contour: np.ndarray) -> float:
     (cx, cy), (rw, rh), _ = cv2.minAreaRect(pts)
     rect_area = max(rw * rh, 1e-6)
     rectangularity = area / rect_area
+    if rectangularity < 0.8:  # most objects stop here, cheaply
+        return 0.0
     x, y, w, h = cv2.boundingRect(pts.astype(np.int32))
     m = np.zeros((h, w), np.uint8)
     cv2.drawContours(m, [(contour.reshape(-1, 1, 2) - [x, y]).astype(np.int32)], -1, 1, -1)

@@ -4,8 +4,10 @@ A CAM's mean IoU means something only beside what trivial cues already give, so 
 segmentation run scores these too:
 
 - ``centre``: a centred ellipse (museum photos put the specimen in the middle).
-- ``colour``: frequency-tuned colour saliency (Achanta et al., CVPR 2009): distance of
-  each blurred Lab pixel from the image's mean Lab colour, Otsu-thresholded.
+- ``colour``: colour saliency after frequency-tuned saliency (Achanta et al., CVPR 2009):
+  distance of each blurred pixel's chroma (Lab a*, b*) from the image's mean chroma,
+  Otsu-thresholded. Lightness is left out: studio backdrops are grey gradients whose
+  bright and dark ends would otherwise outshine the specimen.
 - ``border``: background subtraction: a smooth background (a plane in Lab over x, y,
   so gradient backdrops fit too) is fitted to the image border, pixels far from it are
   foreground (Otsu), cleaned by a morphological opening, largest component kept.
@@ -88,13 +90,13 @@ def centre_prior(image: np.ndarray, scale: float = 0.6) -> tuple[np.ndarray, np.
 
 
 def colour_saliency(image: np.ndarray, work_size: int = WORK_SIZE) -> tuple[np.ndarray, np.ndarray]:
-    """Frequency-tuned saliency: |blurred Lab - mean Lab|, Otsu threshold."""
+    """Chroma saliency: |blurred (a*, b*) - mean (a*, b*)|, Otsu threshold."""
     import cv2
 
     image = _check_image(image)
     small = _shrink(image, work_size)
-    lab = cv2.GaussianBlur(_lab(small), (5, 5), 0)
-    score = _unit(np.linalg.norm(lab - lab.reshape(-1, 3).mean(0), axis=2))
+    ab = cv2.GaussianBlur(_lab(small), (5, 5), 0)[..., 1:]
+    score = _unit(np.linalg.norm(ab - ab.reshape(-1, 2).mean(0), axis=2))
     return _grow(score, _otsu(score), image.shape[:2])
 
 

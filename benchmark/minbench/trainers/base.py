@@ -78,12 +78,17 @@ class BaseTask(LightningModule):
     def set_stage_metrics(self, collection) -> None:
         """Use one ``MetricCollection`` (keys = the card's metric names) for every stage,
         each stage with its own state and the ``<stage>/`` prefix."""
+        # ModuleDict keys may not shadow Module attributes such as ``train``: hence "_metrics".
         self.stage_metrics = torch.nn.ModuleDict(
-            {stage: collection.clone(prefix=f"{stage}/") for stage in STAGES})
+            {f"{stage}_metrics": collection.clone(prefix=f"{stage}/") for stage in STAGES})
+
+    def metrics_for(self, stage: str):
+        """The ``MetricCollection`` of ``stage`` (``train``, ``val`` or ``test``)."""
+        return self.stage_metrics[f"{stage}_metrics"]
 
     def log_stage_metrics(self, stage: str, preds: torch.Tensor, target: torch.Tensor) -> None:
         """Update the ``stage`` metrics and log them (epoch-level; synced across ranks)."""
-        metrics = self.stage_metrics[stage]
+        metrics = self.metrics_for(stage)
         metrics.update(preds, target)
         # Logging the collection lets Lightning compute/reset it at epoch end and sync
         # the states across DDP ranks (torchmetrics' own reduction, not a mean of means).
@@ -111,3 +116,20 @@ class BaseTask(LightningModule):
         else:
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total, 1))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A run resumed with more (or fewer) epochs keeps the schedule's shape: stretch the
+        stored schedule to the new number of steps instead of failing past its end."""
+        schedulers = checkpoint.get("lr_schedulers") or []
+        if not schedulers or not self.trainable or self._trainer is None:
+            return
+        try:
+            total = max(int(self.trainer.estimated_stepping_batches), 1)
+        except Exception:  # no training data attached (e.g. loading to predict)
+            return
+        for state in schedulers:
+            if "total_steps" in state:
+                state["total_steps"] = max(total, int(state.get("last_epoch", 0)) + 1)
+            elif "T_max" in state:
+                state["T_max"] = total
+

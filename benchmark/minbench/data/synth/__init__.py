@@ -4,7 +4,7 @@ Mineralogical Museum photographs (MineralImage5k), so every command works offlin
 Species come from gemmology-mineral-database (``species.py``); crystals are its habit
 meshes (``meshes.py``), posed and shaded by lustre on a host-rock matrix beside a
 reference cube and a paper label (``scene.py`` chooses, ``render.py`` draws); the splits
-have the release's shape (``splits.py``); ``generate.py`` drives it all.
+have the release's shape (``splits.py``); ``driver.py`` drives it all (a module named ``generate`` would shadow the function).
 
 Truth recorded per row: species (class label, e.g. ``"fluorite, green variety"``),
 variety, satellites, description, ``mask_path`` (the species' own crystals only; the
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "1.5"
 
 
 def generate(out: str | os.PathLike, *, seed: int = 0, size: str = "small", workers: int | None = None,
@@ -30,6 +30,6 @@ def generate(out: str | os.PathLike, *, seed: int = 0, size: str = "small", work
     (near the real subset sizes). Same seed, version and size give identical bytes whatever
     the number of ``workers`` (default: all cores). ``progress`` shows a bar and a summary.
     """
-    from minbench.data.synth.generate import generate as _generate
+    from minbench.data.synth.driver import generate as _generate
 
     return _generate(out, seed=seed, size=size, workers=workers, progress=progress)

@@ -139,11 +139,14 @@ _NAMED = {k: v for k, v in BASE.items() if k in (
     "olive", "turquoise", "lilac", "golden", "cream")}
 
 
+_NAMED_LAB = {k: srgb_to_lab(v) for k, v in _NAMED.items()}
+
+
 def describe_rgb(rgb) -> str:
     """A plain word or two for a colour as it looks ('dark green', 'pale blue')."""
     lab = srgb_to_lab(rgb)
-    best = min(_NAMED, key=lambda k: np.linalg.norm(srgb_to_lab(_NAMED[k]) - lab))
-    base_l = srgb_to_lab(_NAMED[best])[0]
+    best = min(_NAMED, key=lambda k: np.linalg.norm(_NAMED_LAB[k] - lab))
+    base_l = _NAMED_LAB[best][0]
     if best not in ("black", "white", "grey") and lab[0] < base_l - 15:
         return f"dark {best}"
     if best not in ("black", "white", "grey", "cream") and lab[0] > base_l + 15:

@@ -1,8 +1,9 @@
 """Pixels of one photograph from its :class:`~minbench.data.synth.scene.Scene`.
 
 Geometry: the specimen lies in the plane of the cube's centre and is drawn at that plane's
-scale ``px_per_cm``; the cube is drawn in true perspective (camera ``cube_distance_cm``
-away, focal length ``px_per_cm * distance``), three faces visible. Beside the RGB image a
+scale ``px_per_cm``; the cube is drawn in true perspective by a pin-hole camera of
+horizontal field of view ``fov_deg`` (20-40 degrees) whose distance makes that plane's
+scale ``px_per_cm``, three faces visible. Beside the RGB image a
 label map records which object owns each pixel, so the truth (mask, boxes) is exact.
 """
 
@@ -81,19 +82,35 @@ def _smooth_noise(rng: np.random.Generator, h: int, w: int, cells: int) -> np.nd
     return cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC)
 
 
-def draw_background(scene: Scene, rng: np.random.Generator) -> np.ndarray:
+def draw_background(scene: Scene, rng: np.random.Generator, shadows: list[np.ndarray] = (),
+                    shadow_offset=(0.0, 0.0), shadow_blur: float = 1.0) -> np.ndarray:
+    """Backdrop (gradient, lamp patch, cloth folds, vignette) with the objects' soft shadows.
+
+    Everything here is smooth, so it is computed at quarter resolution and resized once.
+    """
     h, w = scene.height, scene.width
+    q = 4
+    sh, sw = max(2, h // q), max(2, w // q)
     top, bottom = scene.bg_colours
-    sh, sw = max(2, h // 16), max(2, w // 16)
     t = np.linspace(0, 1, sh, dtype=np.float32)[:, None, None]
-    cx = rng.uniform(0.3, 0.7)
     xs = np.linspace(0, 1, sw, dtype=np.float32)[None, :, None]
+    ys = t
+    cx = rng.uniform(0.3, 0.7)
     spot = 1.0 + 0.12 * np.exp(-((xs - cx) ** 2) / 0.08)   # the lamp's brighter patch
-    small = (top[None, None, :] * (1 - t) + bottom[None, None, :] * t) * spot
+    small = (top[None, None, ::-1] * (1 - t) + bottom[None, None, ::-1] * t) * spot   # BGR
     if scene.background == "cloth":  # soft folds of a velvet cloth
-        folds = _smooth_noise(rng, sh, sw, 6)[..., None]
-        small = small * (1 + 0.25 * folds)
-    small = np.ascontiguousarray(np.clip(small[..., ::-1] * 255, 0, 255).astype(np.uint8))  # RGB -> BGR
+        small = small * (1 + 0.25 * _smooth_noise(rng, sh, sw, 6)[..., None])
+    small = small * (1 - scene.vignette * ((xs - 0.5) ** 2 + (ys - 0.5) ** 2) / 0.5)
+    if len(shadows):
+        strength = 0.55 if scene.background in ("grey", "white", "cloth") else 0.25
+        m = np.zeros((sh, sw), np.float32)
+        off = np.asarray(shadow_offset)
+        for p in shadows:
+            pts = np.round((p + off) / q * (1 << SHIFT)).astype(np.int32)
+            cv2.fillPoly(m, [pts], 1.0, shift=SHIFT)
+        m = cv2.GaussianBlur(m, (0, 0), max(0.5, shadow_blur / q))
+        small = small * (1 - strength * m)[..., None]
+    small = np.clip(small * 255, 0, 255).astype(np.uint8)
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
@@ -140,12 +157,15 @@ def draw_matrix(img: np.ndarray, labels: np.ndarray, poly: np.ndarray, scene: Sc
     shade = ((1 + 0.18 * _smooth_noise(rng, sh, sw, 8)) * (0.8 + 0.45 * ramp)
              * (0.55 + 0.45 * np.sqrt(np.clip(rim, 0, 1))))
     shade = cv2.resize(shade, (rw, rh), interpolation=cv2.INTER_LINEAR)
-    shade = cv2.add(shade, _noise_bank(h, w)[y1:y2, x1:x2, 0], dtype=cv2.CV_32F)  # the rock's grain
+    # The rock's grain: 2-3 px blobs (sensor noise comes later, in ``camera``).
+    grain = _noise_bank(h, w)[y1 // 2:y1 // 2 + (rh + 1) // 2, x1 // 2:x1 // 2 + (rw + 1) // 2, 1]
+    shade = cv2.scaleAdd(cv2.resize(grain, (rw, rh), interpolation=cv2.INTER_LINEAR), 0.05,
+                         shade.astype(np.float32))
     out = cv2.multiply(cv2.cvtColor(shade, cv2.COLOR_GRAY2BGR), tuple(float(v) for v in base) + (0.0,),
                        dtype=cv2.CV_8U)
-    n_spk = int(min(300, rw * rh / 500))
+    r_max = max(1, int(min(rw, rh) / 90))
+    n_spk = int(min(300, 0.12 * rw * rh / (math.pi * ((r_max + 1) / 2) ** 2 + 1)))
     if n_spk:
-        r_max = max(1, int(min(rw, rh) / 90))
         sx, sy = rng.integers(0, rw, n_spk), rng.integers(0, rh, n_spk)
         sr, sc = rng.integers(1, r_max + 1, n_spk), rng.integers(0, len(speckles), n_spk)
         cols = [tuple(float(v) for v in base * 0.4 + np.array(c[::-1], np.float32) * 0.6) for c in speckles]
@@ -155,31 +175,10 @@ def draw_matrix(img: np.ndarray, labels: np.ndarray, poly: np.ndarray, scene: Sc
     cv2.fillPoly(labels, [np.round(poly * (1 << SHIFT)).astype(np.int32)], MATRIX, lineType=cv2.LINE_8, shift=SHIFT)
 
 
-def draw_shadow(img: np.ndarray, polys: list[np.ndarray], offset: np.ndarray, blur: float, strength: float) -> None:
-    """Darken the background under the objects: their outlines shifted away from the light and blurred."""
-    h, w = img.shape[:2]
-    allp = np.concatenate(polys) + offset
-    pad = blur * 3
-    x1, y1, x2, y2 = _roi((allp[:, 0].min() - pad, allp[:, 1].min() - pad,
-                           allp[:, 0].max() + pad, allp[:, 1].max() + pad), w, h)
-    if x2 - x1 < 4 or y2 - y1 < 4:
-        return
-    s = 4  # work at quarter resolution; a shadow is soft anyway
-    sw, sh = max(2, (x2 - x1) // s), max(2, (y2 - y1) // s)
-    m = np.zeros((sh, sw), np.float32)
-    for p in polys:
-        q = ((p + offset - [x1, y1]) / s * (1 << SHIFT)).round().astype(np.int32)
-        cv2.fillPoly(m, [q], 1.0, shift=SHIFT)
-    m = cv2.GaussianBlur(m, (0, 0), max(0.5, blur / s))
-    m = cv2.resize(m, (x2 - x1, y2 - y1), interpolation=cv2.INTER_LINEAR)
-    roi = img[y1:y2, x1:x2].astype(np.float32)
-    roi *= (1 - strength * m)[..., None]
-    img[y1:y2, x1:x2] = roi.astype(np.uint8)
-
-
 # ---------------------------------------------------------------- crystals
 def draw_crystal(img: np.ndarray, labels: np.ndarray, placed: Placed, colours: np.ndarray,
-                 alpha: float, label_value: int) -> None:
+                 alpha: float, label_value: int, edges: float = 0.0) -> None:
+    """Paint a posed crystal face by face; ``edges`` > 0 lightens its outlines (glassy crystals)."""
     h, w = labels.shape
     faces = visible_faces(placed)
     if not faces:
@@ -193,9 +192,17 @@ def draw_crystal(img: np.ndarray, labels: np.ndarray, placed: Placed, colours: n
     off = np.array([x1, y1], np.int32) * (1 << SHIFT)
     for f, tris, _ in faces:
         col = tuple(int(v) for v in np.clip(colours[f][::-1] * 255, 0, 255))  # RGB -> BGR
-        polys = list(tris - off)
-        cv2.fillPoly(layer, polys, col, lineType=cv2.LINE_8, shift=SHIFT)
-        cv2.fillPoly(lab, polys, label_value, lineType=cv2.LINE_8, shift=SHIFT)
+        # One triangle per call: fillPoly with several polygons fills by the even-odd rule, so
+        # overlapping coplanar triangles (interpenetrating twins) would cancel into outlines.
+        for tri in tris - off:
+            cv2.fillConvexPoly(layer, tri, col, lineType=cv2.LINE_8, shift=SHIFT)
+            cv2.fillConvexPoly(lab, tri, label_value, lineType=cv2.LINE_8, shift=SHIFT)
+        if edges > 0 and placed.mesh.face_edges:
+            seg = placed.mesh.face_edges[f]
+            if len(seg):
+                lines = np.round(placed.xy[seg] * (1 << SHIFT)).astype(np.int32) - off
+                light = tuple(c + (255 - c) * edges for c in col)
+                cv2.polylines(layer, list(lines), False, light, 1, cv2.LINE_AA, shift=SHIFT)
     if alpha < 1:
         cv2.addWeighted(layer, alpha, target, 1 - alpha, 0, dst=target)
 
@@ -225,8 +232,8 @@ def cube_vertices(scene: Scene, centre_px: tuple[float, float], ppc: float) -> t
     yaw = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
     pitch = np.array([[1, 0, 0], [0, cp, sp], [0, -sp, cp]])   # tips the top (-y) toward the camera (-z)
     rot = pitch @ yaw
-    d = scene.cube_distance_cm
-    f = ppc * d
+    f = scene.width / 2 / math.tan(math.radians(scene.fov_deg) / 2)   # focal length in px
+    d = f / ppc                        # camera distance in cm that gives the specimen plane ppc
     cx, cy_img = scene.width / 2, scene.height / 2
     centre = np.array([(centre_px[0] - cx) * d / f, (centre_px[1] - cy_img) * d / f, d])
     world = corners @ rot.T + centre
@@ -242,6 +249,11 @@ def cube_vertices(scene: Scene, centre_px: tuple[float, float], ppc: float) -> t
             order = np.argsort(np.arctan2(pts[:, 1] - pts[:, 1].mean(), pts[:, 0] - pts[:, 0].mean()))
             visible.append((np.array(idx)[order], n_cam))
     return uv, visible
+
+
+def cube_outline(scene: Scene, centre_px, ppc: float) -> np.ndarray:
+    uv, _ = cube_vertices(scene, centre_px, ppc)
+    return cv2.convexHull(uv.astype(np.float32))[:, 0, :]
 
 
 def draw_cube(img: np.ndarray, labels: np.ndarray, scene: Scene, centre_px, ppc: float) -> tuple[float, ...]:
@@ -341,13 +353,12 @@ def render(scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarr
         u.z = u.z * k
     blob_px = blob * k + origin
 
-    img = draw_background(scene, rng)
-    labels = np.zeros((h, w), np.uint8)
-    # 3. shadows, then matrix, crystals (far to near), cube, label
+    # 3. backdrop with shadows, then matrix, crystals (back to front), cube, label
     shadow_off = -scene.light[:2] / max(1e-3, -scene.light[2]) * 0.06 * min(spec_w, spec_h)
     hulls = ([blob_px] if scene.matrix else []) + [cv2.convexHull(u.xy.astype(np.float32))[:, 0, :] for u in unit]
-    strength = 0.55 if scene.background in ("grey", "white", "cloth") else 0.25
-    draw_shadow(img, hulls, shadow_off, blur=0.05 * min(spec_w, spec_h) + 1, strength=strength)
+    hulls.append(cube_outline(scene, cube_c, ppc))
+    img = draw_background(scene, rng, hulls, shadow_off, shadow_blur=0.05 * min(spec_w, spec_h) + 1)
+    labels = np.zeros((h, w), np.uint8)
     if scene.matrix:
         draw_matrix(img, labels, blob_px, scene, rng)
     # Crystals nearer the top of the picture stand behind the lower ones (they grow back from the viewer).
@@ -355,7 +366,8 @@ def render(scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarr
     for i in order:
         c, u = scene.crystals[i], unit[i]
         cols = face_colours(u, c.rgb, c.rgb2, scene.light, c.lustre, rng)
-        draw_crystal(img, labels, u, cols, c.alpha, SATELLITE if c.satellite else CRYSTAL)
+        glassy = {"vitreous": 0.3, "adamantine": 0.45}.get(c.lustre, 0.0)
+        draw_crystal(img, labels, u, cols, c.alpha, SATELLITE if c.satellite else CRYSTAL, edges=glassy)
     cube_box = draw_cube(img, labels, scene, cube_c, ppc)
     spec_mask = ((labels == MATRIX) | (labels == CRYSTAL) | (labels == SATELLITE)).astype(np.uint8)
     bx, by, bw, bh = cv2.boundingRect(spec_mask)
@@ -374,19 +386,26 @@ def render(scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarr
     return img, labels, truth
 
 
+@lru_cache(maxsize=2)
+def _scratch(height: int, width: int) -> np.ndarray:
+    # A full-frame float buffer reused image after image: a fresh 9 MB array per photo costs
+    # more in page faults than the arithmetic. (A worker process renders one photo at a time.)
+    return np.empty((height, width, 3), np.float32)
+
+
 def camera(img: np.ndarray, scene: Scene, rng: np.random.Generator) -> np.ndarray:
-    """Lens and sensor: blur, vignette, white balance and exposure, noise (BGR uint8 in and out)."""
+    """Lens and sensor: blur, white balance and exposure, noise (BGR uint8 in and out).
+
+    (Vignetting is part of the backdrop, see ``draw_background``.)
+    """
     h, w = img.shape[:2]
     sigma = scene.blur_sigma * w / 1024
     if sigma > 0.25:
         img = cv2.GaussianBlur(img, (0, 0), sigma)
-    sh, sw = max(2, h // 16), max(2, w // 16)
-    yy, xx = np.mgrid[0:sh, 0:sw].astype(np.float32)
-    r2 = ((xx / (sw - 1) - 0.5) ** 2 + (yy / (sh - 1) - 0.5) ** 2) / 0.5
-    gain = (1 - scene.vignette * r2)[..., None] * (scene.wb[::-1] * scene.exposure).astype(np.float32)
-    gain = cv2.resize(gain, (w, h), interpolation=cv2.INTER_LINEAR)
-    out = cv2.multiply(img, gain, dtype=cv2.CV_32F)
+    gains = tuple(float(v) for v in scene.wb[::-1] * scene.exposure) + (0.0,)
+    lin = _scratch(h, w)
+    cv2.multiply(img, gains, dst=lin, dtype=cv2.CV_32F)
     bank = _noise_bank(h, w)
     oy, ox = int(rng.integers(0, 64)), int(rng.integers(0, 64))
-    # One pass: out + noise * sigma, saturated to uint8.
-    return cv2.addWeighted(out, 1.0, bank[oy:oy + h, ox:ox + w], float(scene.noise_sigma), 0.0, dtype=cv2.CV_8U)
+    # One pass: light + noise * sigma, saturated to uint8.
+    return cv2.addWeighted(lin, 1.0, bank[oy:oy + h, ox:ox + w], float(scene.noise_sigma), 0.0, dtype=cv2.CV_8U)

@@ -1,0 +1,133 @@
+"""``minbench data show``: a contact sheet of samples with their truth drawn on top.
+
+Each tile shows the photo, the mask (tinted), the specimen box (green), the reference-cube
+box (blue), the label's text boxes (red), and under it the species (and the size for rows
+of the size set). Works on any manifest: what a row lacks (mask, boxes) is simply not drawn.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from minbench.errors import UserError
+
+TILE_W, TILE_H, CAPTION_H = 288, 216, 40
+MASK_TINT = (255, 0, 200)
+COLOURS = {"bbox": (40, 220, 60), "cube_bbox": (40, 120, 255), "text_boxes": (255, 60, 40)}
+
+
+def select_rows(df, task: str | None, n: int):
+    """The rows to show: the task's test rows (all rows without a task), ``n`` spread evenly."""
+    if n < 1:
+        raise UserError(f"--n {n}: must be at least 1")
+    if task is not None:
+        from minbench.cards import get_card
+
+        card = get_card(task)
+        if card.split_column not in df.columns:
+            raise UserError(f"--task {task}: the manifest has no column {card.split_column!r}")
+        df = df[df[card.split_column] == card.test_value]
+        if df.empty:
+            raise UserError(f"--task {task}: the dataset has no rows in this task's test split")
+    if len(df) > n:
+        df = df.iloc[np.unique(np.linspace(0, len(df) - 1, n).round().astype(int))]
+    return df
+
+
+def _boxes(text: str) -> list[tuple[float, float, float, float]]:
+    """Boxes from a manifest cell: one box, a list of boxes, or nothing."""
+    if not text:
+        return []
+    try:
+        val = json.loads(text)
+    except ValueError:
+        return []
+    if isinstance(val, list) and len(val) == 4 and all(isinstance(v, (int, float)) for v in val):
+        val = [val]
+    out = []
+    for b in val if isinstance(val, list) else []:
+        if isinstance(b, list) and len(b) == 4 and all(isinstance(v, (int, float)) for v in b):
+            out.append(tuple(float(v) for v in b))
+    return out
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has one fixed bitmap font
+        return ImageFont.load_default()
+
+
+def _tile(folder: Path, row, show_size: bool):
+    from PIL import Image, ImageDraw
+
+    tile = Image.new("RGB", (TILE_W, TILE_H + CAPTION_H), (24, 24, 24))
+    draw = ImageDraw.Draw(tile)
+    path = folder / row["image_path"]
+    try:
+        with Image.open(path) as im:
+            im.draft("RGB", (TILE_W, TILE_H))   # JPEG: decode at a reduced scale, much faster
+            im = im.convert("RGB")
+            orig_w = int(row["width"]) or im.width
+            orig_h = int(row["height"]) or im.height
+            scale = min(TILE_W / orig_w, TILE_H / orig_h)
+            size = (max(1, round(orig_w * scale)), max(1, round(orig_h * scale)))
+            photo = im.resize(size)
+    except (OSError, ValueError):
+        draw.text((8, TILE_H // 2), "image missing or unreadable", fill=(230, 80, 80), font=_font(13))
+        photo, scale = None, 1.0
+    if photo is not None:
+        ox, oy = (TILE_W - photo.width) // 2, (TILE_H - photo.height) // 2
+        mask_path = folder / row["mask_path"] if row["mask_path"] else None
+        if mask_path is not None and mask_path.is_file():
+            try:
+                with Image.open(mask_path) as m:
+                    m = m.convert("L").resize(photo.size)
+                alpha = m.point(lambda v: 110 if v else 0)
+                photo.paste(Image.new("RGB", photo.size, MASK_TINT), (0, 0), alpha)
+            except OSError:
+                pass
+        tile.paste(photo, (ox, oy))
+        for col, colour in COLOURS.items():
+            for x1, y1, x2, y2 in _boxes(row[col]):
+                draw.rectangle([ox + x1 * scale, oy + y1 * scale, ox + x2 * scale, oy + y2 * scale],
+                               outline=colour, width=2 if col != "text_boxes" else 1)
+    caption = str(row["species"])
+    if show_size and np.isfinite(row["size_cm"]):
+        caption += f"  |  {row['size_cm']:.1f} cm"
+    font = _font(13)
+    draw.text((6, TILE_H + 4), caption[:48], fill=(240, 240, 240), font=font)
+    draw.text((6, TILE_H + 21), str(row["sample_id"])[:48], fill=(150, 150, 150), font=font)
+    return tile
+
+
+def contact_sheet(data_dir: str | Path, *, out: str | Path, task: str | None = None, n: int = 24) -> Path:
+    """Draw ``n`` samples of the dataset in ``data_dir`` (a task's test rows when ``task`` is given)
+    into a PNG grid at ``out`` (written atomically); returns ``out``."""
+    from PIL import Image
+
+    from minbench.data.manifest import read_manifest
+    from minbench.io import atomic_path
+
+    out = Path(out)
+    if out.suffix.lower() != ".png":
+        raise UserError(f"--out {out}: the contact sheet is a PNG; name it *.png")
+    folder = Path(data_dir)
+    df = read_manifest(folder)
+    rows = select_rows(df, task, n)
+    show_size = task == "size" or task is None
+    cols = min(len(rows), 6)
+    nrows = math.ceil(len(rows) / cols)
+    sheet = Image.new("RGB", (cols * TILE_W, nrows * (TILE_H + CAPTION_H)), (12, 12, 12))
+    for i, (_, row) in enumerate(rows.iterrows()):
+        tile = _tile(folder, row, show_size=show_size and bool(row["size"]))
+        sheet.paste(tile, ((i % cols) * TILE_W, (i // cols) * (TILE_H + CAPTION_H)))
+    with atomic_path(out) as tmp:
+        sheet.save(tmp, format="PNG")
+    return out

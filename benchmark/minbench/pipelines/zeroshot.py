@@ -1,0 +1,179 @@
+"""``minbench run --task zeroshot``: one seed of a zero-shot recipe, end to end.
+
+1. The data module serves the train rows (species disjoint from the zero-shot set), a
+   validation carve of them, and the zero-shot rows as test (label -1).
+2. The model embeds every class text and description once (cached on disk), trains when it
+   is trainable (the offline contrastive baseline; CLIP is not), then ranks the zero-shot
+   candidates for every test image (chunked scoring, running top-10).
+3. The ranked CSV is written in the submission format and scored by the scorer (the
+   leaderboard entry comes from there too).
+4. Generalised zero-shot (GZSL): seen and unseen classes together as candidates; accuracy
+   on held-out images of the seen classes (the validation carve) and on the zero-shot
+   images, and their harmonic mean, in ``gzsl.json`` and the run's metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from minbench.errors import UserError
+
+DEFAULT_RECIPE = "zeroshot-minilm"
+SUBMISSION_FILE = "predictions.csv"
+GZSL_FILE = "gzsl.json"
+
+
+def run_seed(ctx) -> dict[str, Any] | None:
+    """Train (if the model trains), predict, write and score the submission for one seed."""
+    import lightning as L
+
+    from minbench.pipelines.config import instantiate
+    from minbench.pipelines.lightning_setup import build_datamodule, build_trainer, find_callback, last_checkpoint
+    from minbench.pipelines.run_folder import is_rank_zero
+    from minbench.trainers.zeroshot import ClipZeroShot, ZeroShotTrainer
+
+    L.seed_everything(ctx.seed, workers=True, verbose=False)
+    model = instantiate(ctx.config["model"], "model", ZeroShotTrainer, task=ctx.card.id)
+    overrides = {}
+    if isinstance(model, ClipZeroShot):
+        overrides["image_size"] = model.image_size  # CLIP's own input size; no second resize
+    dm = build_datamodule(ctx, **overrides)
+    dm.setup("test")
+    has_train, has_val = len(dm.positions["train"]) > 0, len(dm.positions["val"]) > 0
+    if model.trainable and not has_train:
+        raise UserError(f"{ctx.data_dir}: no training rows outside the zero-shot classes (its zero-shot set "
+                        "covers every species); run a pretrained model instead, e.g. "
+                        "--config clip-vit-b32 --weights PATH")
+    t0 = time.perf_counter()
+    model.attach(dm)
+    text_s = time.perf_counter() - t0
+
+    trainer = build_trainer(ctx, monitor="val/top1" if has_val else None, mode="max")
+    stats: dict[str, float] = {"text_embedding_s": round(text_s, 2)}
+    if model.trainable:
+        ckpt = last_checkpoint(ctx) if ctx.resume else None
+        trainer.fit(model, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None)
+        from minbench.pipelines.lightning_setup import Throughput
+
+        tp = find_callback(trainer, Throughput)
+        if tp is not None and tp.per_epoch:
+            stats["train_images_per_s"] = round(float(np.mean(tp.per_epoch)), 1)
+
+    t0 = time.perf_counter()
+    outputs = trainer.predict(model, datamodule=dm, return_predictions=True) or []
+    predict_s = time.perf_counter() - t0
+    gzsl_val = _collect_gzsl_seen(trainer, model, dm) if (has_val and model.seen_classes) else None
+
+    from minbench.pipelines.lightning_setup import gather_objects
+
+    outputs = gather_objects(outputs)
+    gzsl_val = gather_objects(gzsl_val) if gzsl_val is not None else None
+    if not is_rank_zero():
+        return None
+    test_frame = dm.test_frame
+    ranked, test_scores = _ranked_in_order(outputs, test_frame.index.to_numpy(), model)
+    stats["predict_images_per_s"] = round(len(test_frame) / max(predict_s, 1e-9), 1)
+    path = write_submission(ctx.dir / SUBMISSION_FILE, test_frame["sample_id"].tolist(), ranked,
+                            model.unseen.classes)
+    metrics = ctx.score(path)
+    result: dict[str, Any] = {"metrics": dict(metrics), "stats": stats,
+                              "candidates": len(model.unseen.classes), "seen_classes": len(model.seen_classes),
+                              "predictions": str(path)}
+    if gzsl_val is not None:
+        from minbench.io import write_json_atomic
+
+        gz = gzsl_metrics(model, dm, test_frame, test_scores, gzsl_val)
+        write_json_atomic(ctx.dir / GZSL_FILE, gz)
+        result["metrics"].update({f"gzsl_{k}": gz[k] for k in ("seen", "unseen", "h")})
+        result["gzsl"] = gz
+    return result
+
+
+def _collect_gzsl_seen(trainer, model, dm) -> list[dict[str, Any]]:
+    """Top-1 seen and unseen scores of the held-out seen images (one validation pass)."""
+    model.gzsl_collect = []
+    try:
+        trainer.validate(model, datamodule=dm, verbose=False)
+        return model.gzsl_collect
+    finally:
+        model.gzsl_collect = None
+
+
+def _ranked_in_order(outputs, row_positions: np.ndarray, model):
+    """Per test row (manifest position order of ``row_positions``): ranked candidate
+    indices (N x k) and the GZSL fields (best unseen/seen score and class)."""
+    if not outputs:
+        raise RuntimeError("zero-shot prediction returned nothing")
+    cat = {key: np.concatenate([o[key].numpy() for o in outputs]) for key in outputs[0]}
+    cat = {k: v[_first_occurrences(cat["index"])] for k, v in cat.items()}
+    where = {int(i): j for j, i in enumerate(cat["index"])}
+    missing = [p for p in row_positions if int(p) not in where]
+    if missing:
+        raise RuntimeError(f"{len(missing)} test rows got no prediction (e.g. manifest row {missing[0]})")
+    order = np.array([where[int(p)] for p in row_positions], np.int64)
+    return cat["indices"][order], {k: v[order] for k, v in cat.items()}
+
+
+def write_submission(path: Path, sample_ids: list[str], ranked: np.ndarray, classes) -> Path:
+    """The ranked CSV ``sample_id,pred_1..pred_k`` (species names, best first), atomically."""
+    import pandas as pd
+
+    from minbench.io import atomic_path
+
+    names = np.asarray(list(classes), dtype=object)
+    k = ranked.shape[1]
+    table = pd.DataFrame({"sample_id": sample_ids})
+    for j in range(k):
+        table[f"pred_{j + 1}"] = names[ranked[:, j]]
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False, lineterminator="\n")
+    return path
+
+
+def gzsl_metrics(model, dm, test_frame, test_scores, seen_rows) -> dict[str, Any]:
+    """Generalised zero-shot: every seen and unseen class is a candidate.
+
+    ``seen``/``unseen``: mean per-class top-1 accuracy (Xian et al.'s GZSL protocol) on the
+    held-out images of seen classes and on the zero-shot images; ``h``: their harmonic
+    mean. No calibration: a seen-class bias shows as low ``unseen`` (``unseen_as_seen``).
+    """
+    cat = {key: np.concatenate([np.asarray(o[key]) for o in seen_rows]) for key in seen_rows[0]}
+    cat = {k: v[_first_occurrences(cat["index"])] for k, v in cat.items()}
+    # seen images: right when the best seen class wins and is their class
+    s_ok = (cat["seen_value"] >= cat["unseen_value"]) & (cat["seen_index"] == cat["label"])
+    s_acc = _per_class_mean(s_ok, cat["label"])
+    # unseen images: right when the best unseen class (leave-one-out) wins and is theirs
+    cand_of = {c: i for i, c in enumerate(model.unseen.classes)}
+    truth = np.array([cand_of.get(s, -1) for s in test_frame["species"]], np.int64)
+    u_win = test_scores["values"][:, 0] > test_scores["seen_value"]
+    u_ok = u_win & (test_scores["indices"][:, 0] == truth)
+    u_acc = _per_class_mean(u_ok, truth)
+    h = 2 * s_acc * u_acc / (s_acc + u_acc) if (s_acc + u_acc) > 0 else 0.0
+    return {
+        "seen": s_acc, "unseen": u_acc, "h": h,
+        "seen_per_sample": float(s_ok.mean()), "unseen_per_sample": float(u_ok.mean()),
+        "unseen_as_seen": float((~u_win).mean()), "seen_as_unseen": float((cat["seen_value"] < cat["unseen_value"]).mean()),
+        "n_seen_images": int(len(s_ok)), "n_unseen_images": int(len(u_ok)),
+        "n_seen_classes": len(model.seen_classes), "n_unseen_classes": len(model.unseen.classes),
+        "protocol": "candidates = seen + unseen classes; seen images = validation carve of the training "
+                    "classes (their texts excluded from the seen prototypes); mean per-class top-1; "
+                    "no calibration",
+    }
+
+
+def _per_class_mean(ok: np.ndarray, label: np.ndarray) -> float:
+    classes = np.unique(label)
+    if not len(classes):
+        return float("nan")
+    return float(np.mean([ok[label == c].mean() for c in classes]))
+
+
+def _first_occurrences(index: np.ndarray) -> np.ndarray:
+    """Positions of the first occurrence of each value, in order (DDP pads eval splits by
+    repeating rows; gathered predictions keep one per row)."""
+    _, first = np.unique(index, return_index=True)
+    return np.sort(first)

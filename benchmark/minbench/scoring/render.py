@@ -1,0 +1,423 @@
+"""Leaderboards as a terminal table (rich), Markdown (for the README) or one HTML file.
+
+Boards are grouped by task: the scored boards (one per dataset fingerprint, each ranked
+on its own), then published numbers for the task, then reference boards of other
+datasets of the same kind (listed, never ranked). The HTML page is self-contained:
+inline CSS, inline JS for sorting, inline SVG for the intervals and charts.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from minbench.cards import TaskCard, all_cards
+from minbench.scoring.leaderboard import FRACTION_KINDS
+
+FORMATS = ("table", "markdown", "html")
+
+
+# ---- grouping and ranking -------------------------------------------------------------
+
+@dataclass
+class TaskSection:
+    card: TaskCard
+    scored: list[tuple[Path, dict]] = field(default_factory=list)
+    published: list[tuple[Path, dict]] = field(default_factory=list)
+    reference: list[tuple[Path, dict]] = field(default_factory=list)
+
+
+def group(boards: list[tuple[Path, dict]], task: str | None = None) -> list[TaskSection]:
+    """Boards by task, in card order; reference boards beside every task of their kind."""
+    cards = all_cards()
+    order = sorted(cards, key=lambda t: [(0, int(p), "") if p.isdigit() else (1, 0, p)
+                                               for p in re.split(r"(\d+)", t)])
+    sections = {tid: TaskSection(cards[tid]) for tid in order if task in (None, tid)}
+    for path, board in boards:
+        if board["reference"]:
+            for s in sections.values():
+                if s.card.kind == board["kind"]:
+                    s.reference.append((path, board))
+        elif board["task"] in sections:
+            s = sections[board["task"]]
+            (s.scored if board["dataset"].get("fingerprint") else s.published).append((path, board))
+    return [s for s in sections.values() if s.scored or s.published or s.reference or task]
+
+
+def _columns(board: dict) -> dict[str, dict]:
+    return {m["name"]: m for m in board["metrics"]}
+
+
+def ranked(board: dict) -> list[tuple[int | None, dict]]:
+    """Entries best first on the headline (competition ranking: 1, 2, 2, 4); entries
+    without a headline value come last, unranked. Reference boards are never ranked."""
+    head = board.get("headline")
+    col = _columns(board).get(head) if head else None
+    hib = col["higher_is_better"] if col else True
+
+    def value(e):
+        v = e["metrics"].get(head) if head else None
+        return v if isinstance(v, (int, float)) and math.isfinite(v) else None
+
+    have = sorted((e for e in board["entries"] if value(e) is not None),
+                  key=lambda e: (-value(e) if hib else value(e), e["name"].casefold()))
+    rest = sorted((e for e in board["entries"] if value(e) is None), key=lambda e: e["name"].casefold())
+    out, last, rank = [], None, 0
+    for i, e in enumerate(have, 1):
+        if value(e) != last:
+            rank, last = i, value(e)
+        out.append((None if board["reference"] else rank, e))
+    return out + [(None, e) for e in rest]
+
+
+# ---- numbers --------------------------------------------------------------------------
+
+def is_fraction(col: dict) -> bool:
+    kind = col.get("kind")
+    if kind:
+        return kind in FRACTION_KINDS
+    return bool(re.fullmatch(r"top\d+|.*(accuracy|recall|iou|dice|coverage)", col["name"]))
+
+
+def fmt(value, col: dict) -> str:
+    """A metric value as people read it: fractions in %, others with their unit."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    if is_fraction(col):
+        return f"{100 * value:.1f}%"
+    unit = col.get("unit") or ""
+    return f"{value:.3g}{' ' + unit if unit else ''}" if abs(value) >= 1 else f"{value:.3f}{' ' + unit if unit else ''}"
+
+
+def fmt_ci(ci: dict | None, col: dict) -> str:
+    if not ci or ci.get("low") is None or ci.get("high") is None:
+        return ""
+    if is_fraction(col):
+        return f"[{100 * ci['low']:.1f}, {100 * ci['high']:.1f}]"
+    return f"[{ci['low']:.3g}, {ci['high']:.3g}]"
+
+
+def dataset_line(board: dict) -> str:
+    ds = board["dataset"]
+    fp = ds.get("fingerprint")
+    if board["reference"]:
+        return f"dataset {ds['name']} ({ds['version']}) · numbers as published by its authors"
+    where = f"fingerprint {fp[:23]}" if fp else "the paper's own copy (not re-scored)"
+    return f"dataset {ds['name']} {ds['version']} · {where}"
+
+
+def board_title(section: TaskSection, board: dict) -> str:
+    if board["reference"]:
+        return f"Reference: {board['title']} — another dataset, not comparable, not ranked"
+    if not board["dataset"].get("fingerprint"):
+        return f"Published: {board['dataset']['name']} — numbers as reported, not re-scored here"
+    return f"{board['dataset']['name']} {board['dataset']['version']}"
+
+
+def _boards(section: TaskSection) -> list[tuple[Path, dict]]:
+    return section.scored + section.published + section.reference
+
+
+def _headline_note(board: dict) -> str:
+    head = board.get("headline")
+    if not head:
+        return ""
+    col = _columns(board)[head]
+    return f"ranked by {head} ({'higher' if col['higher_is_better'] else 'lower'} is better)" \
+        if not board["reference"] else f"headline {head}"
+
+
+# ---- terminal -------------------------------------------------------------------------
+
+def render_table(sections: list[TaskSection], console=None) -> None:
+    """Print rich tables (one per board) to the terminal."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    if not sections:
+        console.print("No leaderboards yet: score a submission with `minbench score`.")
+    for s in sections:
+        console.rule(f"[bold]{s.card.id}[/bold] · {s.card.title}")
+        if not _boards(s):
+            console.print("  no entries yet")
+        for _, board in _boards(s):
+            cols = board["metrics"]
+            head = board.get("headline")
+            t = Table(title=board_title(s, board), caption=f"{dataset_line(board)} · {_headline_note(board)}",
+                      title_justify="left", caption_justify="left")
+            t.add_column("#", justify="right")
+            t.add_column("name")
+            t.add_column("method")
+            t.add_column("source")
+            for c in cols:
+                t.add_column(c["name"] + (" [95% CI]" if c["name"] == head and not board["reference"] else ""),
+                             justify="right", style="bold" if c["name"] == head else None)
+            t.add_column("n", justify="right")
+            t.add_column("added")
+            for rank, e in ranked(board):
+                cells = [str(rank or ""), e["name"], e["method"], e["source"]]
+                for c in cols:
+                    text = fmt(e["metrics"].get(c["name"]), c)
+                    ci = fmt_ci(e.get("ci", {}).get(c["name"]), c)
+                    cells.append(f"{text} {ci}".strip())
+                cells += [str(e["n_samples"] or ""), e["date"][:10]]
+                t.add_row(*cells)
+            console.print(t)
+            cites = sorted({e["citation"] for e in board["entries"] if e.get("citation")})
+            for c in cites:
+                console.print(f"  [dim]source: {c}[/dim]")
+
+
+# ---- Markdown -------------------------------------------------------------------------
+
+def _md(text) -> str:
+    text = html.escape(str(text), quote=False).replace("|", "\\|")
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def render_markdown(sections: list[TaskSection]) -> str:
+    """GitHub-flavoured Markdown: a heading per task and a table per board."""
+    lines = ["<!-- generated by `minbench leaderboard --format markdown`; do not edit by hand -->", ""]
+    if not sections:
+        lines.append("No leaderboards yet.")
+    for s in sections:
+        lines += [f"### {s.card.id}: {_md(s.card.title)}", ""]
+        if not _boards(s):
+            lines += ["No entries yet.", ""]
+        for _, board in _boards(s):
+            cols = board["metrics"]
+            head = board.get("headline")
+            lines += [f"**{_md(board_title(s, board))}** — {_md(dataset_line(board))}; {_md(_headline_note(board))}", ""]
+            header = ["#", "Name", "Method", "Source"] + [
+                c["name"] + (" [95% CI]" if c["name"] == head and not board["reference"] else "") for c in cols
+            ] + ["n", "Added"]
+            lines.append("| " + " | ".join(_md(h) for h in header) + " |")
+            lines.append("|" + "|".join(["---:", "---", "---", "---"] + ["---:"] * len(cols) + ["---:", "---"]) + "|")
+            for rank, e in ranked(board):
+                cells = [str(rank or ""), _md(e["name"]), _md(e["method"]), e["source"]]
+                for c in cols:
+                    value = fmt(e["metrics"].get(c["name"]), c)
+                    ci = fmt_ci(e.get("ci", {}).get(c["name"]), c)
+                    cells.append(_md(f"**{value}** {ci}" if c["name"] == head else value).strip())
+                cells += [str(e["n_samples"] or ""), e["date"][:10]]
+                lines.append("| " + " | ".join(cells) + " |")
+            cites = sorted({e["citation"] for e in board["entries"] if e.get("citation")})
+            if cites:
+                lines += [""] + [f"Source: {_md(c)}" for c in cites]
+            lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+# ---- HTML -----------------------------------------------------------------------------
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;max-width:1100px;
+color:#1d2430;background:#fff;padding:0 1rem}
+h1{font-size:1.6rem}h2{margin-top:2.5rem;border-bottom:2px solid #d8dee8;padding-bottom:.3rem}
+h3{font-size:1.05rem;margin:1.6rem 0 .2rem}.meta{color:#5b6678;margin:.1rem 0 .6rem}
+nav a{margin-right:1rem}
+table.lb{border-collapse:collapse;width:100%;margin:.4rem 0 .6rem}
+table.lb th,table.lb td{padding:.3rem .5rem;border-bottom:1px solid #e3e7ee;text-align:left;vertical-align:middle}
+table.lb th{background:#f3f5f9;cursor:pointer;user-select:none;white-space:nowrap}
+table.lb th[aria-sort=ascending]::after{content:" \\25B2";font-size:.7em}
+table.lb th[aria-sort=descending]::after{content:" \\25BC";font-size:.7em}
+table.lb td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+table.lb td.head{font-weight:600}
+.cibar{vertical-align:middle;margin-left:.4rem}.citext{color:#5b6678;font-weight:400;margin-left:.3rem}
+.ref table.lb{opacity:.9}.ref h3{color:#6b4f00}
+.chart{margin:.3rem 0 1rem}.chart text{font-size:11px;fill:#1d2430}
+.src{color:#5b6678;font-size:.9em}.empty{color:#5b6678;font-style:italic}
+"""
+
+_JS = r"""
+(function(){
+  function cellValue(row, i, type){
+    var c = row.cells[i]; var v = c.getAttribute('data-value');
+    if (type === 'num'){ var x = parseFloat(v); return isNaN(x) ? null : x; }
+    return (v !== null ? v : c.textContent).toLowerCase();
+  }
+  function sortTable(table, i, dir){
+    var th = table.tHead.rows[0].cells[i], type = th.getAttribute('data-type');
+    var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+    rows.sort(function(a, b){
+      var x = cellValue(a, i, type), y = cellValue(b, i, type);
+      if (x === null && y === null) return 0; if (x === null) return 1; if (y === null) return -1;
+      var r = x < y ? -1 : x > y ? 1 : 0; return dir === 'ascending' ? r : -r;
+    });
+    rows.forEach(function(r){ body.appendChild(r); });
+    Array.prototype.forEach.call(table.tHead.rows[0].cells, function(c){ c.removeAttribute('aria-sort'); });
+    th.setAttribute('aria-sort', dir);
+  }
+  document.querySelectorAll('table.lb').forEach(function(table){
+    Array.prototype.forEach.call(table.tHead.rows[0].cells, function(th, i){
+      th.addEventListener('click', function(){
+        var now = th.getAttribute('aria-sort');
+        var dir = now ? (now === 'ascending' ? 'descending' : 'ascending')
+                      : (th.getAttribute('data-type') === 'num' && th.getAttribute('data-hib') !== 'false'
+                         && th.getAttribute('data-key') !== 'rank' ? 'descending' : 'ascending');
+        sortTable(table, i, dir);
+      });
+    });
+  });
+  // #sort=TABLE_ID:COLUMN_KEY:asc|desc opens the page sorted (links, tests)
+  var m = /sort=([^:&]+):([^:&]+):(asc|desc)/.exec(decodeURIComponent(location.hash));
+  if (m){
+    var t = document.getElementById(m[1]);
+    if (t){ Array.prototype.forEach.call(t.tHead.rows[0].cells, function(th, i){
+      if (th.getAttribute('data-key') === m[2]) sortTable(t, i, m[3] === 'asc' ? 'ascending' : 'descending');
+    }); }
+  }
+  document.documentElement.setAttribute('data-sortable', 'ready');
+})();
+"""
+
+
+def _e(text) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _scale(board: dict, col: dict) -> tuple[float, float]:
+    if is_fraction(col):
+        return 0.0, 1.0
+    values = []
+    for e in board["entries"]:
+        v = e["metrics"].get(col["name"])
+        if v is not None:
+            values.append(v)
+        ci = e.get("ci", {}).get(col["name"]) or {}
+        values += [x for x in (ci.get("low"), ci.get("high")) if x is not None]
+    lo = min([0.0] + values)
+    hi = max(values + [lo + 1e-9])
+    return lo, hi + 0.05 * (hi - lo)
+
+
+def _ci_bar(value, ci, lo, hi, width=90, height=12) -> str:
+    """A small SVG: the scale's track, the interval as a bar, the value as a dot."""
+    def x(v):
+        return 3 + (width - 6) * (min(max(v, lo), hi) - lo) / (hi - lo if hi > lo else 1)
+
+    parts = [f'<svg class="cibar" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+             f'role="img" aria-label="95% interval">',
+             f'<line x1="3" x2="{width - 3}" y1="{height / 2}" y2="{height / 2}" stroke="#d5dbe5" stroke-width="2"/>']
+    if ci and ci.get("low") is not None and ci.get("high") is not None:
+        parts.append(f'<rect class="ci" x="{x(ci["low"]):.1f}" y="2" width="{max(x(ci["high"]) - x(ci["low"]), 1.5):.1f}" '
+                     f'height="{height - 4}" rx="2" fill="#7aa7e6"/>')
+    if value is not None:
+        parts.append(f'<circle cx="{x(value):.1f}" cy="{height / 2}" r="3" fill="#173e7a"/>')
+    return "".join(parts) + "</svg>"
+
+
+def _chart(board: dict, col: dict, rows: list[tuple[int | None, dict]]) -> str:
+    """Dot-and-whisker chart of the headline per entry (inline SVG)."""
+    lo, hi = _scale(board, col)
+    items = [(r, e) for r, e in rows if e["metrics"].get(col["name"]) is not None]
+    if not items:
+        return ""
+    left, width, row_h, top = 220, 640, 22, 26
+    plot_w = width - left - 45  # room for the last tick label
+    height = top + row_h * len(items) + 24
+
+    def x(v):
+        return left + plot_w * (min(max(v, lo), hi) - lo) / (hi - lo if hi > lo else 1)
+
+    direction = "higher" if col["higher_is_better"] else "lower"
+    out = [f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+           f'aria-label="{_e(col["name"])} per entry">',
+           f'<text x="{left}" y="14" font-weight="600">{_e(col["name"])} per entry ({direction} is better)'
+           f'{"; bars: 95% interval" if any(e.get("ci", {}).get(col["name"]) for _, e in items) else ""}</text>']
+    for i in range(6):
+        v = lo + (hi - lo) * i / 5
+        xx = x(v)
+        out.append(f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{top - 4}" y2="{height - 20}" stroke="#eef1f5"/>')
+        out.append(f'<text x="{xx:.1f}" y="{height - 6}" text-anchor="middle">{_e(fmt(v, col))}</text>')
+    for j, (rank, e) in enumerate(items):
+        y = top + row_h * j + row_h / 2
+        v = e["metrics"][col["name"]]
+        label = (f"{rank}. " if rank else "") + e["name"]
+        label = label if len(label) <= 34 else label[:33] + "…"
+        out.append(f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end">{_e(label)}</text>')
+        ci = e.get("ci", {}).get(col["name"]) or {}
+        if ci.get("low") is not None and ci.get("high") is not None:
+            x1, x2 = x(ci["low"]), x(ci["high"])
+            out.append(f'<line class="whisker" x1="{x1:.1f}" x2="{x2:.1f}" y1="{y:.1f}" y2="{y:.1f}" '
+                       f'stroke="#7aa7e6" stroke-width="3"/>')
+            for xx in (x1, x2):
+                out.append(f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{y - 5:.1f}" y2="{y + 5:.1f}" stroke="#7aa7e6" stroke-width="2"/>')
+        colour = "#b7791f" if e["source"] == "published" else "#173e7a"
+        out.append(f'<circle class="point" cx="{x(v):.1f}" cy="{y:.1f}" r="5" fill="{colour}">'
+                   f'<title>{_e(e["name"])}: {_e(fmt(v, col))} {_e(fmt_ci(ci, col))}</title></circle>')
+    return "".join(out) + "</svg>"
+
+
+def _html_board(s: TaskSection, board: dict, table_id: str) -> str:
+    cols = board["metrics"]
+    head = board.get("headline")
+    rows = ranked(board)
+    head_col = _columns(board).get(head) if head else None
+    scale = _scale(board, head_col) if head_col else (0.0, 1.0)
+    out = [f'<div class="board{" ref" if board["reference"] else ""}">',
+           f'<h3>{_e(board_title(s, board))}</h3>',
+           f'<p class="meta">{_e(dataset_line(board))} · {_e(_headline_note(board))} · {len(rows)} {"entry" if len(rows) == 1 else "entries"}</p>']
+    if not rows:
+        return "".join(out) + '<p class="empty">No entries yet.</p></div>'
+    if head_col:
+        out.append(f'<figure class="chart">{_chart(board, head_col, rows)}</figure>')
+    ths = ['<th data-key="rank" data-type="num">#</th>', '<th data-key="name" data-type="text">Name</th>',
+           '<th data-key="method" data-type="text">Method</th>', '<th data-key="source" data-type="text">Source</th>']
+    for c in cols:
+        label = c["name"] + (" [95% CI]" if c["name"] == head and not board["reference"] else "")
+        ths.append(f'<th data-key="{_e(c["name"])}" data-type="num" data-hib="{str(c["higher_is_better"]).lower()}">'
+                   f'{_e(label)}</th>')
+    ths += ['<th data-key="n" data-type="num">n</th>', '<th data-key="date" data-type="text">Added</th>']
+    out.append(f'<table class="lb" id="{_e(table_id)}"><thead><tr>{"".join(ths)}</tr></thead><tbody>')
+    for rank, e in rows:
+        tds = [f'<td class="num" data-value="{rank if rank else ""}">{rank or ""}</td>',
+               f'<td>{_e(e["name"])}</td>', f'<td>{_e(e["method"])}</td>', f'<td>{_e(e["source"])}</td>']
+        for c in cols:
+            v = e["metrics"].get(c["name"])
+            cell = _e(fmt(v, c))
+            if c["name"] == head:
+                ci = e.get("ci", {}).get(c["name"])
+                cell += f'<span class="citext">{_e(fmt_ci(ci, c))}</span>' + _ci_bar(v, ci, *scale)
+            tds.append(f'<td class="num{" head" if c["name"] == head else ""}" '
+                       f'data-value="{"" if v is None else repr(float(v))}">{cell}</td>')
+        tds += [f'<td class="num" data-value="{e["n_samples"] if e["n_samples"] is not None else ""}">'
+                f'{e["n_samples"] if e["n_samples"] is not None else ""}</td>', f'<td>{_e(e["date"][:10])}</td>']
+        out.append(f'<tr data-name="{_e(e["name"])}">{"".join(tds)}</tr>')
+    out.append("</tbody></table>")
+    cites = sorted({e["citation"] for e in board["entries"] if e.get("citation")})
+    out += [f'<p class="src">Source: {_e(c)}</p>' for c in cites]
+    return "".join(out) + "</div>"
+
+
+def _table_id(section: TaskSection, path: Path) -> str:
+    return "t-" + re.sub(r"[^A-Za-z0-9_-]+", "-", f"{section.card.id}-{path.stem}")
+
+
+def render_html(sections: list[TaskSection], *, generated: str = "") -> str:
+    """One self-contained HTML page (no network at view time)."""
+    body = ['<h1>minbench leaderboards</h1>',
+            '<p class="meta">Mineral recognition benchmarks. Each table ranks entries scored on one dataset '
+            '(its manifest fingerprint); published and reference numbers are listed apart and never ranked '
+            f'against them. Click a column to sort.{(" Generated " + _e(generated) + ".") if generated else ""}</p>']
+    if sections:
+        body.append("<nav>" + "".join(f'<a href="#task-{_e(s.card.id)}">{_e(s.card.id)}</a>' for s in sections)
+                    + "</nav>")
+    else:
+        body.append('<p class="empty">No leaderboards yet: score a submission with <code>minbench score</code>.</p>')
+    for s in sections:
+        body.append(f'<section id="task-{_e(s.card.id)}"><h2>{_e(s.card.id)} · {_e(s.card.title)}</h2>')
+        boards = _boards(s)
+        if not boards:
+            body.append('<p class="empty">No entries yet.</p>')
+        for path, board in boards:
+            body.append(_html_board(s, board, _table_id(s, path)))
+        body.append("</section>")
+    return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            "<title>minbench leaderboards</title>"
+            f"<style>{_CSS}</style></head><body>{''.join(body)}<script>{_JS}</script></body></html>\n")

@@ -1,0 +1,216 @@
+"""Score a submission file against a prepared dataset: ``score_submission``.
+
+The task card says which manifest rows are the test set, which format to read and
+which metrics to compute; the metric registry computes them and the bootstrap gives
+the headline's confidence interval. Nothing here writes a leaderboard.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from minbench import __version__
+from minbench.cards import TaskCard, get_card
+from minbench.errors import UserError
+from minbench.io import write_json_atomic
+from minbench.paths import PACKAGE_DIR
+
+SCORE_SCHEMA = "minbench-score/1"
+
+
+@dataclass
+class ScoreResult:
+    """The outcome of scoring one submission.
+
+    ``metrics``: card metric name -> value (NaN when undefined, e.g. R² of one answer);
+    ``ci``: metric name -> interval dict (``low``, ``high``, ``level``, ``n_resamples``,
+    ``seed``, ``method``), at least for the headline; ``dataset``: name, version, source,
+    fingerprint of the manifest scored against; ``per_sample``: one row per test sample.
+    """
+
+    task_id: str
+    headline: str
+    metrics: dict[str, float]
+    ci: dict[str, dict]
+    n_samples: int
+    n_answered: int
+    dataset: dict[str, Any]
+    submission: dict[str, Any]
+    code_version: str
+    scored_at: str
+    per_sample: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def headline_value(self) -> float:
+        return self.metrics[self.headline]
+
+    def to_json(self, *, per_sample: bool = False) -> dict[str, Any]:
+        out = {
+            "schema": SCORE_SCHEMA, "task": self.task_id, "headline": self.headline,
+            "metrics": {k: _num(v) for k, v in self.metrics.items()}, "ci": self.ci,
+            "n_samples": self.n_samples, "n_answered": self.n_answered, "dataset": self.dataset,
+            "submission": self.submission, "code_version": self.code_version, "scored_at": self.scored_at,
+        }
+        if per_sample and self.per_sample is not None:
+            table = self.per_sample.astype(object).where(self.per_sample.notna(), None)
+            out["per_sample"] = table.to_dict(orient="records")
+        return out
+
+
+def _num(x: float) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+def write_score_json(result: ScoreResult, path: str | Path, *, per_sample: bool = False) -> Path:
+    """Write the score JSON atomically (``per_sample=True`` adds one record per test sample)."""
+    path = Path(path)
+    write_json_atomic(path, result.to_json(per_sample=per_sample))
+    return path
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """``minbench <version>``, plus the git commit (and ``-dirty``) when run from a checkout."""
+    try:
+        commit = subprocess.run(["git", "-C", str(PACKAGE_DIR), "rev-parse", "--short=12", "HEAD"],
+                                capture_output=True, text=True, timeout=5)
+        if commit.returncode != 0:
+            return f"minbench {__version__}"
+        dirty = subprocess.run(["git", "-C", str(PACKAGE_DIR), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+        mark = "-dirty" if dirty.returncode == 0 and dirty.stdout.strip() else ""
+        return f"minbench {__version__} (git {commit.stdout.strip()}{mark})"
+    except (OSError, subprocess.SubprocessError):
+        return f"minbench {__version__}"
+
+
+def now_utc() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def split_test_rows(card: TaskCard, df: pd.DataFrame, where: str = "manifest") -> pd.DataFrame:
+    """The manifest rows of the card's test split, in manifest order."""
+    if card.split_column not in df.columns:
+        raise UserError(f"{where}: has no column {card.split_column!r} (split of task {card.id})")
+    rows = df[df[card.split_column] == card.test_value]
+    if not len(rows):
+        raise UserError(f"{where}: no test rows for task {card.id} (column {card.split_column} "
+                        f"== {card.test_value!r})")
+    return rows.reset_index(drop=True)
+
+
+def task_classes(card: TaskCard, df: pd.DataFrame) -> pd.Index:
+    """The species a submission may name: those of the task's train and test rows, sorted."""
+    values = [v for v in (card.train_value, card.test_value) if v is not None]
+    species = df.loc[df[card.split_column].isin(values), "species"]
+    return pd.Index(sorted(species.unique()))
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """A task's card with the dataset it is scored on (load once, score many files)."""
+
+    card: TaskCard
+    folder: Path
+    info: Any            # minbench.data.manifest.DatasetInfo
+    manifest: pd.DataFrame
+    rows: pd.DataFrame   # the card's test rows, in manifest order
+
+
+def load_task_data(task_id: str, data_dir: str | Path | None = None) -> TaskData:
+    """The card of ``task_id`` and the dataset at ``data_dir`` (None = the embedded one)."""
+    from minbench.data.locate import resolve_dataset
+    from minbench.data.manifest import read_info, read_manifest
+
+    card = get_card(task_id)
+    folder = resolve_dataset(data_dir)
+    info = read_info(folder)
+    df = read_manifest(folder)
+    return TaskData(card=card, folder=folder, info=info, manifest=df,
+                    rows=split_test_rows(card, df, where=str(folder)))
+
+
+def score_submission(task_id: str, predictions: str | Path, data_dir: str | Path | None = None, *,
+                     n_resamples: int = 1000, seed: int = 0, level: float = 0.95,
+                     ci_metrics: str = "headline", task_data: TaskData | None = None) -> ScoreResult:
+    """Read, check and score a submission for ``task_id`` against a prepared dataset.
+
+    ``data_dir``: a prepared dataset folder (None = the embedded one); or pass
+    ``task_data`` from ``load_task_data`` to score several files against one load.
+    ``ci_metrics``: ``"headline"`` (default) or ``"all"`` metrics get a bootstrap
+    interval. Raises ``UserError`` for anything wrong with the submission, naming the
+    file and row.
+    """
+    from minbench.scoring import metrics as M
+    from minbench.scoring import submissions as S
+    from minbench.scoring.bootstrap import metric_ci
+
+    data = task_data if task_data is not None else load_task_data(task_id, data_dir)
+    if data.card.id != task_id:
+        raise ValueError(f"task_data is for {data.card.id}, not {task_id}")
+    card, folder, info, df, rows = data.card, data.folder, data.info, data.manifest, data.rows
+    test_ids = pd.Index(rows["sample_id"])
+    predictions = Path(predictions)
+
+    if card.submission_format == "ranked_csv":
+        classes = task_classes(card, df)
+        sub = S.read_ranked_csv(predictions, task_id=card.id, test_ids=test_ids, classes=classes,
+                                max_ranks=int(card.max_ranks or 10))
+        target = classes.get_indexer(rows["species"])
+        table = M.classification_table(sub.ranked, target)
+        n_answered = len(rows)
+        per_sample = pd.DataFrame({"sample_id": test_ids, "species": rows["species"],
+                                   "pred_1": classes.to_numpy()[sub.ranked[:, 0]],
+                                   "rank_of_truth": np.where(table["pos"] == M.NO_HIT, np.nan, table["pos"] + 1)})
+    elif card.submission_format == "size_csv":
+        sub = S.read_size_csv(predictions, task_id=card.id, test_ids=test_ids, allow_missing=card.abstain)
+        table = M.size_table(sub.pred_cm, rows["size_cm"].to_numpy())
+        n_answered = int(np.isfinite(sub.pred_cm).sum())
+        per_sample = pd.DataFrame({"sample_id": test_ids, "size_cm": rows["size_cm"], "pred_cm": sub.pred_cm,
+                                   "abs_error_cm": np.abs(sub.pred_cm - rows["size_cm"].to_numpy())})
+    elif card.submission_format == "mask_pngs":
+        sub = S.open_mask_submission(predictions, task_id=card.id, test_ids=test_ids,
+                                     widths=rows["width"].to_numpy(), heights=rows["height"].to_numpy())
+        truths = (load_true_mask(folder, r) for r in rows.itertuples(index=False))
+        table = M.segmentation_table(zip(sub.masks, truths))
+        n_answered = len(rows)
+        per_sample = pd.DataFrame({"sample_id": test_ids, **M.per_image_scores(table)})
+    else:  # cards.py admits only the three formats above
+        raise AssertionError(card.submission_format)
+
+    values = M.evaluate(card, table)
+    ci_specs = card.metrics if ci_metrics == "all" else [card.headline_metric]
+    ci = {spec.name: metric_ci(spec, table, n_resamples=n_resamples, level=level, seed=seed).to_json()
+          for spec in ci_specs}
+    return ScoreResult(
+        task_id=card.id, headline=card.headline, metrics=values, ci=ci, n_samples=len(rows), n_answered=n_answered,
+        dataset={"name": info.name, "version": info.version, "source": info.source, "fingerprint": info.fingerprint},
+        submission={"path": str(predictions), "format": sub.format, "sha256": sub.sha256, "bytes": sub.n_bytes},
+        code_version=code_version(), scored_at=now_utc(), per_sample=per_sample,
+    )
+
+
+def load_true_mask(folder: Path, row) -> np.ndarray:
+    """The hand-drawn (or generated) mask of a manifest row, white = mineral."""
+    from PIL import Image
+
+    path = Path(folder) / row.mask_path
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.size != (row.width, row.height):
+                raise UserError(f"{path}: true mask is {im.size[0]}x{im.size[1]} but the manifest says the image "
+                                f"is {row.width}x{row.height}")
+            return np.asarray(im.convert("L")) > 127
+    except FileNotFoundError:
+        raise UserError(f"{path}: true mask of {row.sample_id!r} is missing from the dataset") from None
+    except OSError as exc:
+        raise UserError(f"{path}: true mask of {row.sample_id!r} is unreadable ({exc})") from None

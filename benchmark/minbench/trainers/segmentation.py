@@ -1,0 +1,302 @@
+"""``SegmentationTrainer``: a trained classifier's CAMs, thresholded, as mineral masks.
+
+No mask supervision: the classifier is trained for species (a few-shot task) and frozen;
+its class-activation map (``minbench.models.cam``) upsampled to the photo's resolution and
+thresholded is the mask. The predict step yields the masks (and the low-resolution CAMs);
+the test step also scores them against the hand-drawn masks at the masks' own resolution
+with the scorer's metrics (``minbench.scoring.metrics.segmentation_metrics``: per image,
+then the mean over images; its empty-mask rule: both empty -> 1, one empty -> 0).
+
+Batches are the data module's segmentation batches: ``image`` B x 3 x S x S (a plain
+resize of the whole photo, so a CAM maps back exactly), ``orig_size`` B x 2 (H, W),
+``sample_id``; the ground-truth mask and species are looked up by ``sample_id`` in the
+data module's ``test_frame`` (or a ``SampleLookup`` given to the trainer).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from lightning.pytorch import LightningModule
+from lightning.pytorch.callbacks import BasePredictionWriter
+
+from minbench.errors import UserError
+from minbench.models import cam as cams
+
+# card metric kind -> key of segmentation_metrics(...)["per_image"]
+PER_IMAGE_KEY = {"mean_iou": "iou", "dice": "dice", "pixel_accuracy": "pixel_accuracy"}
+
+
+def read_mask(path: str | Path, level: int = 0) -> np.ndarray:
+    """A mask image as bool H x W: grey value > ``level`` is mineral.
+
+    ``level=0`` reads a submission (nonzero = mineral); ``level=127`` reads a ground
+    truth as the scorer does (white = mineral). A ``UserError`` when unreadable.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("L"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: mask file not found") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise UserError(f"{path}: not a readable mask image ({exc})") from None
+    return arr > level
+
+
+def write_mask(path: str | Path, mask: np.ndarray) -> None:
+    """A bool mask as an 8-bit PNG (255 = mineral), the submission format."""
+    from PIL import Image
+
+    Image.fromarray(np.where(mask, 255, 0).astype(np.uint8), mode="L").save(path, format="PNG")
+
+
+class SampleLookup:
+    """Species and ground-truth mask of each sample, by ``sample_id``, from manifest rows."""
+
+    def __init__(self, frame, root: str | Path):
+        self.root = Path(root)
+        self.rows = {str(r.sample_id): (str(r.species), str(r.mask_path), int(r.width), int(r.height))
+                     for r in frame.itertuples(index=False)}
+
+    def species(self, sample_id: str) -> str | None:
+        row = self.rows.get(sample_id)
+        return row[0] if row else None
+
+    def mask(self, sample_id: str, expected_hw: tuple[int, int] | None = None) -> np.ndarray:
+        """The ground-truth mask (bool H x W); its size must equal the image's."""
+        if sample_id not in self.rows or not self.rows[sample_id][1]:
+            raise UserError(f"sample {sample_id!r}: no mask_path in the manifest")
+        path = self.root / self.rows[sample_id][1]
+        mask = read_mask(path, level=127)  # the scorer's rule for true masks: white = mineral
+        if expected_hw is not None and tuple(mask.shape) != tuple(expected_hw):
+            raise UserError(f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} (WxH) but its image is "
+                            f"{expected_hw[1]}x{expected_hw[0]}; a mask must have its image's size")
+        return mask
+
+
+def load_classifier(path: str | Path):
+    """A ``ClassificationTrainer`` checkpoint to (network, class names); safe loading only."""
+    path = Path(path)
+    import torch
+
+    from minbench.trainers.classification import ClassificationTrainer
+
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch.load raises many types for a file that is not a checkpoint
+        raise UserError(f"--classifier {path}: not a loadable checkpoint ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    hp = raw.get("hyper_parameters") if isinstance(raw, dict) else None
+    if not isinstance(hp, dict) or "state_dict" not in raw or "backbone" not in hp:
+        raise UserError(f"--classifier {path}: not a minbench classifier checkpoint "
+                        "(from `minbench run --task fewshot-...`)")
+    if "head" in hp:
+        raise UserError(f"--classifier {path}: a training-free {hp['head']} baseline has no trained "
+                        "head for a CAM to explain; use a fine-tuned classifier")
+    # Rebuild without the original pretrained-weights file: the checkpoint holds the weights.
+    hp = {**hp, "pretrained": False, "weights": None}
+    trainer = ClassificationTrainer(**{k: v for k, v in hp.items() if k != "_instantiator"})
+    try:
+        missing, unexpected = trainer.load_state_dict(raw["state_dict"], strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        detail = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
+        raise UserError(f"--classifier {path}: weights do not fit {hp['backbone']} ({detail})") from None
+    if missing or unexpected:
+        raise UserError(f"--classifier {path}: weights do not fit {hp['backbone']} "
+                        f"(missing {missing[:2]}, unexpected {unexpected[:2]})")
+    return trainer.model.eval(), trainer.classes
+
+
+@dataclass
+class SampleMask:
+    """One image's result: its CAM (S x S, [0, 1]), mask at (H, W), predicted and explained classes."""
+
+    sample_id: str
+    cam: np.ndarray
+    mask: np.ndarray
+    pred: int
+    targets: list[int]
+
+
+class SegmentationTrainer(LightningModule):
+    """Zero-shot segmentation by a frozen classifier's thresholded CAM.
+
+    Args:
+        classifier: the trained classification network (a timm model: images -> logits),
+            or the path of a ``ClassificationTrainer`` checkpoint (``minbench run --task
+            fewshot-...`` writes them).
+        classes: its class names (index = logit), used to find the true class of a sample;
+            read from the checkpoint when ``classifier`` is one.
+        cam: CAM method (``minbench.models.cam.METHODS``: gradcam, gradcam++, hirescam,
+            layercam, xgradcam, eigencam, eigengradcam, scorecam).
+        cam_target: ``predicted`` class, ``true`` class (falls back to predicted for a
+            species the classifier does not know) or ``topk`` (sum of the top-k logits).
+        top_k: k of ``topk``.
+        target_layer: module name(s), comma separated; None = the family default.
+        reshape: ``auto``, ``none``, ``vit`` (tokens -> grid) or ``nhwc``.
+        threshold: ``otsu``, ``fixed`` (CAM >= value) or ``percentile``.
+        threshold_value: the level of ``fixed`` (0-1) or ``percentile`` (0-100).
+        upsample: ``bilinear``, ``bicubic`` or ``nearest`` (CAM -> the photo's H x W).
+        image_size: side of the square input the data module resizes to.
+        task: the task card whose metrics are computed (``segmentation``).
+    """
+
+    def __init__(self, classifier: torch.nn.Module | str | Path, *, classes: Sequence[str] | None = None,
+                 cam: str = "gradcam", cam_target: str = "predicted", top_k: int = 3,
+                 target_layer: str | None = None, reshape: str = "auto", threshold: str = "otsu",
+                 threshold_value: float | None = None, upsample: str = "bilinear", image_size: int = 224,
+                 score_batch_size: int = 64, task: str = "segmentation", lookup: SampleLookup | None = None):
+        super().__init__()
+        self.save_hyperparameters(ignore=["classifier", "lookup"])
+        from minbench.cards import get_card
+
+        self.card = get_card(task)
+        if self.card.kind != "segmentation":
+            raise UserError(f"--task {task!r} is a {self.card.kind} task, not a segmentation task")
+        cams._method_class(cam)  # fail on a bad name now, not mid-run
+        if cam_target not in cams.TARGETS:
+            raise UserError(f"--cam-target {cam_target!r} is not one of {', '.join(cams.TARGETS)}")
+        if upsample not in cams.UPSAMPLING:
+            raise UserError(f"--upsample {upsample!r} is not one of {', '.join(cams.UPSAMPLING)}")
+        self.threshold_value = cams.check_threshold(threshold, threshold_value)
+        if classifier is None:
+            raise UserError("model.init_args.classifier: give a classifier checkpoint (or a network)")
+        if isinstance(classifier, (str, Path)):
+            classifier, ckpt_classes = load_classifier(classifier)
+            classes = classes if classes is not None else ckpt_classes
+        self.model = classifier
+        self.model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.classes = list(classes) if classes is not None else None
+        self.class_index = {c: i for i, c in enumerate(self.classes or [])}
+        self.lookup = lookup
+        self.extractor = cams.CamExtractor(self.model, cam, target_layer, reshape, image_size, score_batch_size)
+        self.test_rows: list[dict[str, Any]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    # train() would put BatchNorm back into training mode; the classifier stays frozen.
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.model.eval()
+        return self
+
+    def configure_optimizers(self):
+        return None
+
+    def _lookup(self) -> SampleLookup | None:
+        if self.lookup is None and self._trainer is not None:
+            dm = getattr(self.trainer, "datamodule", None)
+            frame = getattr(dm, "test_frame", None)
+            root = getattr(dm, "dataset_dir", None) or getattr(dm, "data_dir", None)
+            if frame is not None and root is not None:
+                self.lookup = SampleLookup(frame, root)
+        return self.lookup
+
+    def _labels(self, sample_ids: Sequence[str]) -> torch.Tensor | None:
+        if self.hparams.cam_target != "true":
+            return None
+        lookup = self._lookup()
+        if lookup is None or not self.classes:
+            raise UserError("--cam-target true needs the classifier's classes and the samples' species")
+        return torch.tensor([self.class_index.get(lookup.species(s) or "", -1) for s in sample_ids])
+
+    def make_masks(self, batch: dict[str, Any]) -> list[SampleMask]:
+        """CAMs of a batch and their masks at each image's original (H, W)."""
+        hp = self.hparams
+        images = batch["image"]
+        sids = [str(s) for s in batch["sample_id"]]
+        sizes = batch["orig_size"].tolist() if "orig_size" in batch else [list(images.shape[-2:])] * len(sids)
+        out = self.extractor(images, target=hp.cam_target, labels=self._labels(sids), top_k=hp.top_k)
+        preds = out.logits.argmax(-1).tolist()
+        results = []
+        for sid, cam, (h, w), pred, tgt in zip(sids, out.cams, sizes, preds, out.targets):
+            mask = cams.cam_to_mask(cam, (h, w), threshold=hp.threshold, threshold_value=self.threshold_value,
+                                    upsample=hp.upsample)
+            results.append(SampleMask(sid, cam, mask, int(pred), list(tgt)))
+        return results
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> list[SampleMask]:
+        return self.make_masks(batch)
+
+    def on_test_epoch_start(self) -> None:
+        self.test_rows = []
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        from minbench.scoring.metrics import segmentation_metrics
+
+        lookup = self._lookup()
+        if lookup is None:
+            raise UserError("SegmentationTrainer.test needs ground-truth masks: a data module with "
+                            "test_frame and data_dir, or lookup=SampleLookup(frame, root)")
+        results = self.make_masks(batch)
+        pairs = [(r.mask, lookup.mask(r.sample_id, r.mask.shape)) for r in results]
+        scores = segmentation_metrics(self.card, pairs)
+        per_image = scores["per_image"]
+        for i, r in enumerate(results):
+            row = {"sample_id": r.sample_id, "pred": r.pred}
+            row.update({spec.name: float(per_image[PER_IMAGE_KEY[spec.kind]][i]) for spec in self.card.metrics})
+            self.test_rows.append(row)
+        # Batch means weighted by the batch size average to the mean over images (the
+        # scorer's definition), also across DDP ranks.
+        for spec in self.card.metrics:
+            value = float(np.mean(per_image[PER_IMAGE_KEY[spec.kind]]))
+            self.log(f"test/{spec.name}", value, on_step=False, on_epoch=True, batch_size=len(results),
+                     sync_dist=True)
+
+
+class MaskWriter(BasePredictionWriter):
+    """Writes each predicted mask as ``<sample_id>.png`` (and the CAM as an 8-bit PNG).
+
+    Files go to a hidden folder beside ``out_dir`` that is renamed onto it when the whole
+    prediction has finished, so an interrupted run never leaves a partial submission.
+    """
+
+    def __init__(self, out_dir: str | Path, cam_dir: str | Path | None = None):
+        super().__init__(write_interval="batch")
+        self.out_dir = Path(out_dir)
+        self.cam_dir = Path(cam_dir) if cam_dir is not None else None
+        self.written: list[str] = []
+        self.preds: dict[str, int] = {}
+
+    @staticmethod
+    def _partial(folder: Path) -> Path:
+        return folder.with_name(f".{folder.name}.partial")
+
+    def on_predict_start(self, trainer, pl_module) -> None:
+        if trainer.is_global_zero:
+            for folder in filter(None, (self.out_dir, self.cam_dir)):
+                shutil.rmtree(self._partial(folder), ignore_errors=True)
+                self._partial(folder).mkdir(parents=True)
+        trainer.strategy.barrier()
+        self.written, self.preds = [], {}
+
+    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx,
+                           dataloader_idx=0) -> None:
+        from PIL import Image
+
+        for r in prediction:
+            write_mask(self._partial(self.out_dir) / f"{r.sample_id}.png", r.mask)
+            if self.cam_dir is not None:
+                u8 = np.clip(r.cam * 255.0 + 0.5, 0, 255).astype(np.uint8)
+                Image.fromarray(u8, mode="L").save(self._partial(self.cam_dir) / f"{r.sample_id}.png")
+            self.written.append(r.sample_id)
+            self.preds[r.sample_id] = r.pred
+
+    def on_predict_end(self, trainer, pl_module) -> None:
+        trainer.strategy.barrier()
+        if trainer.is_global_zero:
+            for folder in filter(None, (self.out_dir, self.cam_dir)):
+                if folder.exists():
+                    shutil.rmtree(folder)
+                os.replace(self._partial(folder), folder)

@@ -1,0 +1,209 @@
+"""``SizeTrainer``: the zero-shot size estimator behind a LightningModule.
+
+Nothing is trained (``trainable = False``): ``predict_step`` and ``test_step`` run the
+classical estimator (``minbench.models.size_estimator``) on each native-resolution photo of
+the batch (the data module with ``image_size=None``) and, side by side, the authors' contour
+rule (``minbench.models.size_authors``). ``test`` logs the card's metrics (MAE, RMSE, MAPE,
+R² on answered photos, coverage on all) for both.
+
+Photos of a batch are measured on a small thread pool: OpenCV and NumPy release the GIL
+in their heavy loops, so threads use the cores the data loader leaves free.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import torch
+
+from minbench.errors import UserError
+from minbench.models.size_authors import AuthorsRule, authors_estimate
+from minbench.models.size_estimator import SizeConfig, SizeEstimator
+from minbench.trainers.base import BaseTask
+
+BOX_COLUMNS = ("mineral_boxes", "text_boxes")
+
+
+class SizeTrainer(BaseTask):
+    """Specimen size in cm from the reference cube, per photo, with the reason of each abstention.
+
+    Args:
+        task: a task card of kind ``size``.
+        cube_edge_cm: the reference cube's edge (1.27 cm in the authors' script).
+        extent: what is measured: ``longest_side`` of the specimen's box (the ground
+            truth's definition), ``max_feret``, ``diagonal``, ``width`` or ``height``.
+        estimator: further ``SizeConfig`` settings (``work_size``, ``min_face_score`` ...).
+        release_boxes: use the release's ``mineral_boxes`` / ``text_boxes`` columns:
+            ``auto`` (only when the dataset is not the embedded ``synth``, whose boxes are
+            ground truth, not detector outputs), ``true`` or ``false``.
+        compare_authors: also run the authors' contour rule on every photo.
+        threads: photos measured at once within a batch (0 = one per CPU core).
+    """
+
+    monitor = "test/mae"
+    mode = "min"
+    trainable = False
+
+    def __init__(self, task: str = "size", *, cube_edge_cm: float = 1.27, extent: str = "longest_side",
+                 estimator: dict[str, Any] | None = None, release_boxes: str | bool = "auto",
+                 compare_authors: bool = True, threads: int = 0) -> None:
+        if str(release_boxes).lower() not in ("auto", "true", "false"):
+            raise UserError(f"model.init_args.release_boxes: {release_boxes!r} is not one of auto, true, false")
+        super().__init__(task)
+        if self.card.kind != "size":
+            raise UserError(f"model: SizeTrainer serves size tasks; --task {task} is a {self.card.kind} task")
+        self._boxes: dict[int, dict[str, str]] = {}
+        self._rows: list[dict[str, Any]] = []
+        self._pool: ThreadPoolExecutor | None = None
+
+    def configure_models(self) -> None:
+        hp = self.hparams
+        settings = {**(hp.estimator or {}), "cube_edge_cm": float(hp.cube_edge_cm), "extent": hp.extent}
+        self.config = SizeConfig.from_dict(settings, where="model.init_args.estimator")
+        self.estimator = SizeEstimator(self.config)
+        self.authors_rule = AuthorsRule(cube_edge_cm=self.config.cube_edge_cm)
+        # A LightningModule wants a module; the estimator holds no weights.
+        self.model = torch.nn.Identity()
+
+    # --- inputs that are not in the batch ---------------------------------------------------
+    def set_release_boxes(self, frame, source: str) -> int:
+        """Remember the rows' release boxes (by manifest position) when the setting allows;
+        returns how many rows have some."""
+        mode = str(self.hparams.release_boxes).lower()
+        use = mode == "true" or (mode == "auto" and source != "synth")
+        self._boxes = {}
+        if not use:
+            return 0
+        for pos, (mb, tb) in enumerate(zip(frame["mineral_boxes"], frame["text_boxes"])):
+            if mb or tb:
+                self._boxes[pos] = {"mineral_boxes": mb or None, "text_boxes": tb or None}
+        return len(self._boxes)
+
+    # --- the measurement ---------------------------------------------------------------------
+    def measure(self, image, index: int | None = None) -> tuple[Any, Any, float]:
+        """(our estimate, the authors' estimate or None, our time in ms) for one photo."""
+        import time
+
+        boxes = self._boxes.get(int(index), {}) if index is not None else {}
+        started = time.perf_counter()
+        est = self.estimator.estimate(image, **boxes)
+        ms = (time.perf_counter() - started) * 1000.0
+        auth = None
+        if self.hparams.compare_authors:
+            try:
+                auth = authors_estimate(np.asarray(image), est.specimen_bbox, self.authors_rule,
+                                        exclude_boxes=est.label_boxes)
+            except Exception as exc:  # noqa: BLE001 - the reference rule must not stop a run
+                from minbench.models.size_authors import AuthorsEstimate
+
+                auth = AuthorsEstimate(reason=f"failed ({type(exc).__name__})")
+        return est, auth, ms
+
+    def forward(self, images: list) -> list:
+        """Our estimates for a list of photos (uint8 HxWx3)."""
+        return [self.measure(img)[0] for img in images]
+
+    def _threads(self) -> int:
+        n = int(self.hparams.threads)
+        if n > 0:
+            return n
+        import os
+
+        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+    def _map(self, fn, items: list) -> list:
+        threads = min(self._threads(), len(items))
+        if threads <= 1:
+            return [fn(*it) for it in items]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self._threads(), thread_name_prefix="size")
+        return list(self._pool.map(lambda it: fn(*it), items))
+
+    def _batch_rows(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
+        images = batch["image"]
+        index = _as_list(batch.get("index"), len(images))
+        true_cm = _as_list(batch.get("size_cm"), len(images))
+        true_ppc = _as_list(batch.get("px_per_cm"), len(images))
+        sample_ids = list(batch.get("sample_id") or [None] * len(images))
+        results = self._map(self.measure, list(zip(images, index)))
+        rows = []
+        for i, (est, auth, ms) in enumerate(results):
+            row = {"sample_id": sample_ids[i], "index": None if index[i] is None else int(index[i]),
+                   "true_cm": _float(true_cm[i]), "true_px_per_cm": _float(true_ppc[i]), **est.to_row(), "ms": ms}
+            if auth is not None:
+                row.update(authors_size_cm=auth.size_cm, authors_px_per_cm=auth.px_per_cm,
+                           authors_reason=auth.reason)
+            rows.append(row)
+        return rows
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> list[dict]:
+        return self._batch_rows(batch)
+
+    def on_test_epoch_start(self) -> None:
+        self._rows = []
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._rows.extend(self._batch_rows(batch))
+
+    def on_test_epoch_end(self) -> None:
+        rows = _gather(self._rows)
+        rows = dedupe(rows)
+        for name, value in self.compute_metrics(rows).items():
+            # identical on every rank after the gather: no reduction wanted
+            self.log(f"test/{name}", float(value) if value is not None else math.nan, sync_dist=False)
+        self.test_rows = rows
+
+    def compute_metrics(self, rows: list[dict[str, Any]]) -> dict[str, float]:
+        """The card's metrics for our answers, and with an ``authors_`` prefix for the rule's."""
+        from minbench.scoring.metrics import size_metrics
+
+        true = np.array([r["true_cm"] for r in rows], dtype=np.float64)
+        out = dict(size_metrics(self.card, np.array([r["size_cm"] for r in rows], dtype=np.float64), true))
+        if rows and "authors_size_cm" in rows[0]:
+            auth = size_metrics(self.card, np.array([r["authors_size_cm"] for r in rows], dtype=np.float64), true)
+            out.update({f"authors_{k}": v for k, v in auth.items()})
+        return out
+
+    def teardown(self, stage: str) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+
+def dedupe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Keep the first row of each manifest index (a DistributedSampler pads with repeats)."""
+    seen: set = set()
+    out = []
+    for r in rows:
+        key = r.get("index") if r.get("index") is not None else r.get("sample_id")
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(r)
+    return out
+
+
+def _gather(items: list) -> list:
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return list(items)
+    parts: list = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(parts, list(items))
+    return [x for part in parts for x in part]
+
+
+def _as_list(value, n: int) -> list:
+    if value is None:
+        return [None] * n
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().tolist()
+    return list(value)
+
+
+def _float(v) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan

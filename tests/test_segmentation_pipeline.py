@@ -1,0 +1,171 @@
+"""``minbench run --task segmentation`` end to end on the tiny embedded dataset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from minbench.errors import UserError
+
+
+def tiny_checkpoint(path: Path, classes=("a", "b", "c")) -> Path:
+    """A ClassificationTrainer checkpoint with random weights and tiny widths."""
+    from minbench.trainers.classification import ClassificationTrainer
+
+    torch.manual_seed(0)
+    clf = ClassificationTrainer(task="fewshot-10", backbone="resnet10t", num_classes=len(classes),
+                                classes=list(classes), model_kwargs={"channels": [8, 16, 32, 64]})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": clf.state_dict(), "hyper_parameters": dict(clf.hparams)}, path)
+    return path
+
+
+def fake_fewshot_run(runs: Path, data_dir: Path, *, name="fewshot-small-cnn", image_size=48,
+                     fingerprint=None) -> Path:
+    """A finished few-shot run folder as `minbench run --task fewshot-10` leaves it."""
+    from minbench.data.manifest import read_info
+
+    root = runs / "fewshot-10" / name
+    ckpt = tiny_checkpoint(root / "seed0" / "checkpoints" / "best.ckpt")
+    config = {"name": name, "task": "fewshot-10",
+              "model": {"class_path": "minbench.trainers.classification.ClassificationTrainer"},
+              "data": {"init_args": {"image_size": image_size}},
+              "dataset": {"fingerprint": fingerprint or read_info(data_dir).fingerprint}}
+    (root / "config.yaml").write_text(yaml.safe_dump(config))
+    (root / "seed0" / "status.json").write_text(json.dumps({"state": "finished", "checkpoint": str(ckpt)}))
+    return ckpt
+
+
+@pytest.fixture
+def boards(tmp_path, monkeypatch):
+    folder = tmp_path / "leaderboards"
+    monkeypatch.setenv("MINBENCH_LEADERBOARDS", str(folder))
+    return folder
+
+
+def test_run_finds_a_fewshot_run_and_writes_everything(tiny_dataset, tmp_path, monkeypatch, boards):
+    from minbench.cli import main
+    from minbench.data.manifest import read_manifest
+
+    monkeypatch.chdir(tmp_path)
+    ckpt = fake_fewshot_run(tmp_path / "runs", tiny_dataset)
+    fake_fewshot_run(tmp_path / "runs", tiny_dataset, name="other-dataset", fingerprint="sha256:0")
+    out = tmp_path / "segrun"
+    assert main(["run", "--task", "segmentation", "--data", str(tiny_dataset), "--out", str(out), "--quiet"]) == 0
+
+    seed = out / "seed0"
+    status = json.loads((seed / "status.json").read_text())
+    assert status["state"] == "finished"
+    assert status["classifier"] == {"checkpoint": str(ckpt), "source": "run", "recipe": "fewshot-small-cnn",
+                                    "task": "fewshot-10", "num_classes": 3}
+    assert status["cam"]["image_size"] == 48 and status["cam"]["target_layers"] == ["layer4"]
+    rows = read_manifest(tiny_dataset)
+    rows = rows[rows["segmentation"]]
+    for r in rows.itertuples():  # the submission: one PNG per image, at the image's size
+        with Image.open(seed / "predictions" / f"{r.sample_id}.png") as im:
+            assert im.size == (r.width, r.height) and im.mode == "L"
+    score = json.loads((seed / "score.json").read_text())
+    assert set(score["metrics"]) == {"miou", "dice", "pixel_accuracy"}
+    assert status["metrics"]["miou"] == pytest.approx(score["metrics"]["miou"])
+    # Every reference baseline is scored beside the CAM, and the verdict compares them.
+    assert set(status["baselines"]) == {"centre", "colour", "border"}
+    for name in ("centre", "colour", "border"):
+        assert 0.0 <= status["metrics"][f"{name}/miou"] <= 1.0
+        assert (seed / "baselines" / f"{name}.score.json").is_file()
+    assert len(status["verdict"]) == 3
+    for line, name in zip(status["verdict"], ("centre", "colour", "border")):
+        ours, theirs = status["metrics"]["miou"], status["metrics"][f"{name}/miou"]
+        assert ("does NOT beat" in line) == (ours <= theirs)
+    gallery = np.asarray(Image.open(seed / "plots" / "gallery.png").convert("L"))
+    assert gallery.shape[0] > 300 and gallery.std() > 10  # drawn, not blank
+    summary = json.loads((out / "summary.json").read_text())
+    assert "miou" in summary["metrics"] and "border/miou" in summary["metrics"]
+    board = json.loads(next(boards.glob("segmentation--*.json")).read_text())
+    names = {e["name"] for e in board["entries"]}
+    assert names == {"gradcam/fewshot-small-cnn", "baseline/centre", "baseline/colour", "baseline/border"}
+
+
+def test_given_classifier_and_options(tiny_dataset, tmp_path, monkeypatch, boards):
+    from minbench.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    ckpt = tiny_checkpoint(tmp_path / "clf.ckpt")
+    out = tmp_path / "segrun"
+    argv = ["run", "--task", "segmentation", "--data", str(tiny_dataset), "--out", str(out), "--quiet",
+            "--no-leaderboard", "--set", f"model.init_args.classifier={ckpt}",
+            "--set", "model.init_args.cam=gradcam++", "--set", "model.init_args.threshold=percentile",
+            "--set", "model.init_args.target_layer=layer3", "--set", "data.init_args.image_size=40"]
+    assert main(argv) == 0
+    status = json.loads((out / "seed0" / "status.json").read_text())
+    assert status["classifier"]["source"] == "given"
+    assert status["cam"] == {"method": "gradcam++", "target": "predicted", "top_k": 3, "target_layers": ["layer3"],
+                             "threshold": "percentile", "threshold_value": 70.0, "upsample": "bilinear",
+                             "image_size": 40}
+    assert not boards.exists()
+
+
+def test_bad_classifier_is_one_line(tiny_dataset, tmp_path, monkeypatch, capsys, boards):
+    from minbench.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    junk = tmp_path / "junk.ckpt"
+    junk.write_text("hello")
+    for value, message in ((junk, "junk.ckpt: not a loadable checkpoint"),
+                           (tmp_path / "nope.ckpt", "nope.ckpt: no such checkpoint file")):
+        rc = main(["run", "--task", "segmentation", "--data", str(tiny_dataset), "--out", str(tmp_path / "r"),
+                   "--quiet", "--overwrite", "--set", f"model.init_args.classifier={value}"])
+        err = capsys.readouterr().err
+        assert rc == 2 and message in err and "Traceback" not in err
+
+
+def test_find_run_checkpoint_prefers_the_default_recipe(tmp_path, tiny_dataset):
+    from minbench.data.manifest import read_info
+    from minbench.pipelines.segmentation import find_run_checkpoint
+
+    fp = read_info(tiny_dataset).fingerprint
+    assert find_run_checkpoint(fp, tmp_path / "runs") is None
+    other = fake_fewshot_run(tmp_path / "runs", tiny_dataset, name="resnet50-224")
+    assert find_run_checkpoint(fp, tmp_path / "runs") == other
+    default = fake_fewshot_run(tmp_path / "runs", tiny_dataset)
+    assert find_run_checkpoint(fp, tmp_path / "runs") == default
+    assert find_run_checkpoint("sha256:else", tmp_path / "runs") is None
+
+
+def test_compare_says_when_the_cam_loses():
+    from minbench.pipelines.segmentation import compare
+
+    baselines = {"colour": {"metrics": {"miou": 0.5}, "description": "colour saliency"},
+                 "centre": {"metrics": {"miou": 0.1}, "description": "centre prior"}}
+    lines = compare("gradcam", {"miou": 0.3}, baselines, "miou")
+    assert lines[0].startswith("gradcam does NOT beat the colour baseline (miou 0.300 <= 0.500)")
+    assert lines[1].startswith("gradcam beats the centre baseline")
+
+
+def test_unreadable_images_get_empty_masks(tmp_path):
+    import pandas as pd
+
+    from minbench.pipelines.segmentation import fill_missing_masks
+    from minbench.trainers.segmentation import read_mask, write_mask
+
+    (tmp_path / "p").mkdir()
+    write_mask(tmp_path / "p" / "a.png", np.ones((4, 5), bool))
+    rows = pd.DataFrame({"sample_id": ["a", "b"], "width": [5, 7], "height": [4, 3]})
+    assert fill_missing_masks(tmp_path / "p", rows) == 1
+    assert read_mask(tmp_path / "p" / "b.png").shape == (3, 7) and not read_mask(tmp_path / "p" / "b.png").any()
+    assert read_mask(tmp_path / "p" / "a.png").all()
+
+
+def test_bad_recipe_values_are_user_errors(tmp_path):
+    from minbench.trainers.segmentation import SegmentationTrainer
+
+    ckpt = tiny_checkpoint(tmp_path / "clf.ckpt")
+    with pytest.raises(UserError, match="--target-layer 'layer9'.*close names"):
+        SegmentationTrainer(str(ckpt), target_layer="layer9", image_size=32)
+    with pytest.raises(UserError, match="classifier"):
+        SegmentationTrainer(None, image_size=32)

@@ -1,0 +1,169 @@
+"""The zero-shot trainers on the tiny embedded dataset: class disjointness, prediction, CLIP."""
+
+from __future__ import annotations
+
+import json
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from minbench.data.datamodule import MineralDataModule
+from minbench.errors import UserError
+from minbench.trainers.zeroshot import ClipZeroShot, ContrastiveZeroShot, TrainingLeak
+
+
+def _dm(data, tmp_path, **kw):
+    args = dict(task="zeroshot", image_size=32, batch_size=16, num_workers=0, val_fraction=0.1, seed=0,
+                cache_dir=tmp_path / "cache")
+    args.update(kw)
+    dm = MineralDataModule(data, **args)
+    dm.setup("test")
+    return dm
+
+
+def _trainer(epochs=1, callbacks=()):
+    return L.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                     enable_progress_bar=False, enable_model_summary=False, deterministic=True,
+                     callbacks=list(callbacks))
+
+
+def _model(**kw):
+    args = dict(backbone="test_resnet", text_encoder="hash", embed_dim=32, lr=1e-3)
+    args.update(kw)
+    return ContrastiveZeroShot(**args)
+
+
+class RecordBatches(L.Callback):
+    def __init__(self):
+        self.indices = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.indices.append(batch["index"].cpu())
+
+
+def test_no_zeroshot_class_ever_reaches_a_training_batch(tiny_dataset, tmp_path):
+    L.seed_everything(0, verbose=False)
+    dm = _dm(tiny_dataset, tmp_path)
+    model = _model()
+    model.attach(dm)
+    rec = RecordBatches()
+    _trainer(epochs=2, callbacks=[rec]).fit(model, datamodule=dm)
+    seen_rows = torch.cat(rec.indices).numpy()
+    species = dm.frame["species"].to_numpy()
+    zs_species = set(species[dm.frame["zeroshot"].to_numpy()])
+    assert zs_species, "the tiny dataset must have zero-shot classes for this test to mean anything"
+    trained = set(species[seen_rows])
+    assert not trained & zs_species
+    # every training row was used (the test is not vacuous) and nothing else
+    assert len(seen_rows) == 2 * len(dm.positions["train"])
+    assert set(seen_rows) == set(dm.positions["train"].tolist())
+    # and the class prototypes the loss uses come from training rows only
+    _, counts = model.seen_desc
+    assert int(counts.sum()) == len(dm.positions["train"])
+
+
+def test_a_leaking_batch_is_refused(tiny_dataset, tmp_path):
+    dm = _dm(tiny_dataset, tmp_path)
+    model = _model()
+    model.attach(dm)
+    zs_row = int(dm.positions["test"][0])
+    batch = {"image": torch.zeros(2, 3, 32, 32), "index": torch.tensor([int(dm.positions["train"][0]), zs_row]),
+             "label": torch.tensor([0, -1])}
+    with pytest.raises(TrainingLeak, match="zero-shot classes"):
+        model.training_step(batch, 0)
+
+
+def test_prediction_ranks_every_zeroshot_row_among_unseen_candidates(tiny_dataset, tmp_path):
+    L.seed_everything(0, verbose=False)
+    dm = _dm(tiny_dataset, tmp_path)
+    model = _model(top_k=5)
+    model.attach(dm)
+    trainer = _trainer(epochs=1)
+    trainer.fit(model, datamodule=dm)
+    out = trainer.predict(model, datamodule=dm)
+    index = torch.cat([o["index"] for o in out]).numpy()
+    ranked = torch.cat([o["indices"] for o in out])
+    assert sorted(index.tolist()) == sorted(dm.positions["test"].tolist())
+    n_cand = len(model.unseen.classes)
+    assert ranked.shape == (len(index), min(5, n_cand))
+    assert ((ranked >= 0) & (ranked < n_cand)).all()
+    assert all(len(set(r.tolist())) == r.numel() for r in ranked)  # no class twice in a row
+    assert set(model.unseen.classes) == set(dm.frame["species"].to_numpy()[dm.positions["test"]])
+    assert not set(model.unseen.classes) & set(model.seen_classes)
+    # GZSL pass over the held-out seen images
+    model.gzsl_collect = []
+    trainer.validate(model, datamodule=dm, verbose=False)
+    got = torch.cat([o["index"] for o in model.gzsl_collect]).numpy()
+    assert sorted(got.tolist()) == sorted(dm.positions["val"].tolist())
+
+
+def test_leave_one_out_changes_only_the_own_class_score(tiny_dataset, tmp_path):
+    """With leave-one-out an image's own description cannot raise its class's score."""
+    dm = _dm(tiny_dataset, tmp_path)
+    loo, leaky = _model(leave_one_out=True), _model(leave_one_out=False)
+    leaky.load_state_dict(loo.state_dict())
+    for m in (loo, leaky):
+        m.attach(dm)
+        m.eval()
+    # image embeddings equal to each row's own projected description: the leakiest case
+    rows = torch.as_tensor(dm.positions["test"])
+    img = loo.project_text(loo.row_text[rows])
+    cls = loo.class_embeddings("unseen")
+    own, scores = loo.own_class_scores(img, rows, cls)
+    full = (img * cls["emb"][own]).sum(-1)
+    assert (scores < full + 1e-6).all() and (scores < full - 1e-4).any()
+    assert leaky.own_class_scores(img, rows, leaky.class_embeddings("unseen")) == (None, None)
+
+
+def test_clip_model_predicts_with_a_tiny_architecture(tiny_dataset, tmp_path):
+    from test_clip import TINY
+
+    arch = tmp_path / "tiny-clip.json"
+    arch.write_text(json.dumps(TINY))
+    model = ClipZeroShot(arch=str(arch), allow_random=True, templates=["a photo of {}.", "{} mineral"])
+    dm = _dm(tiny_dataset, tmp_path, image_size=model.image_size)
+    model.attach(dm)
+    assert not model.trainable
+    out = _trainer().predict(model, datamodule=dm)
+    ranked = torch.cat([o["indices"] for o in out])
+    assert ranked.shape == (len(dm.positions["test"]), min(10, len(model.unseen.classes)))
+    assert "seen_value" in out[0]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(templates=["a photo of a mineral."]), "no '{}' placeholder"),
+    (dict(templates=[]), "no templates"),
+    (dict(text_source="poems"), "text_source"),
+    (dict(text_encoder="word2vec"), "text_encoder"),
+    (dict(top_k=11), "top_k"),
+])
+def test_bad_model_settings_are_refused(kwargs, message):
+    with pytest.raises(UserError, match=message):
+        _model(**kwargs)
+
+
+def test_user_class_list_must_not_hold_training_classes(tiny_dataset, tmp_path):
+    dm = _dm(tiny_dataset, tmp_path)
+    seen = dm.classes[0]
+    path = tmp_path / "classes.txt"
+    path.write_text(f"{seen}\n")
+    model = _model(classnames_file=str(path))
+    with pytest.raises(UserError, match="also a training class"):
+        model.attach(dm)
+
+
+def test_zeroshot_trainer_refuses_other_tasks():
+    with pytest.raises(UserError, match="zero-shot tasks only"):
+        _model(task="fewshot-10")
+
+
+def test_description_pools_are_consistent(tiny_dataset, tmp_path):
+    dm = _dm(tiny_dataset, tmp_path)
+    model = _model()
+    model.attach(dm)
+    sums, counts = model.unseen_desc
+    species = dm.frame["species"].to_numpy()
+    expected = [int(np.sum(species[dm.positions["test"]] == c)) for c in model.unseen.classes]
+    assert counts.tolist() == expected
