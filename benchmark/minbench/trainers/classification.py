@@ -179,6 +179,9 @@ class FeatureBaselineTrainer(ClassificationTrainer):
         self.model.requires_grad_(False)
         self.head = (PrototypeHead(hp.num_classes) if hp.head == "prototype"
                      else KNNHead(hp.num_classes, k=hp.k, temperature=hp.temperature))
+        # DistributedDataParallel refuses a module with nothing to train; this unused
+        # scalar lets the same recipe run under DDP (no backward ever touches it).
+        self.ddp_anchor = nn.Parameter(torch.zeros(()))
 
     @torch.no_grad()
     def embed(self, images: torch.Tensor) -> torch.Tensor:
