@@ -276,7 +276,12 @@ class CamOutput:
 
 
 class CamExtractor:
-    """Batched CAMs of ``model`` for one method, target layer(s) and reshape rule."""
+    """Batched CAMs of ``model`` for one method, target layer(s) and reshape rule.
+
+    The pytorch-grad-cam object is built once (its constructor walks the whole model to
+    switch it to eval mode, a cost per call that batch-1 use would feel), but its hooks
+    are registered at the start of each call and removed at its end.
+    """
 
     def __init__(self, model, method: str = "gradcam", target_layers: str | Sequence[str] | None = None,
                  reshape: str = "auto", image_size: int = 224, score_batch_size: int = 64):
@@ -286,23 +291,34 @@ class CamExtractor:
         self.layers, self.layer_names = resolve_target_layers(model, target_layers)
         self.reshape_transform = resolve_reshape(model, self.layers, self.layer_names, reshape, image_size)
         self.score_batch_size = score_batch_size
+        self._params = list(model.parameters())
+        was_training = model.training
+        self._cam = self.cam_class(model=model, target_layers=self.layers, reshape_transform=self.reshape_transform)
+        self._cam.activations_and_grads.release()  # no hooks between calls
+        model.train(was_training)
 
     def __call__(self, images, target: str = "predicted", labels=None, top_k: int = 3) -> CamOutput:
         """CAMs of a batch (B x 3 x S x S, normalised); works inside inference_mode."""
         import torch
+        from pytorch_grad_cam import ActivationsAndGradients
 
-        params = list(self.model.parameters())
+        cam = self._cam
+        params = self._params
         flags = [p.requires_grad for p in params]
         was_training = self.model.training
-        cam = None
+        hooks = None
         # Lightning's predict/test run under inference_mode; CAM needs a graph. Weights
         # need no gradient (only activations do), which also skips their backward work.
         with torch.inference_mode(False), torch.enable_grad():
             try:
                 for p in params:
                     p.requires_grad_(False)
-                cam = self.cam_class(model=self.model, target_layers=self.layers,
-                                     reshape_transform=self.reshape_transform)
+                if was_training:
+                    self.model.eval()
+                # The model may have moved (Lightning moves it after __init__).
+                cam.device = params[0].device if params else images.device
+                hooks = cam.activations_and_grads = ActivationsAndGradients(
+                    self.model, self.layers, self.reshape_transform, True)
                 # A clone leaves inference mode; only gradient methods need the graph.
                 x = images.detach().clone().requires_grad_(cam.uses_gradients)
                 targets = make_targets(len(x), target, labels, top_k)
@@ -316,13 +332,13 @@ class CamExtractor:
                 maps = cam(input_tensor=x, targets=targets)
                 logits = cam.outputs.detach()
             finally:
-                if cam is not None:
-                    cam.activations_and_grads.release()
-                    cam.outputs = None  # holds the retained autograd graph otherwise
-                    del cam
+                if hooks is not None:
+                    hooks.release()
+                cam.outputs = None  # holds the retained autograd graph otherwise
                 for p, flag in zip(params, flags):
                     p.requires_grad_(flag)
-                self.model.train(was_training)
+                if was_training:
+                    self.model.train()
         maps = np.nan_to_num(np.asarray(maps, dtype=np.float32), nan=0.0)
         return CamOutput(cams=maps, logits=logits, targets=[t.lock(row) for t, row in zip(targets, logits)])
 

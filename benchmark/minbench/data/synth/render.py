@@ -192,9 +192,11 @@ def draw_crystal(img: np.ndarray, labels: np.ndarray, placed: Placed, colours: n
     off = np.array([x1, y1], np.int32) * (1 << SHIFT)
     for f, tris, _ in faces:
         col = tuple(int(v) for v in np.clip(colours[f][::-1] * 255, 0, 255))  # RGB -> BGR
-        polys = list(tris - off)
-        cv2.fillPoly(layer, polys, col, lineType=cv2.LINE_8, shift=SHIFT)
-        cv2.fillPoly(lab, polys, label_value, lineType=cv2.LINE_8, shift=SHIFT)
+        # One triangle per call: fillPoly with several polygons fills by the even-odd rule, so
+        # overlapping coplanar triangles (interpenetrating twins) would cancel into outlines.
+        for tri in tris - off:
+            cv2.fillConvexPoly(layer, tri, col, lineType=cv2.LINE_8, shift=SHIFT)
+            cv2.fillConvexPoly(lab, tri, label_value, lineType=cv2.LINE_8, shift=SHIFT)
         if edges > 0 and placed.mesh.face_edges:
             seg = placed.mesh.face_edges[f]
             if len(seg):

@@ -159,7 +159,7 @@ def sample_scene(cls: SynthClass, rng: np.random.Generator, *, width: int, heigh
     if rng.random() < 0.5:
         labels.append(f"coll. {int(rng.integers(1, 11))}")
     scene = Scene(
-        width=width, height=height, size_cm=size_cm, fill=float(rng.uniform(0.55, 0.92)), matrix=matrix,
+        width=width, height=height, size_cm=size_cm, fill=float(rng.uniform(0.7, 0.95)), matrix=matrix,
         matrix_radius=1.0, matrix_shape=profile, matrix_aspect=float(rng.uniform(0.55, 0.95)), rock=rock,
         crystals=crystals, background=background, bg_colours=bg, light=light,
         light_tint=np.array([1.0, 1.0, 1.0]) + rng.normal(0, 0.03, 3),
@@ -167,7 +167,7 @@ def sample_scene(cls: SynthClass, rng: np.random.Generator, *, width: int, heigh
         cube_yaw=float(np.radians(rng.uniform(25, 65))), cube_pitch=float(np.radians(rng.uniform(20, 40))),
         cube_rgb=(np.full(3, rng.uniform(0.8, 0.95)) if rng.random() < 0.8 else np.full(3, rng.uniform(0.12, 0.22))),
         fov_deg=float(rng.uniform(20, 40)), label_lines=labels, label_font=int(rng.integers(0, 3)),
-        wb=np.clip(1 + rng.normal(0, 0.07, 3), 0.8, 1.2), exposure=float(np.clip(rng.normal(1.0, 0.12), 0.7, 1.3)),
+        wb=np.clip(1 + rng.normal(0, 0.05, 3), 0.85, 1.15), exposure=float(np.clip(rng.normal(1.0, 0.12), 0.7, 1.3)),
         vignette=float(rng.uniform(0.0, 0.35)), blur_sigma=float(rng.choice([0.0, rng.uniform(0.3, 1.8)], p=[0.3, 0.7])),
         noise_sigma=float(rng.uniform(1.0, 6.0)), jpeg_quality=int(rng.integers(72, 96)), satellite=satellite,
     )
