@@ -455,7 +455,7 @@ class SizeEstimator:
         reach = 0.03 * float(np.hypot(*small.shape[:2]))
         apart = [c for c in cubes if _gap(c.box, main.box) > reach]
         if len(apart) == 1:
-            return apart, f"{len(cubes)} cube-like objects; took the one apart from the specimen as the reference cube"
+            return apart, f"{len(cubes)} cube-like objects: took the one apart from the specimen as the reference cube"
         return cubes, ""
 
     @staticmethod
@@ -472,7 +472,7 @@ class SizeEstimator:
             chroma.append(float((mean.max() - mean.min()) / max(mean.mean(), 1.0)))
         grey = [c for c, k in zip(cubes, chroma) if k < 0.2]
         if len(grey) == 1 and all(k > 0.35 for c, k in zip(cubes, chroma) if c is not grey[0]):
-            return grey, f"{len(cubes)} cube-like objects; took the only grey one as the reference cube"
+            return grey, f"{len(cubes)} cube-like objects: took the only grey one as the reference cube"
         return cubes, ""
 
     @staticmethod
