@@ -169,3 +169,17 @@ def test_bad_recipe_values_are_user_errors(tmp_path):
         SegmentationTrainer(str(ckpt), target_layer="layer9", image_size=32)
     with pytest.raises(UserError, match="classifier"):
         SegmentationTrainer(None, image_size=32)
+
+
+def test_a_true_mask_of_another_size_stops_the_run_with_its_name(tmp_path, monkeypatch, capsys):
+    from test_segmentation_trainer import make_dataset
+
+    from minbench.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    root, _ = make_dataset(tmp_path / "data", bad_mask_for="s1")
+    ckpt = tiny_checkpoint(tmp_path / "clf.ckpt")
+    rc = main(["run", "--task", "segmentation", "--data", str(root), "--out", str(tmp_path / "r"), "--quiet",
+               "--set", f"model.init_args.classifier={ckpt}", "--set", "data.init_args.image_size=32"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "masks/s1.png: true mask is 70x93" in err and "Traceback" not in err

@@ -83,9 +83,10 @@ def _run(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    backbone, kwargs, size = _default_classifier()
-    if args.backbone is not None:
-        backbone, kwargs = args.backbone, {}
+    if args.backbone is None:
+        backbone, kwargs, size = _default_classifier()
+    else:
+        backbone, kwargs, size = args.backbone, {}, 96
     args.image_size = args.image_size or size
     try:
         model = timm.create_model(backbone, pretrained=False, num_classes=10, **kwargs)
