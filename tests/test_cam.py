@@ -133,6 +133,17 @@ def test_default_target_layers_per_family():
     assert cams.default_target_layer_names(RedDetector()) == ["features.0"]  # the last conv
 
 
+def test_default_layer_keeps_enough_cells_for_a_mask():
+    import timm
+
+    resnet = timm.create_model("resnet10t", num_classes=2)
+    assert cams.default_target_layer_names(resnet, 224) == ["layer4"]  # 7 x 7: the usual choice
+    assert cams.default_target_layer_names(resnet, 64) == ["layer2"]  # layer4 would be 2 x 2
+    ex = cams.CamExtractor(resnet.eval(), "gradcam", image_size=64)
+    assert ex.layer_names == ["layer2"]
+    assert cams.default_target_layer_names(tiny_vit(), 32) == ["blocks.0.norm1"]
+
+
 def test_unknown_target_layer_names_close_ones():
     import timm
 

@@ -64,7 +64,9 @@ def test_run_finds_a_fewshot_run_and_writes_everything(tiny_dataset, tmp_path, m
     assert status["state"] == "finished"
     assert status["classifier"] == {"checkpoint": str(ckpt), "source": "run", "recipe": "fewshot-small-cnn",
                                     "task": "fewshot-10", "num_classes": 3}
-    assert status["cam"]["image_size"] == 48 and status["cam"]["target_layers"] == ["layer4"]
+    # The classifier's training size (48 px) from its run config; the deepest stage with
+    # >= 7 x 7 cells there is layer1 (12 x 12).
+    assert status["cam"]["image_size"] == 48 and status["cam"]["target_layers"] == ["layer1"]
     rows = read_manifest(tiny_dataset)
     rows = rows[rows["segmentation"]]
     for r in rows.itertuples():  # the submission: one PNG per image, at the image's size
