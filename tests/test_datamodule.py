@@ -373,9 +373,12 @@ class _Recorder:
 def test_lightning_fit_augments_on_the_device_deterministically(dataset, tmp_path):
     import lightning as L
 
-    runs = []
+    runs, seeds = [], []
     for _ in range(2):
         dm = _dm(dataset, tmp_path, val_fraction=0.2, seed=5)
+        real_seed = dm.augment_seed
+        dm.augment_seed = lambda epoch, batch_idx, rank=0: seeds.append((epoch, batch_idx)) or real_seed(
+            epoch, batch_idx, rank)
         model = _Recorder.make()
         trainer = L.Trainer(max_epochs=2, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                             enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=1,
@@ -383,6 +386,7 @@ def test_lightning_fit_augments_on_the_device_deterministically(dataset, tmp_pat
         trainer.fit(model, datamodule=dm)
         runs.append(model.seen)
     assert len(runs[0]) == 6   # 2 epochs x 3 batches of the 20 train rows
+    assert seeds[:6] == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]   # validation batches draw none
     assert all(torch.equal(a, b) for a, b in zip(*runs))
     assert not torch.allclose(runs[0][0], runs[0][3])     # epoch 1 differs from epoch 0
 

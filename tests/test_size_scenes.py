@@ -21,30 +21,39 @@ def rotation(yaw: float, pitch: float, roll: float = 0.0) -> np.ndarray:
 
 
 def draw_cube(img: np.ndarray, centre, edge_px: float, rot: np.ndarray, colour=(200, 200, 195),
-              light=(-0.4, -0.7, -0.6), ss: int = 4) -> np.ndarray:
-    """Draw a shaded cube (orthographic) into ``img``; return its silhouette corners (Nx2).
+              light=(-0.4, -0.7, -0.6), ss: int = 4, fov_deg: float = 30.0) -> np.ndarray:
+    """Draw a shaded cube into ``img``; return its silhouette corners (Nx2).
 
-    Rendered ``ss`` times supersampled and area-averaged, so its edges sit where the
-    geometry says (cv2's own anti-aliased fill grows a polygon by about a pixel).
+    A pin-hole camera (principal point at the photo's centre, horizontal field of view
+    ``fov_deg``) sees the cube so that the plane of its centre has ``edge_px`` pixels per
+    edge. Rendered ``ss`` times supersampled and area-averaged, so its edges sit where
+    the geometry says (cv2's own anti-aliased fill grows a polygon by about a pixel).
     """
-    corners = np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)]) * edge_px
-    p = corners @ rot.T
+    h_img, w_img = img.shape[:2]
+    f = w_img / 2 / np.tan(np.radians(fov_deg) / 2)
+    z = f / edge_px  # distance of the cube's centre, in edges
+    corners = np.array([[x, y, q] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for q in (-0.5, 0.5)])
+    world = corners @ rot.T + [(centre[0] - w_img / 2) * z / f, (centre[1] - h_img / 2) * z / f, z]
+    p = np.column_stack([f * world[:, 0] / world[:, 2] + w_img / 2 - centre[0],
+                         f * world[:, 1] / world[:, 2] + h_img / 2 - centre[1], world[:, 2] - z])
+    p3 = world
     faces = [(0, 1, 3, 2), (4, 5, 7, 6), (0, 1, 5, 4), (2, 3, 7, 6), (0, 2, 6, 4), (1, 3, 7, 5)]
     light = np.asarray(light, float) / np.linalg.norm(light)
     c = np.asarray(centre, float)
-    x0 = int(np.floor(c[0] - edge_px)) - 2
-    y0 = int(np.floor(c[1] - edge_px)) - 2
-    size = int(np.ceil(2 * edge_px)) + 5
+    x0 = int(np.floor(c[0] - 1.2 * edge_px)) - 2
+    y0 = int(np.floor(c[1] - 1.2 * edge_px)) - 2
+    size = int(np.ceil(2.4 * edge_px)) + 5
     patch = np.zeros((size * ss, size * ss, 3), np.float32)
     cover = np.zeros((size * ss, size * ss), np.float32)
     drawn = []
-    for f in faces:
-        q = p[list(f)]
-        n = np.cross(q[1] - q[0], q[2] - q[0])
+    for face in faces:
+        q = p[list(face)]
+        w3 = p3[list(face)]
+        n = np.cross(w3[1] - w3[0], w3[2] - w3[0])
         n /= np.linalg.norm(n)
-        if np.dot(n, q.mean(0)) < 0:
-            n = -n
-        if n[2] >= -1e-6:  # camera looks along +z: visible faces point to -z
+        if np.dot(n, w3.mean(0) - p3.mean(0)) < 0:
+            n = -n  # outward
+        if np.dot(n, w3.mean(0)) >= 0:  # faces the camera at the origin only if n points back to it
             continue
         shade = 0.35 + 0.65 * max(0.0, float(np.dot(n, light)))
         col = tuple(float(np.clip(v * shade, 0, 255)) for v in colour)
@@ -53,7 +62,10 @@ def draw_cube(img: np.ndarray, centre, edge_px: float, rot: np.ndarray, colour=(
         pts = np.round(fine * 16).astype(np.int32)
         cv2.fillConvexPoly(patch, pts, col, cv2.LINE_8, shift=4)
         cv2.fillConvexPoly(cover, pts, 1.0, cv2.LINE_8, shift=4)
+        # a real cube's edges show (bevels, wear): a darker rim, inside the face only
+        cv2.polylines(patch, [pts], True, tuple(0.6 * v for v in col), ss, cv2.LINE_8, shift=4)
         drawn.append(xy)
+    patch *= cover[:, :, None]
     patch = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
     alpha = cv2.resize(cover, (size, size), interpolation=cv2.INTER_AREA)[:, :, None]
     h, w = img.shape[:2]
@@ -110,7 +122,8 @@ def background(h: int, w: int, rng: np.random.Generator, kind: str | None = None
 
 
 def draw_scene(seed: int = 0, *, width: int = 640, height: int = 480, n_cubes: int = 1, px_per_cm: float | None = None,
-               bg: str | None = None, cube_at=None, jpeg: int | None = 90, label: bool = True, cube_rot=None):
+               bg: str | None = None, cube_at=None, jpeg: int | None = 90, label: bool = True, cube_rot=None,
+               fov_deg: float = 30.0):
     """A photo (RGB uint8) and its truth: size_cm, px_per_cm, bbox, cube_bboxes."""
     rng = np.random.default_rng(seed)
     img = np.ascontiguousarray(background(height, width, rng, bg))
@@ -129,7 +142,8 @@ def draw_scene(seed: int = 0, *, width: int = 640, height: int = 480, n_cubes: i
             cpos = (0.82 * width, (0.3 + 0.4 * k) * height)
         rot = rotation(rng.uniform(0.35, 1.2), rng.uniform(-0.75, -0.35), rng.uniform(-0.2, 0.2))
         rot = rot if cube_rot is None else cube_rot
-        sil = draw_cube(img, cpos, edge, rot, colour=(205, 200, 190) if (bg or "") != "white" else (60, 60, 70))
+        sil = draw_cube(img, cpos, edge, rot, colour=(205, 200, 190) if (bg or "") != "white" else (60, 60, 70),
+                        fov_deg=fov_deg)
         cube_boxes.append([float(sil[:, 0].min()), float(sil[:, 1].min()), float(sil[:, 0].max()), float(sil[:, 1].max())])
     label_box = draw_label(img, int(0.05 * width), int(0.82 * height), int(0.22 * width), int(0.12 * height)) if label else None
     if jpeg:

@@ -37,6 +37,8 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--warm-epochs", type=int, default=3, help="epochs timed on the warm cache (default 3)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when present, else cpu)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op threads of the main process (default: torch's own choice)")
     add_json_argument(p)
     p.set_defaults(func=_run)
 
@@ -54,7 +56,7 @@ def _run(args) -> int:
     device = args.device or _default_device()
     with tempfile.TemporaryDirectory(prefix="minbench-bench-data-") as tmp:
         common = dict(data=str(folder), size=args.size, n=args.n, batch_size=args.batch_size,
-                      workers=args.workers, device=device, cache=str(Path(tmp) / "cache"))
+                      workers=args.workers, device=device, cache=str(Path(tmp) / "cache"), threads=args.threads)
         runs = {}
         runs["cold"] = _child(common, path="cold", train=True)
         runs["warm"] = _child(common, path="warm", train=True, epochs=args.warm_epochs)
@@ -79,6 +81,10 @@ def _run(args) -> int:
             "plain_images_per_s": runs["plain_eval"]["images_per_s"],
             "warm_over_plain": round(runs["warm_eval"]["images_per_s"] / runs["plain_eval"]["images_per_s"], 2),
         },
+        # CPU time (all processes: main, workers, cache builders) per image: what the
+        # throughput would be bounded by on a busy or a smaller machine
+        "cpu_ms_per_image": {k: runs[k]["cpu_ms_per_image"] for k in runs},
+        "main_threads": runs["warm"]["threads"],
         "cache_build_s": runs["cold"]["build_s"],
         "warm_memory": {k: runs["warm"][k] for k in ("peak_rss_mb", "rss_after_first_batch_mb",
                                                       "peak_growth_mb", "worker_peak_rss_mb", "batch_mb",
@@ -138,13 +144,31 @@ def _module(spec: dict, train: bool):
                              limit=spec["n"], seed=0, augment=train, cache_dir=spec["cache"])
 
 
+def _cpu_s() -> float:
+    import resource
+
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
+def _threads(spec: dict) -> int:
+    import torch
+
+    if spec.get("threads"):
+        torch.set_num_threads(spec["threads"])
+    return torch.get_num_threads()
+
+
 def _run_module(spec: dict) -> dict:
     import resource
 
     import torch
 
+    import minbench.data.datamodule  # noqa: F401  (imports are not the pipeline's cost)
+
     device, train = spec["device"], spec["train"]
-    t0 = time.perf_counter()
+    threads = _threads(spec)
+    t0, c0 = time.perf_counter(), _cpu_s()
     dm = _module(spec, train)
     dm.setup("fit")
     build_s = time.perf_counter() - t0
@@ -152,7 +176,7 @@ def _run_module(spec: dict) -> dict:
     epochs = spec.get("epochs", 1)
     images, rss_first = 0, None
     if spec["path"] == "warm":
-        t0 = time.perf_counter()  # the warm figure is the epochs only; setup found the cache built
+        t0, c0 = time.perf_counter(), _cpu_s()  # the warm figure is the epochs only; the cache is built
     for epoch in range(epochs):
         loader.sampler.set_epoch(epoch)
         for i, batch in enumerate(loader):
@@ -165,13 +189,15 @@ def _run_module(spec: dict) -> dict:
     _sync(device)
     seconds = time.perf_counter() - t0
     batch_mb = out["image"].element_size() * out["image"].nelement() / 2**20 * (dm.batch_size / out["image"].shape[0])
-    del loader  # joins the workers, so their peak RSS reaches RUSAGE_CHILDREN
+    del loader  # joins the workers, so their peak RSS and CPU time reach RUSAGE_CHILDREN
     import gc
 
     gc.collect()
+    cpu = _cpu_s() - c0
     peak = _peak_mb(resource.RUSAGE_SELF)
     return {
-        "images_per_s": round(images / seconds, 1), "images_per_epoch": images // epochs, "seconds": round(seconds, 3),
+        "images_per_s": round(images / seconds, 1), "cpu_ms_per_image": round(cpu / images * 1000, 2),
+        "threads": threads, "images_per_epoch": images // epochs, "seconds": round(seconds, 3),
         "build_s": round(build_s, 3), "source_size": _source_size(dm),
         "peak_rss_mb": round(peak, 1), "rss_after_first_batch_mb": round(rss_first, 1),
         "peak_growth_mb": round(peak - rss_first, 1),
@@ -233,14 +259,21 @@ def _run_plain(spec: dict) -> dict:
     loader = DataLoader(ds, batch_size=spec["batch_size"], shuffle=True, num_workers=spec["workers"],
                         pin_memory=spec["device"].startswith("cuda"))
     device = spec["device"]
-    t0 = time.perf_counter()
+    threads = _threads(spec)
+    t0, c0 = time.perf_counter(), _cpu_s()
     images = 0
     for batch in loader:
         x = batch["image"].to(device, non_blocking=True)
         images += x.shape[0]
     _sync(device)
     seconds = time.perf_counter() - t0
-    return {"images_per_s": round(images / seconds, 1), "images_per_epoch": images, "seconds": round(seconds, 3)}
+    del loader, batch
+    import gc
+
+    gc.collect()
+    cpu = _cpu_s() - c0
+    return {"images_per_s": round(images / seconds, 1), "images_per_epoch": images, "seconds": round(seconds, 3),
+            "cpu_ms_per_image": round(cpu / images * 1000, 2), "threads": threads}
 
 
 def main(spec_json: str) -> None:

@@ -173,8 +173,10 @@ class ImageCache:
 
     def _build(self, todo: np.ndarray, workers: int, progress: bool) -> None:
         jobs = self._jobs(todo)
+        pool = ProcessPoolExecutor(workers, mp_context=_mp_context()) if workers > 1 else None
+        if pool:
+            pool.submit(_init_worker).result()  # fork now, while this process runs no extra threads
         bar = _progress(len(jobs), f"decoding {len(jobs)} images into {self.folder.name}") if progress else None
-        pool = ProcessPoolExecutor(workers, mp_context=_mp_context(), initializer=_init_worker) if workers > 1 else None
         try:
             for start in range(0, len(jobs), _CHUNK):
                 chunk = jobs[start:start + _CHUNK]
@@ -229,16 +231,31 @@ class ImageCache:
             self._fds[key] = (pid, os.open(path, os.O_RDONLY))
         return self._fds[key][1]
 
+    def read_images(self, positions, out: np.ndarray | None = None) -> np.ndarray:
+        """Slots ``positions`` as a BxSxSx3 uint8 array, read straight into ``out`` (no copies)."""
+        return self._read(self.image_file, positions, (self.size, self.size, 3), out)
+
+    def read_masks(self, positions, out: np.ndarray | None = None) -> np.ndarray:
+        """Mask slots ``positions`` as a BxSxS uint8 array (0/1)."""
+        return self._read(self.mask_file, positions, (self.size, self.size), out)
+
     def read_image(self, pos: int) -> np.ndarray:
-        """Slot ``pos`` as SxSx3 uint8 (a fresh array, not a view of shared memory)."""
-        n = self.image_bytes
-        buf = os.pread(self._fd(self.image_file), n, int(pos) * n)
-        return np.frombuffer(bytearray(buf), np.uint8).reshape(self.size, self.size, 3)
+        """Slot ``pos`` as SxSx3 uint8."""
+        return self.read_images([pos])[0]
 
     def read_mask(self, pos: int) -> np.ndarray:
-        n = self.mask_bytes
-        buf = os.pread(self._fd(self.mask_file), n, int(pos) * n)
-        return np.frombuffer(bytearray(buf), np.uint8).reshape(self.size, self.size)
+        return self.read_masks([pos])[0]
+
+    def _read(self, path: Path, positions, shape: tuple, out: np.ndarray | None) -> np.ndarray:
+        positions = np.asarray(positions, dtype=np.int64).reshape(-1)
+        if out is None:
+            out = np.empty((len(positions), *shape), np.uint8)
+        fd = self._fd(path)
+        slot = int(np.prod(shape))
+        for row, pos in zip(out, positions.tolist()):  # one syscall per slot, into the batch array
+            if os.preadv(fd, [row.reshape(-1)], pos * slot) != slot:
+                raise RuntimeError(f"{path}: slot {pos} is short (the cache was damaged while in use)")
+        return out
 
     def close(self) -> None:
         for pid, fd in self._fds.values():
@@ -262,12 +279,7 @@ _WORKER_FDS: dict[str, int] = {}
 
 
 def _init_worker() -> None:
-    try:
-        import cv2
-
-        cv2.setNumThreads(1)  # the pool already uses every core; nested threads only thrash
-    except ImportError:
-        pass
+    """Nothing to set up; submitted once so the pool forks before any progress thread runs."""
 
 
 def _worker_fd(path: str) -> int:
@@ -310,9 +322,12 @@ def _close_worker_fds() -> None:
 def _mp_context():
     import multiprocessing
 
-    # spawn, not fork: the parent may hold torch/OpenMP or cv2 thread pools, which a forked
-    # child can deadlock on.
-    return multiprocessing.get_context("spawn")
+    # fork where there is one (as torch's DataLoader does): spawn and forkserver re-import the
+    # user's __main__, which breaks any script that builds the cache without a __main__ guard.
+    # The children only decode and resize with PIL and numpy: no thread pools (torch, cv2)
+    # that a fork could leave locked.
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
 
 def _disk_usage(folder: Path) -> int:

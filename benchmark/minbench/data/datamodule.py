@@ -70,7 +70,7 @@ from torch.utils.data import DataLoader
 from minbench.cards import get_card
 from minbench.data.augment import IMAGENET_MEAN, IMAGENET_STD, AugmentConfig, eval_transform, train_transform
 from minbench.data.cache import ImageCache, default_root
-from minbench.data.datasets import CachedImages, EpochSampler, NativeImages, list_collate
+from minbench.data.datasets import CachedImages, EpochSampler, NativeImages, passthrough_collate
 from minbench.errors import UserError
 from minbench.io import write_json_atomic
 
@@ -278,7 +278,7 @@ class MineralDataModule(L.LightningDataModule):
             dataset, batch_size=self.batch_size, sampler=sampler, shuffle=False,
             num_workers=self.num_workers, pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
-            collate_fn=list_collate if self.image_size is None else None,
+            collate_fn=passthrough_collate,   # the datasets fetch whole batches (__getitems__)
         )
 
     def train_dataloader(self) -> DataLoader:

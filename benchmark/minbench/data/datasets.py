@@ -41,23 +41,51 @@ class _Rows:
     def __len__(self) -> int:
         return len(self.positions)
 
-    def common(self, i: int, hw: np.ndarray, scale: tuple[float, float] | None) -> dict[str, Any]:
-        pos = int(self.positions[i])
-        out: dict[str, Any] = {"label": int(self.labels[i]), "index": pos, "sample_id": self.sample_id[i]}
+    def fields(self, idx: np.ndarray, hw: np.ndarray, scale: np.ndarray | None) -> dict[str, Any]:
+        """Every key but the pixels for rows ``idx`` of the split, already batched.
+
+        ``hw``: Bx2 upright original sizes; ``scale``: Bx2 (sx, sy) from the original to the
+        served image (None: served at native size).
+        """
+        pos = self.positions[idx]
+        out: dict[str, Any] = {"label": torch.from_numpy(self.labels[idx]), "index": torch.from_numpy(pos),
+                               "sample_id": [self.sample_id[i] for i in idx.tolist()]}
         if self.with_mask or self.with_size or scale is None:
-            out["orig_size"] = torch.as_tensor(hw, dtype=torch.int64)
+            out["orig_size"] = torch.from_numpy(np.asarray(hw, np.int64).reshape(-1, 2))
         if self.with_size:
-            out["size_cm"] = torch.tensor(self.size_cm[i])
-            out["px_per_cm"] = torch.tensor(self.px_per_cm[i])
-            sx, sy = scale or (1.0, 1.0)
+            out["size_cm"] = torch.from_numpy(self.size_cm[idx])
+            out["px_per_cm"] = torch.from_numpy(self.px_per_cm[idx])
             # manifest boxes are in pixels of the image file (upright); scale them with the image
-            factor = np.array([sx, sy, sx, sy], np.float32)
-            out["bbox"] = torch.from_numpy(self.bbox[i] * factor)
-            out["cube_bbox"] = torch.from_numpy(self.cube_bbox[i] * factor)
+            factor = np.ones((len(idx), 4), np.float32) if scale is None else np.tile(scale, 2).astype(np.float32)
+            out["bbox"] = torch.from_numpy(self.bbox[idx] * factor)
+            out["cube_bbox"] = torch.from_numpy(self.cube_bbox[idx] * factor)
         return out
 
 
-class CachedImages(Dataset):
+class _BatchedDataset(Dataset):
+    """A dataset whose DataLoader fetches whole batches (``__getitems__``): vectorised
+    reads and field assembly, no per-sample collate (``torch.stack`` of many small uint8
+    tensors is slow, badly so when the CPU is oversubscribed)."""
+
+    rows: _Rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        batch = self.__getitems__([i])
+        return {k: v[0] for k, v in batch.items()}
+
+    def __getitems__(self, indices) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+def passthrough_collate(batch: dict[str, Any]) -> dict[str, Any]:
+    """The collate of a ``_BatchedDataset``: its ``__getitems__`` already made the batch."""
+    return batch
+
+
+class CachedImages(_BatchedDataset):
     """Rows of one split, read from an :class:`~minbench.data.cache.ImageCache` (all ready)."""
 
     def __init__(self, cache, frame: pd.DataFrame, positions, labels, *, with_mask=False, with_size=False,
@@ -68,30 +96,32 @@ class CachedImages(Dataset):
         # keep the image SxSx3 uint8 (and the mask SxS)
         self.cpu_transform = cpu_transform
 
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        pos = int(self.rows.positions[i])
+    def __getitems__(self, indices) -> dict[str, Any]:
+        idx = np.asarray(indices, dtype=np.int64)
+        pos = self.rows.positions[idx]
         hw = self.cache.orig_hw[pos]
         s = self.cache.size
-        out = self.rows.common(i, hw, (s / max(hw[1], 1), s / max(hw[0], 1)))
-        image = self.cache.read_image(pos)
-        mask = self.cache.read_mask(pos) if self.rows.with_mask else None
+        scale = np.stack([s / np.maximum(hw[:, 1], 1), s / np.maximum(hw[:, 0], 1)], axis=1)
+        out = self.rows.fields(idx, hw, scale)
+        images = self.cache.read_images(pos)
+        masks = self.cache.read_masks(pos) if self.rows.with_mask else None
         if self.cpu_transform is not None:
-            res = self.cpu_transform(image=image, **({"mask": mask} if mask is not None else {}))
-            image, mask = np.ascontiguousarray(res["image"]), res.get("mask", mask)
-        out["image"] = torch.from_numpy(image)
-        if mask is not None:
-            out["mask"] = torch.from_numpy(np.ascontiguousarray(mask))[None]
+            for j in range(len(idx)):  # per-sample by nature: these ops have no batched form
+                res = self.cpu_transform(image=images[j], **({"mask": masks[j]} if masks is not None else {}))
+                images[j] = res["image"]
+                if masks is not None:
+                    masks[j] = res["mask"]
+        out["image"] = torch.from_numpy(images)
+        if masks is not None:
+            out["mask"] = torch.from_numpy(masks)[:, None]
         return out
 
 
-class NativeImages(Dataset):
+class NativeImages(_BatchedDataset):
     """Rows decoded at native resolution on every access (the size task's classical path).
 
     The probe pass of the cache has already skipped bad files, so decoding here does not
-    fail on them mid-epoch.
+    fail on them mid-epoch. Images (and masks) stay lists: their sizes differ.
     """
 
     def __init__(self, dataset_dir, frame: pd.DataFrame, positions, labels, *, with_mask=False,
@@ -104,31 +134,21 @@ class NativeImages(Dataset):
         self.mask_path = frame["mask_path"].to_numpy()[self.rows.positions]
         self.max_pixels = max_pixels
 
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
+    def __getitems__(self, indices) -> dict[str, Any]:
         from minbench.data.decode import load_mask, load_rgb
 
-        arr, hw = load_rgb(self.dataset_dir / self.image_path[i], max_pixels=self.max_pixels)
-        out = self.rows.common(i, np.asarray(hw), None)
-        out["image"] = arr
-        if self.rows.with_mask and self.mask_path[i]:
-            out["mask"] = load_mask(self.dataset_dir / self.mask_path[i], max_pixels=self.max_pixels)
+        idx = np.asarray(indices, dtype=np.int64)
+        images, hws = [], []
+        for i in idx.tolist():
+            arr, hw = load_rgb(self.dataset_dir / self.image_path[i], max_pixels=self.max_pixels)
+            images.append(arr)
+            hws.append(hw)
+        out = self.rows.fields(idx, np.asarray(hws), None)
+        out["image"] = images
+        if self.rows.with_mask:
+            out["mask"] = [load_mask(self.dataset_dir / self.mask_path[i], max_pixels=self.max_pixels)
+                           if self.mask_path[i] else None for i in idx.tolist()]
         return out
-
-
-_LIST_KEYS = ("image", "mask", "sample_id")
-
-
-def list_collate(samples: list[dict]) -> dict[str, Any]:
-    """Collate native-resolution samples: images and masks stay a list (sizes differ)."""
-    from torch.utils.data import default_collate
-
-    out: dict[str, Any] = {k: [s[k] for s in samples] for k in _LIST_KEYS if k in samples[0]}
-    rest = [{k: v for k, v in s.items() if k not in _LIST_KEYS} for s in samples]
-    out.update(default_collate(rest))
-    return out
 
 
 class EpochSampler(DistributedSampler):

@@ -1,8 +1,18 @@
 """Zero-shot specimen size from the reference cube: locate, exclude, measure, convert.
 
-``SizeEstimator.estimate(image)`` parses one photo (uint8 HxWx3) into a specimen, a paper
-label and exactly one reference cube, takes px/cm from the cube's edge and returns the
-specimen's extent in centimetres, or an abstention with its reason. Nothing is trained.
+``SizeEstimator.estimate(image)`` parses one photo (uint8 HxWx3) and returns the specimen's
+extent in centimetres, or an abstention with its reason. Nothing is trained. Steps:
+
+1. background model and object masks on a working copy (``cube_detector``);
+2. cube candidates in every mask: hexagon (or one-face square) outlines that are cube-like,
+   show flat faces of distinct shading, do not touch the frame and are not a facet inside
+   a larger object; each is re-measured on the full-resolution photo, and a loose one must
+   then prove regular; of several, one standing apart from the specimen or the only grey
+   one is taken (flagged), else the photo is abstained on;
+3. paper labels (pale flat rectangles with ink, or the release's CRAFT text boxes) are set
+   aside; the specimen is the largest remaining object with its nearby pieces, measured on
+   the edge mask (a soft shadow has no outline), or the release's OWL-ViT boxes;
+4. px/cm = cube edge (px, at the cube's depth) / ``cube_edge_cm``; size = extent / px/cm.
 
 What is measured is a setting (``extent``): the ground truth of the embedded data and of
 the task card is the longest side of the specimen's axis-aligned box (``longest_side``).
@@ -39,7 +49,9 @@ class SizeConfig:
     use_mineral_boxes: bool = True  # the release's OWL-ViT boxes, when a row has them
     mineral_box_min_confidence: float = 0.1
     use_text_boxes: bool = True  # the release's CRAFT text boxes, when given
+    neutral_cube: bool = True  # of several cube-like objects, a lone grey one is the cube (flagged)
     abstain_on_cut_specimen: bool = False
+    min_specimen_cubes: float = 1.0  # abstain when the specimen's extent is under this many cube edges
 
     def __post_init__(self):
         if not (np.isfinite(self.cube_edge_cm) and self.cube_edge_cm > 0):
@@ -76,6 +88,7 @@ class SizeEstimate:
     label_boxes: list[list[float]] = field(default_factory=list)
     candidates: list[list[list[float]]] = field(default_factory=list)  # every cube-like outline found
     cube_score: float = float("nan")
+    cube_fit_rms: float = float("nan")  # pin-hole cube fit's RMS error / edge (hexagons only)
     specimen_source: str = ""  # 'segmentation' or 'mineral_boxes'
 
     @property
@@ -174,6 +187,10 @@ def _inside_fraction(box, others) -> float:
     return best
 
 
+def _box_area(b) -> float:
+    return max(b[2] - b[0], 0.0) * max(b[3] - b[1], 0.0)
+
+
 def _iou(a, b) -> float:
     iw = min(a[2], b[2]) - max(a[0], b[0])
     ih = min(a[3], b[3]) - max(a[1], b[1])
@@ -217,6 +234,8 @@ class _Object:
     touches: bool
     kind: str = "other"  # 'cube', 'label', 'other'
     fit: cd.CubeFit | None = None
+    layer: str = ""  # the mask it was found in
+    loose: bool = False  # cube-like only roughly (must prove regular once refined)
 
 
 class SizeEstimator:
@@ -269,6 +288,22 @@ class SizeEstimator:
         # The cube is looked for in every mask (colour difference, closed edges, both): a
         # face lit like the background drops out of one and not of another.
         cubes, cut_cube = self._find_cubes(img, small, layers, scale)
+        # a cube-like facet inside a larger object is a crystal of the specimen, not the cube
+        # (judged on the edge layer, where a shadow does not join the cube to the specimen)
+        cubes = [c for c in cubes if not any(
+            _box_area(o.box) > 6.0 * _box_area(c.box) and _inside_fraction(c.box, [o.box]) > 0.6
+            for o in layers["edges"])]
+        # every candidate is re-measured on the full-resolution photo; a loose one must then
+        # prove to be a regular cube outline
+        refined = {id(c): self._refine_cube(img, bg, c, scale, sx, sy) for c in cubes}
+        irregular = [c for c in cubes if c.loose and not refined[id(c)].regular()]
+        cubes = [c for c in cubes if all(c is not x for x in irregular)]
+        if len(cubes) > 1:
+            cubes, note = self._prefer_apart(small, cubes, layers["edges"])
+            if len(cubes) > 1 and cfg.neutral_cube:
+                cubes, note = self._prefer_neutral(small, cubes)
+            if note:
+                flags.append(note)
         for o in objects:
             if any(_iou(o.box, c.box) > 0.3 or _inside_fraction(o.box, [c.box]) > 0.6 for c in cubes):
                 o.kind = "cube"
@@ -287,6 +322,7 @@ class SizeEstimator:
                            candidates=[((c.fit.polygon + 0.5) * [sx, sy] - 0.5).tolist() for c in cubes])
         if not cubes:
             est.reason = ("no whole reference cube: a cube-like object is cut by the frame" if cut_cube
+                          else "no regular cube outline (shadow or occlusion?)" if irregular
                           else "no reference cube found")
             self._specimen(img, small, pieces, mineral_boxes, est, sx, sy)
             return est
@@ -295,11 +331,12 @@ class SizeEstimator:
             self._specimen(img, small, pieces, mineral_boxes, est, sx, sy)
             return est
         cube = cubes[0]
-        fit = self._refine_cube(img, bg, cube, scale, sx, sy)
+        fit = refined[id(cube)]
         est.cube_polygon = fit.polygon.tolist()
         est.cube_bbox = _box_of(fit.polygon)
         est.cube_edge_px = fit.edge_px
         est.cube_score = fit.face_score
+        est.cube_fit_rms = fit.pinhole_rms
         if fit.edge_px < cfg.min_cube_px:
             est.reason = f"cube too small to set a scale ({fit.edge_px:.1f} px edge)"
             return est
@@ -315,8 +352,12 @@ class SizeEstimator:
             if cfg.abstain_on_cut_specimen:
                 est.reason = "specimen cut by the frame"
                 return est
-        if est.extent_px < est.cube_edge_px:
-            est.flags.append("specimen smaller than the cube")
+        if est.extent_px < cfg.min_specimen_cubes * est.cube_edge_px:
+            # museum specimens outsize the cube: a smaller 'specimen' means the objects were
+            # mistaken for each other (a cubic crystal taken for the cube), or a speck
+            est.reason = (f"the specimen found ({est.extent_px:.0f} px) is smaller than the cube "
+                          f"({est.cube_edge_px:.0f} px): cube or specimen mistaken")
+            return est
         est.size_cm = est.extent_px / est.px_per_cm
         return est
 
@@ -344,6 +385,8 @@ class SizeEstimator:
     def _find_cubes(self, img, small, layers: dict[str, list[_Object]], scale: float):
         """Cube-like outlines over all masks, one per place (the best fit); and whether a
         cube seems cut by the frame."""
+        import cv2
+
         cfg = self.config
         sh, sw = small.shape[:2]
         max_edge = cfg.max_cube_fraction * min(sh, sw)
@@ -351,7 +394,7 @@ class SizeEstimator:
         found: list[_Object] = []
         cut_cube = False
         tried: set = set()
-        for objects in layers.values():
+        for name, objects in layers.items():
             for o in objects:
                 bw, bh = o.box[2] - o.box[0], o.box[3] - o.box[1]
                 if not (min_edge <= max(bw, bh) <= 2.2 * max_edge) or not (0.4 <= bw / max(bh, 1) <= 2.5):
@@ -360,21 +403,31 @@ class SizeEstimator:
                 if key in tried:
                     continue
                 tried.add(key)
+                hull_area = float(cv2.contourArea(cv2.convexHull(o.contour.astype(np.float32))))
+                if hull_area < 0.45 * bw * bh and not o.touches:  # a cube's outline fills its box
+                    continue
                 fit = cd.cube_shape(o.contour)
                 if fit is None:
                     continue
-                if fit.shape_ok and min_edge <= fit.edge_px <= max_edge:
+                strict = fit.shape_ok
+                if (strict or fit.shape_loose) and min_edge <= fit.edge_px <= max_edge:
                     fit.face_score, fit.junction = cd.face_contrast(small, fit)
-                    if fit.face_score < cfg.min_face_score:
+                    # a loose outline must show clearly distinct faces; a square, one flat face
+                    # (two faces lit alike also make a four-cornered outline, of a wrong size)
+                    need = cfg.min_face_score if strict else 4 * cfg.min_face_score
+                    if fit.face_score < (max(need, 4.0) if len(fit.polygon) == 4 else need):
                         continue
+                    o.loose = not strict
                     if o.touches:
                         cut_cube = True
                         continue
                     o.fit = fit
-                    same = [c for c in found if _iou(c.box, o.box) > 0.3]
+                    o.layer = name
+                    same = [c for c in found if _iou(c.box, o.box) > 0.3 or _inside_fraction(c.box, [o.box]) > 0.6
+                            or _inside_fraction(o.box, [c.box]) > 0.6]
                     if not same:
                         found.append(o)
-                    elif cd.shape_cost(fit) < min(cd.shape_cost(c.fit) for c in same):
+                    elif min(self._rank(o), *(self._rank(c) for c in same)) == self._rank(o):
                         found = [c for c in found if all(c is not x for x in same)] + [o]
                 elif o.touches and fit.solidity > 0.9 and max(bw, bh) <= max_edge * 1.8 and not cut_cube:
                     # a small, convex, flat-faced object against the frame: most likely a clipped
@@ -382,6 +435,45 @@ class SizeEstimator:
                     full = (o.contour + 0.5) / scale - 0.5
                     cut_cube = cd.flatness(img, full) > 0.6
         return found, cut_cube
+
+    # The same cube found in several masks: closed edges trace it most tightly (a soft
+    # shadow has no edge), then colour without shadows, then colour.
+    _LAYER_ORDER = {"smooth": 0, "edges": 1, "solid": 2, "union": 3, "strong": 4}
+
+    def _rank(self, o: _Object) -> tuple[bool, int, float]:
+        return o.loose, self._LAYER_ORDER.get(o.layer, 9), cd.shape_cost(o.fit)
+
+    @staticmethod
+    def _prefer_apart(small, cubes: list[_Object], pieces: list[_Object]) -> tuple[list[_Object], str]:
+        """Of several cube-like objects keep the one that stands apart: one right beside the
+        largest object (the specimen) is most likely a crystal broken off it."""
+        others = [o for o in pieces if not any(_iou(o.box, c.box) > 0.3 or _inside_fraction(o.box, [c.box]) > 0.6
+                                               for c in cubes)]
+        if not others:
+            return cubes, ""
+        main = max(others, key=lambda o: _box_area(o.box))
+        reach = 0.03 * float(np.hypot(*small.shape[:2]))
+        apart = [c for c in cubes if _gap(c.box, main.box) > reach]
+        if len(apart) == 1:
+            return apart, f"{len(cubes)} cube-like objects; took the one apart from the specimen as the reference cube"
+        return cubes, ""
+
+    @staticmethod
+    def _prefer_neutral(small, cubes: list[_Object]) -> tuple[list[_Object], str]:
+        """Of several cube-like objects keep the one grey one, if exactly one is grey and the
+        others clearly coloured (a reference cube is neutral; crystals rarely are)."""
+        import cv2
+
+        chroma = []
+        for c in cubes:
+            m = np.zeros(small.shape[:2], np.uint8)
+            cv2.fillConvexPoly(m, np.round(c.fit.polygon).astype(np.int32), 1)
+            mean = np.array(cv2.mean(small, mask=m)[:3])
+            chroma.append(float((mean.max() - mean.min()) / max(mean.mean(), 1.0)))
+        grey = [c for c, k in zip(cubes, chroma) if k < 0.2]
+        if len(grey) == 1 and all(k > 0.35 for c, k in zip(cubes, chroma) if c is not grey[0]):
+            return grey, f"{len(cubes)} cube-like objects; took the only grey one as the reference cube"
+        return cubes, ""
 
     @staticmethod
     def _is_label(small, o: _Object, text_px) -> bool:
@@ -412,19 +504,27 @@ class SizeEstimator:
         local = poly - [x0, y0]
         for _ in range(2):  # the second pass starts from the better vertices
             local = cd.refine_polygon(res, local)
-        return self._fit_from_polygon(local + [x0, y0], coarse)
+        return self._fit_from_polygon(local + [x0, y0], coarse, (W, H))
 
     @staticmethod
-    def _fit_from_polygon(poly: np.ndarray, coarse: cd.CubeFit) -> cd.CubeFit:
+    def _fit_from_polygon(poly: np.ndarray, coarse: cd.CubeFit, size: tuple[int, int] | None = None) -> cd.CubeFit:
         ev = cd._edge_vectors(poly)
         if ev is None:
             edge = coarse.edge_px
         else:
             vecs, _ = ev
-            edge = float(np.sqrt(np.trace(vecs.T @ vecs) / 2))
+            edge = float(np.sqrt(np.trace(vecs.T @ vecs) / 2))  # orthographic: any rotation
+        rms = float("nan")
+        if size is not None and len(poly) == 6:
+            persp = cd.perspective_edge(poly, *size)
+            if persp is not None:
+                rms = persp[1] / edge
+                # trusted when the pin-hole cube fits the outline to a few per cent of its edge
+                if rms < 0.03 and abs(persp[0] / edge - 1) < 0.1:
+                    edge = persp[0]
         return cd.CubeFit(polygon=poly, edge_px=edge, spread=coarse.spread, symmetry=coarse.symmetry,
                           fit_ratio=coarse.fit_ratio, solidity=coarse.solidity, face_score=coarse.face_score,
-                          junction=coarse.junction)
+                          junction=coarse.junction, pinhole_rms=rms)
 
     def _specimen(self, img, small, objects, mineral_boxes, est: SizeEstimate, sx, sy):
         """Specimen box (full px), its outline points and whether it touches the frame."""

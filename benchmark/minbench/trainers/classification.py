@@ -110,7 +110,15 @@ class ClassificationTrainer(BaseTask):
         return loss
 
     def training_step(self, batch, batch_idx):
+        if batch["image"].shape[0] < 2 and self._has_batchnorm:
+            # Batch norm cannot train on a batch of one (the data module keeps the last
+            # partial batch of an epoch): skip it rather than crash.
+            return None
         return self._step(batch, "train")
+
+    @property
+    def _has_batchnorm(self) -> bool:
+        return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.model.modules())
 
     def validation_step(self, batch, batch_idx):
         self._step(batch, "val")

@@ -99,7 +99,7 @@ def generate(out: str | os.PathLike, *, seed: int = 0, size: str = "small", work
 
     from minbench.data import manifest
     from minbench.data.synth import GENERATOR_VERSION
-    from minbench.data.synth.scene import CUBE_EDGE_CM
+    from minbench.data.synth.scene import CUBE_EDGE_CM, class_text
     from minbench.data.synth.species import all_classes
     from minbench.data.synth.splits import make_plan, size_config
     from minbench.io import atomic_path
@@ -150,6 +150,8 @@ def generate(out: str | os.PathLike, *, seed: int = 0, size: str = "small", work
                         "fewshot_360": len(plan.fewshot_classes[2]), "zeroshot": len(plan.zeroshot_classes)},
             "held_out_families": sorted({classes[i].family.species for i in plan.zeroshot_classes
                                          if classes[i].family.id in plan.held_out_families}),
+            "class_descriptions": {classes[i].label: class_text(classes[i])
+                                   for i in sorted(set(r.cls for r in plan.rows))},
             "stats": _stats(df, results),
             "generation": {"seconds": round(seconds, 2), "images_per_s": round(n / max(seconds, 1e-9), 2),
                            "workers": n_workers},

@@ -36,6 +36,7 @@ class Mesh:
     normals: np.ndarray      # (F, 3) outward unit normals per face
     habit: str               # words for the habit, e.g. "prismatic"
     massive: bool
+    face_edges: tuple = ()   # per face: (k, 2) vertex pairs of its outline (crystal edges)
 
 
 def parse_stl(data: bytes) -> np.ndarray:
@@ -45,9 +46,9 @@ def parse_stl(data: bytes) -> np.ndarray:
     return tri["v"].astype(np.float64)
 
 
-def _habit_words(habit: Habit, extents: np.ndarray, n_faces: int) -> str:
+def _habit_words(habit: Habit, extents: np.ndarray, outlines: tuple) -> str:
     name = f"{habit.slug} {habit.name}".lower()
-    for key, words in HABIT_WORDS.items():
+    for key, words in sorted(HABIT_WORDS.items(), key=lambda kv: -len(kv[0])):   # "cuboctahedron" before "octahedron"
         if key in name.replace("-", " ").split() or key in name:
             if key == "prism" and ("short" in name):
                 return "short prismatic"
@@ -59,7 +60,21 @@ def _habit_words(habit: Habit, extents: np.ndarray, n_faces: int) -> str:
         return "elongated prismatic"
     if e[2] < 0.45:
         return "tabular"
-    return {6: "blocky", 8: "octahedral", 12: "dodecahedral", 24: "trapezohedral"}.get(n_faces, "equant")
+    sides = [len(o) for o in outlines]      # edges per face: 3 triangle, 4 quadrilateral, ...
+    n = len(sides)
+    if n == 8 and all(k == 3 for k in sides):
+        return "octahedral"
+    if n == 6 and all(k == 4 for k in sides):
+        return "blocky"
+    if n == 12 and all(k == 4 for k in sides):
+        return "dodecahedral"
+    if n == 12 and all(k == 5 for k in sides):
+        return "pyritohedral"
+    if n == 24:
+        return "trapezohedral"
+    if any(k == 6 for k in sides):
+        return "short prismatic"
+    return "equant"
 
 
 @lru_cache(maxsize=None)
@@ -87,8 +102,21 @@ def load_mesh(habit: Habit) -> Mesh:
     np.add.at(normals, face_of, n)
     normals /= np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12
     ext = verts.max(0) - verts.min(0)
+    outlines = _face_outlines(triangles, face_of, len(normals))
     return Mesh(vertices=verts, triangles=triangles, face_of=face_of, normals=normals,
-                habit=_habit_words(habit, ext, len(normals)), massive=habit.massive)
+                habit=_habit_words(habit, ext, outlines), massive=habit.massive,
+                face_edges=() if habit.massive else outlines)
+
+
+def _face_outlines(triangles: np.ndarray, face_of: np.ndarray, n_faces: int) -> tuple:
+    """Edges that bound each planar face (an edge shared by two triangles of one face is inside it)."""
+    out = []
+    for f in range(n_faces):
+        tris = triangles[face_of == f]
+        edges = np.sort(np.concatenate([tris[:, [0, 1]], tris[:, [1, 2]], tris[:, [2, 0]]]), axis=1)
+        uniq, counts = np.unique(edges, axis=0, return_counts=True)
+        out.append(uniq[counts == 1])
+    return tuple(out)
 
 
 def lumpy(mesh: Mesh, rng: np.random.Generator, amount: float = 0.18) -> Mesh:

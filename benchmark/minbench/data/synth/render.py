@@ -157,7 +157,10 @@ def draw_matrix(img: np.ndarray, labels: np.ndarray, poly: np.ndarray, scene: Sc
     shade = ((1 + 0.18 * _smooth_noise(rng, sh, sw, 8)) * (0.8 + 0.45 * ramp)
              * (0.55 + 0.45 * np.sqrt(np.clip(rim, 0, 1))))
     shade = cv2.resize(shade, (rw, rh), interpolation=cv2.INTER_LINEAR)
-    shade = cv2.add(shade, _noise_bank(h, w)[y1:y2, x1:x2, 0], dtype=cv2.CV_32F)  # the rock's grain
+    # The rock's grain: 2-3 px blobs (sensor noise comes later, in ``camera``).
+    grain = _noise_bank(h, w)[y1 // 2:y1 // 2 + (rh + 1) // 2, x1 // 2:x1 // 2 + (rw + 1) // 2, 1]
+    shade = cv2.scaleAdd(cv2.resize(grain, (rw, rh), interpolation=cv2.INTER_LINEAR), 0.05,
+                         shade.astype(np.float32))
     out = cv2.multiply(cv2.cvtColor(shade, cv2.COLOR_GRAY2BGR), tuple(float(v) for v in base) + (0.0,),
                        dtype=cv2.CV_8U)
     r_max = max(1, int(min(rw, rh) / 90))
@@ -174,7 +177,8 @@ def draw_matrix(img: np.ndarray, labels: np.ndarray, poly: np.ndarray, scene: Sc
 
 # ---------------------------------------------------------------- crystals
 def draw_crystal(img: np.ndarray, labels: np.ndarray, placed: Placed, colours: np.ndarray,
-                 alpha: float, label_value: int) -> None:
+                 alpha: float, label_value: int, edges: float = 0.0) -> None:
+    """Paint a posed crystal face by face; ``edges`` > 0 lightens its outlines (glassy crystals)."""
     h, w = labels.shape
     faces = visible_faces(placed)
     if not faces:
@@ -188,9 +192,17 @@ def draw_crystal(img: np.ndarray, labels: np.ndarray, placed: Placed, colours: n
     off = np.array([x1, y1], np.int32) * (1 << SHIFT)
     for f, tris, _ in faces:
         col = tuple(int(v) for v in np.clip(colours[f][::-1] * 255, 0, 255))  # RGB -> BGR
-        polys = list(tris - off)
-        cv2.fillPoly(layer, polys, col, lineType=cv2.LINE_8, shift=SHIFT)
-        cv2.fillPoly(lab, polys, label_value, lineType=cv2.LINE_8, shift=SHIFT)
+        # One triangle per call: fillPoly with several polygons fills by the even-odd rule, so
+        # overlapping coplanar triangles (interpenetrating twins) would cancel into outlines.
+        for tri in tris - off:
+            cv2.fillConvexPoly(layer, tri, col, lineType=cv2.LINE_8, shift=SHIFT)
+            cv2.fillConvexPoly(lab, tri, label_value, lineType=cv2.LINE_8, shift=SHIFT)
+        if edges > 0 and placed.mesh.face_edges:
+            seg = placed.mesh.face_edges[f]
+            if len(seg):
+                lines = np.round(placed.xy[seg] * (1 << SHIFT)).astype(np.int32) - off
+                light = tuple(c + (255 - c) * edges for c in col)
+                cv2.polylines(layer, list(lines), False, light, 1, cv2.LINE_AA, shift=SHIFT)
     if alpha < 1:
         cv2.addWeighted(layer, alpha, target, 1 - alpha, 0, dst=target)
 
@@ -354,7 +366,8 @@ def render(scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarr
     for i in order:
         c, u = scene.crystals[i], unit[i]
         cols = face_colours(u, c.rgb, c.rgb2, scene.light, c.lustre, rng)
-        draw_crystal(img, labels, u, cols, c.alpha, SATELLITE if c.satellite else CRYSTAL)
+        glassy = {"vitreous": 0.3, "adamantine": 0.45}.get(c.lustre, 0.0)
+        draw_crystal(img, labels, u, cols, c.alpha, SATELLITE if c.satellite else CRYSTAL, edges=glassy)
     cube_box = draw_cube(img, labels, scene, cube_c, ppc)
     spec_mask = ((labels == MATRIX) | (labels == CRYSTAL) | (labels == SATELLITE)).astype(np.uint8)
     bx, by, bw, bh = cv2.boundingRect(spec_mask)

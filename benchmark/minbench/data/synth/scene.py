@@ -99,9 +99,11 @@ def _crystals_for(cls: SynthClass, rng: np.random.Generator, *, satellite: bool,
         n = 1 if satellite else int(rng.integers(1, 3))
     else:
         n = int(rng.integers(1, 4)) if satellite else int(min(1 + rng.geometric(0.35), 9))
+    # A lustre range ("vitreous to pearly") shows its other end on some specimens.
+    lustre = fam.lustre_alt if rng.random() < 0.25 else fam.lustre
     base = _jitter_colour(cls.colour.rgb, rng, colour_jitter)
     base2 = _jitter_colour(cls.colour.rgb2, rng, colour_jitter) if cls.colour.rgb2 else None
-    alpha = 0.6 if cls.colour.colourless else (0.85 if fam.lustre == "vitreous" and base.mean() > 0.7 else 1.0)
+    alpha = 0.6 if cls.colour.colourless else (0.85 if lustre == "vitreous" and base.mean() > 0.7 else 1.0)
     main_size = (rng.uniform(0.15, 0.35) if satellite else rng.uniform(0.7, 1.5)) * (1.2 if mesh.massive else 1.0)
     out = []
     for i in range(n):
@@ -116,7 +118,7 @@ def _crystals_for(cls: SynthClass, rng: np.random.Generator, *, satellite: bool,
         offset = (rad * math.cos(ang), rad * math.sin(ang) * 0.8)
         colour = np.clip(base * rng.uniform(0.92, 1.08), 0, 1)
         out.append(CrystalSpec(mesh=m, rotation=random_rotation(rng), stretch=stretch, size=size, offset=offset,
-                               rgb=colour, rgb2=base2, alpha=alpha, lustre=fam.lustre, satellite=satellite))
+                               rgb=colour, rgb2=base2, alpha=alpha, lustre=lustre, satellite=satellite))
     return out
 
 
@@ -157,7 +159,7 @@ def sample_scene(cls: SynthClass, rng: np.random.Generator, *, width: int, heigh
     if rng.random() < 0.5:
         labels.append(f"coll. {int(rng.integers(1, 11))}")
     scene = Scene(
-        width=width, height=height, size_cm=size_cm, fill=float(rng.uniform(0.55, 0.92)), matrix=matrix,
+        width=width, height=height, size_cm=size_cm, fill=float(rng.uniform(0.7, 0.95)), matrix=matrix,
         matrix_radius=1.0, matrix_shape=profile, matrix_aspect=float(rng.uniform(0.55, 0.95)), rock=rock,
         crystals=crystals, background=background, bg_colours=bg, light=light,
         light_tint=np.array([1.0, 1.0, 1.0]) + rng.normal(0, 0.03, 3),
@@ -165,7 +167,7 @@ def sample_scene(cls: SynthClass, rng: np.random.Generator, *, width: int, heigh
         cube_yaw=float(np.radians(rng.uniform(25, 65))), cube_pitch=float(np.radians(rng.uniform(20, 40))),
         cube_rgb=(np.full(3, rng.uniform(0.8, 0.95)) if rng.random() < 0.8 else np.full(3, rng.uniform(0.12, 0.22))),
         fov_deg=float(rng.uniform(20, 40)), label_lines=labels, label_font=int(rng.integers(0, 3)),
-        wb=np.clip(1 + rng.normal(0, 0.07, 3), 0.8, 1.2), exposure=float(np.clip(rng.normal(1.0, 0.12), 0.7, 1.3)),
+        wb=np.clip(1 + rng.normal(0, 0.05, 3), 0.85, 1.15), exposure=float(np.clip(rng.normal(1.0, 0.12), 0.7, 1.3)),
         vignette=float(rng.uniform(0.0, 0.35)), blur_sigma=float(rng.choice([0.0, rng.uniform(0.3, 1.8)], p=[0.3, 0.7])),
         noise_sigma=float(rng.uniform(1.0, 6.0)), jpeg_quality=int(rng.integers(72, 96)), satellite=satellite,
     )
@@ -190,7 +192,9 @@ def describe(cls: SynthClass, scene: Scene) -> str:
         body = f"a single {habit} crystal"
     else:
         body = f"a group of {NUMBERS[len(own) - 1]} {habit} crystals"
-    text = (f"Specimen showing {body}, {colour} in colour, with {_lustre_words(fam.lustre_text)} lustre; "
+    clarity = "transparent" if own[0].alpha < 0.7 else ("translucent" if own[0].alpha < 1 else "opaque")
+    tint = f"{colour} and {clarity}" if cls.colour.colourless else f"{colour} in colour, {clarity}"
+    text = (f"Specimen showing {body}, {tint}, with {_lustre_words(fam.lustre_text)} lustre; "
             f"{fam.crystal_system} crystal system.")
     text += f" On a {scene.rock} matrix." if scene.matrix else " Without matrix."
     if scene.satellite is not None:
@@ -199,3 +203,14 @@ def describe(cls: SynthClass, scene: Scene) -> str:
         text += (f" Accompanied by small {sat_colour} {sat[0].mesh.habit} crystals of another mineral "
                  f"({_lustre_words(scene.satellite.family.lustre_text)} lustre).")
     return text
+
+
+def class_text(cls: SynthClass) -> str:
+    """A field-guide line for a class, from the database alone (no photo): what a zero-shot
+    model may be told about a species it has never seen."""
+    fam = cls.family
+    habits = list(dict.fromkeys(load_mesh(h).habit for h in fam.habits))
+    colour = cls.colour.name if cls.label == fam.species else f"{cls.variety} ({cls.colour.name})" \
+        if cls.variety != cls.colour.name else cls.colour.name
+    return (f"{cls.label}: {colour}; {_lustre_words(fam.lustre_text)} lustre; {fam.crystal_system} crystal system; "
+            f"habit {', '.join(habits)}; {fam.category.lower()}.")

@@ -52,6 +52,7 @@ class Family:
     category: str
     lustre_text: str
     lustre: str             # one of LUSTRE_KINDS
+    lustre_alt: str         # the other end of a range ('Vitreous to pearly' -> 'pearly'), else == lustre
     habits: tuple[Habit, ...]
     colours: tuple[tuple[str, Colour], ...]    # (variety name, colour)
     commonness: float       # prior for how many specimens a museum holds
@@ -78,10 +79,12 @@ def database_path() -> Path:
     return path
 
 
-def lustre_kind(text: str) -> str:
-    """The dominant lustre of a database lustre text ('Vitreous to pearly' -> 'vitreous')."""
-    low = (text or "").lower()
-    first = re.split(r"\bto\b|[;,(]", low)[0]
+def lustre_kind(text: str, part: int = 0) -> str:
+    """A lustre of a database lustre text: ``part`` 0 the dominant one ('Vitreous to pearly' ->
+    'vitreous'), 1 the other end of the range ('pearly'; the dominant one when there is none)."""
+    low = re.sub(r"\(.*?\)", " ", (text or "").lower())
+    parts = re.split(r"\bto\b|[;,(]", low)
+    first = parts[part] if part < len(parts) and parts[part].strip() else parts[0]
     for key, kind in (("sub-metallic", "submetallic"), ("submetallic", "submetallic"), ("metallic", "metallic"),
                       ("adamantine", "adamantine"), ("brilliant", "adamantine"), ("pearly", "pearly"),
                       ("vitreous", "vitreous"), ("resinous", "resinous"), ("greasy", "resinous"),
@@ -142,6 +145,7 @@ def load_families() -> tuple[Family, ...]:
         fam_habits = tuple(habits[fam_id])
         out.append(Family(id=fam_id, species=species, crystal_system=(system or "").lower(),
                           category=category or "", lustre_text=lustre or "", lustre=lustre_kind(lustre),
+                          lustre_alt=lustre_kind(lustre, 1),
                           habits=fam_habits, colours=tuple(colours),
                           commonness=1.0 + 0.5 * (len(fam_habits) - 1)))
     return tuple(out)

@@ -43,7 +43,7 @@ class SizeConfig:
 
 
 SIZES: dict[str, SizeConfig] = {
-    "tiny": SizeConfig("tiny", 256, 192, (3, 8, 20), scale=0.02, min_per_class=3, zeroshot_classes=8,
+    "tiny": SizeConfig("tiny", 256, 192, (3, 8, 20), scale=0.03, min_per_class=3, zeroshot_classes=8,
                        zeroshot_min=2, segmentation=10, size_share=0.4),
     "small": SizeConfig("small", 1024, 768, (10, 98, 360), scale=1 / 16, min_per_class=3, zeroshot_classes=None,
                         zeroshot_min=4, segmentation=48, size_share=0.4),
@@ -108,7 +108,13 @@ def make_plan(classes: tuple[SynthClass, ...], cfg: SizeConfig, seed: int) -> Pl
         held.append(f)
         held_classes += sum(1 for c in classes if c.family.id == f)
     held_set = set(held)
+    # A museum's commonest classes are mostly different species: a family's k-th variety
+    # (in a random order) ranks as if its family were (k + 1)^1.2 times rarer.
     score = np.array([fam_score[c.family.id] * rng.lognormal(0, 0.5) for c in classes])
+    for f in fam_ids:
+        members = [i for i, c in enumerate(classes) if c.family.id == f]
+        for k, i in enumerate(sorted(members, key=lambda i: -score[i])):
+            score[i] /= (k + 1) ** 1.2
     ranked = [i for i in np.argsort(-score, kind="stable").tolist() if classes[i].family.id not in held_set]
     if len(ranked) < n360:
         raise UserError(f"size {cfg.name!r} needs {n360} few-shot classes, the database gives {len(ranked)}")
