@@ -133,6 +133,17 @@ def test_default_target_layers_per_family():
     assert cams.default_target_layer_names(RedDetector()) == ["features.0"]  # the last conv
 
 
+def test_default_layer_keeps_enough_cells_for_a_mask():
+    import timm
+
+    resnet = timm.create_model("resnet10t", num_classes=2)
+    assert cams.default_target_layer_names(resnet, 224) == ["layer4"]  # 7 x 7: the usual choice
+    assert cams.default_target_layer_names(resnet, 64) == ["layer2"]  # layer4 would be 2 x 2
+    ex = cams.CamExtractor(resnet.eval(), "gradcam", image_size=64)
+    assert ex.layer_names == ["layer2"]
+    assert cams.default_target_layer_names(tiny_vit(), 32) == ["blocks.0.norm1"]
+
+
 def test_unknown_target_layer_names_close_ones():
     import timm
 
@@ -202,3 +213,20 @@ def test_cam_to_mask_at_the_photo_resolution():
         assert abs(mask[:, :60].mean() - 1.0) < 0.05 and mask[:, 64:].mean() < 0.05
     with pytest.raises(UserError, match="upsample"):
         cams.upsample_cam(cam, (4, 4), "lanczos")
+
+
+def test_bench_cam_reports_speed_and_memory(tmp_path, capsys):
+    import json
+
+    from minbench.cli import main
+
+    out = tmp_path / "cam.json"
+    assert main(["bench", "cam", "--backbone", "resnet10t", "--image-size", "32", "--mask-size", "48", "64",
+                 "--batch", "4", "--n-speed", "4", "--n", "12", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["speed"]["batched_images_per_s"] > 0 and result["speed"]["single_images_per_s"] > 0
+    assert result["speed"]["speedup"] == pytest.approx(
+        result["speed"]["batched_images_per_s"] / result["speed"]["single_images_per_s"], rel=0.02)
+    memory = result["memory"]
+    assert memory["n_images"] == 12 and memory["rss_peak_sampled_mb"] >= memory["rss_start_mb"] > 0
+    assert json.loads(capsys.readouterr().out) == result

@@ -64,7 +64,9 @@ def test_run_finds_a_fewshot_run_and_writes_everything(tiny_dataset, tmp_path, m
     assert status["state"] == "finished"
     assert status["classifier"] == {"checkpoint": str(ckpt), "source": "run", "recipe": "fewshot-small-cnn",
                                     "task": "fewshot-10", "num_classes": 3}
-    assert status["cam"]["image_size"] == 48 and status["cam"]["target_layers"] == ["layer4"]
+    # The classifier's training size (48 px) from its run config; the deepest stage with
+    # >= 7 x 7 cells there is layer1 (12 x 12).
+    assert status["cam"]["image_size"] == 48 and status["cam"]["target_layers"] == ["layer1"]
     rows = read_manifest(tiny_dataset)
     rows = rows[rows["segmentation"]]
     for r in rows.itertuples():  # the submission: one PNG per image, at the image's size
@@ -169,3 +171,17 @@ def test_bad_recipe_values_are_user_errors(tmp_path):
         SegmentationTrainer(str(ckpt), target_layer="layer9", image_size=32)
     with pytest.raises(UserError, match="classifier"):
         SegmentationTrainer(None, image_size=32)
+
+
+def test_a_true_mask_of_another_size_stops_the_run_with_its_name(tmp_path, monkeypatch, capsys):
+    from test_segmentation_trainer import make_dataset
+
+    from minbench.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    root, _ = make_dataset(tmp_path / "data", bad_mask_for="s1")
+    ckpt = tiny_checkpoint(tmp_path / "clf.ckpt")
+    rc = main(["run", "--task", "segmentation", "--data", str(root), "--out", str(tmp_path / "r"), "--quiet",
+               "--set", f"model.init_args.classifier={ckpt}", "--set", "data.init_args.image_size=32"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "masks/s1.png: true mask is 70x93" in err and "Traceback" not in err

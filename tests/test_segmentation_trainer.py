@@ -210,7 +210,8 @@ def test_load_classifier_round_trip(tmp_path):
     clf.eval()
     torch.testing.assert_close(net(x), clf.model(x))
     seg = SegmentationTrainer(str(tmp_path / "clf.ckpt"), image_size=32)
-    assert seg.classes == ["a", "b", "c"] and seg.extractor.layer_names == ["layer4"]
+    # 32 px: layer1 is the deepest stage with >= 7 x 7 cells (layer4 would be 1 x 1).
+    assert seg.classes == ["a", "b", "c"] and seg.extractor.layer_names == ["layer1"]
     bad = tmp_path / "bad.ckpt"
     raw = torch.load(tmp_path / "clf.ckpt", weights_only=True)
     raw["hyper_parameters"]["num_classes"], raw["hyper_parameters"]["classes"] = 5, list("abcde")

@@ -27,7 +27,7 @@ def test_sizes_and_scale_match_the_truth_on_drawn_scenes(estimator):
         if not est.answered:
             continue
         answered += 1
-        assert est.px_per_cm == pytest.approx(truth["px_per_cm"], rel=0.03)
+        assert est.px_per_cm == pytest.approx(truth["px_per_cm"], rel=0.05)
         errs.append(abs(est.size_cm - truth["size_cm"]) / truth["size_cm"])
         assert est.reason == ""
     assert answered >= 11
@@ -139,7 +139,9 @@ def test_parse_boxes_reads_release_formats():
 
 
 def test_authors_rule_measures_a_frontal_cube_and_truncates():
-    img, truth = draw_scene(10, width=1024, height=768, cube_rot=rotation(0, 0, 0.05), px_per_cm=40)
+    # facing a long-focus camera, a cube shows one square face
+    img, truth = draw_scene(10, width=1024, height=768, cube_rot=rotation(0, 0, 0.05), px_per_cm=40,
+                            cube_at=(512, 90), fov_deg=5.0)
     spec = truth["bbox"]
     exact = authors_estimate(img, spec, AuthorsRule(truncate=False))
     assert exact.px_per_cm == pytest.approx(40, rel=0.08)
@@ -157,3 +159,14 @@ def test_drawing_keeps_the_photo_shape(estimator):
     est = estimator.estimate(img)
     out = draw_estimate(img, est, true_bbox=truth["bbox"])
     assert out.shape == img.shape and out.dtype == np.uint8 and not np.array_equal(out, img)
+
+
+def test_a_specimen_smaller_than_the_cube_is_not_measured(estimator):
+    from test_size_scenes import background, draw_cube
+
+    rng = np.random.default_rng(3)
+    img = np.ascontiguousarray(background(480, 640, rng, "black"))
+    draw_cube(img, (450, 240), 40.0, rotation(0.7, -0.5))
+    cv2.circle(img, (200, 240), 8, (180, 120, 60), -1)  # a speck, not a museum specimen
+    est = estimator.estimate(img)
+    assert not est.answered and "smaller than the cube" in est.reason

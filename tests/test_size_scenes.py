@@ -62,7 +62,10 @@ def draw_cube(img: np.ndarray, centre, edge_px: float, rot: np.ndarray, colour=(
         pts = np.round(fine * 16).astype(np.int32)
         cv2.fillConvexPoly(patch, pts, col, cv2.LINE_8, shift=4)
         cv2.fillConvexPoly(cover, pts, 1.0, cv2.LINE_8, shift=4)
+        # a real cube's edges show (bevels, wear): a darker rim, inside the face only
+        cv2.polylines(patch, [pts], True, tuple(0.6 * v for v in col), ss, cv2.LINE_8, shift=4)
         drawn.append(xy)
+    patch *= cover[:, :, None]
     patch = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
     alpha = cv2.resize(cover, (size, size), interpolation=cv2.INTER_AREA)[:, :, None]
     h, w = img.shape[:2]
@@ -119,7 +122,8 @@ def background(h: int, w: int, rng: np.random.Generator, kind: str | None = None
 
 
 def draw_scene(seed: int = 0, *, width: int = 640, height: int = 480, n_cubes: int = 1, px_per_cm: float | None = None,
-               bg: str | None = None, cube_at=None, jpeg: int | None = 90, label: bool = True, cube_rot=None):
+               bg: str | None = None, cube_at=None, jpeg: int | None = 90, label: bool = True, cube_rot=None,
+               fov_deg: float = 30.0):
     """A photo (RGB uint8) and its truth: size_cm, px_per_cm, bbox, cube_bboxes."""
     rng = np.random.default_rng(seed)
     img = np.ascontiguousarray(background(height, width, rng, bg))
@@ -138,7 +142,8 @@ def draw_scene(seed: int = 0, *, width: int = 640, height: int = 480, n_cubes: i
             cpos = (0.82 * width, (0.3 + 0.4 * k) * height)
         rot = rotation(rng.uniform(0.35, 1.2), rng.uniform(-0.75, -0.35), rng.uniform(-0.2, 0.2))
         rot = rot if cube_rot is None else cube_rot
-        sil = draw_cube(img, cpos, edge, rot, colour=(205, 200, 190) if (bg or "") != "white" else (60, 60, 70))
+        sil = draw_cube(img, cpos, edge, rot, colour=(205, 200, 190) if (bg or "") != "white" else (60, 60, 70),
+                        fov_deg=fov_deg)
         cube_boxes.append([float(sil[:, 0].min()), float(sil[:, 1].min()), float(sil[:, 0].max()), float(sil[:, 1].max())])
     label_box = draw_label(img, int(0.05 * width), int(0.82 * height), int(0.22 * width), int(0.12 * height)) if label else None
     if jpeg:

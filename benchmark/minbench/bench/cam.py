@@ -18,8 +18,10 @@ from minbench.bench import add_json_argument, report
 
 def register(sub) -> None:
     p = sub.add_parser("cam", help="CAM images/s batched vs one at a time; RSS over many images")
-    p.add_argument("--backbone", default="resnet18", help="timm model name (random weights)")
-    p.add_argument("--image-size", type=int, default=96, help="input side the CAM sees")
+    p.add_argument("--backbone", default=None,
+                   help="timm model name, random weights (default: the default classifier recipe's backbone)")
+    p.add_argument("--image-size", type=int, default=None,
+                   help="input side the CAM sees (default: the default classifier recipe's)")
     p.add_argument("--mask-size", type=int, nargs=2, default=(768, 1024), metavar=("H", "W"),
                    help="resolution the masks are made at (the photo's)")
     p.add_argument("--cam", default="gradcam", help="CAM method")
@@ -48,6 +50,20 @@ def rss_mb() -> tuple[float, float]:
     return cur, peak
 
 
+def _default_classifier() -> tuple[str, dict, int]:
+    """Backbone, timm kwargs and input size of the classifier `run --task segmentation` trains."""
+    from minbench.pipelines.config import load_recipe, shipped_recipes
+    from minbench.pipelines.segmentation import CLASSIFIER_RECIPE
+
+    recipe = shipped_recipes().get(CLASSIFIER_RECIPE)
+    if recipe is None:
+        return "resnet18", {}, 96
+    config = load_recipe(recipe)
+    init = config["model"]["init_args"]
+    kwargs = {k: v for k, v in dict(init.get("model_kwargs") or {}).items() if k != "drop_rate"}
+    return str(init.get("backbone", "resnet18")), kwargs, int(config["data"]["init_args"].get("image_size", 96))
+
+
 def _masks(extractor, images, size, threshold="otsu"):
     from minbench.models.cam import cam_to_mask
 
@@ -67,10 +83,15 @@ def _run(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if args.backbone is None:
+        backbone, kwargs, size = _default_classifier()
+    else:
+        backbone, kwargs, size = args.backbone, {}, 96
+    args.image_size = args.image_size or size
     try:
-        model = timm.create_model(args.backbone, pretrained=False, num_classes=10)
+        model = timm.create_model(backbone, pretrained=False, num_classes=10, **kwargs)
     except RuntimeError as exc:
-        raise UserError(f"--backbone {args.backbone!r}: {exc}") from None
+        raise UserError(f"--backbone {backbone!r}: {exc}") from None
     model.eval()
     size = tuple(args.mask_size)
     ex = CamExtractor(model, args.cam, image_size=args.image_size)
@@ -105,7 +126,7 @@ def _run(args) -> int:
     model_batched, model_single = timed_model(args.batch), timed_model(1)
     result = {
         "benchmark": "cam",
-        "backbone": args.backbone, "cam": args.cam, "image_size": args.image_size,
+        "backbone": backbone, "model_kwargs": kwargs, "cam": args.cam, "image_size": args.image_size,
         "mask_size": list(size), "target_layers": ex.layer_names, "torch_threads": torch.get_num_threads(),
         "speed": {"n_images": args.n_speed, "batch": args.batch,
                   "batched_images_per_s": round(batched, 2), "single_images_per_s": round(single, 2),
@@ -142,10 +163,13 @@ def _memory(ex, args, size) -> dict:
             samples.append(cur)
     _, hwm = rss_mb()
     end = samples[-1]
-    # Growth over the second half only: the first batches still warm caches up.
-    half = samples[len(samples) // 2:]
-    per_1000 = (half[-1] - half[0]) / max(1, len(half) - 1) / args.batch * 1000 if len(half) > 1 else 0.0
+    # Trend after warm-up (first 10 % of batches left out): least-squares slope of RSS
+    # over images, per 1,000 images. Allocator noise averages out; a leak does not.
+    import numpy as np
+
+    tail = np.asarray(samples[max(1, len(samples) // 10):], dtype=float)
+    slope = float(np.polyfit(np.arange(len(tail)) * args.batch, tail, 1)[0]) * 1000 if len(tail) > 2 else 0.0
     return {"n_images": done, "batch": args.batch, "seconds": round(time.perf_counter() - t0, 2),
             "rss_start_mb": round(start, 1), "rss_end_mb": round(end, 1),
             "rss_peak_sampled_mb": round(max(samples), 1), "rss_peak_process_mb": round(hwm, 1),
-            "growth_mb": round(end - start, 1), "growth_second_half_mb_per_1000_images": round(per_1000, 1)}
+            "growth_mb": round(end - start, 1), "trend_mb_per_1000_images": round(slope, 1)}

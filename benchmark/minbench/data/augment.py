@@ -18,7 +18,7 @@ seeds it from (seed, epoch, batch index)), then moved to the device: results do 
 on the device or on how many workers loaded the batch. No Python loop over samples.
 
 What stays on the CPU: decoding, EXIF rotation and the whole-image resize, once, when the
-cache is built (``minbench.data.decode``; cv2 area resize). Per-sample ops that have no
+cache is built (``minbench.data.decode``; PIL box resize). Per-sample ops that have no
 cheap batched form (JPEG re-compression, blur kernels of random size, ...) can be given to
 the data module as an albumentations pipeline (``cpu_transform=``): it runs in the
 DataLoader workers on the cached uint8 image (and mask), before this module's ops.

@@ -173,8 +173,10 @@ class ImageCache:
 
     def _build(self, todo: np.ndarray, workers: int, progress: bool) -> None:
         jobs = self._jobs(todo)
+        pool = ProcessPoolExecutor(workers, mp_context=_mp_context()) if workers > 1 else None
+        if pool:
+            pool.submit(_init_worker).result()  # fork now, while this process runs no extra threads
         bar = _progress(len(jobs), f"decoding {len(jobs)} images into {self.folder.name}") if progress else None
-        pool = ProcessPoolExecutor(workers, mp_context=_mp_context(), initializer=_init_worker) if workers > 1 else None
         try:
             for start in range(0, len(jobs), _CHUNK):
                 chunk = jobs[start:start + _CHUNK]
@@ -277,12 +279,7 @@ _WORKER_FDS: dict[str, int] = {}
 
 
 def _init_worker() -> None:
-    try:
-        import cv2
-
-        cv2.setNumThreads(1)  # the pool already uses every core; nested threads only thrash
-    except ImportError:
-        pass
+    """Nothing to set up; submitted once so the pool forks before any progress thread runs."""
 
 
 def _worker_fd(path: str) -> int:
@@ -327,7 +324,8 @@ def _mp_context():
 
     # fork where there is one (as torch's DataLoader does): spawn and forkserver re-import the
     # user's __main__, which breaks any script that builds the cache without a __main__ guard.
-    # The children only decode with PIL and cv2 (cv2 set to one thread in _init_worker).
+    # The children only decode and resize with PIL and numpy: no thread pools (torch, cv2)
+    # that a fork could leave locked.
     methods = multiprocessing.get_all_start_methods()
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 

@@ -10,6 +10,9 @@ Contract (the trainers code against this)::
     dm.classes        # list[str]: the training classes (sorted), index = label
     dm.num_classes
     dm.test_frame     # manifest rows of the test split, in dataloader order (index = row position)
+    dm.frame          # the whole manifest; dm.positions: split -> manifest row positions chosen
+                      # (before bad images drop out); dm.frame_of(split): rows as served
+    dm.skipped        # bad images among this module's rows: position, sample_id, image_path, reason
 
 Rows, by the task card (``minbench.cards.get_card(task)``):
 
@@ -58,6 +61,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +123,8 @@ class MineralDataModule(L.LightningDataModule):
         self.cpu_transform = cpu_transform
         self.max_pixels = max_pixels
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else bool(pin_memory)
-        self.build_workers = num_workers if build_workers is None else build_workers
+        # decoding is CPU-bound: more builder processes than cores only thrash
+        self.build_workers = min(num_workers, os.cpu_count() or 1) if build_workers is None else build_workers
         self._given_classes = sorted(classes) if classes is not None else None
         self._loaded = False
         self._datasets: dict[str, Any] = {}

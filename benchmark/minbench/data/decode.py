@@ -133,23 +133,23 @@ def load_mask(path: str | Path, *, max_pixels: int | None = None) -> np.ndarray:
 
 
 def resize_square(arr: np.ndarray, size: int) -> np.ndarray:
-    """Resize an HxWx3 (or HxW) uint8 image to size x size, whole image, no crop.
+    """Resize an HxWx3 uint8 image to size x size, whole image, no crop.
 
-    Area averaging when shrinking (no aliasing of fine crystal edges), bilinear when growing.
+    Box (area) averaging when shrinking (no aliasing of fine crystal edges), bilinear when
+    growing. PIL, not cv2: cv2's thread pool can deadlock in a forked cache builder.
     """
-    import cv2
-
     if arr.shape[0] == size and arr.shape[1] == size:
         return arr
     shrink = arr.shape[0] >= size and arr.shape[1] >= size
-    return cv2.resize(arr, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    img = Image.fromarray(arr).resize((size, size), Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR)
+    return np.asarray(img, dtype=np.uint8)
 
 
 def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
     """A 0/1 mask to size x size: area fraction >= 1/2 is mineral (sharper than nearest)."""
-    import cv2
-
     if mask.shape == (size, size):
         return mask
-    frac = cv2.resize(mask.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA)
-    return (frac >= 0.5).astype(np.uint8)
+    shrink = mask.shape[0] >= size and mask.shape[1] >= size
+    img = Image.fromarray(mask * np.uint8(255)).resize(
+        (size, size), Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR)
+    return (np.asarray(img) >= 128).astype(np.uint8)

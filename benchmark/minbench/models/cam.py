@@ -142,25 +142,33 @@ def is_vit(model) -> bool:
     return hasattr(model, "patch_embed") and hasattr(model, "blocks") and hasattr(model, "num_prefix_tokens")
 
 
-def default_target_layer_names(model) -> list[str]:
+MIN_CAM_CELLS = 7  # a mask needs a map of at least 7 x 7 cells (ResNet-50's layer4 at 224 px)
+
+
+def default_target_layer_names(model, image_size: int | None = None, min_cells: int = MIN_CAM_CELLS) -> list[str]:
     """The layer a CAM reads for each backbone family.
 
     ViT: ``blocks.<last>.norm1`` (the last block's output reaches the logits only through
     the class token, so its patch tokens get no gradient; norm1 still does). timm CNNs:
-    the module of the last ``feature_info`` entry (the last stage). Others: the last Conv2d.
+    the deepest stage of ``feature_info`` whose map has at least ``min_cells`` cells a side
+    at ``image_size`` (the last stage when no size is given): at 224 px that is the usual
+    last stage (7 x 7), but a classifier trained at 64 px has a 2 x 2 last stage, too
+    coarse for any mask, and gets the stride-8 stage (8 x 8). Others: the last Conv2d.
     """
     import torch.nn as nn
 
     if is_vit(model):
         return [f"blocks.{len(model.blocks) - 1}.norm1"]
     info = getattr(model, "feature_info", None)
-    if info:
-        last = info[-1] if isinstance(info, (list, tuple)) else None
-        name = last.get("module") if isinstance(last, dict) else None
-        if name is None and hasattr(info, "module_name"):
-            name = info.module_name(-1)
-        if name:
-            return [name]
+    entries = [e for e in info if isinstance(e, dict) and e.get("module")] if isinstance(info, (list, tuple)) else []
+    if entries:
+        if image_size:
+            fine = [e for e in entries if image_size / float(e.get("reduction") or 1) >= min_cells]
+            if fine:
+                return [fine[-1]["module"]]
+        return [entries[-1]["module"]]
+    if info is not None and hasattr(info, "module_name"):
+        return [info.module_name(-1)]
     convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
     if not convs:
         raise UserError(f"{type(model).__name__}: no convolution and no known target layer; "
@@ -168,10 +176,11 @@ def default_target_layer_names(model) -> list[str]:
     return [convs[-1]]
 
 
-def resolve_target_layers(model, names: str | Sequence[str] | None) -> tuple[list, list[str]]:
+def resolve_target_layers(model, names: str | Sequence[str] | None,
+                           image_size: int | None = None) -> tuple[list, list[str]]:
     """Modules for ``names`` (comma-separated or a list; None = the family default)."""
     if names is None or names == "" or names == []:
-        names = default_target_layer_names(model)
+        names = default_target_layer_names(model, image_size)
     elif isinstance(names, str):
         names = [n.strip() for n in names.split(",") if n.strip()]
     modules = dict(model.named_modules())
@@ -276,33 +285,49 @@ class CamOutput:
 
 
 class CamExtractor:
-    """Batched CAMs of ``model`` for one method, target layer(s) and reshape rule."""
+    """Batched CAMs of ``model`` for one method, target layer(s) and reshape rule.
+
+    The pytorch-grad-cam object is built once (its constructor walks the whole model to
+    switch it to eval mode, a cost per call that batch-1 use would feel), but its hooks
+    are registered at the start of each call and removed at its end.
+    """
 
     def __init__(self, model, method: str = "gradcam", target_layers: str | Sequence[str] | None = None,
                  reshape: str = "auto", image_size: int = 224, score_batch_size: int = 64):
         self.model = model
         self.method = method
         self.cam_class = _method_class(method)
-        self.layers, self.layer_names = resolve_target_layers(model, target_layers)
+        self.layers, self.layer_names = resolve_target_layers(model, target_layers, image_size)
         self.reshape_transform = resolve_reshape(model, self.layers, self.layer_names, reshape, image_size)
         self.score_batch_size = score_batch_size
+        self._params = list(model.parameters())
+        was_training = model.training
+        self._cam = self.cam_class(model=model, target_layers=self.layers, reshape_transform=self.reshape_transform)
+        self._cam.activations_and_grads.release()  # no hooks between calls
+        model.train(was_training)
 
     def __call__(self, images, target: str = "predicted", labels=None, top_k: int = 3) -> CamOutput:
         """CAMs of a batch (B x 3 x S x S, normalised); works inside inference_mode."""
         import torch
+        from pytorch_grad_cam import ActivationsAndGradients
 
-        params = list(self.model.parameters())
+        cam = self._cam
+        params = self._params
         flags = [p.requires_grad for p in params]
         was_training = self.model.training
-        cam = None
+        hooks = None
         # Lightning's predict/test run under inference_mode; CAM needs a graph. Weights
         # need no gradient (only activations do), which also skips their backward work.
         with torch.inference_mode(False), torch.enable_grad():
             try:
                 for p in params:
                     p.requires_grad_(False)
-                cam = self.cam_class(model=self.model, target_layers=self.layers,
-                                     reshape_transform=self.reshape_transform)
+                if was_training:
+                    self.model.eval()
+                # The model may have moved (Lightning moves it after __init__).
+                cam.device = params[0].device if params else images.device
+                hooks = cam.activations_and_grads = ActivationsAndGradients(
+                    self.model, self.layers, self.reshape_transform, True)
                 # A clone leaves inference mode; only gradient methods need the graph.
                 x = images.detach().clone().requires_grad_(cam.uses_gradients)
                 targets = make_targets(len(x), target, labels, top_k)
@@ -316,13 +341,13 @@ class CamExtractor:
                 maps = cam(input_tensor=x, targets=targets)
                 logits = cam.outputs.detach()
             finally:
-                if cam is not None:
-                    cam.activations_and_grads.release()
-                    cam.outputs = None  # holds the retained autograd graph otherwise
-                    del cam
+                if hooks is not None:
+                    hooks.release()
+                cam.outputs = None  # holds the retained autograd graph otherwise
                 for p, flag in zip(params, flags):
                     p.requires_grad_(flag)
-                self.model.train(was_training)
+                if was_training:
+                    self.model.train()
         maps = np.nan_to_num(np.asarray(maps, dtype=np.float32), nan=0.0)
         return CamOutput(cams=maps, logits=logits, targets=[t.lock(row) for t, row in zip(targets, logits)])
 

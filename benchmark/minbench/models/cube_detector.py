@@ -1,8 +1,13 @@
-"""Classical scene parsing for museum photos: background model, objects, reference cube, label.
+"""Classical scene parsing for museum photos: background, object masks, reference cube, label.
 
-Everything here works on a downscaled working copy (a few hundred pixels on the long
-side) except the cube refinement, which re-measures the cube on a small full-resolution
-crop because the cube's edge sets the scale of every size we report.
+Scene parsing runs on a downscaled working copy (``work_size`` px on the long side); the
+cube, whose edge sets the scale of every size reported, is re-measured on a small
+full-resolution crop (sub-pixel edges from the image's own gradient).
+
+Objects are found in several masks at once (``object_masks``): colour difference from a
+background model with the objects painted out, the same without cast shadows, and regions
+closed by image edges. A cube face lit like the background drops out of one mask and not
+of another; a soft shadow joins the cube in the colour masks but has no sharp edge.
 
 Geometry of the cube test. Under orthographic projection a cube with edge ``e`` seen with
 three faces has a silhouette that is a centrally symmetric hexagon whose sides are the
@@ -10,11 +15,14 @@ projected edge vectors ``a, b, c, -a, -b, -c``. Stacking them as the 2x3 matrix
 ``M = [a b c]`` gives ``M M^T = e^2 I`` (the first two rows of a rotation matrix, scaled),
 so the eigenvalue spread of ``M M^T`` says how cube-like the hexagon is and
 ``e = sqrt(trace / 2)`` is the edge whatever the rotation. A frontal view (a square) is the
-same formula with ``c = 0``. Perspective bends this a little; the tolerances allow for it.
+same formula with ``c = 0``. A camera's perspective bends this a little: the final edge
+comes from a pin-hole fit (``perspective_edge``: principal point at the photo's centre,
+focal length searched) when it fits the outline, as the scale at the cube's centre.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -170,8 +178,8 @@ def object_masks(img: np.ndarray, bg: Background, *, canny: tuple[int, int] = (2
     res = residual(img, bg, model=model)
     strong = cv2.morphologyEx((res > bg.threshold).astype(np.uint8) * 255, cv2.MORPH_OPEN, kernel)
     # A cast shadow is the background, darker, with its colour: the same ratio in every channel.
-    ratio = (img.astype(np.float32) + 4.0) / (model.astype(np.float32) + 4.0)
-    rmax, rmin = ratio.max(axis=2), ratio.min(axis=2)
+    r0, r1, r2 = cv2.split(cv2.divide(cv2.add(img, 4, dtype=cv2.CV_32F), cv2.add(model, 4, dtype=cv2.CV_32F)))
+    rmax, rmin = cv2.max(cv2.max(r0, r1), r2), cv2.min(cv2.min(r0, r1), r2)
     shadow = (rmax - rmin < 0.1) & (rmax < 0.95) & (rmin > 0.2)
     solid = cv2.morphologyEx(np.where(shadow, 0, strong).astype(np.uint8), cv2.MORPH_OPEN, kernel)
     grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
@@ -213,7 +221,6 @@ class CubeFit:
     face_score: float = 0.0  # contrast between faces over their inner spread
     junction: np.ndarray | None = None  # the three faces' common corner, when three show
     pinhole_rms: float = float("nan")  # RMS error of the pin-hole cube fit / edge
-    notes: list[str] = field(default_factory=list)
 
     @property
     def shape_ok(self) -> bool:
@@ -242,22 +249,17 @@ class CubeFit:
 
 def _merge_collinear(poly: np.ndarray, max_angle_deg: float = 12.0, min_side: float = 1.5) -> np.ndarray:
     """Drop vertices where the outline goes straight on (or sides shorter than ``min_side``)."""
-    pts = [p for p in poly]
+    pts = [(float(x), float(y)) for x, y in poly]
+    cos_max = math.cos(math.radians(max_angle_deg))
     changed = True
     while changed and len(pts) > 3:
         changed = False
         n = len(pts)
         for i in range(n):
-            prev_p, p, next_p = pts[i - 1], pts[i], pts[(i + 1) % n]
-            v1 = p - prev_p
-            v2 = next_p - p
-            n1, n2 = np.linalg.norm(v1), np.linalg.norm(v2)
-            if n1 < min_side or n2 < min_side:
-                del pts[i]
-                changed = True
-                break
-            cos = float(np.dot(v1, v2) / (n1 * n2))
-            if cos > np.cos(np.radians(max_angle_deg)):
+            (ax, ay), (bx, by), (cx, cy) = pts[i - 1], pts[i], pts[(i + 1) % n]
+            v1x, v1y, v2x, v2y = bx - ax, by - ay, cx - bx, cy - by
+            n1, n2 = math.hypot(v1x, v1y), math.hypot(v2x, v2y)
+            if n1 < min_side or n2 < min_side or (v1x * v2x + v1y * v2y) / (n1 * n2) > cos_max:
                 del pts[i]
                 changed = True
                 break
@@ -317,6 +319,8 @@ def cube_shape(points: np.ndarray) -> CubeFit | None:
                       fit_ratio=fit_ratio, solidity=solidity)
         if best is None or shape_cost(fit) < shape_cost(best):
             best = fit
+        if len(poly) == 6 and shape_cost(fit) < 0.3:
+            break  # a clean hexagon: no need to try a square
     return best
 
 
@@ -450,34 +454,42 @@ def face_contrast(img: np.ndarray, fit: CubeFit) -> tuple[float, np.ndarray | No
     x1, y1 = min(x1, w), min(y1, h)
     if x1 - x0 < 3 or y1 - y0 < 3:
         return 0.0, None
-    crop = img[y0:y1, x0:x1].astype(np.float32)
+    crop = img[y0:y1, x0:x1].reshape(-1, 3).astype(np.float64)
     off = np.array([x0, y0], np.float64)
 
-    def stats(quad: np.ndarray):
-        c = quad.mean(axis=0)
-        shrunk = c + 0.6 * (quad - c)  # keep off the edges between faces
-        m = np.zeros(crop.shape[:2], np.uint8)
-        cv2.fillConvexPoly(m, np.round(shrunk - off).astype(np.int32), 1)
-        px = crop[m.astype(bool)]
-        if len(px) < 2:
+    def stats(faces: list[np.ndarray]):
+        """Mean colour and spread (~ mean absolute deviation, summed over channels) of each
+        face, shrunk towards its centre to keep off the edges between faces; one pass."""
+        lab = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        for k, quad in enumerate(faces, 1):
+            c = quad.mean(axis=0)
+            cv2.fillConvexPoly(lab, np.round(c + 0.6 * (quad - c) - off).astype(np.int32), k)
+        idx = lab.ravel()
+        m = len(faces) + 1
+        n = np.bincount(idx, minlength=m)[1:].astype(np.float64)
+        if (n < 2).any():
             return None
-        return px.mean(axis=0), float(np.abs(px - px.mean(axis=0)).sum(axis=1).mean())
+        s1 = np.stack([np.bincount(idx, weights=crop[:, ch], minlength=m)[1:] for ch in range(3)], axis=1)
+        s2 = np.stack([np.bincount(idx, weights=crop[:, ch] ** 2, minlength=m)[1:] for ch in range(3)], axis=1)
+        mean = s1 / n[:, None]
+        std = np.sqrt(np.maximum(s2 / n[:, None] - mean ** 2, 0.0))
+        return mean, 0.8 * std.sum(axis=1)  # 0.8 sigma: the mean absolute deviation of a normal
 
     if len(poly) == 4:
-        s = stats(poly)
-        if s is None:
+        st = stats([poly])
+        if st is None:
             return 0.0, None
-        return float(40.0 / (s[1] + 4.0)), None  # one flat face: uniformity only
+        return float(40.0 / (st[1][0] + 4.0)), None  # one flat face: uniformity only
     best, best_j = 0.0, None
     for start in (0, 1):
         v = [poly[(start + i) % 6] for i in range(6)]
         j = v[0] + v[2] - v[1]
-        faces = [np.array([j, v[0], v[1], v[2]]), np.array([j, v[2], v[3], v[4]]), np.array([j, v[4], v[5], v[0]])]
-        st = [stats(f) for f in faces]
-        if any(s is None for s in st):
+        st = stats([np.array([j, v[0], v[1], v[2]]), np.array([j, v[2], v[3], v[4]]),
+                    np.array([j, v[4], v[5], v[0]])])
+        if st is None:
             continue
-        means = [s[0] for s in st]
-        spread_in = float(np.mean([s[1] for s in st]))
+        means, spreads = st
+        spread_in = float(spreads.mean())
         diffs = sorted(float(np.abs(means[a] - means[b]).sum()) for a, b in ((0, 1), (1, 2), (0, 2)))
         # two of the three pairs must differ: one pair may be lit alike
         score = diffs[1] / (spread_in + 4.0)

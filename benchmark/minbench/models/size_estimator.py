@@ -1,8 +1,18 @@
 """Zero-shot specimen size from the reference cube: locate, exclude, measure, convert.
 
-``SizeEstimator.estimate(image)`` parses one photo (uint8 HxWx3) into a specimen, a paper
-label and exactly one reference cube, takes px/cm from the cube's edge and returns the
-specimen's extent in centimetres, or an abstention with its reason. Nothing is trained.
+``SizeEstimator.estimate(image)`` parses one photo (uint8 HxWx3) and returns the specimen's
+extent in centimetres, or an abstention with its reason. Nothing is trained. Steps:
+
+1. background model and object masks on a working copy (``cube_detector``);
+2. cube candidates in every mask: hexagon (or one-face square) outlines that are cube-like,
+   show flat faces of distinct shading, do not touch the frame and are not a facet inside
+   a larger object; each is re-measured on the full-resolution photo, and a loose one must
+   then prove regular; of several, one standing apart from the specimen or the only grey
+   one is taken (flagged), else the photo is abstained on;
+3. paper labels (pale flat rectangles with ink, or the release's CRAFT text boxes) are set
+   aside; the specimen is the largest remaining object with its nearby pieces, measured on
+   the edge mask (a soft shadow has no outline), or the release's OWL-ViT boxes;
+4. px/cm = cube edge (px, at the cube's depth) / ``cube_edge_cm``; size = extent / px/cm.
 
 What is measured is a setting (``extent``): the ground truth of the embedded data and of
 the task card is the longest side of the specimen's axis-aligned box (``longest_side``).
@@ -41,6 +51,7 @@ class SizeConfig:
     use_text_boxes: bool = True  # the release's CRAFT text boxes, when given
     neutral_cube: bool = True  # of several cube-like objects, a lone grey one is the cube (flagged)
     abstain_on_cut_specimen: bool = False
+    min_specimen_cubes: float = 1.0  # abstain when the specimen's extent is under this many cube edges
 
     def __post_init__(self):
         if not (np.isfinite(self.cube_edge_cm) and self.cube_edge_cm > 0):
@@ -341,8 +352,12 @@ class SizeEstimator:
             if cfg.abstain_on_cut_specimen:
                 est.reason = "specimen cut by the frame"
                 return est
-        if est.extent_px < est.cube_edge_px:
-            est.flags.append("specimen smaller than the cube")
+        if est.extent_px < cfg.min_specimen_cubes * est.cube_edge_px:
+            # museum specimens outsize the cube: a smaller 'specimen' means the objects were
+            # mistaken for each other (a cubic crystal taken for the cube), or a speck
+            est.reason = (f"the specimen found ({est.extent_px:.0f} px) is smaller than the cube "
+                          f"({est.cube_edge_px:.0f} px): cube or specimen mistaken")
+            return est
         est.size_cm = est.extent_px / est.px_per_cm
         return est
 
@@ -370,6 +385,8 @@ class SizeEstimator:
     def _find_cubes(self, img, small, layers: dict[str, list[_Object]], scale: float):
         """Cube-like outlines over all masks, one per place (the best fit); and whether a
         cube seems cut by the frame."""
+        import cv2
+
         cfg = self.config
         sh, sw = small.shape[:2]
         max_edge = cfg.max_cube_fraction * min(sh, sw)
@@ -386,14 +403,19 @@ class SizeEstimator:
                 if key in tried:
                     continue
                 tried.add(key)
+                hull_area = float(cv2.contourArea(cv2.convexHull(o.contour.astype(np.float32))))
+                if hull_area < 0.45 * bw * bh and not o.touches:  # a cube's outline fills its box
+                    continue
                 fit = cd.cube_shape(o.contour)
                 if fit is None:
                     continue
                 strict = fit.shape_ok
                 if (strict or fit.shape_loose) and min_edge <= fit.edge_px <= max_edge:
                     fit.face_score, fit.junction = cd.face_contrast(small, fit)
-                    # a loose outline must show clearly distinct faces
-                    if fit.face_score < (cfg.min_face_score if strict else 4 * cfg.min_face_score):
+                    # a loose outline must show clearly distinct faces; a square, one flat face
+                    # (two faces lit alike also make a four-cornered outline, of a wrong size)
+                    need = cfg.min_face_score if strict else 4 * cfg.min_face_score
+                    if fit.face_score < (max(need, 4.0) if len(fit.polygon) == 4 else need):
                         continue
                     o.loose = not strict
                     if o.touches:
@@ -433,7 +455,7 @@ class SizeEstimator:
         reach = 0.03 * float(np.hypot(*small.shape[:2]))
         apart = [c for c in cubes if _gap(c.box, main.box) > reach]
         if len(apart) == 1:
-            return apart, f"{len(cubes)} cube-like objects; took the one apart from the specimen as the reference cube"
+            return apart, f"{len(cubes)} cube-like objects: took the one apart from the specimen as the reference cube"
         return cubes, ""
 
     @staticmethod
@@ -450,7 +472,7 @@ class SizeEstimator:
             chroma.append(float((mean.max() - mean.min()) / max(mean.mean(), 1.0)))
         grey = [c for c, k in zip(cubes, chroma) if k < 0.2]
         if len(grey) == 1 and all(k > 0.35 for c, k in zip(cubes, chroma) if c is not grey[0]):
-            return grey, f"{len(cubes)} cube-like objects; took the only grey one as the reference cube"
+            return grey, f"{len(cubes)} cube-like objects: took the only grey one as the reference cube"
         return cubes, ""
 
     @staticmethod

@@ -40,6 +40,8 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
     started = time.perf_counter()
     trainer.fit(model, datamodule=dm, ckpt_path=str(resume_from) if resume_from else None, weights_only=True)
     fit_seconds = time.perf_counter() - started
+    throughput = find_callback(trainer, Throughput)
+    rates = list(throughput.per_epoch) if throughput else []
     best = trainer.checkpoint_callback.best_model_path if has_val else ""
     outputs = trainer.predict(model, datamodule=dm, ckpt_path=best or None, weights_only=True)
     rows = gather_predictions(outputs or [])
@@ -51,8 +53,6 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
         trainer.logger.log_metrics({f"test/{k}": v for k, v in metrics.items()}, step=trainer.global_step)
         trainer.logger.finalize("success")
     draw_plots(ctx, rows, dm.test_frame, trainer)
-    throughput = find_callback(trainer, Throughput)
-    rates = throughput.per_epoch if throughput else []
     stats = {"fit_seconds": fit_seconds, "epochs": trainer.current_epoch,
              "train_images_per_s": sum(rates) / len(rates) if rates else float("nan")}
     return {"metrics": metrics, "stats": stats, "train_images_per_s_per_epoch": rates,

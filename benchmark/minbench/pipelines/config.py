@@ -110,12 +110,21 @@ def import_class(class_path: str, where: str):
         raise UserError(f"{where}.class_path: {module_name} has no {cls_name!r}") from None
 
 
-def instantiate(section: dict[str, Any], where: str, base: type, **extra: Any):
-    """Build ``class_path(**init_args, **extra)``, checking the class and the argument names."""
+def instantiate(section: dict[str, Any], where: str, base: type = object, **extra: Any):
+    """Build ``class_path(**init_args, **extra)``, checking the class and the argument names.
+
+    An init argument that is itself a mapping with a ``class_path`` is built first (as
+    LightningCLI does), e.g. ``augment_config: {class_path: minbench.data.augment.AugmentConfig,
+    init_args: {grayscale: 0.0}}``.
+    """
     cls = import_class(section["class_path"], where)
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise UserError(f"{where}.class_path: {section['class_path']} is not a {base.__name__}")
-    kwargs = {**copy.deepcopy(section.get("init_args") or {}), **extra}
+    kwargs = copy.deepcopy(section.get("init_args") or {})
+    for name, value in kwargs.items():
+        if isinstance(value, dict) and isinstance(value.get("class_path"), str):
+            kwargs[name] = instantiate(value, f"{where}.init_args.{name}")
+    kwargs.update(extra)
     params = inspect.signature(cls.__init__).parameters
     if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         for name in kwargs:

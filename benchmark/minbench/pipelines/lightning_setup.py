@@ -27,7 +27,8 @@ def build_datamodule(ctx: SeedContext, **overrides: Any) -> LightningDataModule:
 
 class Throughput(Callback):
     """Training images/s per epoch: from the epoch's start to its last training batch, so
-    data loading and the step count but validation does not. Summed over DDP ranks."""
+    data loading and the step count but validation does not. Summed over DDP ranks.
+    Not kept in checkpoints: a resumed run reports the epochs it ran itself."""
 
     def __init__(self) -> None:
         self.per_epoch: list[float] = []
@@ -48,12 +49,6 @@ class Throughput(Callback):
             rate = self._images * trainer.world_size / elapsed
             self.per_epoch.append(rate)
             pl_module.log("train/images_per_s", rate, rank_zero_only=True)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"per_epoch": list(self.per_epoch)}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.per_epoch = list(state_dict.get("per_epoch", []))
 
 
 def _wandb_logged_in() -> bool:
@@ -85,15 +80,27 @@ def build_logger(ctx: SeedContext):
 
 def build_trainer(ctx: SeedContext, *, monitor: str | None, mode: str = "max",
                   callbacks: list[Callback] | None = None) -> Trainer:
-    """The recipe's ``trainer`` section plus minbench's callbacks, logger and run folder."""
+    """The recipe's ``trainer`` section plus minbench's callbacks, logger and run folder.
+
+    Checkpoints: ``checkpoints/last.ckpt`` every epoch (what ``--resume`` continues from)
+    and, with a ``monitor``, ``checkpoints/best.ckpt`` (``trainer.checkpoint_callback``).
+    """
     from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 
     kwargs = dict(ctx.config.get("trainer") or {})
     kwargs.setdefault("deterministic", True)
     kwargs.setdefault("log_every_n_steps", 10)
-    checkpoint = ModelCheckpoint(dirpath=str(ctx.dir / CHECKPOINT_DIR), filename="best", monitor=monitor,
-                                 mode=mode, save_last=True, save_top_k=1, enable_version_counter=False)
-    cbs: list[Callback] = [checkpoint, Throughput(), *(callbacks or [])]
+    # Both saved at the end of the training epoch (validation has run by then), so --resume
+    # starts cleanly at the next epoch. "last" is its own callback: Lightning's save_last
+    # only writes when the monitored checkpoint improved.
+    folder = str(ctx.dir / CHECKPOINT_DIR)
+    last = ModelCheckpoint(dirpath=folder, filename="last", monitor=None, save_top_k=1,
+                           enable_version_counter=False, save_on_train_epoch_end=True)
+    cbs: list[Callback] = [last]
+    if monitor is not None:  # first, so that trainer.checkpoint_callback is the best one
+        cbs.insert(0, ModelCheckpoint(dirpath=folder, filename="best", monitor=monitor, mode=mode, save_top_k=1,
+                                      enable_version_counter=False, save_on_train_epoch_end=True))
+    cbs += [Throughput(), *(callbacks or [])]
     show_bar = not ctx.quiet and kwargs.get("enable_progress_bar", True)
     if show_bar:
         cbs.append(RichProgressBar(leave=True))

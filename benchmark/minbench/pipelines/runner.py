@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import importlib
 import shlex
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,6 +139,7 @@ def run_command(args) -> dict[str, Any] | None:
     from minbench.data.manifest import read_info
 
     rank0 = is_rank_zero()
+    created = False
     if args.resume:
         if args.out is None:
             config, card = resolve_config(args)
@@ -166,9 +168,24 @@ def run_command(args) -> dict[str, Any] | None:
         config["command"] = " ".join(shlex.quote(a) for a in ["minbench", *sys.argv[1:]])
         folder = RunFolder(Path(args.out) if args.out else Path("runs") / card.id / str(config["name"]))
         if rank0:
+            created = not folder.root.exists()
             folder.prepare(overwrite=args.overwrite, resume=False)
             folder.write_config(config)
     module = kind_module(card.kind)
+    try:
+        return _run_seeds(args, config, card, folder, data_dir, module)
+    except UserError:
+        # A mistake found before any seed finished (bad backbone, weights, split ...): leave
+        # no half run behind in a folder this command created, so a fixed re-run just works.
+        if rank0 and not args.resume and created and not any(
+                folder.seed_finished(s) for s in config["seeds"]):
+            shutil.rmtree(folder.root, ignore_errors=True)
+        raise
+
+
+def _run_seeds(args, config: dict[str, Any], card: TaskCard, folder: RunFolder, data_dir: Path,
+               module) -> dict[str, Any] | None:
+    rank0 = is_rank_zero()
     seeds = list(config["seeds"])
     # Decided once, before any process of a DDP group starts, so every rank runs the same seeds.
     todo = [s for s in seeds if not (args.resume and folder.seed_finished(s))]

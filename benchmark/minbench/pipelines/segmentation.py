@@ -230,7 +230,7 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
         "baselines": {k: {"metrics": v["metrics"], "ci": v["ci"], "description": v["description"]}
                       for k, v in baselines.items()},
         "verdict": verdicts,
-        "n_images": len(task_data.rows), "n_unreadable_images_given_empty_masks": filled,
+        "n_images": len(task_data.rows), "n_skipped_images_given_empty_masks": filled,
         "stats": {"classifier_seconds": classifier_seconds, "cam_seconds": cam_seconds,
                   "cam_images_per_s": len(task_data.rows) / cam_seconds if cam_seconds > 0 else float("nan"),
                   "baseline_seconds": baseline_seconds, "total_seconds": time.perf_counter() - started},
@@ -249,8 +249,9 @@ def _read_score(path: Path) -> dict[str, Any]:
 
 
 def fill_missing_masks(folder: Path, rows) -> int:
-    """Empty masks for test images the data module could not decode (skipped up front),
-    so the submission covers every test row; returns how many were filled in."""
+    """Empty masks for the test images the data module skipped up front (an unreadable
+    photo, or a mask that does not fit it), so the submission covers every test row;
+    returns how many were filled in."""
     import numpy as np
 
     from minbench.trainers.segmentation import write_mask
@@ -262,8 +263,8 @@ def fill_missing_masks(folder: Path, rows) -> int:
             write_mask(path, np.zeros((int(r.height), int(r.width)), dtype=bool))
             n += 1
     if n:
-        print(f"segmentation: {n} test images could not be decoded; they get empty masks (IoU 0 "
-              "unless their true mask is empty)")
+        print(f"segmentation: the data module skipped {n} test images (see skipped.csv beside its image "
+              "cache); they get empty masks (IoU 0 unless their true mask is empty)")
     return n
 
 

@@ -156,8 +156,13 @@ def compare(model, rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _reason_key(reason: str) -> str:
-    # "estimator failed on this image (ValueError: ...)" -> keep the kind, not the detail
-    return reason.split(" (")[0] if reason.startswith(("estimator failed", "unreadable")) else reason
+    """A reason without its particulars ("... (ValueError: ...)", "(114 px)"), for counting."""
+    import re
+
+    previous = None
+    while previous != reason:  # innermost brackets first, so nested ones go too
+        previous, reason = reason, re.sub(r"\s*\([^()]*\)", "", reason)
+    return re.sub(r"\s+", " ", reason).strip()
 
 
 def _finite(v) -> bool:

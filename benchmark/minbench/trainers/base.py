@@ -116,3 +116,20 @@ class BaseTask(LightningModule):
         else:
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total, 1))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A run resumed with more (or fewer) epochs keeps the schedule's shape: stretch the
+        stored schedule to the new number of steps instead of failing past its end."""
+        schedulers = checkpoint.get("lr_schedulers") or []
+        if not schedulers or not self.trainable or self._trainer is None:
+            return
+        try:
+            total = max(int(self.trainer.estimated_stepping_batches), 1)
+        except Exception:  # no training data attached (e.g. loading to predict)
+            return
+        for state in schedulers:
+            if "total_steps" in state:
+                state["total_steps"] = max(total, int(state.get("last_epoch", 0)) + 1)
+            elif "T_max" in state:
+                state["T_max"] = total
+

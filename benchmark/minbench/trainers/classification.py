@@ -110,7 +110,15 @@ class ClassificationTrainer(BaseTask):
         return loss
 
     def training_step(self, batch, batch_idx):
+        if batch["image"].shape[0] < 2 and self._has_batchnorm:
+            # Batch norm cannot train on a batch of one (the data module keeps the last
+            # partial batch of an epoch): skip it rather than crash.
+            return None
         return self._step(batch, "train")
+
+    @property
+    def _has_batchnorm(self) -> bool:
+        return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.model.modules())
 
     def validation_step(self, batch, batch_idx):
         self._step(batch, "val")
@@ -171,6 +179,9 @@ class FeatureBaselineTrainer(ClassificationTrainer):
         self.model.requires_grad_(False)
         self.head = (PrototypeHead(hp.num_classes) if hp.head == "prototype"
                      else KNNHead(hp.num_classes, k=hp.k, temperature=hp.temperature))
+        # DistributedDataParallel refuses a module with nothing to train; this unused
+        # scalar lets the same recipe run under DDP (no backward ever touches it).
+        self.ddp_anchor = nn.Parameter(torch.zeros(()))
 
     @torch.no_grad()
     def embed(self, images: torch.Tensor) -> torch.Tensor:

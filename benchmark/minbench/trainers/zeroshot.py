@@ -285,13 +285,20 @@ class ContrastiveZeroShot(ZeroShotTrainer):
     """Offline baseline: timm image encoder + frozen MiniLM text features + linear projection.
 
     Args:
-        backbone: timm model name (random init unless ``weights``).
+        backbone: timm model name or a ``models.backbones`` alias (random init unless
+            ``pretrained`` or ``weights``).
+        pretrained: timm hub weights (fails at once offline; then use ``weights``).
         weights: local backbone weights (see ``models.backbones``).
+        model_kwargs: extra ``timm.create_model`` arguments (e.g. ``channels`` of a narrow ResNet).
         text_encoder: ``minilm`` (frozen all-MiniLM-L6-v2, the default) or ``hash``
             (hashed bag of words: no pre-trained meaning; an ablation and the tests' encoder).
         embed_dim: joint embedding size.
         text_hidden: 0 = linear text projection (generalises best to unseen words);
             >0 = an MLP with that hidden width.
+        text_standardize: centre and scale the frozen text features by their mean and
+            standard deviation over the training rows' descriptions before projecting.
+            Templated descriptions embed close together (cosine ~0.9); what tells them
+            apart is small, and standardising makes it the bulk of the input.
         init_temperature: initial softmax temperature (learned, CLIP-style).
         pair_loss_weight: image-description contrastive loss (same species = positives).
         class_loss_weight: cross-entropy against the seen classes' description prototypes.
@@ -299,8 +306,10 @@ class ContrastiveZeroShot(ZeroShotTrainer):
             (teaches the projection names too; for ``text_source`` names/both).
     """
 
-    def __init__(self, task: str = "zeroshot", *, backbone: str = "resnet18", weights: str | None = None,
-                 text_encoder: str = "minilm", embed_dim: int = 256, text_hidden: int = 0, init_temperature: float = 0.07,
+    def __init__(self, task: str = "zeroshot", *, backbone: str = "resnet18", pretrained: bool = False,
+                 weights: str | None = None, model_kwargs: dict | None = None, text_encoder: str = "minilm",
+                 embed_dim: int = 256, text_hidden: int = 0, text_standardize: bool = True,
+                 init_temperature: float = 0.07,
                  pair_loss_weight: float = 1.0, class_loss_weight: float = 1.0, name_loss_weight: float = 0.0,
                  drop_rate: float = 0.0, text_source: str = "descriptions", text_alpha: float = 0.5,
                  templates: Sequence[str] | None = None, templates_file: str | None = None,
@@ -315,7 +324,8 @@ class ContrastiveZeroShot(ZeroShotTrainer):
 
     def configure_models(self) -> None:
         hp = self.hparams
-        self.backbone, feat_dim = build_image_encoder(hp.backbone, weights=hp.weights, drop_rate=hp.drop_rate)
+        self.backbone, feat_dim = build_image_encoder(hp.backbone, pretrained=hp.pretrained, weights=hp.weights,
+                                                      drop_rate=hp.drop_rate, **(hp.model_kwargs or {}))
         self.image_proj = nn.Linear(feat_dim, hp.embed_dim)
         if hp.text_encoder not in ("minilm", "hash"):
             raise UserError(f"model.init_args.text_encoder: {hp.text_encoder!r} is not one of minilm, hash")
@@ -326,6 +336,7 @@ class ContrastiveZeroShot(ZeroShotTrainer):
         else:
             self.text_proj = nn.Linear(text_dim, hp.embed_dim)
         self.logit_scale = nn.Parameter(torch.tensor(float(np.log(1.0 / hp.init_temperature))))
+        self.text_shift = self.text_scale = None  # set by attach (statistics of the training rows)
 
     def get_text_encoder(self):
         if self._encoder is None:
@@ -338,6 +349,8 @@ class ContrastiveZeroShot(ZeroShotTrainer):
         return F.normalize(self.image_proj(self.backbone(images)), dim=-1)
 
     def project_text(self, raw: torch.Tensor) -> torch.Tensor:
+        if self.text_shift is not None:
+            raw = (raw - self.text_shift.to(raw.device)) / self.text_scale.to(raw.device)
         return F.normalize(self.text_proj(raw), dim=-1)
 
     def _logit_scale(self) -> torch.Tensor:
@@ -345,6 +358,14 @@ class ContrastiveZeroShot(ZeroShotTrainer):
 
     def attach(self, dm) -> None:
         super().attach(dm)
+        self.text_shift = self.text_scale = None
+        if self.hparams.text_standardize:
+            train = torch.as_tensor(np.asarray(dm.positions["train"], np.int64))
+            train = train[self.row_has_text[train]]
+            if len(train) > 1:
+                feats = self.row_text[train]
+                self.text_shift = feats.mean(0)
+                self.text_scale = feats.std(0).clamp_min(1e-4)
         self.build_val_metrics()
 
     @property
@@ -443,23 +464,12 @@ class ClipZeroShot(ZeroShotTrainer):
         self.build_val_metrics()
 
 
-def build_image_encoder(name: str, *, weights: str | None = None, drop_rate: float = 0.0):
-    """A timm backbone without head (pooled features) and its feature width.
+def build_image_encoder(name: str, *, pretrained: bool = False, weights: str | None = None,
+                        drop_rate: float = 0.0, **kwargs):
+    """A timm backbone without head (pooled features) and its feature width (through
+    ``models.backbones``: name aliases, weights checks, offline hub)."""
+    from minbench.models.backbones import create_backbone, feature_dim
 
-    Goes through ``models.backbones`` (name aliases, weights checks, offline hub) when
-    present; plain timm otherwise.
-    """
-    try:
-        from minbench.models.backbones import create_backbone, feature_dim
-    except ImportError:
-        import timm
-
-        if weights is not None:
-            raise UserError("--weights for the zero-shot image encoder needs minbench.models.backbones") from None
-        try:
-            model = timm.create_model(name, pretrained=False, num_classes=0, drop_rate=drop_rate)
-        except RuntimeError as exc:
-            raise UserError(f"model.init_args.backbone: {exc}") from None
-        return model, int(model.num_features)
-    model = create_backbone(name, num_classes=0, weights=weights, drop_rate=drop_rate)
+    model = create_backbone(name, num_classes=0, pretrained=pretrained, weights=weights, drop_rate=drop_rate,
+                            **kwargs)
     return model, feature_dim(model)

@@ -1,0 +1,209 @@
+"""``minbench run`` for the few-shot tasks, end to end on the tiny embedded dataset with a
+tiny CNN at 32 px: the run folder, the submission, scoring, seeds, resume, refusals."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from minbench.cli import main
+from minbench.pipelines import classification
+from minbench.pipelines.run_folder import RunFolder, summarise
+
+TASK = "fewshot-98"  # tiny: 8 classes, 18 train and 9 test images
+
+
+def tiny_recipe(folder: Path, *, model: dict | None = None, epochs: int = 2, **data) -> Path:
+    recipe = {
+        "name": "tiny-cnn",
+        "description": "test recipe",
+        "task": "fewshot-10",
+        "model": model or {"class_path": "minbench.trainers.classification.ClassificationTrainer",
+                           "init_args": {"backbone": "resnet10t", "model_kwargs": {"channels": [8, 8, 16, 16],
+                                                                                   "stem_width": 8},
+                                         "lr": 0.01}},
+        "data": {"class_path": "minbench.data.datamodule.MineralDataModule",
+                 "init_args": {"image_size": 32, "batch_size": 8, "num_workers": 0, "val_fraction": 0.2,
+                               **data}},
+        "trainer": {"max_epochs": epochs, "accelerator": "cpu", "devices": 1},
+    }
+    path = folder / "tiny.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def run(tiny_dataset, recipe, out, *extra) -> int:
+    return main(["run", "--task", TASK, "--data", str(tiny_dataset), "--config", str(recipe),
+                 "--out", str(out), "--quiet", *extra])
+
+
+@pytest.fixture
+def recipe(tmp_path):
+    return tiny_recipe(tmp_path)
+
+
+def test_run_writes_submission_score_config_plots_and_leaderboard(tiny_dataset, recipe, tmp_path):
+    out = tmp_path / "run"
+    assert run(tiny_dataset, recipe, out) == 0
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["task"] == TASK and config["seeds"] == [0]
+    assert config["dataset"]["fingerprint"].startswith("sha256:")
+    manifest = pd.read_parquet(tiny_dataset / "manifest.parquet")
+    test_rows = manifest[manifest["fewshot_98"] == "test"]
+    classes = set(manifest.loc[manifest["fewshot_98"] == "train", "species"])
+    sub = pd.read_csv(out / "seed0" / "predictions.csv")
+    k = min(10, len(classes))
+    assert list(sub.columns) == ["sample_id", *[f"pred_{i}" for i in range(1, k + 1)]]
+    assert sorted(sub["sample_id"]) == sorted(test_rows["sample_id"])  # every test row, once
+    ranks = sub.drop(columns="sample_id").to_numpy()
+    assert set(ranks.ravel()) <= classes and all(len(set(r)) == k for r in ranks)
+    score = json.loads((out / "seed0" / "score.json").read_text())
+    # the score is the scorer's own reading of the written file
+    top1 = (sub.set_index("sample_id")["pred_1"] == test_rows.set_index("sample_id")["species"]).mean()
+    assert score["metrics"]["top1"] == pytest.approx(top1)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["metrics"]["top1"]["mean"] == pytest.approx(top1)
+    assert summary["stats"]["train_images_per_s"]["mean"] > 0
+    for name in ("confused_pairs", "per_class_accuracy", "training_curves"):
+        assert (out / "seed0" / "plots" / f"{name}.png").stat().st_size > 1000
+    assert (out / "seed0" / "checkpoints" / "last.ckpt").is_file()
+    status = json.loads((out / "seed0" / "status.json").read_text())
+    board = json.loads(Path(status["leaderboard"]).read_text())
+    entry = board["entries"][-1]
+    assert entry["source"] == "run" and entry["seed"] == 0 and entry["name"] == "tiny-cnn"
+
+
+def test_finished_run_is_refused_unless_overwrite(tiny_dataset, recipe, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run(tiny_dataset, recipe, out, "--max-epochs", "1", "--no-leaderboard") == 0
+    before = (out / "seed0" / "predictions.csv").read_bytes(), (out / "summary.json").read_bytes()
+    capsys.readouterr()
+    assert run(tiny_dataset, recipe, out, "--max-epochs", "1", "--no-leaderboard") == 2
+    assert "finished run" in capsys.readouterr().err
+    assert ((out / "seed0" / "predictions.csv").read_bytes(), (out / "summary.json").read_bytes()) == before
+    assert run(tiny_dataset, recipe, out, "--max-epochs", "1", "--no-leaderboard", "--overwrite") == 0
+
+
+def test_same_seed_twice_gives_identical_predictions(tiny_dataset, recipe, tmp_path):
+    for name in ("a", "b"):
+        assert run(tiny_dataset, recipe, tmp_path / name, "--seed", "5", "--no-leaderboard") == 0
+    a, b = (json.loads((tmp_path / n / "seed5" / "score.json").read_text())["metrics"] for n in "ab")
+    assert a == b
+    assert (tmp_path / "a/seed5/predictions.csv").read_bytes() == (tmp_path / "b/seed5/predictions.csv").read_bytes()
+
+
+def test_several_seeds_give_mean_and_std(tiny_dataset, recipe, tmp_path):
+    out = tmp_path / "run"
+    assert run(tiny_dataset, recipe, out, "--seeds", "0", "1", "--max-epochs", "1", "--no-leaderboard") == 0
+    summary = json.loads((out / "summary.json").read_text())
+    top1 = summary["metrics"]["top1"]
+    per_seed = [summary["per_seed"][s]["top1"] for s in ("0", "1")]
+    assert top1["n"] == 2 and top1["values"] == per_seed
+    assert top1["mean"] == pytest.approx(sum(per_seed) / 2)
+    assert top1["std"] == pytest.approx(abs(per_seed[0] - per_seed[1]) / 2 ** 0.5)
+
+
+def test_summarise_skips_non_numbers():
+    got = summarise([{"a": 1.0, "b": "x"}, {"a": 3.0, "c": float("nan")}])
+    assert got == {"a": {"mean": 2.0, "std": pytest.approx(2 ** 0.5), "n": 2, "values": [1.0, 3.0]}}
+
+
+def test_interrupted_run_resumes_from_its_last_checkpoint(tiny_dataset, recipe, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(classification, "write_submission", interrupted)
+        assert run(tiny_dataset, recipe, out, "--no-leaderboard") == 130
+    folder = RunFolder(out)
+    assert folder.seed_status(0)["state"] == "running" and not folder.is_finished()
+    capsys.readouterr()
+    assert run(tiny_dataset, recipe, out, "--no-leaderboard") == 2  # neither --resume nor --overwrite
+    assert "--resume" in capsys.readouterr().err
+    # continue to 3 epochs: only the third is trained now
+    assert main(["run", "--out", str(out), "--resume", "--max-epochs", "3", "--quiet", "--no-leaderboard"]) == 0
+    status = folder.seed_status(0)
+    assert status["state"] == "finished" and status["stats"]["epochs"] == 3
+    assert len(status["train_images_per_s_per_epoch"]) == 1
+    assert folder.is_finished()
+
+
+def test_overwrite_never_empties_a_folder_that_is_not_a_run(tiny_dataset, recipe, tmp_path, capsys):
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / "thesis.tex").write_text("keep me")
+    assert run(tiny_dataset, recipe, out, "--overwrite") == 2
+    assert "not a minbench run folder" in capsys.readouterr().err
+    assert (out / "thesis.tex").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.init_args.backbone=resnet5O", "close timm names: .*resnet50"),
+    ("model.init_args.drop=0.1", "takes no argument 'drop'"),
+    ("trainer.max_epoch=3", "trainer:"),
+])
+def test_bad_recipe_values_are_one_line_errors_and_leave_no_run(tiny_dataset, recipe, tmp_path, capsys,
+                                                                  override, message):
+    out = tmp_path / "run"
+    assert run(tiny_dataset, recipe, out, "--set", override) == 2
+    err = capsys.readouterr().err.strip()  # (the data module's cache progress may leave a blank line)
+    assert err.count("\n") == 0 and err.startswith("minbench: error:")
+    assert re.search(message, err)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"definitely not torch", "not a weights file or checkpoint"),
+    (None, "no such file"),
+])
+def test_bad_weights_are_refused(tiny_dataset, recipe, tmp_path, capsys, content, message):
+    weights = tmp_path / "w.pth"
+    if content is not None:
+        weights.write_bytes(content)
+    assert run(tiny_dataset, recipe, tmp_path / "run", "--weights", str(weights)) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_class_without_training_images_is_refused(tiny_dataset, recipe, tmp_path, capsys):
+    from minbench.data import manifest
+
+    df = manifest.read_manifest(tiny_dataset)
+    species = df.loc[df["fewshot_98"] == "test", "species"].iloc[0]
+    df.loc[(df["species"] == species) & (df["fewshot_98"] == "train"), "fewshot_98"] = ""
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "images").symlink_to(tiny_dataset / "images")
+    manifest.write_dataset(broken, df, name="synth", version="test", source="synth")
+    assert run(broken, recipe, tmp_path / "run") == 2
+    assert species in capsys.readouterr().err
+
+
+def test_default_recipe_and_unknown_kind_recipe(tmp_path, capsys):
+    from argparse import Namespace
+
+    from minbench.pipelines.runner import resolve_config
+
+    args = Namespace(task="fewshot-360", config=None, seed=None, seeds=None, max_epochs=None, devices=None,
+                     accelerator=None, strategy=None, weights=None, logger=None, overrides=[])
+    config, card = resolve_config(args)
+    assert config["name"] == "fewshot-small-cnn" and config["task"] == "fewshot-360" and card.kind == "classification"
+    assert main(["run", "--task", "size", "--config", "fewshot-small-cnn", "--out", str(tmp_path / "x")]) == 2
+    assert "cannot run --task size" in capsys.readouterr().err
+
+
+def test_feature_baseline_runs_training_free(tiny_dataset, tmp_path):
+    model = {"class_path": "minbench.trainers.classification.FeatureBaselineTrainer",
+             "init_args": {"backbone": "resnet10t", "pretrained": False, "head": "knn", "k": 3,
+                           "model_kwargs": {"channels": [8, 8, 16, 16], "stem_width": 8}}}
+    recipe = tiny_recipe(tmp_path, model=model, epochs=1, augment=False)
+    out = tmp_path / "run"
+    assert run(tiny_dataset, recipe, out, "--no-leaderboard") == 0
+    status = RunFolder(out).seed_status(0)
+    assert status["stats"]["epochs"] == 1 and 0 <= status["metrics"]["top1"] <= 1
