@@ -123,8 +123,10 @@ def _crystals_for(cls: SynthClass, rng: np.random.Generator, *, satellite: bool,
 
 
 def sample_scene(cls: SynthClass, rng: np.random.Generator, *, width: int, height: int,
-                 satellite: SynthClass | None, colour_jitter: float = 1.0) -> Scene:
-    """Draw every random choice of one photograph."""
+                 satellite: SynthClass | None, colour_jitter: float = 0.7) -> Scene:
+    """Draw every random choice of one photograph. ``colour_jitter`` scales the within-class colour
+    variation (1: saturation x0.65-1.25, lightness x0.7-1.2, hue drift 0.04; 0.7 was tuned so a
+    small CNN from scratch lands around 30-40% top-1 on fewshot-98 small)."""
     size_cm = float(np.clip(rng.lognormal(math.log(5.0), 0.55), 1.5, 25.0))
     matrix = rng.random() < 0.9
     crystals = _crystals_for(cls, rng, satellite=False, colour_jitter=colour_jitter)
