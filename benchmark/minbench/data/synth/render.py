@@ -302,10 +302,9 @@ def draw_label(img: np.ndarray, labels: np.ndarray, scene: Scene, origin: tuple[
     cv2.rectangle(labels, (x0, y0), (x0 + lw - 1, y0 + lh - 1), LABEL, -1)
     ink = (int(rng.uniform(20, 60)),) * 3 if rng.random() < 0.7 else (120, 40, 30)
     boxes = []
-    for px, py, tw, th, base in lines:
+    for text, (px, py, tw, th, base) in zip(scene.label_lines, lines):
         org = (x0 + px, y0 + py + th)
-        cv2.putText(img, scene.label_lines[lines.index((px, py, tw, th, base))], org, FONTS[scene.label_font],
-                    scale, ink, thick, cv2.LINE_AA)
+        cv2.putText(img, text, org, FONTS[scene.label_font], scale, ink, thick, cv2.LINE_AA)
         boxes.append((x0 + px, y0 + py, x0 + px + tw, y0 + py + th + base))
     return boxes
 
