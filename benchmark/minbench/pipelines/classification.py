@@ -49,9 +49,9 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
         return None
     path = write_submission(ctx.dir / PREDICTIONS_FILE, rows, dm.test_frame)
     metrics = ctx.score(path)
-    if trainer.logger is not None:
-        trainer.logger.log_metrics({f"test/{k}": v for k, v in metrics.items()}, step=trainer.global_step)
-        trainer.logger.finalize("success")
+    for logger in trainer.loggers:
+        logger.log_metrics({f"test/{k}": v for k, v in metrics.items()}, step=trainer.global_step)
+        logger.finalize("success")
     draw_plots(ctx, rows, dm.test_frame, trainer)
     stats = {"fit_seconds": fit_seconds, "epochs": trainer.current_epoch,
              "train_images_per_s": sum(rates) / len(rates) if rates else float("nan")}
