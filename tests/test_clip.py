@@ -15,6 +15,10 @@ TINY = {"embed_dim": 16,
         "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
 
 
+class Arbitrary:
+    """Any pickled object: what weights_only loading must refuse."""
+
+
 @pytest.fixture
 def tiny_arch(tmp_path):
     path = tmp_path / "tiny-clip.json"
@@ -89,11 +93,8 @@ def test_not_a_checkpoint_is_refused(tmp_path, tiny_arch):
     with pytest.raises(UserError, match="not a checkpoint torch loads with weights_only=True"):
         clip.load_clip(tiny_arch, weights=junk)
 
-    class Evil:
-        pass
-
     pickled = tmp_path / "pickle.pt"
-    torch.save({"obj": Evil()}, pickled)  # arbitrary objects: refused by weights_only
+    torch.save({"obj": Arbitrary()}, pickled)  # arbitrary objects: refused by weights_only
     with pytest.raises(UserError, match="weights_only=True"):
         clip.load_clip(tiny_arch, weights=pickled)
 
