@@ -308,7 +308,7 @@ class ContrastiveZeroShot(ZeroShotTrainer):
 
     def __init__(self, task: str = "zeroshot", *, backbone: str = "resnet18", pretrained: bool = False,
                  weights: str | None = None, model_kwargs: dict | None = None, text_encoder: str = "minilm",
-                 embed_dim: int = 256, text_hidden: int = 0, text_standardize: bool = True,
+                 embed_dim: int = 256, text_hidden: int = 0, text_standardize: bool = False,
                  init_temperature: float = 0.07,
                  pair_loss_weight: float = 1.0, class_loss_weight: float = 1.0, name_loss_weight: float = 0.0,
                  drop_rate: float = 0.0, text_source: str = "descriptions", text_alpha: float = 0.5,

@@ -6,7 +6,7 @@ choices, so it says what is visible."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -52,7 +52,6 @@ class Scene:
     size_cm: float                 # intended specimen size (longest side); the truth is measured after drawing
     fill: float                    # share of the free area the specimen spans
     matrix: bool
-    matrix_radius: float           # cm
     matrix_shape: np.ndarray       # radial profile multipliers, (n,)
     matrix_aspect: float
     rock: str
@@ -76,7 +75,6 @@ class Scene:
     jpeg_quality: int
     satellite: SynthClass | None
     description: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def _jitter_colour(rgb, rng: np.random.Generator, amount: float) -> np.ndarray:
@@ -123,8 +121,10 @@ def _crystals_for(cls: SynthClass, rng: np.random.Generator, *, satellite: bool,
 
 
 def sample_scene(cls: SynthClass, rng: np.random.Generator, *, width: int, height: int,
-                 satellite: SynthClass | None, colour_jitter: float = 1.0) -> Scene:
-    """Draw every random choice of one photograph."""
+                 satellite: SynthClass | None, colour_jitter: float = 0.7) -> Scene:
+    """Draw every random choice of one photograph. ``colour_jitter`` scales the within-class colour
+    variation (1: saturation x0.65-1.25, lightness x0.7-1.2, hue drift 0.04; 0.7 was tuned so a
+    small CNN from scratch lands around 30-40% top-1 on fewshot-98 small)."""
     size_cm = float(np.clip(rng.lognormal(math.log(5.0), 0.55), 1.5, 25.0))
     matrix = rng.random() < 0.9
     crystals = _crystals_for(cls, rng, satellite=False, colour_jitter=colour_jitter)
@@ -160,7 +160,7 @@ def sample_scene(cls: SynthClass, rng: np.random.Generator, *, width: int, heigh
         labels.append(f"coll. {int(rng.integers(1, 11))}")
     scene = Scene(
         width=width, height=height, size_cm=size_cm, fill=float(rng.uniform(0.7, 0.95)), matrix=matrix,
-        matrix_radius=1.0, matrix_shape=profile, matrix_aspect=float(rng.uniform(0.55, 0.95)), rock=rock,
+        matrix_shape=profile, matrix_aspect=float(rng.uniform(0.55, 0.95)), rock=rock,
         crystals=crystals, background=background, bg_colours=bg, light=light,
         light_tint=np.array([1.0, 1.0, 1.0]) + rng.normal(0, 0.03, 3),
         cube_side=str(rng.choice(["left", "right", "bottom"], p=[0.4, 0.4, 0.2])),
