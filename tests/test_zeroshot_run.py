@@ -119,3 +119,21 @@ def test_checkpoint_for_another_architecture_is_refused(tiny_dataset, tmp_path, 
 def _text(path, text):
     path.write_text(text)
     return str(path)
+
+
+def test_preflight_fails_at_once_without_clip_weights(tmp_path, monkeypatch):
+    from minbench.errors import UserError
+    from minbench.pipelines.zeroshot import preflight
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    clip_cfg = {"task": "zeroshot", "model": {"class_path": "minbench.trainers.zeroshot.ClipZeroShot",
+                                              "init_args": {"arch": "ViT-B-32", "pretrained": "laion2b_s34b_b79k"}}}
+    with pytest.raises(UserError, match="hub is not reachable.*--weights PATH"):
+        preflight(clip_cfg)
+    clip_cfg["model"]["init_args"]["weights"] = str(tmp_path / "missing.bin")
+    with pytest.raises(UserError, match="no such checkpoint file.*--weights PATH"):
+        preflight(clip_cfg)
+    bad = {"task": "zeroshot", "model": {"class_path": "x", "init_args": {"templates": ["no placeholder"]}}}
+    with pytest.raises(UserError, match="no '{}' placeholder"):
+        preflight(bad)
+    preflight(TINY_RECIPE)  # a sound recipe passes

@@ -27,6 +27,34 @@ SUBMISSION_FILE = "predictions.csv"
 GZSL_FILE = "gzsl.json"
 
 
+def preflight(config: dict[str, Any]) -> None:
+    """Checks that need neither data nor models, run before anything slow (dataset
+    generation, image caching): the recipe's templates and class-name files, and where a
+    CLIP recipe's weights come from, so a missing checkpoint fails at once."""
+    from minbench.models import zeroshot_head as zh
+
+    args = (config.get("model") or {}).get("init_args") or {}
+    if args.get("templates_file"):
+        zh.load_templates(args["templates_file"], key=config.get("task"))
+    elif args.get("templates") is not None:
+        zh.validate_templates(list(args["templates"]), where="model.init_args.templates")
+    if args.get("classnames_file"):
+        zh.load_class_names(args["classnames_file"])
+    if str((config.get("model") or {}).get("class_path", "")).endswith("ClipZeroShot"):
+        from minbench.models.clip import HOW_TO_SUPPLY, hub_reachable
+
+        arch = args.get("arch", "ViT-B-32")
+        if args.get("weights"):
+            if not Path(args["weights"]).expanduser().is_file():
+                raise UserError(f"--weights {args['weights']}: no such checkpoint file; {HOW_TO_SUPPLY}")
+        elif args.get("pretrained"):
+            if not hub_reachable():
+                raise UserError(f"CLIP {arch} ({args['pretrained']}): the model hub is not reachable from "
+                                f"here; {HOW_TO_SUPPLY}")
+        elif not args.get("allow_random"):
+            raise UserError(f"CLIP {arch}: no weights given; {HOW_TO_SUPPLY}")
+
+
 def run_seed(ctx) -> dict[str, Any] | None:
     """Train (if the model trains), predict, write and score the submission for one seed."""
     import lightning as L
