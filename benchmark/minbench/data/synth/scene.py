@@ -155,6 +155,9 @@ def sample_scene(cls: SynthClass, rng: np.random.Generator, *, width: int, heigh
     light = np.array([rng.uniform(-0.7, 0.7), rng.uniform(-0.9, -0.2), -rng.uniform(0.5, 1.0)])
     light /= np.linalg.norm(light)
     rock = str(rng.choice(list(ROCKS)))
+    # The cube is light, or dark on a light backdrop: never lost against its background.
+    p_dark = 0.35 if (bg[0].mean() + bg[1].mean()) / 2 > 0.5 else 0.0
+    cube_rgb = np.full(3, rng.uniform(0.12, 0.22) if rng.random() < p_dark else rng.uniform(0.8, 0.95))
     labels = [f"FMM {int(rng.integers(1, 99999)):05d}", f"No {int(rng.integers(1, 11))}_{int(rng.integers(100, 99999))}"]
     if rng.random() < 0.5:
         labels.append(f"coll. {int(rng.integers(1, 11))}")
@@ -165,7 +168,7 @@ def sample_scene(cls: SynthClass, rng: np.random.Generator, *, width: int, heigh
         light_tint=np.array([1.0, 1.0, 1.0]) + rng.normal(0, 0.03, 3),
         cube_side=str(rng.choice(["left", "right", "bottom"], p=[0.4, 0.4, 0.2])),
         cube_yaw=float(np.radians(rng.uniform(25, 65))), cube_pitch=float(np.radians(rng.uniform(20, 40))),
-        cube_rgb=(np.full(3, rng.uniform(0.8, 0.95)) if rng.random() < 0.8 else np.full(3, rng.uniform(0.12, 0.22))),
+        cube_rgb=cube_rgb,
         fov_deg=float(rng.uniform(20, 40)), label_lines=labels, label_font=int(rng.integers(0, 3)),
         wb=np.clip(1 + rng.normal(0, 0.05, 3), 0.85, 1.15), exposure=float(np.clip(rng.normal(1.0, 0.12), 0.7, 1.3)),
         vignette=float(rng.uniform(0.0, 0.35)), blur_sigma=float(rng.choice([0.0, rng.uniform(0.3, 1.8)], p=[0.3, 0.7])),
