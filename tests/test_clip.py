@@ -15,10 +15,6 @@ TINY = {"embed_dim": 16,
         "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
 
 
-class Arbitrary:
-    """Any pickled object: what weights_only loading must refuse."""
-
-
 @pytest.fixture
 def tiny_arch(tmp_path):
     path = tmp_path / "tiny-clip.json"
@@ -87,6 +83,10 @@ def test_checkpoint_of_another_architecture_is_named(tmp_path, tiny_weights):
         clip.load_clip(str(arch), weights=path)
 
 
+class NotWeights:
+    """An arbitrary object: torch.save pickles it, weights_only=True must refuse it."""
+
+
 def test_not_a_checkpoint_is_refused(tmp_path, tiny_arch):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"this is no checkpoint")
@@ -94,7 +94,7 @@ def test_not_a_checkpoint_is_refused(tmp_path, tiny_arch):
         clip.load_clip(tiny_arch, weights=junk)
 
     pickled = tmp_path / "pickle.pt"
-    torch.save({"obj": Arbitrary()}, pickled)  # arbitrary objects: refused by weights_only
+    torch.save({"obj": NotWeights()}, pickled)  # arbitrary objects: refused by weights_only
     with pytest.raises(UserError, match="weights_only=True"):
         clip.load_clip(tiny_arch, weights=pickled)
 

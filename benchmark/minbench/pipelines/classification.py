@@ -63,7 +63,7 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
 def gather_predictions(outputs: list[dict[str, Any]]) -> list[tuple[int, str, list[str]]]:
     """``(index, sample_id, ranked species)`` of every rank, each test row once, in
     index order (the distributed sampler may give a row to two ranks)."""
-    from minbench.pipelines.lightning_setup import gather_objects
+    from minbench.trainers.base import gather_objects
 
     local = []
     for out in outputs:

@@ -119,12 +119,3 @@ def find_callback(trainer: Trainer, cls: type):
 def last_checkpoint(ctx: SeedContext) -> Path | None:
     path = ctx.dir / CHECKPOINT_DIR / "last.ckpt"
     return path if path.is_file() else None
-
-
-def gather_objects(items: list[Any]) -> list[Any]:
-    """Concatenate a list from every DDP rank (``items`` itself when not distributed)."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return list(items)
-    parts: list[Any] = [None] * torch.distributed.get_world_size()
-    torch.distributed.all_gather_object(parts, list(items))
-    return [x for part in parts for x in part]

@@ -126,6 +126,18 @@ def _apply_run_overrides(config: dict[str, Any], args) -> None:
         if not weights.is_file():
             raise UserError(f"--weights {weights}: no such file")
         config["model"]["init_args"]["weights"] = str(weights.resolve())
+    for name in ("cam", "classifier"):
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        if get_card(config["task"]).kind != "segmentation":
+            raise UserError(f"--{name} applies to the segmentation task only")
+        if name == "classifier":
+            path = Path(value).expanduser()
+            if not path.is_file():
+                raise UserError(f"--classifier {path}: no such checkpoint file")
+            value = str(path.resolve())
+        config["model"]["init_args"][name] = value
     if args.logger is not None:
         config["logger"] = args.logger
     config.setdefault("logger", "csv")

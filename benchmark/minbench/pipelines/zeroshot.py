@@ -96,7 +96,7 @@ def run_seed(ctx) -> dict[str, Any] | None:
     predict_s = time.perf_counter() - t0
     gzsl_val = _collect_gzsl_seen(trainer, model, dm) if (has_val and model.seen_classes) else None
 
-    from minbench.pipelines.lightning_setup import gather_objects
+    from minbench.trainers.base import gather_objects
 
     outputs = gather_objects(outputs)
     gzsl_val = gather_objects(gzsl_val) if gzsl_val is not None else None

@@ -327,23 +327,27 @@ def render(scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarr
     r_cm = scene.size_cm / max(ex, ey)            # cm per matrix-radius unit
     e_units = CUBE_EDGE_CM / r_cm                  # cube edge in units
     m = 0.04 * w
+    # The cube gets a strip of its own: room for its widest perspective box (1.75 x 1.85 edges)
+    # plus a gap to the specimen of a margin and 0.4 edge, so the two never touch or blur together.
+    bw, bh, gap = 1.75, 1.85, 0.4
     if scene.cube_side in ("left", "right"):
-        k = min((w - 3 * m) / (ex + 1.5 * e_units), (h - 2 * m) / max(ey, 1.7 * e_units))
+        k = min((w - 3 * m) / (ex + (bw + gap) * e_units), (h - 2 * m) / max(ey, bh * e_units))
     else:
-        k = min((h - 3 * m) / (ey + 1.7 * e_units), (w - 2 * m) / max(ex, 1.5 * e_units))
+        k = min((h - 3 * m) / (ey + (bh + gap) * e_units), (w - 2 * m) / max(ex, bw * e_units))
     k *= scene.fill
     ppc = k / r_cm
-    cube_w, cube_h = 1.5 * CUBE_EDGE_CM * ppc, 1.7 * CUBE_EDGE_CM * ppc
+    edge = CUBE_EDGE_CM * ppc
+    cube_w, cube_h = bw * edge, bh * edge
     spec_w, spec_h = ex * k, ey * k
     # 2. where the specimen and the cube go
     if scene.cube_side == "right":
-        region = (m, m, w - 2 * m - cube_w, h - m)
+        region = (m, m, w - 2 * m - cube_w - gap * edge, h - m)
         cube_c = (w - m - cube_w / 2, rng.uniform(m + cube_h / 2, h - m - cube_h / 2))
     elif scene.cube_side == "left":
-        region = (2 * m + cube_w, m, w - m, h - m)
+        region = (2 * m + cube_w + gap * edge, m, w - m, h - m)
         cube_c = (m + cube_w / 2, rng.uniform(m + cube_h / 2, h - m - cube_h / 2))
     else:
-        region = (m, m, w - m, h - 2 * m - cube_h)
+        region = (m, m, w - m, h - 2 * m - cube_h - gap * edge)
         cube_c = (rng.uniform(m + cube_w / 2, w - m - cube_w / 2), h - m - cube_h / 2)
     sx = rng.uniform(region[0], max(region[0], region[2] - spec_w))
     sy = rng.uniform(region[1], max(region[1], region[3] - spec_h))
@@ -378,7 +382,7 @@ def render(scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarr
         lx = int(rng.integers(0, max(1, w - lw)))
         ly = int(rng.integers(0, max(1, h - lh)))
         cand = (lx, ly, lx + lw, ly + lh)
-        if not _overlap(cand, bbox, 0.01 * w) and not _overlap(cand, cube_box, 0.01 * w) and lx + lw <= w and ly + lh <= h:
+        if not _overlap(cand, bbox, 0.03 * w) and not _overlap(cand, cube_box, 0.03 * w) and lx + lw <= w and ly + lh <= h:
             text_boxes = draw_label(img, labels, scene, (lx, ly), rng)
             break
     truth = Truth(bbox=bbox, cube_bbox=cube_box, text_boxes=text_boxes, px_per_cm=float(ppc),

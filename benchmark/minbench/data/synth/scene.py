@@ -6,7 +6,7 @@ choices, so it says what is visible."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -52,7 +52,6 @@ class Scene:
     size_cm: float                 # intended specimen size (longest side); the truth is measured after drawing
     fill: float                    # share of the free area the specimen spans
     matrix: bool
-    matrix_radius: float           # cm
     matrix_shape: np.ndarray       # radial profile multipliers, (n,)
     matrix_aspect: float
     rock: str
@@ -76,7 +75,6 @@ class Scene:
     jpeg_quality: int
     satellite: SynthClass | None
     description: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def _jitter_colour(rgb, rng: np.random.Generator, amount: float) -> np.ndarray:
@@ -123,8 +121,10 @@ def _crystals_for(cls: SynthClass, rng: np.random.Generator, *, satellite: bool,
 
 
 def sample_scene(cls: SynthClass, rng: np.random.Generator, *, width: int, height: int,
-                 satellite: SynthClass | None, colour_jitter: float = 1.0) -> Scene:
-    """Draw every random choice of one photograph."""
+                 satellite: SynthClass | None, colour_jitter: float = 0.7) -> Scene:
+    """Draw every random choice of one photograph. ``colour_jitter`` scales the within-class colour
+    variation (1: saturation x0.65-1.25, lightness x0.7-1.2, hue drift 0.04; 0.7 was tuned so a
+    small CNN from scratch lands around 30-40% top-1 on fewshot-98 small)."""
     size_cm = float(np.clip(rng.lognormal(math.log(5.0), 0.55), 1.5, 25.0))
     matrix = rng.random() < 0.9
     crystals = _crystals_for(cls, rng, satellite=False, colour_jitter=colour_jitter)
@@ -155,17 +155,20 @@ def sample_scene(cls: SynthClass, rng: np.random.Generator, *, width: int, heigh
     light = np.array([rng.uniform(-0.7, 0.7), rng.uniform(-0.9, -0.2), -rng.uniform(0.5, 1.0)])
     light /= np.linalg.norm(light)
     rock = str(rng.choice(list(ROCKS)))
+    # The cube is light, or dark on a light backdrop: never lost against its background.
+    p_dark = 0.35 if (bg[0].mean() + bg[1].mean()) / 2 > 0.5 else 0.0
+    cube_rgb = np.full(3, rng.uniform(0.12, 0.22) if rng.random() < p_dark else rng.uniform(0.8, 0.95))
     labels = [f"FMM {int(rng.integers(1, 99999)):05d}", f"No {int(rng.integers(1, 11))}_{int(rng.integers(100, 99999))}"]
     if rng.random() < 0.5:
         labels.append(f"coll. {int(rng.integers(1, 11))}")
     scene = Scene(
         width=width, height=height, size_cm=size_cm, fill=float(rng.uniform(0.7, 0.95)), matrix=matrix,
-        matrix_radius=1.0, matrix_shape=profile, matrix_aspect=float(rng.uniform(0.55, 0.95)), rock=rock,
+        matrix_shape=profile, matrix_aspect=float(rng.uniform(0.55, 0.95)), rock=rock,
         crystals=crystals, background=background, bg_colours=bg, light=light,
         light_tint=np.array([1.0, 1.0, 1.0]) + rng.normal(0, 0.03, 3),
         cube_side=str(rng.choice(["left", "right", "bottom"], p=[0.4, 0.4, 0.2])),
         cube_yaw=float(np.radians(rng.uniform(25, 65))), cube_pitch=float(np.radians(rng.uniform(20, 40))),
-        cube_rgb=(np.full(3, rng.uniform(0.8, 0.95)) if rng.random() < 0.8 else np.full(3, rng.uniform(0.12, 0.22))),
+        cube_rgb=cube_rgb,
         fov_deg=float(rng.uniform(20, 40)), label_lines=labels, label_font=int(rng.integers(0, 3)),
         wb=np.clip(1 + rng.normal(0, 0.05, 3), 0.85, 1.15), exposure=float(np.clip(rng.normal(1.0, 0.12), 0.7, 1.3)),
         vignette=float(rng.uniform(0.0, 0.35)), blur_sigma=float(rng.choice([0.0, rng.uniform(0.3, 1.8)], p=[0.3, 0.7])),
