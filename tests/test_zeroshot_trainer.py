@@ -183,3 +183,17 @@ def test_seen_class_validation_metrics_stay_separate(tiny_dataset, tmp_path):
         model.val_metrics.update(torch.randn(32, n, generator=g), torch.randint(0, n, (32,), generator=g))
     values = model.val_metrics.compute()
     assert values["val/top5"] > values["val/top1"]
+
+
+def test_clip_on_names_does_not_encode_descriptions(tiny_dataset, tmp_path):
+    from test_clip import TINY
+
+    arch = tmp_path / "tiny-clip.json"
+    arch.write_text(json.dumps(TINY))
+    names_only = ClipZeroShot(arch=str(arch), allow_random=True, text_source="names")
+    dm = _dm(tiny_dataset, tmp_path, image_size=names_only.image_size)
+    names_only.attach(dm)
+    assert not names_only.row_has_text.any()
+    both = ClipZeroShot(arch=str(arch), allow_random=True, text_source="both")
+    both.attach(dm)
+    assert int(both.row_has_text.sum()) == sum(len(dm.positions[n]) for n in ("train", "val", "test"))

@@ -123,10 +123,14 @@ class ZeroShotTrainer(BaseTask):
         self.in_mean, self.in_std = tuple(dm.mean), tuple(dm.std)
         enc = self.get_text_encoder()
 
-        # Raw description features of every row that any split uses ("" = no description).
+        # Raw description features of every row that any split uses ("" = no description);
+        # none at all when nothing reads them (CLIP on names: 44k descriptions would cost
+        # minutes of text encoding for nothing).
         used = np.unique(np.concatenate([pos[n] for n in pos]))
         desc = frame["description"].to_numpy()[used].astype(str)
         has = np.char.str_len(np.char.strip(desc)) > 0
+        if not self.needs_descriptions:
+            has[:] = False
         feats = torch.zeros(len(frame), enc.dim)
         if has.any():
             feats[used[has]] = encode_cached(enc, desc[has].tolist())
@@ -162,6 +166,11 @@ class ZeroShotTrainer(BaseTask):
 
     #: subclasses that train on the seen classes' names set this
     needs_seen_names = False
+
+    @property
+    def needs_descriptions(self) -> bool:
+        """Whether the samples' descriptions are read (class texts or training)."""
+        return self.hparams.text_source != "names"
 
     def _name_features(self, enc, names: zh.ClassNames, need=None) -> torch.Tensor:
         """Ensembled name-prompt features per class (zeros where ``need`` is False)."""
@@ -378,6 +387,11 @@ class ContrastiveZeroShot(ZeroShotTrainer):
     @property
     def needs_seen_names(self) -> bool:
         return bool(self.hparams.name_loss_weight)
+
+    @property
+    def needs_descriptions(self) -> bool:
+        hp = self.hparams
+        return hp.text_source != "names" or bool(hp.pair_loss_weight or hp.class_loss_weight)
 
     def on_fit_start(self) -> None:
         self._require_attached()
