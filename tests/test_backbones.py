@@ -101,3 +101,17 @@ def test_pretrained_without_network_fails_at_once_and_names_weights(monkeypatch)
         backbones.create_backbone("resnet18", num_classes=3, pretrained=True)
     assert time.perf_counter() - start < 15
     assert hf_constants.HF_HUB_OFFLINE is True
+
+
+def test_pretrained_recipes_build_offline_from_local_weights(tmp_path):
+    from minbench.pipelines.config import instantiate, load_recipe, shipped_recipes
+    from minbench.trainers.base import BaseTask
+
+    src = timm.create_model("resnet50")
+    weights = tmp_path / "resnet50.pth"
+    torch.save(src.state_dict(), weights)
+    for name in ("resnet50-224", "knn-resnet50"):
+        config = load_recipe(shipped_recipes()[name])
+        model = instantiate(config["model"], "model", BaseTask, task="fewshot-10", num_classes=4,
+                            classes=list("abcd"), weights=str(weights))
+        assert torch.equal(model.model.conv1.weight, src.conv1.weight)

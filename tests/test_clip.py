@@ -83,17 +83,18 @@ def test_checkpoint_of_another_architecture_is_named(tmp_path, tiny_weights):
         clip.load_clip(str(arch), weights=path)
 
 
+class NotWeights:
+    """An arbitrary object: torch.save pickles it, weights_only=True must refuse it."""
+
+
 def test_not_a_checkpoint_is_refused(tmp_path, tiny_arch):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"this is no checkpoint")
     with pytest.raises(UserError, match="not a checkpoint torch loads with weights_only=True"):
         clip.load_clip(tiny_arch, weights=junk)
 
-    class Evil:
-        pass
-
     pickled = tmp_path / "pickle.pt"
-    torch.save({"obj": Evil()}, pickled)  # arbitrary objects: refused by weights_only
+    torch.save({"obj": NotWeights()}, pickled)  # arbitrary objects: refused by weights_only
     with pytest.raises(UserError, match="weights_only=True"):
         clip.load_clip(tiny_arch, weights=pickled)
 

@@ -198,12 +198,38 @@ def test_default_recipe_and_unknown_kind_recipe(tmp_path, capsys):
     assert "cannot run --task size" in capsys.readouterr().err
 
 
-def test_feature_baseline_runs_training_free(tiny_dataset, tmp_path):
+def test_feature_baseline_runs_training_free_with_wandb_offline(tiny_dataset, tmp_path):
     model = {"class_path": "minbench.trainers.classification.FeatureBaselineTrainer",
              "init_args": {"backbone": "resnet10t", "pretrained": False, "head": "knn", "k": 3,
                            "model_kwargs": {"channels": [8, 8, 16, 16], "stem_width": 8}}}
     recipe = tiny_recipe(tmp_path, model=model, epochs=1, augment=False)
     out = tmp_path / "run"
-    assert run(tiny_dataset, recipe, out, "--no-leaderboard") == 0
+    assert run(tiny_dataset, recipe, out, "--no-leaderboard", "--logger", "wandb") == 0
     status = RunFolder(out).seed_status(0)
     assert status["stats"]["epochs"] == 1 and 0 <= status["metrics"]["top1"] <= 1
+    # wandb (offline in tests) beside the CSV log
+    assert list((out / "seed0" / "wandb").glob("offline-run-*")) and list(out.glob("seed0/logs/*/metrics.csv"))
+
+
+def test_recipe_init_args_may_build_objects(tiny_dataset):
+    from minbench.pipelines.config import instantiate
+
+    section = {"class_path": "minbench.data.datamodule.MineralDataModule",
+               "init_args": {"image_size": 32, "augment_config": {
+                   "class_path": "minbench.data.augment.AugmentConfig", "init_args": {"grayscale": 0.0}}}}
+    dm = instantiate(section, "data", data_dir=tiny_dataset, task=TASK)
+    assert dm.augment_config.grayscale == 0.0 and dm.augment_config.hflip == 0.5
+
+
+def test_shipped_recipes_are_well_formed():
+    from minbench.pipelines.config import import_class, load_recipe, shipped_recipes
+    from minbench.trainers.base import BaseTask
+
+    recipes = shipped_recipes()
+    for name in ("fewshot-small-cnn", "resnet50-224", "resnet50-384", "vit-b16-224", "prototype-resnet50",
+                 "knn-resnet50"):
+        config = load_recipe(recipes[name])
+        assert config["name"] == name and config["task"].startswith("fewshot")
+        assert issubclass(import_class(config["model"]["class_path"], "model"), BaseTask)
+    default = load_recipe(recipes["fewshot-small-cnn"])
+    assert default["model"]["init_args"]["pretrained"] is False  # the embedded default needs no hub

@@ -119,3 +119,56 @@ def test_checkpoint_for_another_architecture_is_refused(tiny_dataset, tmp_path, 
 def _text(path, text):
     path.write_text(text)
     return str(path)
+
+
+def test_preflight_fails_at_once_without_clip_weights(tmp_path, monkeypatch):
+    from minbench.errors import UserError
+    from minbench.pipelines.zeroshot import preflight
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    clip_cfg = {"task": "zeroshot", "model": {"class_path": "minbench.trainers.zeroshot.ClipZeroShot",
+                                              "init_args": {"arch": "ViT-B-32", "pretrained": "laion2b_s34b_b79k"}}}
+    with pytest.raises(UserError, match="hub is not reachable.*--weights PATH"):
+        preflight(clip_cfg)
+    clip_cfg["model"]["init_args"]["weights"] = str(tmp_path / "missing.bin")
+    with pytest.raises(UserError, match="no such checkpoint file.*--weights PATH"):
+        preflight(clip_cfg)
+    bad = {"task": "zeroshot", "model": {"class_path": "x", "init_args": {"templates": ["no placeholder"]}}}
+    with pytest.raises(UserError, match="no '{}' placeholder"):
+        preflight(bad)
+    preflight(TINY_RECIPE)  # a sound recipe passes
+
+
+@pytest.fixture
+def all_zeroshot(tiny_dataset, tmp_path):
+    """The release's shape: the zero-shot set covers every species (nothing to train on)."""
+    import shutil
+
+    from minbench.data import manifest
+
+    folder = tmp_path / "all-zs"
+    shutil.copytree(tiny_dataset, folder)
+    frame = manifest.read_manifest(folder)
+    frame["zeroshot"] = True
+    manifest.write_dataset(folder, frame, name="synth-allzs", version="1", source="synth")
+    return folder
+
+
+def test_all_zeroshot_dataset_runs_clip_and_refuses_training(all_zeroshot, tmp_path, capsys):
+    from minbench.models.clip import load_clip
+    from test_clip import TINY
+
+    rc = _run(all_zeroshot, _write(tmp_path / "r.yaml", TINY_RECIPE), tmp_path / "out", "--no-leaderboard")
+    assert rc != 0 and "no training rows outside the zero-shot classes" in capsys.readouterr().err
+    arch = tmp_path / "tiny-clip.json"
+    arch.write_text(json.dumps(TINY))
+    weights = tmp_path / "w.pt"
+    torch.save(load_clip(str(arch), allow_random=True).model.state_dict(), weights)
+    recipe = _write(tmp_path / "clip.yaml", {
+        **TINY_RECIPE, "model": {"class_path": "minbench.trainers.zeroshot.ClipZeroShot",
+                                 "init_args": {"arch": str(arch)}}})
+    out = tmp_path / "clip-out"
+    assert _run(all_zeroshot, recipe, out, "--weights", str(weights), "--no-leaderboard") == 0
+    sub = pd.read_csv(out / "seed0" / "predictions.csv", keep_default_na=False)
+    assert len(sub) == len(pd.read_parquet(all_zeroshot / "manifest.parquet"))
+    assert not (out / "seed0" / "gzsl.json").exists()  # no seen classes: no GZSL

@@ -167,3 +167,33 @@ def test_description_pools_are_consistent(tiny_dataset, tmp_path):
     species = dm.frame["species"].to_numpy()
     expected = [int(np.sum(species[dm.positions["test"]] == c)) for c in model.unseen.classes]
     assert counts.tolist() == expected
+
+
+def test_seen_class_validation_metrics_stay_separate(tiny_dataset, tmp_path):
+    """top-1 and top-5 must not be merged into one compute group by torchmetrics."""
+    dm = _dm(tiny_dataset, tmp_path)
+    model = _model()
+    model.attach(dm)
+    n = len(model.seen_classes)
+    first = torch.zeros(4, n)
+    first[:, 0] = 1.0  # a first batch with top-1 == top-5 states
+    model.val_metrics.update(first, torch.zeros(4, dtype=torch.long))
+    g = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        model.val_metrics.update(torch.randn(32, n, generator=g), torch.randint(0, n, (32,), generator=g))
+    values = model.val_metrics.compute()
+    assert values["val/top5"] > values["val/top1"]
+
+
+def test_clip_on_names_does_not_encode_descriptions(tiny_dataset, tmp_path):
+    from test_clip import TINY
+
+    arch = tmp_path / "tiny-clip.json"
+    arch.write_text(json.dumps(TINY))
+    names_only = ClipZeroShot(arch=str(arch), allow_random=True, text_source="names")
+    dm = _dm(tiny_dataset, tmp_path, image_size=names_only.image_size)
+    names_only.attach(dm)
+    assert not names_only.row_has_text.any()
+    both = ClipZeroShot(arch=str(arch), allow_random=True, text_source="both")
+    both.attach(dm)
+    assert int(both.row_has_text.sum()) == sum(len(dm.positions[n]) for n in ("train", "val", "test"))

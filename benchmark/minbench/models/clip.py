@@ -10,8 +10,10 @@ hanging. ``arch`` may also be a JSON file of an open_clip model config (``embed_
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
+import logging
 import os
 import socket
 from dataclasses import dataclass
@@ -108,7 +110,8 @@ def load_clip(arch: str, *, weights: str | Path | None = None, pretrained: str |
         if weights is None and pretrained:
             model = open_clip.create_model(base, pretrained=pretrained, device=device, **kwargs)
         else:
-            model = open_clip.create_model(base, pretrained=None, device=device, **kwargs)
+            with _quiet_root_logger():  # "no pretrained weights loaded": they are loaded next
+                model = open_clip.create_model(base, pretrained=None, device=device, **kwargs)
     except Exception as exc:  # open_clip raises RuntimeError/ValueError/hub errors
         raise UserError(f"CLIP {arch}: could not build the model ({type(exc).__name__}: {exc})") from None
     identity = f"{arch}:random"
@@ -134,6 +137,18 @@ def load_clip(arch: str, *, weights: str | Path | None = None, pretrained: str |
         embed_dim = int(model.encode_text(tokenizer(["x"]).to(device)).shape[-1])
     return ClipBundle(model=model, tokenizer=tokenizer, arch=arch, identity=identity,
                       image_size=int(size), mean=mean, std=std, embed_dim=embed_dim)
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    """open_clip logs through the root logger; hush its warnings for one call."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def load_weights(model, path: Path, arch: str) -> None:

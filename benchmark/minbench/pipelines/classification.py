@@ -49,9 +49,9 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
         return None
     path = write_submission(ctx.dir / PREDICTIONS_FILE, rows, dm.test_frame)
     metrics = ctx.score(path)
-    if trainer.logger is not None:
-        trainer.logger.log_metrics({f"test/{k}": v for k, v in metrics.items()}, step=trainer.global_step)
-        trainer.logger.finalize("success")
+    for logger in trainer.loggers:
+        logger.log_metrics({f"test/{k}": v for k, v in metrics.items()}, step=trainer.global_step)
+        logger.finalize("success")
     draw_plots(ctx, rows, dm.test_frame, trainer)
     stats = {"fit_seconds": fit_seconds, "epochs": trainer.current_epoch,
              "train_images_per_s": sum(rates) / len(rates) if rates else float("nan")}
@@ -63,7 +63,7 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
 def gather_predictions(outputs: list[dict[str, Any]]) -> list[tuple[int, str, list[str]]]:
     """``(index, sample_id, ranked species)`` of every rank, each test row once, in
     index order (the distributed sampler may give a row to two ranks)."""
-    from minbench.pipelines.lightning_setup import gather_objects
+    from minbench.trainers.base import gather_objects
 
     local = []
     for out in outputs:

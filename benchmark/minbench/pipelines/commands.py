@@ -30,6 +30,12 @@ def register(sub) -> None:
     p.add_argument("--weights", type=Path, default=None,
                    help="local pretrained weights for the backbone (a timm/PyTorch state dict, "
                         ".safetensors, or a minbench run's .ckpt)")
+    p.add_argument("--cam", default=None,
+                   help="segmentation: CAM method (gradcam, gradcam++, hirescam, layercam, xgradcam, "
+                        "eigencam, eigengradcam, scorecam); default: the recipe's")
+    p.add_argument("--classifier", type=Path, default=None,
+                   help="segmentation: classifier checkpoint whose CAMs make the masks (default: a "
+                        "finished few-shot run on the same data, else the default recipe is trained)")
     p.add_argument("--logger", choices=("csv", "wandb"), default=None, help="metrics logger (default: csv)")
     p.add_argument("--devices", default=None, help="override trainer.devices (e.g. 2)")
     p.add_argument("--accelerator", default=None, help="override trainer.accelerator (cpu, gpu, auto)")

@@ -62,20 +62,23 @@ def _wandb_logged_in() -> bool:
         return False
 
 
-def build_logger(ctx: SeedContext):
-    kind = ctx.config.get("logger", "csv")
-    if kind == "csv":
-        from lightning.pytorch.loggers import CSVLogger
+def build_loggers(ctx: SeedContext) -> list:
+    """CSV logs always (``logs/version_N/metrics.csv``: the training curves are drawn from
+    them); wandb too with ``logger: wandb`` (offline unless logged in)."""
+    from lightning.pytorch.loggers import CSVLogger
 
-        return CSVLogger(save_dir=str(ctx.dir), name="logs")
+    kind = ctx.config.get("logger", "csv")
+    if kind not in ("csv", "wandb"):
+        raise UserError(f"logger: {kind!r} is not one of csv, wandb")
+    loggers = [CSVLogger(save_dir=str(ctx.dir), name="logs")]
     if kind == "wandb":
         from lightning.pytorch.loggers import WandbLogger
 
         offline = os.environ.get("WANDB_MODE") in ("offline", "disabled") or not _wandb_logged_in()
-        return WandbLogger(project="minbench", name=f"{ctx.card.id}-{ctx.recipe_name}-seed{ctx.seed}",
-                           save_dir=str(ctx.dir), offline=offline, group=f"{ctx.card.id}-{ctx.recipe_name}",
-                           config=ctx.config)
-    raise UserError(f"logger: {kind!r} is not one of csv, wandb")
+        loggers.append(WandbLogger(project="minbench", name=f"{ctx.card.id}-{ctx.recipe_name}-seed{ctx.seed}",
+                                   save_dir=str(ctx.dir), offline=offline,
+                                   group=f"{ctx.card.id}-{ctx.recipe_name}", config=ctx.config))
+    return loggers
 
 
 def build_trainer(ctx: SeedContext, *, monitor: str | None, mode: str = "max",
@@ -107,7 +110,7 @@ def build_trainer(ctx: SeedContext, *, monitor: str | None, mode: str = "max",
     kwargs["enable_progress_bar"] = bool(show_bar)
     kwargs["enable_model_summary"] = kwargs.get("enable_model_summary", not ctx.quiet)
     try:
-        return Trainer(default_root_dir=str(ctx.dir), logger=build_logger(ctx), callbacks=cbs, **kwargs)
+        return Trainer(default_root_dir=str(ctx.dir), logger=build_loggers(ctx), callbacks=cbs, **kwargs)
     except TypeError as exc:
         raise UserError(f"trainer: {exc}") from None
 
@@ -119,12 +122,3 @@ def find_callback(trainer: Trainer, cls: type):
 def last_checkpoint(ctx: SeedContext) -> Path | None:
     path = ctx.dir / CHECKPOINT_DIR / "last.ckpt"
     return path if path.is_file() else None
-
-
-def gather_objects(items: list[Any]) -> list[Any]:
-    """Concatenate a list from every DDP rank (``items`` itself when not distributed)."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return list(items)
-    parts: list[Any] = [None] * torch.distributed.get_world_size()
-    torch.distributed.all_gather_object(parts, list(items))
-    return [x for part in parts for x in part]

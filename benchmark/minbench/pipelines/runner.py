@@ -126,6 +126,18 @@ def _apply_run_overrides(config: dict[str, Any], args) -> None:
         if not weights.is_file():
             raise UserError(f"--weights {weights}: no such file")
         config["model"]["init_args"]["weights"] = str(weights.resolve())
+    for name in ("cam", "classifier"):
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        if get_card(config["task"]).kind != "segmentation":
+            raise UserError(f"--{name} applies to the segmentation task only")
+        if name == "classifier":
+            path = Path(value).expanduser()
+            if not path.is_file():
+                raise UserError(f"--classifier {path}: no such checkpoint file")
+            value = str(path.resolve())
+        config["model"]["init_args"][name] = value
     if args.logger is not None:
         config["logger"] = args.logger
     config.setdefault("logger", "csv")
@@ -160,6 +172,8 @@ def run_command(args) -> dict[str, Any] | None:
                             f"({config['dataset']['fingerprint']} -> {info.fingerprint})")
     else:
         config, card = resolve_config(args)
+        if args.data is None and rank0:
+            _announce_first_use()
         data_dir = resolve_dataset(args.data).resolve()
         info = read_info(data_dir)
         config["dataset"] = {"dir": str(data_dir), "name": info.name, "version": info.version,
@@ -211,6 +225,15 @@ def _run_seeds(args, config: dict[str, Any], card: TaskCard, folder: RunFolder, 
     return summary
 
 
+def _announce_first_use() -> None:
+    from minbench.data.locate import embedded_dir
+    from minbench.data.manifest import MANIFEST_FILE
+
+    if not (embedded_dir() / MANIFEST_FILE).is_file():
+        print(f"minbench: generating the embedded dataset into {embedded_dir()} (first use only)",
+              file=sys.stderr, flush=True)
+
+
 def _print_summary(card: TaskCard, summary: dict[str, Any], folder: RunFolder) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -226,6 +249,8 @@ def _print_summary(card: TaskCard, summary: dict[str, Any], folder: RunFolder) -
     for name, stats in summary["metrics"].items():
         if name not in {s.name for s in card.metrics}:
             table.add_row(name, f"{stats['mean']:.4g} ± {stats['std']:.4g}")
+    for name, stats in summary.get("stats", {}).items():
+        table.add_row(f"[dim]{name}[/dim]", f"[dim]{stats['mean']:.4g} ± {stats['std']:.4g}[/dim]")
     console = Console()
     console.print(table)
     console.print(f"run folder: {folder.root}")

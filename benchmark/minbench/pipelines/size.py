@@ -38,7 +38,8 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
 
     from minbench.data.manifest import read_info
     from minbench.pipelines.config import instantiate
-    from minbench.pipelines.lightning_setup import build_datamodule, build_trainer, gather_objects
+    from minbench.pipelines.lightning_setup import build_datamodule, build_trainer
+    from minbench.trainers.base import gather_objects
     from minbench.trainers.base import BaseTask
     from minbench.trainers.size import dedupe
 

@@ -27,6 +27,34 @@ SUBMISSION_FILE = "predictions.csv"
 GZSL_FILE = "gzsl.json"
 
 
+def preflight(config: dict[str, Any]) -> None:
+    """Checks that need neither data nor models, run before anything slow (dataset
+    generation, image caching): the recipe's templates and class-name files, and where a
+    CLIP recipe's weights come from, so a missing checkpoint fails at once."""
+    from minbench.models import zeroshot_head as zh
+
+    args = (config.get("model") or {}).get("init_args") or {}
+    if args.get("templates_file"):
+        zh.load_templates(args["templates_file"], key=config.get("task"))
+    elif args.get("templates") is not None:
+        zh.validate_templates(list(args["templates"]), where="model.init_args.templates")
+    if args.get("classnames_file"):
+        zh.load_class_names(args["classnames_file"])
+    if str((config.get("model") or {}).get("class_path", "")).endswith("ClipZeroShot"):
+        from minbench.models.clip import HOW_TO_SUPPLY, hub_reachable
+
+        arch = args.get("arch", "ViT-B-32")
+        if args.get("weights"):
+            if not Path(args["weights"]).expanduser().is_file():
+                raise UserError(f"--weights {args['weights']}: no such checkpoint file; {HOW_TO_SUPPLY}")
+        elif args.get("pretrained"):
+            if not hub_reachable():
+                raise UserError(f"CLIP {arch} ({args['pretrained']}): the model hub is not reachable from "
+                                f"here; {HOW_TO_SUPPLY}")
+        elif not args.get("allow_random"):
+            raise UserError(f"CLIP {arch}: no weights given; {HOW_TO_SUPPLY}")
+
+
 def run_seed(ctx) -> dict[str, Any] | None:
     """Train (if the model trains), predict, write and score the submission for one seed."""
     import lightning as L
@@ -68,7 +96,7 @@ def run_seed(ctx) -> dict[str, Any] | None:
     predict_s = time.perf_counter() - t0
     gzsl_val = _collect_gzsl_seen(trainer, model, dm) if (has_val and model.seen_classes) else None
 
-    from minbench.pipelines.lightning_setup import gather_objects
+    from minbench.trainers.base import gather_objects
 
     outputs = gather_objects(outputs)
     gzsl_val = gather_objects(gzsl_val) if gzsl_val is not None else None
@@ -88,7 +116,7 @@ def run_seed(ctx) -> dict[str, Any] | None:
 
         gz = gzsl_metrics(model, dm, test_frame, test_scores, gzsl_val)
         write_json_atomic(ctx.dir / GZSL_FILE, gz)
-        result["metrics"].update({f"gzsl_{k}": gz[k] for k in ("seen", "unseen", "h")})
+        result["metrics"].update({f"gzsl_{k}": gz[k] for k in ("seen", "unseen", "h", "ausuc")})
         result["gzsl"] = gz
     return result
 
@@ -153,16 +181,60 @@ def gzsl_metrics(model, dm, test_frame, test_scores, seen_rows) -> dict[str, Any
     u_ok = u_win & (test_scores["indices"][:, 0] == truth)
     u_acc = _per_class_mean(u_ok, truth)
     h = 2 * s_acc * u_acc / (s_acc + u_acc) if (s_acc + u_acc) > 0 else 0.0
+    # Calibrated stacking (Chao et al. 2016): subtract gamma from every seen score. The
+    # area under the seen-unseen accuracy curve over all gamma needs no choice of gamma.
+    curve = seen_unseen_curve(cat["seen_value"] - cat["unseen_value"], cat["seen_index"] == cat["label"],
+                              cat["label"], test_scores["seen_value"] - test_scores["values"][:, 0],
+                              test_scores["indices"][:, 0] == truth, truth)
     return {
         "seen": s_acc, "unseen": u_acc, "h": h,
+        "ausuc": curve["ausuc"], "h_best_gamma_oracle": curve["best_h"], "best_gamma_oracle": curve["best_gamma"],
         "seen_per_sample": float(s_ok.mean()), "unseen_per_sample": float(u_ok.mean()),
-        "unseen_as_seen": float((~u_win).mean()), "seen_as_unseen": float((cat["seen_value"] < cat["unseen_value"]).mean()),
+        "unseen_as_seen": float((~u_win).mean()),
+        "seen_as_unseen": float((cat["seen_value"] < cat["unseen_value"]).mean()),
         "n_seen_images": int(len(s_ok)), "n_unseen_images": int(len(u_ok)),
         "n_seen_classes": len(model.seen_classes), "n_unseen_classes": len(model.unseen.classes),
         "protocol": "candidates = seen + unseen classes; seen images = validation carve of the training "
                     "classes (their texts excluded from the seen prototypes); mean per-class top-1; "
-                    "no calibration",
+                    "seen/unseen/h uncalibrated; ausuc = area under the seen-unseen accuracy curve of "
+                    "calibrated stacking over every gamma; h_best_gamma_oracle picks gamma on these "
+                    "very images (an upper bound, not a result)",
     }
+
+
+def seen_unseen_curve(d_seen, ok_seen, label_seen, d_unseen, ok_unseen, label_unseen) -> dict[str, float]:
+    """Calibrated stacking swept over gamma (Chao et al. 2016, AUSUC).
+
+    ``d`` = best seen score - best unseen score per image; an image goes to the seen side
+    when ``d >= gamma``. ``ok_*``: its best class on its own side is right. Accuracies are
+    mean per class. Returns the area under (unseen acc, seen acc), the best harmonic mean
+    and its gamma.
+    """
+    d_seen, d_unseen = np.asarray(d_seen, float), np.asarray(d_unseen, float)
+    w_s = _class_weights(label_seen) * np.asarray(ok_seen, float)
+    w_u = _class_weights(label_unseen) * np.asarray(ok_unseen, float)
+    gammas = np.unique(np.concatenate([d_seen, d_unseen, [-np.inf, np.inf]]))
+    # seen acc(gamma) = sum of w_s where d_seen >= gamma; unseen acc = sum of w_u where d_unseen < gamma
+    order_s = np.argsort(d_seen)
+    cum_s = np.concatenate([[0.0], np.cumsum(w_s[order_s])])
+    acc_s = cum_s[-1] - cum_s[np.searchsorted(d_seen[order_s], gammas, side="left")]
+    order_u = np.argsort(d_unseen)
+    cum_u = np.concatenate([[0.0], np.cumsum(w_u[order_u])])
+    acc_u = cum_u[np.searchsorted(d_unseen[order_u], gammas, side="left")]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        hs = np.where(acc_s + acc_u > 0, 2 * acc_s * acc_u / (acc_s + acc_u), 0.0)
+    best = int(np.argmax(hs))
+    area = float(np.sum(np.diff(acc_u) * (acc_s[1:] + acc_s[:-1]) / 2))  # acc_u rises with gamma
+    return {"ausuc": area, "best_h": float(hs[best]), "best_gamma": float(gammas[best])}
+
+
+def _class_weights(label) -> np.ndarray:
+    """1 / (samples of its class x number of classes) per sample: sums give per-class means."""
+    label = np.asarray(label)
+    if not len(label):
+        return np.zeros(0)
+    classes, inverse, counts = np.unique(label, return_inverse=True, return_counts=True)
+    return 1.0 / (counts[inverse] * len(classes))
 
 
 def _per_class_mean(ok: np.ndarray, label: np.ndarray) -> float:

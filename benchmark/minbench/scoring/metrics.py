@@ -281,18 +281,19 @@ def classification_table(ranked: np.ndarray, target: np.ndarray) -> Table:
 
 
 def mask_counts(pred: np.ndarray, true: np.ndarray) -> tuple[int, int, int, int]:
-    """``(tp, fp, fn, tn)`` pixel counts of the mineral class (torchmetrics' stat scores)."""
-    import torch
-    from torchmetrics.functional.classification import binary_stat_scores
+    """``(tp, fp, fn, tn)`` pixel counts of the mineral class.
 
+    Counted with numpy: torchmetrics' stat scores cost ~0.2 s per 1024x768 mask on a CPU
+    (100x slower), and the ratios built from these counts are checked against scikit-learn.
+    """
     pred = np.asarray(pred, dtype=bool)
     true = np.asarray(true, dtype=bool)
     if pred.shape != true.shape:
         raise ValueError(f"mask shapes differ: predicted {pred.shape}, true {true.shape}")
-    tp, fp, tn, fn, _ = binary_stat_scores(torch.from_numpy(pred).to(torch.uint8).reshape(1, -1),
-                                           torch.from_numpy(true).to(torch.uint8).reshape(1, -1),
-                                           validate_args=False).tolist()
-    return int(tp), int(fp), int(fn), int(tn)
+    tp = int(np.count_nonzero(pred & true))
+    n_pred, n_true = int(np.count_nonzero(pred)), int(np.count_nonzero(true))
+    fp, fn = n_pred - tp, n_true - tp
+    return tp, fp, fn, int(pred.size) - tp - fp - fn
 
 
 def segmentation_table(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> Table:

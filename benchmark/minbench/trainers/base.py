@@ -109,11 +109,13 @@ class BaseTask(LightningModule):
         if hp.scheduler == "constant":
             return opt
         total = int(self.trainer.estimated_stepping_batches)
-        if hp.scheduler == "onecycle":
+        if hp.scheduler == "onecycle" and total >= 4:
+            # OneCycleLR divides by (warm-up steps - 1): keep at least two warm-up steps.
+            pct_start = min(max(hp.warmup_fraction, 2.0 / total), 0.5)
             sched = torch.optim.lr_scheduler.OneCycleLR(
-                opt, max_lr=hp.lr, total_steps=max(total, 1), pct_start=max(min(hp.warmup_fraction, 0.99), 0.01),
+                opt, max_lr=hp.lr, total_steps=total, pct_start=pct_start,
                 anneal_strategy="cos", cycle_momentum=False, div_factor=25.0, final_div_factor=1e3)
-        else:
+        else:  # cosine, and runs too short for a one-cycle warm-up
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total, 1))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
@@ -133,3 +135,11 @@ class BaseTask(LightningModule):
             elif "T_max" in state:
                 state["T_max"] = total
 
+
+def gather_objects(items: list[Any]) -> list[Any]:
+    """Concatenate a list from every DDP rank (``items`` itself when not distributed)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return list(items)
+    parts: list[Any] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(parts, list(items))
+    return [x for part in parts for x in part]

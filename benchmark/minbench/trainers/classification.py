@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from minbench.cards import get_card
 from minbench.errors import UserError
 from minbench.trainers.base import BaseTask
 
@@ -52,10 +53,11 @@ class ClassificationTrainer(BaseTask):
             classes = [str(c) for c in classes]
             if len(classes) != num_classes:
                 raise UserError(f"model.init_args: {len(classes)} class names for num_classes={num_classes}")
+        kind = get_card(task).kind
+        if kind not in ("classification", "zeroshot"):
+            raise UserError(f"--task {task}: {type(self).__name__} serves classification tasks, not {kind}")
         super().__init__(task, optimizer=optimizer, lr=lr, weight_decay=weight_decay, scheduler=scheduler,
                          warmup_fraction=warmup_fraction)
-        if self.card.kind not in ("classification", "zeroshot"):
-            raise UserError(f"--task {task}: ClassificationTrainer serves classification tasks, not {self.card.kind}")
 
     # --- configuration ----------------------------------------------------------------------
     @property

@@ -22,7 +22,7 @@ import torch
 from minbench.errors import UserError
 from minbench.models.size_authors import AuthorsRule, authors_estimate
 from minbench.models.size_estimator import SizeConfig, SizeEstimator
-from minbench.trainers.base import BaseTask
+from minbench.trainers.base import BaseTask, gather_objects
 
 BOX_COLUMNS = ("mineral_boxes", "text_boxes")
 
@@ -149,7 +149,7 @@ class SizeTrainer(BaseTask):
         self._rows.extend(self._batch_rows(batch))
 
     def on_test_epoch_end(self) -> None:
-        rows = _gather(self._rows)
+        rows = gather_objects(self._rows)
         rows = dedupe(rows)
         for name, value in self.compute_metrics(rows).items():
             # identical on every rank after the gather: no reduction wanted
@@ -184,14 +184,6 @@ def dedupe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         seen.add(key)
         out.append(r)
     return out
-
-
-def _gather(items: list) -> list:
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return list(items)
-    parts: list = [None] * torch.distributed.get_world_size()
-    torch.distributed.all_gather_object(parts, list(items))
-    return [x for part in parts for x in part]
 
 
 def _as_list(value, n: int) -> list:

@@ -123,10 +123,14 @@ class ZeroShotTrainer(BaseTask):
         self.in_mean, self.in_std = tuple(dm.mean), tuple(dm.std)
         enc = self.get_text_encoder()
 
-        # Raw description features of every row that any split uses ("" = no description).
+        # Raw description features of every row that any split uses ("" = no description);
+        # none at all when nothing reads them (CLIP on names: 44k descriptions would cost
+        # minutes of text encoding for nothing).
         used = np.unique(np.concatenate([pos[n] for n in pos]))
         desc = frame["description"].to_numpy()[used].astype(str)
         has = np.char.str_len(np.char.strip(desc)) > 0
+        if not self.needs_descriptions:
+            has[:] = False
         feats = torch.zeros(len(frame), enc.dim)
         if has.any():
             feats[used[has]] = encode_cached(enc, desc[has].tolist())
@@ -162,6 +166,11 @@ class ZeroShotTrainer(BaseTask):
 
     #: subclasses that train on the seen classes' names set this
     needs_seen_names = False
+
+    @property
+    def needs_descriptions(self) -> bool:
+        """Whether the samples' descriptions are read (class texts or training)."""
+        return self.hparams.text_source != "names"
 
     def _name_features(self, enc, names: zh.ClassNames, need=None) -> torch.Tensor:
         """Ensembled name-prompt features per class (zeros where ``need`` is False)."""
@@ -273,9 +282,16 @@ class ZeroShotTrainer(BaseTask):
 
     def build_val_metrics(self) -> None:
         """The card's metrics over the seen classes, for validation on held-out seen images."""
+        import torchmetrics
+
         from minbench.scoring.metrics import build_torchmetrics
 
-        self.val_metrics = build_torchmetrics(self.card, max(len(self.seen_classes), 2)).clone(prefix="val/")
+        card_metrics = build_torchmetrics(self.card, max(len(self.seen_classes), 2))
+        # compute_groups=False: torchmetrics merges metrics whose states agree after the
+        # first update, and top-1/top-5 agree whenever the first batch has no near misses,
+        # after which top-5 would report top-1 for the rest of the epoch.
+        self.val_metrics = torchmetrics.MetricCollection(dict(card_metrics.items()), prefix="val/",
+                                                         compute_groups=False)
 
     def _logit_scale(self) -> torch.Tensor:
         return torch.tensor(100.0, device=self.device)
@@ -308,7 +324,7 @@ class ContrastiveZeroShot(ZeroShotTrainer):
 
     def __init__(self, task: str = "zeroshot", *, backbone: str = "resnet18", pretrained: bool = False,
                  weights: str | None = None, model_kwargs: dict | None = None, text_encoder: str = "minilm",
-                 embed_dim: int = 256, text_hidden: int = 0, text_standardize: bool = True,
+                 embed_dim: int = 256, text_hidden: int = 0, text_standardize: bool = False,
                  init_temperature: float = 0.07,
                  pair_loss_weight: float = 1.0, class_loss_weight: float = 1.0, name_loss_weight: float = 0.0,
                  drop_rate: float = 0.0, text_source: str = "descriptions", text_alpha: float = 0.5,
@@ -371,6 +387,11 @@ class ContrastiveZeroShot(ZeroShotTrainer):
     @property
     def needs_seen_names(self) -> bool:
         return bool(self.hparams.name_loss_weight)
+
+    @property
+    def needs_descriptions(self) -> bool:
+        hp = self.hparams
+        return hp.text_source != "names" or bool(hp.pair_loss_weight or hp.class_loss_weight)
 
     def on_fit_start(self) -> None:
         self._require_attached()
