@@ -201,13 +201,16 @@ class EpochSampler(DistributedSampler):
         return self.num_samples
 
 
-def first_occurrences(index: torch.Tensor) -> torch.Tensor:
-    """Boolean mask of the first occurrence of each value of ``index``.
+def first_occurrences(index):
+    """Boolean mask of the first occurrence of each value of ``index`` (a tensor or a
+    NumPy array; the mask is of the same kind).
 
     Under DDP, Lightning's ``DistributedSampler`` pads the eval split to a multiple of the
     world size by repeating rows. Gather (index, prediction) from every rank and keep
     ``first_occurrences(index)`` so metrics equal the single-process ones.
     """
+    if isinstance(index, np.ndarray):
+        return first_occurrences(torch.from_numpy(index)).numpy()
     index = index.flatten()
     order = torch.argsort(index, stable=True)
     sorted_idx = index[order]

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from minbench.data.datasets import first_occurrences
 from minbench.errors import UserError
 
 DEFAULT_RECIPE = "zeroshot-minilm"
@@ -137,7 +138,7 @@ def _ranked_in_order(outputs, row_positions: np.ndarray, model):
     if not outputs:
         raise RuntimeError("zero-shot prediction returned nothing")
     cat = {key: np.concatenate([o[key].numpy() for o in outputs]) for key in outputs[0]}
-    cat = {k: v[_first_occurrences(cat["index"])] for k, v in cat.items()}
+    cat = {k: v[first_occurrences(cat["index"])] for k, v in cat.items()}
     where = {int(i): j for j, i in enumerate(cat["index"])}
     missing = [p for p in row_positions if int(p) not in where]
     if missing:
@@ -170,7 +171,7 @@ def gzsl_metrics(model, dm, test_frame, test_scores, seen_rows) -> dict[str, Any
     mean. No calibration: a seen-class bias shows as low ``unseen`` (``unseen_as_seen``).
     """
     cat = {key: np.concatenate([np.asarray(o[key]) for o in seen_rows]) for key in seen_rows[0]}
-    cat = {k: v[_first_occurrences(cat["index"])] for k, v in cat.items()}
+    cat = {k: v[first_occurrences(cat["index"])] for k, v in cat.items()}
     # seen images: right when the best seen class wins and is their class
     s_ok = (cat["seen_value"] >= cat["unseen_value"]) & (cat["seen_index"] == cat["label"])
     s_acc = _per_class_mean(s_ok, cat["label"])
@@ -242,10 +243,3 @@ def _per_class_mean(ok: np.ndarray, label: np.ndarray) -> float:
     if not len(classes):
         return float("nan")
     return float(np.mean([ok[label == c].mean() for c in classes]))
-
-
-def _first_occurrences(index: np.ndarray) -> np.ndarray:
-    """Positions of the first occurrence of each value, in order (DDP pads eval splits by
-    repeating rows; gathered predictions keep one per row)."""
-    _, first = np.unique(index, return_index=True)
-    return np.sort(first)

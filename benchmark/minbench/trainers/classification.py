@@ -251,18 +251,14 @@ def _gather_unique(feats: torch.Tensor, labels: torch.Tensor, index: torch.Tenso
     shards with repeats)."""
     import torch.distributed as dist
 
+    from minbench.data.datasets import first_occurrences
+
     parts: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(parts, (feats.cpu(), labels.cpu(), index.cpu()))
     feats = torch.cat([p[0] for p in parts])
     labels = torch.cat([p[1] for p in parts])
     index = torch.cat([p[2] for p in parts])
-    _, first = _unique_first(index)
+    keep = first_occurrences(index)
     device = labels.device
-    return feats[first].to(device), labels[first].to(device), index[first].to(device)
+    return feats[keep].to(device), labels[keep].to(device), index[keep].to(device)
 
-
-def _unique_first(index: torch.Tensor):
-    uniq, inverse = torch.unique(index, return_inverse=True)
-    first = torch.full((len(uniq),), len(index), dtype=torch.long)
-    first.scatter_reduce_(0, inverse, torch.arange(len(index)), reduce="amin")
-    return uniq, first

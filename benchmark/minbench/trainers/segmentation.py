@@ -23,11 +23,11 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from lightning.pytorch import LightningModule
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from minbench.errors import UserError
 from minbench.models import cam as cams
+from minbench.trainers.base import BaseTask
 
 # card metric kind -> key of segmentation_metrics(...)["per_image"]
 PER_IMAGE_KEY = {"mean_iou": "iou", "dice": "dice", "pixel_accuracy": "pixel_accuracy"}
@@ -126,7 +126,7 @@ class SampleMask:
     targets: list[int]
 
 
-class SegmentationTrainer(LightningModule):
+class SegmentationTrainer(BaseTask):
     """Zero-shot segmentation by a frozen classifier's thresholded CAM.
 
     Args:
@@ -149,50 +149,49 @@ class SegmentationTrainer(LightningModule):
         task: the task card whose metrics are computed (``segmentation``).
     """
 
+    #: a frozen classifier: no optimiser, no training loop
+    trainable = False
+
     def __init__(self, classifier: torch.nn.Module | str | Path, *, classes: Sequence[str] | None = None,
                  cam: str = "gradcam", cam_target: str = "predicted", top_k: int = 3,
                  target_layer: str | None = None, reshape: str = "auto", threshold: str = "otsu",
                  threshold_value: float | None = None, upsample: str = "bilinear", image_size: int = 224,
                  score_batch_size: int = 64, task: str = "segmentation", lookup: SampleLookup | None = None):
-        super().__init__()
-        self.save_hyperparameters(ignore=["classifier", "lookup"])
-        from minbench.cards import get_card
-
-        self.card = get_card(task)
-        if self.card.kind != "segmentation":
-            raise UserError(f"--task {task!r} is a {self.card.kind} task, not a segmentation task")
-        cams._method_class(cam)  # fail on a bad name now, not mid-run
-        if cam_target not in cams.TARGETS:
-            raise UserError(f"--cam-target {cam_target!r} is not one of {', '.join(cams.TARGETS)}")
-        if upsample not in cams.UPSAMPLING:
-            raise UserError(f"--upsample {upsample!r} is not one of {', '.join(cams.UPSAMPLING)}")
-        self.threshold_value = cams.check_threshold(threshold, threshold_value)
         if classifier is None:
             raise UserError("model.init_args.classifier: give a classifier checkpoint (or a network)")
         if isinstance(classifier, (str, Path)):
             classifier, ckpt_classes = load_classifier(classifier)
             classes = classes if classes is not None else ckpt_classes
-        self.model = classifier
-        self.model.eval()
-        for p in self.model.parameters():
-            p.requires_grad_(False)
+        # configure_models() runs inside BaseTask.__init__ and needs the network, which is
+        # not a hyperparameter; a plain attribute set before Module.__init__ would be lost.
+        self.__dict__["_pending_classifier"] = classifier
+        super().__init__(task, ignore=("classifier", "lookup"))
         self.classes = list(classes) if classes is not None else None
         self.class_index = {c: i for i, c in enumerate(self.classes or [])}
         self.lookup = lookup
-        self.extractor = cams.CamExtractor(self.model, cam, target_layer, reshape, image_size, score_batch_size)
         self.test_rows: list[dict[str, Any]] = []
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+    def configure_models(self) -> None:
+        hp = self.hparams
+        if self.card.kind != "segmentation":
+            raise UserError(f"--task {hp.task!r} is a {self.card.kind} task, not a segmentation task")
+        cams._method_class(hp.cam)  # fail on a bad name now, not mid-run
+        if hp.cam_target not in cams.TARGETS:
+            raise UserError(f"--cam-target {hp.cam_target!r} is not one of {', '.join(cams.TARGETS)}")
+        if hp.upsample not in cams.UPSAMPLING:
+            raise UserError(f"--upsample {hp.upsample!r} is not one of {', '.join(cams.UPSAMPLING)}")
+        self.threshold_value = cams.check_threshold(hp.threshold, hp.threshold_value)
+        self.model = self.__dict__.pop("_pending_classifier").eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.extractor = cams.CamExtractor(self.model, hp.cam, hp.target_layer, hp.reshape, hp.image_size,
+                                           hp.score_batch_size)
 
     # train() would put BatchNorm back into training mode; the classifier stays frozen.
     def train(self, mode: bool = True):
         super().train(mode)
         self.model.eval()
         return self
-
-    def configure_optimizers(self):
-        return None
 
     def _lookup(self) -> SampleLookup | None:
         if self.lookup is None and self._trainer is not None:
