@@ -70,6 +70,8 @@ def _run(args) -> int:
         "dataset": str(folder),
         "image_size": args.size, "images": runs["warm"]["images_per_epoch"], "source_size": runs["warm"]["source_size"],
         "batch_size": args.batch_size, "workers": args.workers, "device": device,
+        # train_transform's default on this device (minbench.data.augment)
+        "augment_backend": "opencv" if device == "cpu" else "torch",
         "cpu_count": os.cpu_count(),
         "train": {
             "cold_images_per_s": runs["cold"]["images_per_s"],
