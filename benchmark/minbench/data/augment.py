@@ -18,7 +18,8 @@ its fixed-point uint8 warp and per-pixel 3x4 colour transform, one call per imag
 about 1.7 ms per 224 px image on one core against 2.9 ms for float ``grid_sample`` plus a
 float colour matmul, and there the "device" is the very cores that would otherwise decode.
 Parameters and matrices are the same, so one seed gives the same augmentation on either
-backend, up to uint8 rounding (about 1/255; tested). The float conversion then happens once, in the normalisation.
+backend, up to uint8 rounding (about 1/255; tested). The float conversion then happens
+once, in the normalisation.
 
 Random parameters are drawn per sample on the CPU from a ``torch.Generator`` (the caller
 seeds it from (seed, epoch, batch index)), then moved to the device: results do not depend
