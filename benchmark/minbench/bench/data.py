@@ -34,10 +34,11 @@ def register(sub) -> None:
     p.add_argument("--size", type=int, default=224, help="image side in pixels (default 224)")
     p.add_argument("--data", type=Path, default=None, help="dataset folder (default: the embedded one)")
     p.add_argument("--workers", type=int, default=2, help="DataLoader workers of every pipeline (default 2)")
-    p.add_argument("--n", type=int, default=300, help="how many images (default 300)")
+    p.add_argument("--n", type=int, default=1000, help="how many images (default 1000)")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--epochs", type=int, default=2,
-                   help="epochs timed for the warm and the plain pipelines (default 2; cold: 1)")
+    # enough batches that epoch starts (worker wake-up) do not dominate a 2-core machine
+    p.add_argument("--epochs", type=int, default=3,
+                   help="epochs timed for the warm and the plain pipelines (default 3; cold: 1)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when present, else cpu)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch intra-op threads of the main process (default: torch's own choice)")
