@@ -25,6 +25,14 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("MINBENCH_LEADERBOARDS", str(tmp_path_factory.mktemp("leaderboards")))
 
 
+@pytest.fixture
+def leaderboards(tmp_path, monkeypatch):
+    """This test's own leaderboard folder, to look into (created by whatever writes first)."""
+    folder = tmp_path / "leaderboards"
+    monkeypatch.setenv("MINBENCH_LEADERBOARDS", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory):
     """The embedded dataset at ``--size tiny`` (a few dozen small images), made once."""

@@ -27,13 +27,6 @@ def ds(tmp_path_factory):
     return folder
 
 
-@pytest.fixture
-def board_dir(tmp_path, monkeypatch):
-    d = tmp_path / "boards"
-    monkeypatch.setenv("MINBENCH_LEADERBOARDS", str(d))
-    return d
-
-
 def _rows(ds, task):
     return split_test_rows(get_card(task), read_manifest(ds))
 
@@ -54,7 +47,7 @@ def _score_cli(ds, task, pred, *extra):
 
 # ---- happy paths ----------------------------------------------------------------------
 
-def test_ranked_csv_scores_like_sklearn(ds, tmp_path, board_dir):
+def test_ranked_csv_scores_like_sklearn(ds, tmp_path, leaderboards):
     sub, rows = _ranked_csv(ds, tmp_path / "sub.csv", seed=1)
     result = score_submission("fewshot-10", tmp_path / "sub.csv", ds)
     classes = list(task_classes(get_card("fewshot-10"), read_manifest(ds)))
@@ -71,7 +64,7 @@ def test_ranked_csv_scores_like_sklearn(ds, tmp_path, board_dir):
     assert set(classes) >= set(sub.pred_1)
 
 
-def test_shuffled_rows_bom_crlf_and_spaces_are_accepted(ds, tmp_path, board_dir):
+def test_shuffled_rows_bom_crlf_and_spaces_are_accepted(ds, tmp_path, leaderboards):
     sub, _ = _ranked_csv(ds, tmp_path / "a.csv", seed=2)
     plain = score_submission("fewshot-10", tmp_path / "a.csv", ds)
     shuffled = sub.sample(frac=1, random_state=0)
@@ -81,7 +74,7 @@ def test_shuffled_rows_bom_crlf_and_spaces_are_accepted(ds, tmp_path, board_dir)
     assert other.metrics == plain.metrics
 
 
-def test_fewer_ranks_than_k_and_trailing_empty_cells(ds, tmp_path, board_dir):
+def test_fewer_ranks_than_k_and_trailing_empty_cells(ds, tmp_path, leaderboards):
     sub, rows = _ranked_csv(ds, tmp_path / "s.csv", k=3, accuracy=1.0, seed=3)
     sub.loc[sub.index[:5], "pred_3"] = ""
     sub.to_csv(tmp_path / "s.csv", index=False)
@@ -89,7 +82,7 @@ def test_fewer_ranks_than_k_and_trailing_empty_cells(ds, tmp_path, board_dir):
     assert r.metrics["top10"] == r.metrics["top3"]  # only submitted ranks count
 
 
-def test_size_csv_with_abstentions(ds, tmp_path, board_dir):
+def test_size_csv_with_abstentions(ds, tmp_path, leaderboards):
     rows = _rows(ds, "size")
     rng = np.random.default_rng(0)
     pred = rows.size_cm.to_numpy() * rng.normal(1, 0.1, len(rows))
@@ -122,7 +115,7 @@ def _write_masks(ds, folder, *, flip=(), size=None, mode="L"):
     return pairs
 
 
-def test_mask_folder_and_zip_score_like_sklearn(ds, tmp_path, board_dir):
+def test_mask_folder_and_zip_score_like_sklearn(ds, tmp_path, leaderboards):
     pairs = _write_masks(ds, tmp_path / "masks", flip={"s1", "s4"})
     r = score_submission("segmentation", tmp_path / "masks", ds)
     ious = [skm.jaccard_score(t.ravel(), p.ravel(), zero_division=1.0) for p, t in pairs]
@@ -136,12 +129,12 @@ def test_mask_folder_and_zip_score_like_sklearn(ds, tmp_path, board_dir):
     assert r.per_sample["iou"].tolist() == pytest.approx(ious)
 
 
-def test_score_cli_writes_json_and_leaderboard(ds, tmp_path, board_dir, capsys):
+def test_score_cli_writes_json_and_leaderboard(ds, tmp_path, leaderboards, capsys):
     _ranked_csv(ds, tmp_path / "mine.csv")
     assert _score_cli(ds, "fewshot-10", tmp_path / "mine.csv", "--method", "random walk", "--per-sample") == 0
     out = json.loads((tmp_path / "mine.score.json").read_text())
     assert out["task"] == "fewshot-10" and out["headline"] == "top1" and len(out["per_sample"]) == 30
-    boards = list(board_dir.glob("fewshot-10--scoring-fixture-*.json"))
+    boards = list(leaderboards.glob("fewshot-10--scoring-fixture-*.json"))
     assert len(boards) == 1
     entry = json.loads(boards[0].read_text())["entries"][0]
     assert entry["name"] == "mine" and entry["source"] == "submission" and entry["method"] == "random walk"
@@ -149,7 +142,7 @@ def test_score_cli_writes_json_and_leaderboard(ds, tmp_path, board_dir, capsys):
     assert "top1" in capsys.readouterr().out
 
 
-def test_write_score_json_round_trips_nan_as_null(ds, tmp_path, board_dir):
+def test_write_score_json_round_trips_nan_as_null(ds, tmp_path, leaderboards):
     rows = _rows(ds, "size")
     (tmp_path / "one.csv").write_text(f"sample_id,size_cm\n{rows.sample_id[0]},3.5\n")
     r = score_submission("size", tmp_path / "one.csv", ds)
@@ -160,21 +153,21 @@ def test_write_score_json_round_trips_nan_as_null(ds, tmp_path, board_dir):
 
 # ---- bad input: one line naming the file/row, nonzero exit, board untouched -----------
 
-def _bad(ds, tmp_path, board_dir, capsys, task, name, content, message):
+def _bad(ds, tmp_path, leaderboards, capsys, task, name, content, message):
     path = tmp_path / name
     if isinstance(content, bytes):
         path.write_bytes(content)
     else:
         path.write_text(content)
-    board_dir.mkdir(parents=True, exist_ok=True)
-    before = sorted(p.name for p in board_dir.iterdir())
+    leaderboards.mkdir(parents=True, exist_ok=True)
+    before = sorted(p.name for p in leaderboards.iterdir())
     code = _score_cli(ds, task, path)
     err = capsys.readouterr().err
     assert code != 0
     assert err.count("\n") == 1 and "Traceback" not in err, err
     assert message in err, err
     assert str(path) in err or path.name in err, err
-    assert sorted(p.name for p in board_dir.iterdir()) == before
+    assert sorted(p.name for p in leaderboards.iterdir()) == before
     assert not (tmp_path / (path.stem + ".score.json")).exists()
     return err
 
@@ -192,30 +185,30 @@ def _good_lines(ds, task="fewshot-10"):
      "line 5, pred_1: unknown species 'qaurtz' (closest: quartz"),
     ("empty id", lambda L: L[:2] + ["," + L[2].split(",")[1]] + L[3:], "line 4: empty sample_id"),
 ])
-def test_bad_rows_are_refused(ds, tmp_path, board_dir, capsys, case, edit, message):
+def test_bad_rows_are_refused(ds, tmp_path, leaderboards, capsys, case, edit, message):
     lines = edit(_good_lines(ds))
-    _bad(ds, tmp_path, board_dir, capsys, "fewshot-10", "bad.csv", "sample_id,pred_1\n" + "\n".join(lines) + "\n",
+    _bad(ds, tmp_path, leaderboards, capsys, "fewshot-10", "bad.csv", "sample_id,pred_1\n" + "\n".join(lines) + "\n",
          message)
 
 
-def test_repeated_species_in_a_row(ds, tmp_path, board_dir, capsys):
+def test_repeated_species_in_a_row(ds, tmp_path, leaderboards, capsys):
     lines = [line + (",calcite,calcite" if i == 6 else ",,") for i, line in enumerate(_good_lines(ds))]
-    err = _bad(ds, tmp_path, board_dir, capsys, "fewshot-10", "rep.csv",
+    err = _bad(ds, tmp_path, leaderboards, capsys, "fewshot-10", "rep.csv",
                "sample_id,pred_1,pred_2,pred_3\n" + "\n".join(lines) + "\n", "ranked more than once")
     assert "line 8" in err
 
 
-def test_gap_in_ranks(ds, tmp_path, board_dir, capsys):
+def test_gap_in_ranks(ds, tmp_path, leaderboards, capsys):
     lines = _good_lines(ds)
     lines = [f"{line},,calcite" if i == 2 else f"{line},," for i, line in enumerate(lines)]
-    _bad(ds, tmp_path, board_dir, capsys, "fewshot-10", "gap.csv",
+    _bad(ds, tmp_path, leaderboards, capsys, "fewshot-10", "gap.csv",
          "sample_id,pred_1,pred_2,pred_3\n" + "\n".join(lines) + "\n", "line 4: pred_2 is empty but pred_3 is not")
 
 
-def test_more_than_ten_ranks(ds, tmp_path, board_dir, capsys):
+def test_more_than_ten_ranks(ds, tmp_path, leaderboards, capsys):
     header = "sample_id," + ",".join(f"pred_{j}" for j in range(1, 12))
     lines = [line + "," * 10 for line in _good_lines(ds)]
-    _bad(ds, tmp_path, board_dir, capsys, "fewshot-10", "eleven.csv", header + "\n" + "\n".join(lines) + "\n",
+    _bad(ds, tmp_path, leaderboards, capsys, "fewshot-10", "eleven.csv", header + "\n" + "\n".join(lines) + "\n",
          "11 ranks; at most 10")
 
 
@@ -230,11 +223,11 @@ def test_more_than_ten_ranks(ds, tmp_path, board_dir, capsys):
     ("sample_id,pred_1\nc0_3,quartz,calcite\n", "line 2 has 3 fields, the header has 2"),
     (b"sample_id,pred_1\nc0_3,qu\xe9rtz\n", "not UTF-8"),
 ])
-def test_bad_files_are_refused(ds, tmp_path, board_dir, capsys, content, message):
-    _bad(ds, tmp_path, board_dir, capsys, "fewshot-10", "f.csv", content, message)
+def test_bad_files_are_refused(ds, tmp_path, leaderboards, capsys, content, message):
+    _bad(ds, tmp_path, leaderboards, capsys, "fewshot-10", "f.csv", content, message)
 
 
-def test_file_far_too_large_is_refused_before_reading(ds, tmp_path, board_dir, capsys, monkeypatch):
+def test_file_far_too_large_is_refused_before_reading(ds, tmp_path, leaderboards, capsys, monkeypatch):
     path = tmp_path / "huge.csv"
     with open(path, "wb") as f:  # sparse: large on paper, nothing written
         f.truncate(S.CSV_SLACK_BYTES + S.RANKED_BYTES_PER_ROW * 30 + 1)
@@ -256,57 +249,58 @@ def test_file_far_too_large_is_refused_before_reading(ds, tmp_path, board_dir, c
     ("1500", "is absurd (more than 1000 cm)"),
     ("12cm", "is not a number"),
 ])
-def test_bad_sizes(ds, tmp_path, board_dir, capsys, value, message):
+def test_bad_sizes(ds, tmp_path, leaderboards, capsys, value, message):
     rows = _rows(ds, "size")
     lines = [f"{s},{v}" for s, v in zip(rows.sample_id, rows.size_cm)]
     lines[4] = f"{rows.sample_id[4]},{value}"
-    err = _bad(ds, tmp_path, board_dir, capsys, "size", "sz.csv", "sample_id,size_cm\n" + "\n".join(lines) + "\n",
+    err = _bad(ds, tmp_path, leaderboards, capsys, "size", "sz.csv", "sample_id,size_cm\n" + "\n".join(lines) + "\n",
                message)
     assert "line 6" in err
 
 
-def test_size_wrong_columns_and_extra_ids(ds, tmp_path, board_dir, capsys):
-    _bad(ds, tmp_path, board_dir, capsys, "size", "c.csv", "sample_id,size\nm0,3\n", "expected exactly sample_id,size_cm")
-    _bad(ds, tmp_path, board_dir, capsys, "size", "e.csv", "sample_id,size_cm\nm0,3\nc0_0,4\n",
+def test_size_wrong_columns_and_extra_ids(ds, tmp_path, leaderboards, capsys):
+    _bad(ds, tmp_path, leaderboards, capsys, "size", "c.csv", "sample_id,size\nm0,3\n",
+         "expected exactly sample_id,size_cm")
+    _bad(ds, tmp_path, leaderboards, capsys, "size", "e.csv", "sample_id,size_cm\nm0,3\nc0_0,4\n",
          "line 3: sample_id 'c0_0' is not a test sample of task size")
 
 
-def _bad_masks(ds, tmp_path, board_dir, capsys, path, message):
-    board_dir.mkdir(parents=True, exist_ok=True)
+def _bad_masks(ds, tmp_path, leaderboards, capsys, path, message):
+    leaderboards.mkdir(parents=True, exist_ok=True)
     code = _score_cli(ds, "segmentation", path)
     err = capsys.readouterr().err
     assert code != 0 and err.count("\n") == 1 and "Traceback" not in err, err
     assert message in err, err
-    assert list(board_dir.iterdir()) == []
+    assert list(leaderboards.iterdir()) == []
     return err
 
 
-def test_mask_of_wrong_size(ds, tmp_path, board_dir, capsys):
+def test_mask_of_wrong_size(ds, tmp_path, leaderboards, capsys):
     _write_masks(ds, tmp_path / "m", size=(7, 5))
-    _bad_masks(ds, tmp_path, board_dir, capsys, tmp_path / "m", "s0.png: mask is 7x5 but the image is 12x8")
+    _bad_masks(ds, tmp_path, leaderboards, capsys, tmp_path / "m", "s0.png: mask is 7x5 but the image is 12x8")
 
 
-def test_mask_of_wrong_mode(ds, tmp_path, board_dir, capsys):
+def test_mask_of_wrong_mode(ds, tmp_path, leaderboards, capsys):
     _write_masks(ds, tmp_path / "m", mode="RGB")
-    _bad_masks(ds, tmp_path, board_dir, capsys, tmp_path / "m", "mode RGB; a mask has one channel")
+    _bad_masks(ds, tmp_path, leaderboards, capsys, tmp_path / "m", "mode RGB; a mask has one channel")
 
 
-def test_mask_in_wrong_format(ds, tmp_path, board_dir, capsys):
+def test_mask_in_wrong_format(ds, tmp_path, leaderboards, capsys):
     _write_masks(ds, tmp_path / "m")
     Image.open(tmp_path / "m" / "s2.png").convert("L").save(tmp_path / "m" / "s2.png", format="JPEG")
-    _bad_masks(ds, tmp_path, board_dir, capsys, tmp_path / "m", "s2.png: not a PNG file (it is JPEG)")
+    _bad_masks(ds, tmp_path, leaderboards, capsys, tmp_path / "m", "s2.png: not a PNG file (it is JPEG)")
 
 
-def test_mask_missing_extra_and_not_png(ds, tmp_path, board_dir, capsys):
+def test_mask_missing_extra_and_not_png(ds, tmp_path, leaderboards, capsys):
     _write_masks(ds, tmp_path / "m")
     (tmp_path / "m" / "s3.png").unlink()
-    _bad_masks(ds, tmp_path, board_dir, capsys, tmp_path / "m", "1 test samples have no mask (first: s3.png)")
+    _bad_masks(ds, tmp_path, leaderboards, capsys, tmp_path / "m", "1 test samples have no mask (first: s3.png)")
     _write_masks(ds, tmp_path / "m")
     Image.new("L", (12, 8)).save(tmp_path / "m" / "zz9.png")
-    _bad_masks(ds, tmp_path, board_dir, capsys, tmp_path / "m", "is not a test sample of task segmentation")
+    _bad_masks(ds, tmp_path, leaderboards, capsys, tmp_path / "m", "is not a test sample of task segmentation")
     (tmp_path / "m" / "zz9.png").unlink()
     (tmp_path / "m" / "notes.txt").write_text("hi")
-    _bad_masks(ds, tmp_path, board_dir, capsys, tmp_path / "m", "'notes.txt' is not a PNG mask")
+    _bad_masks(ds, tmp_path, leaderboards, capsys, tmp_path / "m", "'notes.txt' is not a PNG mask")
 
 
 @pytest.mark.parametrize("member, message", [
@@ -315,32 +309,32 @@ def test_mask_missing_extra_and_not_png(ds, tmp_path, board_dir, capsys):
     ("a/b/s0.png", "is in a subfolder"),
     ("readme.md", "is not a PNG mask"),
 ])
-def test_zip_members_that_escape_or_are_not_png(ds, tmp_path, board_dir, capsys, member, message):
+def test_zip_members_that_escape_or_are_not_png(ds, tmp_path, leaderboards, capsys, member, message):
     _write_masks(ds, tmp_path / "m")
     with zipfile.ZipFile(tmp_path / "m.zip", "w") as zf:
         for p in sorted((tmp_path / "m").iterdir()):
             zf.write(p, p.name)
         zf.writestr(member, b"\x89PNG\r\n\x1a\n")
-    _bad_masks(ds, tmp_path, board_dir, capsys, tmp_path / "m.zip", message)
+    _bad_masks(ds, tmp_path, leaderboards, capsys, tmp_path / "m.zip", message)
 
 
-def test_zip_bomb_is_refused_before_decompressing(ds, tmp_path, board_dir, capsys):
+def test_zip_bomb_is_refused_before_decompressing(ds, tmp_path, leaderboards, capsys):
     _write_masks(ds, tmp_path / "m")
     with zipfile.ZipFile(tmp_path / "bomb.zip", "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for p in sorted((tmp_path / "m").iterdir()):
             if p.name != "s0.png":
                 zf.write(p, p.name)
         zf.writestr("s0.png", b"\0" * (64 << 20))  # 64 MiB of zeros: a tiny archive
-    err = _bad_masks(ds, tmp_path, board_dir, capsys, tmp_path / "bomb.zip", "refused")
+    err = _bad_masks(ds, tmp_path, leaderboards, capsys, tmp_path / "bomb.zip", "refused")
     assert "MiB" in err
 
 
-def test_not_a_folder_or_zip(ds, tmp_path, board_dir, capsys):
+def test_not_a_folder_or_zip(ds, tmp_path, leaderboards, capsys):
     (tmp_path / "m.tar").write_bytes(b"not a zip")
-    _bad_masks(ds, tmp_path, board_dir, capsys, tmp_path / "m.tar", "not a folder or a zip of PNG masks")
+    _bad_masks(ds, tmp_path, leaderboards, capsys, tmp_path / "m.tar", "not a folder or a zip of PNG masks")
 
 
-def test_unknown_task_and_missing_file(ds, tmp_path, board_dir, capsys):
+def test_unknown_task_and_missing_file(ds, tmp_path, leaderboards, capsys):
     assert main(["score", "--task", "fewshot-11", "--predictions", str(tmp_path / "x.csv"), "--data", str(ds)]) == 2
     assert "fewshot-10" in capsys.readouterr().err
     assert _score_cli(ds, "fewshot-10", tmp_path / "nope.csv") == 2
@@ -361,7 +355,7 @@ def test_reader_api_aligns_rows_with_the_test_order(ds, tmp_path):
                           classes=classes, max_ranks=10)
 
 
-def test_unwritable_outputs_are_one_line_errors(ds, tmp_path, board_dir, capsys):
+def test_unwritable_outputs_are_one_line_errors(ds, tmp_path, leaderboards, capsys):
     _ranked_csv(ds, tmp_path / "ok.csv")
     blocker = tmp_path / "file"
     blocker.write_text("")

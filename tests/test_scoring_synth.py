@@ -37,8 +37,7 @@ def _perfect(ds, task, out):
 
 
 @pytest.mark.parametrize("task", sorted(task_ids()))
-def test_perfect_submission_on_the_tiny_synth_dataset(tiny_dataset, tmp_path, monkeypatch, task):
-    monkeypatch.setenv("MINBENCH_LEADERBOARDS", str(tmp_path / "boards"))
+def test_perfect_submission_on_the_tiny_synth_dataset(tiny_dataset, tmp_path, task, leaderboards):
     card = get_card(task)
     pred = tmp_path / ("masks" if card.submission_format == "mask_pngs" else "pred.csv")
     rows = _perfect(tiny_dataset, task, pred)
@@ -50,6 +49,6 @@ def test_perfect_submission_on_the_tiny_synth_dataset(tiny_dataset, tmp_path, mo
             "mae": 0.0, "rmse": 0.0, "mape": 0.0, "r2": 1.0, "coverage": 1.0}
     for spec in card.metrics:
         assert score["metrics"][spec.name] == pytest.approx(want[spec.kind], abs=1e-9), spec.name
-    (board,) = (tmp_path / "boards").glob(f"{task}--*.json")
+    (board,) = leaderboards.glob(f"{task}--*.json")
     entry = json.loads(board.read_text())["entries"][0]
     assert entry["name"] == "oracle" and entry["n_samples"] == len(rows)

@@ -42,14 +42,7 @@ def fake_fewshot_run(runs: Path, data_dir: Path, *, name="fewshot-small-cnn", im
     return ckpt
 
 
-@pytest.fixture
-def boards(tmp_path, monkeypatch):
-    folder = tmp_path / "leaderboards"
-    monkeypatch.setenv("MINBENCH_LEADERBOARDS", str(folder))
-    return folder
-
-
-def test_run_finds_a_fewshot_run_and_writes_everything(tiny_dataset, tmp_path, monkeypatch, boards):
+def test_run_finds_a_fewshot_run_and_writes_everything(tiny_dataset, tmp_path, monkeypatch, leaderboards):
     from minbench.cli import main
     from minbench.data.manifest import read_manifest
 
@@ -88,12 +81,12 @@ def test_run_finds_a_fewshot_run_and_writes_everything(tiny_dataset, tmp_path, m
     assert gallery.shape[0] > 300 and gallery.std() > 10  # drawn, not blank
     summary = json.loads((out / "summary.json").read_text())
     assert "miou" in summary["metrics"] and "border/miou" in summary["metrics"]
-    board = json.loads(next(boards.glob("segmentation--*.json")).read_text())
+    board = json.loads(next(leaderboards.glob("segmentation--*.json")).read_text())
     names = {e["name"] for e in board["entries"]}
     assert names == {"gradcam/fewshot-small-cnn", "baseline/centre", "baseline/colour", "baseline/border"}
 
 
-def test_given_classifier_and_options(tiny_dataset, tmp_path, monkeypatch, boards):
+def test_given_classifier_and_options(tiny_dataset, tmp_path, monkeypatch, leaderboards):
     from minbench.cli import main
 
     monkeypatch.chdir(tmp_path)
@@ -109,10 +102,10 @@ def test_given_classifier_and_options(tiny_dataset, tmp_path, monkeypatch, board
     assert status["cam"] == {"method": "gradcam++", "target": "predicted", "top_k": 3, "target_layers": ["layer3"],
                              "threshold": "percentile", "threshold_value": 70.0, "upsample": "bilinear",
                              "image_size": 40}
-    assert not boards.exists()
+    assert not leaderboards.exists()
 
 
-def test_bad_classifier_is_one_line(tiny_dataset, tmp_path, monkeypatch, capsys, boards):
+def test_bad_classifier_is_one_line(tiny_dataset, tmp_path, monkeypatch, capsys, leaderboards):
     from minbench.cli import main
 
     monkeypatch.chdir(tmp_path)

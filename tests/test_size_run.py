@@ -69,8 +69,7 @@ def test_release_boxes_are_used_only_outside_the_embedded_data():
     assert SizeTrainer(release_boxes="false").set_release_boxes(frame, "mineralimage5k") == 0
 
 
-def test_run_size_end_to_end(tiny_dataset, tmp_path, monkeypatch):
-    monkeypatch.setenv("MINBENCH_LEADERBOARDS", str(tmp_path / "boards"))
+def test_run_size_end_to_end(tiny_dataset, tmp_path, leaderboards):
     out = tmp_path / "run"
     assert main(["run", "--task", "size", "--data", str(tiny_dataset), "--out", str(out), "--quiet"]) == 0
     seed = out / "seed0"
@@ -91,7 +90,7 @@ def test_run_size_end_to_end(tiny_dataset, tmp_path, monkeypatch):
     for name in ("scatter.png", "worst_errors.png", "abstentions.png"):
         png = seed / "plots" / name
         assert png.is_file() and png.stat().st_size > 5000
-    assert list((tmp_path / "boards").glob("size*.json"))
+    assert list(leaderboards.glob("size*.json"))
     # a finished run is not overwritten
     assert main(["run", "--task", "size", "--data", str(tiny_dataset), "--out", str(out), "--quiet"]) == 2
 

@@ -28,13 +28,6 @@ def _write(path, obj):
     return path
 
 
-@pytest.fixture
-def leaderboards(tmp_path, monkeypatch):
-    folder = tmp_path / "leaderboards"
-    monkeypatch.setenv("MINBENCH_LEADERBOARDS", str(folder))
-    return folder
-
-
 def _run(data, recipe, out, *extra):
     return main(["run", "--task", "zeroshot", "--data", str(data), "--config", str(recipe), "--out", str(out),
                  "--quiet", *extra])
