@@ -22,7 +22,7 @@ from torch import nn
 
 from minbench.cards import get_card
 from minbench.errors import UserError
-from minbench.trainers.base import BaseTask
+from minbench.trainers.base import BaseTask, gather_objects
 
 
 class ClassificationTrainer(BaseTask):
@@ -248,17 +248,11 @@ class FeatureBaselineTrainer(ClassificationTrainer):
 
 def _gather_unique(feats: torch.Tensor, labels: torch.Tensor, index: torch.Tensor):
     """All ranks' embeddings, each training row once (the distributed sampler pads
-    shards with repeats)."""
-    import torch.distributed as dist
-
+    shards with repeats), back on this rank's device."""
     from minbench.data.datasets import first_occurrences
 
-    parts: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(parts, (feats.cpu(), labels.cpu(), index.cpu()))
-    feats = torch.cat([p[0] for p in parts])
-    labels = torch.cat([p[1] for p in parts])
-    index = torch.cat([p[2] for p in parts])
+    device = feats.device
+    parts = gather_objects([(feats.cpu(), labels.cpu(), index.cpu())])
+    feats, labels, index = (torch.cat([p[k] for p in parts]) for k in range(3))
     keep = first_occurrences(index)
-    device = labels.device
     return feats[keep].to(device), labels[keep].to(device), index[keep].to(device)
-
