@@ -317,23 +317,16 @@ def run_baselines(ctx: SeedContext, task_data) -> dict[str, dict[str, Any]]:
 
 def per_image_iou(ctx: SeedContext, task_data):
     """Per-image IoU, Dice, pixel accuracy of the written CAM masks (the scorer's per-image
-    rule on pixel counts; counted with numpy, as a second scoring pass would cost more)."""
-    import numpy as np
+    rule, without a second bootstrap pass)."""
     import pandas as pd
 
-    from minbench.scoring.metrics import per_image_scores
+    from minbench.scoring.metrics import per_image_scores, segmentation_table
     from minbench.scoring.score import load_true_mask
     from minbench.trainers.segmentation import read_mask
 
-    counts = []
-    for r in task_data.rows.itertuples(index=False):
-        pred = read_mask(ctx.dir / PREDICTIONS_DIR / f"{r.sample_id}.png")
-        true = load_true_mask(Path(ctx.data_dir), r)
-        tp = int(np.count_nonzero(pred & true))
-        fp, fn = int(np.count_nonzero(pred)) - tp, int(np.count_nonzero(true)) - tp
-        counts.append((tp, fp, fn, true.size - tp - fp - fn))
-    arr = np.asarray(counts, dtype=np.int64).reshape(-1, 4)
-    scores = per_image_scores({"tp": arr[:, 0], "fp": arr[:, 1], "fn": arr[:, 2], "tn": arr[:, 3]})
+    pairs = ((read_mask(ctx.dir / PREDICTIONS_DIR / f"{r.sample_id}.png"), load_true_mask(Path(ctx.data_dir), r))
+             for r in task_data.rows.itertuples(index=False))
+    scores = per_image_scores(segmentation_table(pairs))
     return pd.DataFrame({"sample_id": list(task_data.rows["sample_id"]), **scores})
 
 
