@@ -38,7 +38,7 @@ def test_eval_transform_is_plain_normalisation():
     x = _images()
     ref = (x.permute(0, 3, 1, 2).float() / 255 - MEAN) / STD
     out = A.eval_transform(x)
-    assert out.is_contiguous() and out.dtype == torch.float32
+    assert out.is_contiguous(memory_format=torch.channels_last) and out.dtype == torch.float32
     assert torch.allclose(out, ref, atol=1e-5)
 
 
@@ -107,8 +107,7 @@ def _colour_only(**kw):
 
 @BACKENDS
 def test_colour_jitter_matches_torchvision_per_op(backend, atol):
-    # constant 4x4 blocks: the contrast op's mean grey (estimated on every 4th pixel) is exact
-    x = _images(6, size=8).repeat_interleave(4, 1).repeat_interleave(4, 2)
+    x = _images(6, size=32)
     base = x.permute(0, 3, 1, 2).float() / 255
     for name, fn in [("brightness", TF.adjust_brightness), ("contrast", TF.adjust_contrast),
                      ("saturation", TF.adjust_saturation)]:
@@ -148,6 +147,22 @@ def test_backends_agree_on_the_same_seed():
     b, mb, _ = A.train_transform(x, torch.Generator().manual_seed(5), cfg, masks=mask, backend="opencv")
     diff = (_unnorm(a) - _unnorm(b)).abs()
     assert diff.mean() < 1 / 255 and diff.max() < 4 / 255
+    assert all(t.is_contiguous(memory_format=torch.channels_last) for t in (a, b, A.eval_transform(x)))
     assert (ma != mb).float().mean() < 0.02   # nearest-neighbour ties may round the other way
     with pytest.raises(ValueError, match="backend"):
         A.train_transform(x, torch.Generator(), cfg, backend="pillow")
+
+
+def test_opencv_threads_do_not_change_the_batch():
+    x, cfg = _images(7, size=40), A.AugmentConfig()
+    mask = (x[..., :1] > 128).permute(0, 3, 1, 2).to(torch.uint8)
+    threads = torch.get_num_threads()
+    try:
+        results = []
+        for n in (1, 3):   # 3 threads over 7 images: uneven chunks
+            torch.set_num_threads(n)
+            results.append(A.train_transform(x, torch.Generator().manual_seed(2), cfg, masks=mask, backend="opencv"))
+    finally:
+        torch.set_num_threads(threads)
+    (a, ma, _), (b, mb, _) = results
+    assert torch.equal(a, b) and torch.equal(ma, mb)

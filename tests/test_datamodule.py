@@ -313,6 +313,23 @@ def test_cpu_transform_runs_in_training_only(dataset, tmp_path):
     assert class_of(t["image"][0].numpy()) == SPECIES.index(dm.classes[t["label"][0]])
 
 
+def test_worker_processes_only_where_a_batch_has_per_sample_cpu_work(dataset, tmp_path):
+    import albumentations as A
+
+    cached = _dm(dataset, tmp_path, num_workers=2, val_fraction=0)
+    cached.setup("fit")
+    assert cached.train_dataloader().num_workers == 0          # a cached batch is just reads
+    transformed = _dm(dataset, tmp_path, num_workers=2, val_fraction=0,
+                      cpu_transform=A.Compose([A.InvertImg(p=1.0)]))
+    transformed.setup("fit")
+    transformed.setup("test")
+    assert transformed.train_dataloader().num_workers == 2     # albumentations per sample
+    assert transformed.test_dataloader().num_workers == 0      # no cpu_transform at test time
+    native = _dm(dataset, tmp_path, task="size", image_size=None, num_workers=2)
+    native.setup("test")
+    assert native.test_dataloader().num_workers == 2           # decoding per sample
+
+
 def test_balanced_sampler_and_rank_shards():
     from minbench.data.datasets import EpochSampler
 

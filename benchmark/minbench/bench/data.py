@@ -1,7 +1,10 @@
 """``minbench bench data``: images/s from the manifest to a normalised batch on the device.
 
-Three pipelines on the same images, the same batch size and the same number of workers,
-each in a fresh process (so one's caches, threads and memory do not flatter another):
+Three pipelines on the same images, the same batch size and the same ``--workers``, each in
+a fresh process (so one's caches, threads and memory do not flatter another). The module
+spends its workers where there is per-sample CPU work (decoding the cache) and reads cached
+batches in its own process (``MineralDataModule.loader_workers``; the JSON reports it as
+``module_loader_workers``); the plain pipeline decodes in that many worker processes.
 
 - ``cold``:  ``MineralDataModule`` with an empty cache: decode + resize into the cache, then
   one epoch (uint8 batches, augmented and normalised on the device).
@@ -71,6 +74,7 @@ def _run(args) -> int:
         "dataset": str(folder),
         "image_size": args.size, "images": runs["warm"]["images_per_epoch"], "source_size": runs["warm"]["source_size"],
         "batch_size": args.batch_size, "workers": args.workers, "device": device,
+        "module_loader_workers": runs["warm"]["loader_workers"],
         # train_transform's default on this device (minbench.data.augment)
         "augment_backend": "opencv" if device == "cpu" else "torch",
         "cpu_count": os.cpu_count(),
@@ -209,6 +213,7 @@ def _run_module(spec: dict) -> dict:
     loader = dm.train_dataloader()
     clock = _Clock(loader)
     epochs = spec.get("epochs", 1)
+    loader_workers = dm.loader_workers(loader.dataset)
     images, rss_first = 0, None
     for epoch in range(epochs):
         loader.sampler.set_epoch(epoch)
@@ -238,7 +243,8 @@ def _run_module(spec: dict) -> dict:
         "images_per_s": round(images / total_s, 1) if cold else round(steady / seconds, 1),
         "cpu_ms_per_image": round(total_cpu / images * 1000, 2) if cold
         else round(cpu / steady * 1000, 2),
-        "threads": threads, "images_per_epoch": images // epochs, "seconds": round(total_s if cold else seconds, 3),
+        "threads": threads, "loader_workers": loader_workers, "images_per_epoch": images // epochs,
+        "seconds": round(total_s if cold else seconds, 3),
         "build_s": round(build_s, 3), "source_size": _source_size(dm),
         "peak_rss_mb": round(peak, 1), "rss_after_first_batch_mb": round(rss_first, 1),
         "peak_growth_mb": round(peak - rss_first, 1),

@@ -14,12 +14,15 @@ decoding). On the device one batch is transformed by a handful of large tensor o
   crystal form, which is what identifies many species.
 
 On a CPU the same maps run through OpenCV instead (``backend="opencv"``, the default there):
-its fixed-point uint8 warp and per-pixel 3x4 colour transform, one call per image, cost
-about 1.7 ms per 224 px image on one core against 2.9 ms for float ``grid_sample`` plus a
-float colour matmul, and there the "device" is the very cores that would otherwise decode.
-Parameters and matrices are the same, so one seed gives the same augmentation on either
-backend, up to uint8 rounding (about 1/255; tested). The float conversion then happens
-once, in the normalisation.
+its fixed-point uint8 warp and per-pixel 3x4 colour transform, one call per image, then a
+NumPy normalisation, cost about 0.8 ms per 224 px image on one core (all three) against
+3.1 ms for the torch ops, and there the "device" is the very cores that would otherwise
+decode. The images of a batch are split over ``torch.get_num_threads()`` Python threads
+(OpenCV and NumPy release the GIL). Parameters and matrices are the same, so one seed
+gives the same augmentation on either backend, up to uint8 rounding (about 1/255; tested).
+
+Both backends, and ``eval_transform``, return Bx3xSxS float32 in ``channels_last`` memory
+layout: the cache's HWC order, so no transposing copy.
 
 Random parameters are drawn per sample on the CPU from a ``torch.Generator`` (the caller
 seeds it from (seed, epoch, batch index)), then moved to the device: results do not depend
@@ -40,6 +43,8 @@ pixels from outside the image after rotation are filled by reflection.
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -130,9 +135,9 @@ def colour_matrices(p: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Ten
 
 
 def _grey_mean(x: torch.Tensor) -> torch.Tensor:
-    """Per-sample mean luma of Bx3xHxW, estimated on every 4th pixel (a mean needs no more)."""
+    """Per-sample mean luma of Bx3xHxW (torchvision's contrast pivots on the grey image's mean)."""
     luma = torch.tensor(_LUMA, dtype=x.dtype, device=x.device)
-    return torch.einsum("bchw,c->b", x[:, :, ::4, ::4], luma) / (x[:, :, ::4, ::4].shape[2] * x[:, :, ::4, ::4].shape[3])
+    return torch.einsum("bchw,c->b", x, luma) / (x.shape[2] * x.shape[3])
 
 
 def _mean_std(mean, std, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -140,23 +145,28 @@ def _mean_std(mean, std, device) -> tuple[torch.Tensor, torch.Tensor]:
             torch.tensor(std, dtype=torch.float32, device=device))
 
 
-def normalise(x: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
-    """In place: 0..1 float Bx3xHxW to (x - mean) / std."""
-    m, sd = _mean_std(mean, std, x.device)
-    return x.sub_(m[None, :, None, None]).div_(sd[None, :, None, None])
-
-
 def eval_transform(images: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
     """No augmentation: the cached whole-image resize, normalised (a CAM maps back exactly).
 
-    BxSxSx3 uint8 to contiguous Bx3xSxS float32: one converting copy into the new layout,
-    then two in-place passes (several times faster on a CPU than one mixed-dtype strided op).
+    BxSxSx3 uint8 to Bx3xSxS float32 in ``channels_last`` memory layout, i.e. the cache's own
+    HWC order: no transposing copy (which cost more than the rest of this function on a CPU),
+    and the layout convolutions run fastest in on GPUs (tensor cores) and oneDNN CPUs.
+    One converting copy, then one in-place scale and shift over rows of W*3 values, each
+    with the per-channel constants tiled W times (so the inner loop is long and vectorises).
     """
-    m, sd = _mean_std(mean, std, images.device)
-    n, h, w, _ = images.shape
-    out = torch.empty(n, 3, h, w, dtype=torch.float32, device=images.device)
-    out.copy_(images.permute(0, 3, 1, 2))
-    return out.mul_((1 / (255 * sd))[None, :, None, None]).sub_((m / sd)[None, :, None, None])
+    n, h, w, c = images.shape
+    scale, shift = _row_constants(mean, std, w, images.device)
+    out = torch.empty(n, h, w, c, dtype=torch.float32, device=images.device)
+    rows = out.view(n * h, w * c)
+    rows.copy_(images.reshape(n * h, w * c))
+    rows.mul_(scale).sub_(shift)
+    return out.permute(0, 3, 1, 2)
+
+
+def _row_constants(mean, std, width: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x / 255 - mean) / std as x * scale - shift, both tiled over a row of ``width`` RGB pixels."""
+    m, sd = _mean_std(mean, std, device)
+    return (1 / (255 * sd)).repeat(width), (m / sd).repeat(width)
 
 
 def sampling_grid(theta: torch.Tensor, size: int) -> torch.Tensor:
@@ -232,6 +242,8 @@ def _augment_torch(images, masks, theta64, p, mean, std):
     offset = (o[:, None] - m[None, :]) / sd[None, :]
     y = torch.baddbmm(offset[:, :, None], k, x.view(n, 3, size * size)).view(n, 3, size, size)
     y = y.clamp_((-m / sd)[None, :, None, None], ((1 - m) / sd)[None, :, None, None])
+    # eval_transform's layout; one copy, cheaper than a matmul over a BxHWx3 view's rows of 3
+    y = y.contiguous(memory_format=torch.channels_last)
     out_masks = None
     if masks is not None:
         out_masks = F.grid_sample(masks.float(), grid, mode="nearest", padding_mode="reflection",
@@ -254,23 +266,58 @@ def _augment_opencv(images, masks, theta64, p, mean, std):
         raise ValueError("the opencv backend takes CPU tensors")
     n, size = images.shape[0], images.shape[1]
     src = np.ascontiguousarray(images.numpy())
-    out = np.empty_like(src)
+    warped = np.empty_like(src)
+    out = np.empty((n, size, size, 3), np.float32)
     maps = pixel_affine(theta64, size)
-    # BORDER_REFLECT (edge pixel repeated) is grid_sample's reflection with align_corners=False
-    for i in range(n):
-        cv2.warpAffine(src[i], maps[i], (size, size), dst=out[i], flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                       borderMode=cv2.BORDER_REFLECT)
     k, w_mean = colour_matrices(p)
-    grey = out[:, ::4, ::4].reshape(n, -1, 3).mean(1, dtype=np.float32) @ np.asarray(_LUMA, np.float32)
-    transform = np.concatenate([k.numpy(), (w_mean.numpy() * grey)[:, None, None].repeat(3, 1)], axis=2)
-    for i in range(n):  # uint8 in, uint8 out: OpenCV rounds and saturates, which is the clamp to [0, 1]
-        cv2.transform(out[i], transform[i].astype(np.float32), dst=out[i])
-    out_masks = None
-    if masks is not None:
-        m_src = np.ascontiguousarray(masks[:, 0].numpy())
-        m_out = np.empty_like(m_src)
-        for i in range(n):
-            cv2.warpAffine(m_src[i], maps[i], (size, size), dst=m_out[i],
-                           flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT)
-        out_masks = torch.from_numpy(m_out)[:, None]
-    return eval_transform(torch.from_numpy(out), mean, std), out_masks
+    # the 3x4 colour map of each image; its offset column needs the warped image's mean grey
+    transform = np.zeros((n, 3, 4), np.float32)
+    transform[:, :, :3] = k.numpy()
+    contrast_weight = w_mean.numpy()
+    scale, shift = (t.numpy() for t in _row_constants(mean, std, size, "cpu"))
+    m_src = None if masks is None else np.ascontiguousarray(masks[:, 0].numpy())
+    m_out = None if masks is None else np.empty_like(m_src)
+
+    def augment(lo: int, hi: int) -> None:
+        # BORDER_REFLECT (edge pixel repeated) is grid_sample's reflection with align_corners=False;
+        # cv2.transform is uint8 in, uint8 out: it rounds and saturates, which is the clamp to [0, 1]
+        for i in range(lo, hi):
+            cv2.warpAffine(src[i], maps[i], (size, size), dst=warped[i],
+                           flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT)
+            r, g, b, _ = cv2.mean(warped[i])
+            transform[i, :, 3] = contrast_weight[i] * (_LUMA[0] * r + _LUMA[1] * g + _LUMA[2] * b)
+            cv2.transform(warped[i], transform[i], dst=warped[i])
+            if m_src is not None:
+                cv2.warpAffine(m_src[i], maps[i], (size, size), dst=m_out[i],
+                               flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT)
+        # eval_transform's normalisation, in NumPy: torch's OpenMP threads would spin-wait
+        # after it and take the cores from the next batch's OpenCV calls
+        rows = out[lo:hi].reshape(-1, size * 3)
+        np.multiply(warped[lo:hi].reshape(-1, size * 3), scale, out=rows)
+        rows -= shift
+
+    _in_threads(augment, n)
+    out_masks = None if m_out is None else torch.from_numpy(m_out)[:, None]
+    return torch.from_numpy(out).permute(0, 3, 1, 2), out_masks
+
+
+_POOL: tuple[int, int, ThreadPoolExecutor] | None = None   # (pid, threads, pool)
+
+
+def _in_threads(fn, n: int) -> None:
+    """``fn(lo, hi)`` over ``torch.get_num_threads()`` contiguous chunks of range(n), in threads.
+
+    OpenCV and NumPy release the GIL, so the chunks run on separate cores. One Python loop
+    over OpenCV's own multi-threaded kernels gave about 10% fewer images/s in ``minbench
+    bench data`` on 2 cores: its threads synchronise on every small image.
+    """
+    global _POOL
+    threads = max(1, min(n, torch.get_num_threads()))
+    if threads == 1:
+        fn(0, n)
+        return
+    if _POOL is None or _POOL[0] != os.getpid() or _POOL[1] < threads:   # a forked child has no threads
+        _POOL = (os.getpid(), threads, ThreadPoolExecutor(threads, thread_name_prefix="minbench-augment"))
+    bounds = np.linspace(0, n, threads + 1).round().astype(int)
+    for job in [_POOL[2].submit(fn, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]:
+        job.result()

@@ -31,7 +31,8 @@ Rows, by the task card (``minbench.cards.get_card(task)``):
 
 Batches after ``on_after_batch_transfer`` (on the model's device), a dict:
 
-- ``image`` float32 Bx3xSxS, normalised with ImageNet ``dm.mean`` / ``dm.std``;
+- ``image`` float32 Bx3xSxS in ``channels_last`` memory layout, normalised with ImageNet
+  ``dm.mean`` / ``dm.std``;
   ``label`` int64 (-1 when the species is not a training class, e.g. zero-shot test);
   ``index`` int64 (row position in the manifest); ``sample_id`` list[str].
 - segmentation adds ``mask`` uint8 Bx1xSxS (1 = mineral, aligned with ``image``) and
@@ -50,6 +51,9 @@ Data path: images are decoded once into a uint8 cache (``minbench.data.cache``),
 ``prepare_data`` (rank 0) or ``setup``. Bad images (corrupt, truncated, decompression bomb,
 float) are skipped there, up front, with their labels, and listed in ``dm.skipped`` and in
 ``skipped.csv`` beside the cache; other odd images are converted (``minbench.data.decode``).
+Cached batches are read in the calling process (see ``loader_workers``: a worker process
+costs more to hand a batch over than reading it does); ``num_workers`` processes decode
+(the cache build, ``image_size=None``) and run a ``cpu_transform``.
 
 DDP: the training sampler shards itself by rank (each rank its own part of the same seeded
 order); eval loaders use Lightning's automatic ``DistributedSampler``, which pads the split
@@ -281,10 +285,21 @@ class MineralDataModule(L.LightningDataModule):
     def _loader(self, dataset, sampler=None) -> DataLoader:
         return DataLoader(
             dataset, batch_size=self.batch_size, sampler=sampler, shuffle=False,
-            num_workers=self.num_workers, pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
+            num_workers=self.loader_workers(dataset), pin_memory=self.pin_memory,
+            persistent_workers=self.loader_workers(dataset) > 0,
             collate_fn=passthrough_collate,   # the datasets fetch whole batches (__getitems__)
         )
+
+    def loader_workers(self, dataset) -> int:
+        """DataLoader worker processes for ``dataset``: ``num_workers`` where a batch needs
+        per-sample CPU work (decoding at native size, a ``cpu_transform``), else none.
+
+        A cached batch is B ``pread`` calls, about 0.05 ms of CPU per 224 px image in this
+        process; a worker process costs about 0.4 ms per image to hand the same bytes over
+        (shared-memory segments, page faults, pickling; measured with ``minbench bench data``
+        on a 2-core CPU), cores the augmentation needs. So cached batches are read here.
+        """
+        return self.num_workers if dataset.per_sample_cpu_work else 0
 
     def train_dataloader(self) -> DataLoader:
         ds = self._dataset("train")

@@ -72,6 +72,12 @@ class _BatchedDataset(Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
+    @property
+    def per_sample_cpu_work(self) -> bool:
+        """Whether fetching a batch does per-sample CPU work that DataLoader worker processes
+        can run in parallel (decoding, a ``cpu_transform``), rather than only reading bytes."""
+        return True
+
     def __getitem__(self, i: int) -> dict[str, Any]:
         batch = self.__getitems__([i])
         return {k: v[0] for k, v in batch.items()}
@@ -95,6 +101,10 @@ class CachedImages(_BatchedDataset):
         # optional albumentations pipeline for per-sample ops with no batched form; it must
         # keep the image SxSx3 uint8 (and the mask SxS)
         self.cpu_transform = cpu_transform
+
+    @property
+    def per_sample_cpu_work(self) -> bool:
+        return self.cpu_transform is not None
 
     def __getitems__(self, indices) -> dict[str, Any]:
         idx = np.asarray(indices, dtype=np.int64)
