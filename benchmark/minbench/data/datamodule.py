@@ -283,10 +283,10 @@ class MineralDataModule(L.LightningDataModule):
         return self._datasets[name]
 
     def _loader(self, dataset, sampler=None) -> DataLoader:
+        workers = self.loader_workers(dataset)
         return DataLoader(
             dataset, batch_size=self.batch_size, sampler=sampler, shuffle=False,
-            num_workers=self.loader_workers(dataset), pin_memory=self.pin_memory,
-            persistent_workers=self.loader_workers(dataset) > 0,
+            num_workers=workers, pin_memory=self.pin_memory, persistent_workers=workers > 0,
             collate_fn=passthrough_collate,   # the datasets fetch whole batches (__getitems__)
         )
 
@@ -294,10 +294,10 @@ class MineralDataModule(L.LightningDataModule):
         """DataLoader worker processes for ``dataset``: ``num_workers`` where a batch needs
         per-sample CPU work (decoding at native size, a ``cpu_transform``), else none.
 
-        A cached batch is B ``pread`` calls, about 0.05 ms of CPU per 224 px image in this
-        process; a worker process costs about 0.4 ms per image to hand the same bytes over
-        (shared-memory segments, page faults, pickling; measured with ``minbench bench data``
-        on a 2-core CPU), cores the augmentation needs. So cached batches are read here.
+        A cached batch is B ``pread`` calls: about 0.05 ms of CPU per 224 px image in this
+        process, against about 0.4 ms per image for two worker processes to hand the same
+        bytes over (shared-memory segments, page faults, pickling; measured on a 2-core
+        CPU), CPU the augmentation needs. So cached batches are read here.
         """
         return self.num_workers if dataset.per_sample_cpu_work else 0
 
