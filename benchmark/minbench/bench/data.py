@@ -36,7 +36,8 @@ def register(sub) -> None:
     p = sub.add_parser("data", help="data pipeline images/s: cached module (cold, warm) vs plain PIL DataLoader")
     p.add_argument("--size", type=int, default=224, help="image side in pixels (default 224)")
     p.add_argument("--data", type=Path, default=None, help="dataset folder (default: the embedded one)")
-    p.add_argument("--workers", type=int, default=2, help="DataLoader workers of every pipeline (default 2)")
+    p.add_argument("--workers", type=int, default=2, help="workers of every pipeline: the plain loader's processes, the module's cache "
+                        "builders (default 2)")
     p.add_argument("--n", type=int, default=1000, help="how many images (default 1000)")
     p.add_argument("--batch-size", type=int, default=32)
     # enough batches that epoch starts (worker wake-up) do not dominate a 2-core machine

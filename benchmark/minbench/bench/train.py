@@ -1,8 +1,8 @@
 """``minbench bench train``: is the data path fast enough to keep the model busy?
 
 Times training steps (forward, backward, optimiser) of a recipe's model on the device,
-fed (a) by the data module (warm decoded-image cache, DataLoader workers, batched
-augmentation on the device) and (b) by random tensors already on the device, and (c) the
+fed (a) by the data module (warm decoded-image cache, batched augmentation on the
+device) and (b) by random tensors already on the device, and (c) the
 data path alone (no model). (a) close to (b), and (c) well above (b), mean the loader is
 not the bottleneck. Images/s for each, their ratios, and the setting.
 """
@@ -123,7 +123,8 @@ def bench_train(args) -> dict:
         "torch_threads": torch.get_num_threads(),
         "image_size": size,
         "batch_size": bs,
-        "num_workers": int(data_args.get("num_workers", 0)),
+        # worker processes the loader really ran (none for cached batches; see loader_workers)
+        "num_workers": dm.loader_workers(loader.dataset),
         "steps": args.steps,
         "train_images": len(dm.positions["train"]) if hasattr(dm, "positions") else None,
         "images_per_s": {"data_module": round(fed, 1), "synthetic": round(synth, 1),
