@@ -7,7 +7,7 @@ One seed:
    recipe first); else one this pipeline trained before (cached under
    ``$MINBENCH_HOME/classifiers/``); else it trains the few-shot default recipe on
    ``fewshot-10`` now (a few epochs at 64 px on a CPU) and caches it;
-2. CAMs of the segmentation images (``SegmentationTrainer``; the data module resizes each
+2. CAMs of the segmentation images (``SegmentationTask``; the data module resizes each
    photo whole to the classifier's input size), upsampled to the photo's resolution and
    thresholded: ``predictions/<sample_id>.png`` (the submission) and ``cams/`` (8-bit CAMs);
 3. the scorer scores the folder and the leaderboard entry is added (``ctx.score``);
@@ -83,6 +83,7 @@ def find_run_checkpoint(fingerprint: str, runs_dir: Path = Path("runs")) -> Path
     import yaml
 
     from minbench.cards import all_cards
+    from minbench.pipelines.config import canonical_class_path
 
     fewshot = [c.id for c in all_cards().values() if c.kind == "classification"]
     found = []
@@ -94,7 +95,8 @@ def find_run_checkpoint(fingerprint: str, runs_dir: Path = Path("runs")) -> Path
                 continue
             if (config.get("dataset") or {}).get("fingerprint") != fingerprint:
                 continue
-            if "ClassificationTrainer" not in str((config.get("model") or {}).get("class_path", "")):
+            class_path = canonical_class_path(str((config.get("model") or {}).get("class_path", "")))
+            if not class_path.endswith(".ClassificationTask"):
                 continue  # training-free heads have no gradient path for a CAM
             for status_path in sorted(config_path.parent.glob("seed*/status.json")):
                 try:
@@ -174,7 +176,7 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
     from minbench.data.manifest import read_info
     from minbench.pipelines.config import instantiate
     from minbench.pipelines.lightning_setup import build_datamodule, build_trainer
-    from minbench.trainers.segmentation import MaskWriter, SegmentationTrainer, load_classifier
+    from minbench.trainers.segmentation import MaskWriter, SegmentationTask, load_classifier
 
     started = time.perf_counter()
     L.seed_everything(ctx.seed, workers=True, verbose=False)
@@ -187,7 +189,7 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
     image_size = int(data_args.get("image_size") or ref.image_size or FALLBACK_IMAGE_SIZE)
     dm = build_datamodule(ctx, image_size=image_size, classes=list(classes), augment=False)
     dm.setup("predict")
-    model = instantiate(ctx.config["model"], "model", SegmentationTrainer, classifier=net, classes=classes,
+    model = instantiate(ctx.config["model"], "model", SegmentationTask, classifier=net, classes=classes,
                         image_size=image_size, task=ctx.card.id)
     writer = MaskWriter(ctx.dir / PREDICTIONS_DIR, cam_dir=ctx.dir / CAMS_DIR)
     trainer = build_trainer(ctx, monitor=None, callbacks=[writer])

@@ -1,7 +1,7 @@
 """``minbench run --task size``: the zero-shot cube-based size estimator end to end.
 
 One seed (the estimator is deterministic; seeds only repeat it): measure every photo of
-the size split at native resolution (``SizeTrainer.predict_step``), write the submission
+the size split at native resolution (``SizeTask.predict_step``), write the submission
 ``sample_id,size_cm`` (empty = abstained), score it with the scorer, add the leaderboard
 entry, and write beside it, under ``seed<N>/``:
 

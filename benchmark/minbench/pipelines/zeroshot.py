@@ -63,10 +63,10 @@ def run_seed(ctx) -> dict[str, Any] | None:
     from minbench.pipelines.config import instantiate
     from minbench.pipelines.lightning_setup import build_datamodule, build_trainer, find_callback, last_checkpoint
     from minbench.pipelines.run_folder import is_rank_zero
-    from minbench.trainers.zeroshot import ClipZeroShot, ZeroShotTrainer
+    from minbench.trainers.zeroshot import ClipZeroShot, ZeroShotTask
 
     L.seed_everything(ctx.seed, workers=True, verbose=False)
-    model = instantiate(ctx.config["model"], "model", ZeroShotTrainer, task=ctx.card.id)
+    model = instantiate(ctx.config["model"], "model", ZeroShotTask, task=ctx.card.id)
     overrides = {}
     if isinstance(model, ClipZeroShot):
         overrides["image_size"] = model.image_size  # CLIP's own input size; no second resize

@@ -1,15 +1,15 @@
-"""The small common base of every task trainer (torchgeo's ``BaseTask`` habit).
+"""The small common base of every task module (torchgeo's ``BaseTask`` habit).
 
-A trainer is a ``LightningModule`` built from its hyperparameters alone:
+A task (``*Task``) is a ``LightningModule`` built from its hyperparameters alone:
 ``__init__`` saves them (``self.hparams``), reads the task card and then calls
 ``configure_models``, ``configure_losses`` and ``configure_metrics``. Metrics are the
-ones the task card names (``self.card.metrics``), never re-listed here, so a trainer,
+ones the task card names (``self.card.metrics``), never re-listed here, so a task,
 the scorer and the leaderboard always agree on what is measured.
 
 Subclasses implement ``configure_models`` (and usually ``configure_losses`` /
 ``configure_metrics`` and the step methods). The optimiser and schedule come from the
 hyperparameters ``optimizer``, ``lr``, ``weight_decay``, ``scheduler`` and
-``warmup_fraction``; a training-free trainer sets ``trainable = False`` and gets none.
+``warmup_fraction``; a training-free task sets ``trainable = False`` and gets none.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class BaseTask(LightningModule):
     #: usually point it at the card's headline metric (``val/top1``).
     monitor: str = "val/loss"
     mode: str = "min"
-    #: False for training-free trainers (no optimiser, one pass over the training data).
+    #: False for training-free tasks (no optimiser, one pass over the training data).
     trainable: bool = True
 
     def __init__(self, task: str, *, optimizer: str = "adamw", lr: float = 1e-3,

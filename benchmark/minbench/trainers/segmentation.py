@@ -1,4 +1,4 @@
-"""``SegmentationTrainer``: a trained classifier's CAMs, thresholded, as mineral masks.
+"""``SegmentationTask``: a trained classifier's CAMs, thresholded, as mineral masks.
 
 No mask supervision: the classifier is trained for species (a few-shot task) and frozen;
 its class-activation map (``minbench.models.cam``) upsampled to the photo's resolution and
@@ -10,7 +10,7 @@ then the mean over images; its empty-mask rule: both empty -> 1, one empty -> 0)
 Batches are the data module's segmentation batches: ``image`` B x 3 x S x S (a plain
 resize of the whole photo, so a CAM maps back exactly), ``orig_size`` B x 2 (H, W),
 ``sample_id``; the ground-truth mask and species are looked up by ``sample_id`` in the
-data module's ``test_frame`` (or a ``SampleLookup`` given to the trainer).
+data module's ``test_frame`` (or a ``SampleLookup`` given to the task).
 """
 
 from __future__ import annotations
@@ -83,11 +83,11 @@ class SampleLookup:
 
 
 def load_classifier(path: str | Path):
-    """A ``ClassificationTrainer`` checkpoint to (network, class names); safe loading only."""
+    """A ``ClassificationTask`` checkpoint to (network, class names); safe loading only."""
     path = Path(path)
     import torch
 
-    from minbench.trainers.classification import ClassificationTrainer
+    from minbench.trainers.classification import ClassificationTask
 
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
@@ -103,16 +103,16 @@ def load_classifier(path: str | Path):
                         "head for a CAM to explain; use a fine-tuned classifier")
     # Rebuild without the original pretrained-weights file: the checkpoint holds the weights.
     hp = {**hp, "pretrained": False, "weights": None}
-    trainer = ClassificationTrainer(**{k: v for k, v in hp.items() if k != "_instantiator"})
+    task = ClassificationTask(**{k: v for k, v in hp.items() if k != "_instantiator"})
     try:
-        missing, unexpected = trainer.load_state_dict(raw["state_dict"], strict=False)
+        missing, unexpected = task.load_state_dict(raw["state_dict"], strict=False)
     except RuntimeError as exc:  # shape mismatches
         detail = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
         raise UserError(f"--classifier {path}: weights do not fit {hp['backbone']} ({detail})") from None
     if missing or unexpected:
         raise UserError(f"--classifier {path}: weights do not fit {hp['backbone']} "
                         f"(missing {missing[:2]}, unexpected {unexpected[:2]})")
-    return trainer.model.eval(), trainer.classes
+    return task.model.eval(), task.classes
 
 
 @dataclass
@@ -126,12 +126,12 @@ class SampleMask:
     targets: list[int]
 
 
-class SegmentationTrainer(BaseTask):
+class SegmentationTask(BaseTask):
     """Zero-shot segmentation by a frozen classifier's thresholded CAM.
 
     Args:
         classifier: the trained classification network (a timm model: images -> logits),
-            or the path of a ``ClassificationTrainer`` checkpoint (``minbench run --task
+            or the path of a ``ClassificationTask`` checkpoint (``minbench run --task
             fewshot-...`` writes them).
         classes: its class names (index = logit), used to find the true class of a sample;
             read from the checkpoint when ``classifier`` is one.
@@ -236,7 +236,7 @@ class SegmentationTrainer(BaseTask):
 
         lookup = self._lookup()
         if lookup is None:
-            raise UserError("SegmentationTrainer.test needs ground-truth masks: a data module with "
+            raise UserError("SegmentationTask.test needs ground-truth masks: a data module with "
                             "test_frame and data_dir, or lookup=SampleLookup(frame, root)")
         results = self.make_masks(batch)
         pairs = [(r.mask, lookup.mask(r.sample_id, r.mask.shape)) for r in results]

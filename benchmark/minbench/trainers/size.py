@@ -1,4 +1,4 @@
-"""``SizeTrainer``: the zero-shot size estimator behind a LightningModule.
+"""``SizeTask``: the zero-shot size estimator behind a LightningModule.
 
 Nothing is trained (``trainable = False``): ``predict_step`` and ``test_step`` run the
 classical estimator (``minbench.models.size_estimator``) on each native-resolution photo of
@@ -27,7 +27,7 @@ from minbench.trainers.base import BaseTask, gather_objects
 BOX_COLUMNS = ("mineral_boxes", "text_boxes")
 
 
-class SizeTrainer(BaseTask):
+class SizeTask(BaseTask):
     """Specimen size in cm from the reference cube, per photo, with the reason of each abstention.
 
     Args:
@@ -54,7 +54,7 @@ class SizeTrainer(BaseTask):
             raise UserError(f"model.init_args.release_boxes: {release_boxes!r} is not one of auto, true, false")
         super().__init__(task)
         if self.card.kind != "size":
-            raise UserError(f"model: SizeTrainer serves size tasks; --task {task} is a {self.card.kind} task")
+            raise UserError(f"model: SizeTask serves size tasks; --task {task} is a {self.card.kind} task")
         self._boxes: dict[int, dict[str, str]] = {}
         self._rows: list[dict[str, Any]] = []
         self._pool: ThreadPoolExecutor | None = None

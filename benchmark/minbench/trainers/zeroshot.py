@@ -1,6 +1,6 @@
 """Zero-shot classification: images scored against a text embedding per candidate class.
 
-``ZeroShotTrainer`` holds what every zero-shot model shares: the class texts (names in
+``ZeroShotTask`` holds what every zero-shot model shares: the class texts (names in
 prompt templates, ensembled, and/or the samples' descriptions), the text embeddings
 (computed once, cached on disk), chunked scoring with a running top-k, the
 leave-one-out rule for descriptions, and generalised zero-shot (GZSL) evaluation.
@@ -41,7 +41,7 @@ class TrainingLeak(RuntimeError):
     """A training batch holds a row of a zero-shot class (must never happen)."""
 
 
-class ZeroShotTrainer(BaseTask):
+class ZeroShotTask(BaseTask):
     """Shared zero-shot logic; subclasses provide ``encode_image``, ``get_text_encoder`` and
     ``project_text``.
 
@@ -297,7 +297,7 @@ class ZeroShotTrainer(BaseTask):
         return torch.tensor(100.0, device=self.device)
 
 
-class ContrastiveZeroShot(ZeroShotTrainer):
+class ContrastiveZeroShot(ZeroShotTask):
     """Offline baseline: timm image encoder + frozen MiniLM text features + linear projection.
 
     Args:
@@ -428,7 +428,7 @@ class ContrastiveZeroShot(ZeroShotTrainer):
         return loss
 
 
-class ClipZeroShot(ZeroShotTrainer):
+class ClipZeroShot(ZeroShotTask):
     """CLIP (open_clip), training-free: image tower vs text tower on the class texts.
 
     Args:
