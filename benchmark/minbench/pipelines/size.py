@@ -241,7 +241,7 @@ def draw_gallery(path: Path, rows: list[dict[str, Any]], data_dir: Path, by_id, 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from minbench.models.size_estimator import SizeEstimate, draw_estimate
+    from minbench.models.size import SizeEstimate, draw_estimate
 
     n = max(len(rows), 1)
     cols = min(4, n)

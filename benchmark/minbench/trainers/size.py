@@ -1,7 +1,7 @@
 """``SizeTask``: the zero-shot size estimator behind a LightningModule.
 
 Nothing is trained (``trainable = False``): ``predict_step`` and ``test_step`` run the
-classical estimator (``minbench.models.size_estimator``) on each native-resolution photo of
+classical estimator (``minbench.models.size``) on each native-resolution photo of
 the batch (the data module with ``image_size=None``) and, side by side, the authors' contour
 rule (``minbench.models.size_authors``). ``test`` logs the card's metrics (MAE, RMSE, MAPE,
 R² on answered photos, coverage on all) for both.
@@ -21,7 +21,7 @@ import torch
 
 from minbench.errors import UserError
 from minbench.models.size_authors import AuthorsRule, authors_estimate
-from minbench.models.size_estimator import SizeConfig, SizeEstimator
+from minbench.models.size import SizeConfig, SizeEstimator
 from minbench.trainers.base import BaseTask, gather_objects
 
 BOX_COLUMNS = ("mineral_boxes", "text_boxes")
