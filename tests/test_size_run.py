@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import lightning as L
 import numpy as np
 import pandas as pd
 import pytest
 
+from minbench.cards import get_card
 from minbench.cli import main
+from minbench.data.context import TaskContext
 from minbench.data.manifest import read_manifest
 from minbench.errors import UserError
 from minbench.trainers.size import SizeTask
@@ -47,6 +50,7 @@ def test_trainer_measures_the_size_split_and_logs_the_card_metrics(tiny_dataset)
         assert not np.isfinite(r["size_cm"]) or r["size_cm"] > 0
     rows = [r for batch in trainer.predict(model, datamodule=dm) for r in batch]
     assert sorted(r["sample_id"] for r in rows) == sorted(df.loc[df["size"], "sample_id"])
+    assert model.context is dm.task_context()  # the data reached the task through setup()
 
 
 def test_trainer_refuses_other_tasks_and_bad_settings():
@@ -63,10 +67,15 @@ def test_trainer_refuses_other_tasks_and_bad_settings():
 def test_release_boxes_are_used_only_outside_the_embedded_data():
     frame = pd.DataFrame({"mineral_boxes": ['[{"confidence": 0.9, "box": [0.1, 0.1, 0.5, 0.5]}]', ""],
                           "text_boxes": ["", "[[[0.7, 0.8], [0.9, 0.9]]]"]})
+
+    def given(model, source):  # the data module's task_context(), as BaseTask.setup hands it over
+        model.configure_data(TaskContext(card=get_card("size"), root=Path("."), source=source, frame=frame))
+        return model.release_box_rows
+
     model = SizeTask()
-    assert model.set_release_boxes(frame, "synth") == 0
-    assert model.set_release_boxes(frame, "mineralimage5k") == 2
-    assert SizeTask(release_boxes="false").set_release_boxes(frame, "mineralimage5k") == 0
+    assert given(model, "synth") == 0
+    assert given(model, "mineralimage5k") == 2
+    assert given(SizeTask(release_boxes="false"), "mineralimage5k") == 0
 
 
 def test_run_size_end_to_end(tiny_dataset, tmp_path, leaderboards):

@@ -36,7 +36,6 @@ GALLERY_SIZE = 12
 def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
     import lightning as L
 
-    from minbench.data.manifest import read_info
     from minbench.pipelines.config import instantiate
     from minbench.pipelines.lightning_setup import build_datamodule, build_trainer
     from minbench.trainers.base import gather_objects
@@ -52,7 +51,6 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
                         "photos; set it to null")
     dm.setup("predict")
     model = instantiate(ctx.config["model"], "model", BaseTask, task=ctx.card.id)
-    model.set_release_boxes(dm.frame, read_info(ctx.data_dir).source)
     trainer = build_trainer(ctx, monitor=None)
     started = time.perf_counter()
     outputs = trainer.predict(model, datamodule=dm)

@@ -9,8 +9,8 @@ then the mean over images; its empty-mask rule: both empty -> 1, one empty -> 0)
 
 Batches are the data module's segmentation batches: ``image`` B x 3 x S x S (a plain
 resize of the whole photo, so a CAM maps back exactly), ``orig_size`` B x 2 (H, W),
-``sample_id``; the ground-truth mask and species are looked up by ``sample_id`` in the
-data module's ``test_frame`` (or a ``SampleLookup`` given to the task).
+``sample_id``; the ground-truth mask and species are looked up by ``sample_id`` among the
+test rows of the data module's ``task_context()`` (``configure_data``, see ``BaseTask``).
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ class SegmentationTask(BaseTask):
                  cam: str = "gradcam", cam_target: str = "predicted", top_k: int = 3,
                  target_layer: str | None = None, reshape: str = "auto", threshold: str = "otsu",
                  threshold_value: float | None = None, upsample: str = "bilinear", image_size: int = 224,
-                 score_batch_size: int = 64, task: str = "segmentation", lookup: SampleLookup | None = None):
+                 score_batch_size: int = 64, task: str = "segmentation"):
         if classifier is None:
             raise UserError("model.init_args.classifier: give a classifier checkpoint (or a network)")
         if isinstance(classifier, (str, Path)):
@@ -165,10 +165,10 @@ class SegmentationTask(BaseTask):
         # configure_models() runs inside BaseTask.__init__ and needs the network, which is
         # not a hyperparameter; a plain attribute set before Module.__init__ would be lost.
         self.__dict__["_pending_classifier"] = classifier
-        super().__init__(task, ignore=("classifier", "lookup"))
+        super().__init__(task, ignore=("classifier",))
         self.classes = list(classes) if classes is not None else None
         self.class_index = {c: i for i, c in enumerate(self.classes or [])}
-        self.lookup = lookup
+        self.lookup: SampleLookup | None = None  # from configure_data
         self.test_rows: list[dict[str, Any]] = []
 
     def configure_models(self) -> None:
@@ -193,19 +193,15 @@ class SegmentationTask(BaseTask):
         self.model.eval()
         return self
 
-    def _lookup(self) -> SampleLookup | None:
-        if self.lookup is None and self._trainer is not None:
-            dm = getattr(self.trainer, "datamodule", None)
-            frame = getattr(dm, "test_frame", None)
-            root = getattr(dm, "dataset_dir", None) or getattr(dm, "data_dir", None)
-            if frame is not None and root is not None:
-                self.lookup = SampleLookup(frame, root)
-        return self.lookup
+    def configure_data(self, context) -> None:
+        """Species and ground-truth masks of the test rows, by ``sample_id``."""
+        super().configure_data(context)
+        self.lookup = SampleLookup(context.rows("test"), context.root)
 
     def _labels(self, sample_ids: Sequence[str]) -> torch.Tensor | None:
         if self.hparams.cam_target != "true":
             return None
-        lookup = self._lookup()
+        lookup = self.lookup
         if lookup is None or not self.classes:
             raise UserError("--cam-target true needs the classifier's classes and the samples' species")
         return torch.tensor([self.class_index.get(lookup.species(s) or "", -1) for s in sample_ids])
@@ -234,10 +230,10 @@ class SegmentationTask(BaseTask):
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         from minbench.scoring.metrics import segmentation_metrics
 
-        lookup = self._lookup()
+        lookup = self.lookup
         if lookup is None:
             raise UserError("SegmentationTask.test needs ground-truth masks: a data module with "
-                            "test_frame and data_dir, or lookup=SampleLookup(frame, root)")
+                            "task_context(), or configure_data(dm.task_context()) without a Trainer")
         results = self.make_masks(batch)
         pairs = [(r.mask, lookup.mask(r.sample_id, r.mask.shape)) for r in results]
         scores = segmentation_metrics(self.card, pairs)

@@ -36,7 +36,8 @@ class SizeTask(BaseTask):
         extent: what is measured: ``longest_side`` of the specimen's box (the ground
             truth's definition), ``max_feret``, ``diagonal``, ``width`` or ``height``.
         estimator: further ``SizeConfig`` settings (``work_size``, ``min_face_score`` ...).
-        release_boxes: use the release's ``mineral_boxes`` / ``text_boxes`` columns:
+        release_boxes: use the release's ``mineral_boxes`` / ``text_boxes`` columns (read
+            from the data module's ``task_context()``, see ``BaseTask``):
             ``auto`` (only when the dataset is not the embedded ``synth``, whose boxes are
             ground truth, not detector outputs), ``true`` or ``false``.
         compare_authors: also run the authors' contour rule on every photo.
@@ -69,17 +70,22 @@ class SizeTask(BaseTask):
         self.model = torch.nn.Identity()
 
     # --- inputs that are not in the batch ---------------------------------------------------
-    def set_release_boxes(self, frame, source: str) -> int:
-        """Remember the rows' release boxes (by manifest position) when the setting allows;
-        returns how many rows have some."""
+    def configure_data(self, context) -> None:
+        """Remember the rows' release boxes (by manifest position) when the setting allows."""
+        super().configure_data(context)
         mode = str(self.hparams.release_boxes).lower()
-        use = mode == "true" or (mode == "auto" and source != "synth")
+        use = mode == "true" or (mode == "auto" and context.source != "synth")
         self._boxes = {}
         if not use:
-            return 0
+            return
+        frame = context.frame
         for pos, (mb, tb) in enumerate(zip(frame["mineral_boxes"], frame["text_boxes"])):
             if mb or tb:
                 self._boxes[pos] = {"mineral_boxes": mb or None, "text_boxes": tb or None}
+
+    @property
+    def release_box_rows(self) -> int:
+        """How many manifest rows give the estimator release boxes."""
         return len(self._boxes)
 
     # --- the measurement ---------------------------------------------------------------------
