@@ -121,7 +121,7 @@ def test_bad_classifier_is_one_line(tiny_dataset, tmp_path, monkeypatch, capsys,
 
 def test_find_run_checkpoint_prefers_the_default_recipe(tmp_path, tiny_dataset):
     from minbench.data.manifest import read_info
-    from minbench.pipelines.segmentation import find_run_checkpoint
+    from minbench.pipelines.segmentation_classifier import find_run_checkpoint
 
     fp = read_info(tiny_dataset).fingerprint
     assert find_run_checkpoint(fp, tmp_path / "runs") is None
@@ -133,7 +133,7 @@ def test_find_run_checkpoint_prefers_the_default_recipe(tmp_path, tiny_dataset):
 
 
 def test_compare_says_when_the_cam_loses():
-    from minbench.pipelines.segmentation import compare
+    from minbench.pipelines.segmentation_baselines import compare
 
     baselines = {"colour": {"metrics": {"miou": 0.5}, "description": "colour saliency"},
                  "centre": {"metrics": {"miou": 0.1}, "description": "centre prior"}}
