@@ -185,3 +185,36 @@ def test_feature_baseline_is_training_free_and_survives_a_checkpoint(tmp_path, h
     x = dm.test.images[:8]
     loaded.eval(), model.eval()
     assert torch.allclose(loaded(x), model(x))
+
+
+def test_data_reaches_a_task_through_setup_once_per_context(tmp_path):
+    """The one route from data to model: BaseTask.setup hands trainer.datamodule.task_context()
+    to configure_data, once however many Trainer calls follow; a data module without it is fine."""
+    import pandas as pd
+
+    from minbench.data.context import TaskContext
+
+    context = TaskContext(card=get_card("fewshot-10"), root=tmp_path, source="synth",
+                          frame=pd.DataFrame({"species": CLASSES}), positions={"test": [1, 3]},
+                          classes=tuple(CLASSES))
+
+    class WithContext(_TinyData):
+        def task_context(self):
+            return context
+
+    class Probe(ClassificationTask):
+        def configure_data(self, ctx):
+            super().configure_data(ctx)
+            self.calls = getattr(self, "calls", 0) + 1
+
+    model = Probe(task="fewshot-10", backbone="resnet10t", num_classes=len(CLASSES), classes=CLASSES,
+                  model_kwargs=TINY, scheduler="constant")
+    trainer = _trainer(tmp_path, epochs=1)
+    trainer.fit(model, datamodule=WithContext())
+    trainer.predict(model, datamodule=WithContext())
+    assert model.calls == 1 and model.context is context
+    assert list(model.context.rows("test")["species"]) == [CLASSES[1], CLASSES[3]]
+    bare = Probe(task="fewshot-10", backbone="resnet10t", num_classes=len(CLASSES), classes=CLASSES,
+                 model_kwargs=TINY)
+    _trainer(tmp_path, epochs=1).predict(bare, datamodule=_TinyData())
+    assert bare.context is None and not hasattr(bare, "calls")
