@@ -49,6 +49,8 @@ class ClassTextBank:
         self.templates = list(templates)
         self.user_classes = user_classes
         self.leave_one_out = bool(leave_one_out)
+        self.seen_classes: list[str] = []
+        self.unseen: zh.ClassNames | None = None
         self.built = False
 
     def build(self, context, encoder, *, needs_descriptions: bool, needs_seen_names: bool) -> None:
