@@ -23,7 +23,7 @@ def tiny_recipe(folder: Path, *, model: dict | None = None, epochs: int = 2, **d
         "name": "tiny-cnn",
         "description": "test recipe",
         "task": "fewshot-10",
-        "model": model or {"class_path": "minbench.trainers.classification.ClassificationTrainer",
+        "model": model or {"class_path": "minbench.trainers.classification.ClassificationTask",
                            "init_args": {"backbone": "resnet10t", "model_kwargs": {"channels": [8, 8, 16, 16],
                                                                                    "stem_width": 8},
                                          "lr": 0.01}},
@@ -127,6 +127,9 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(tiny_dataset, recipe, 
     capsys.readouterr()
     assert run(tiny_dataset, recipe, out, "--no-leaderboard") == 2  # neither --resume nor --overwrite
     assert "--resume" in capsys.readouterr().err
+    # a run stored before the *Trainer -> *Task rename still resumes (the loader's alias map)
+    stored = (out / "config.yaml").read_text()
+    (out / "config.yaml").write_text(stored.replace("ClassificationTask", "ClassificationTrainer"))
     # continue to 3 epochs: only the third is trained now
     assert main(["run", "--out", str(out), "--resume", "--max-epochs", "3", "--quiet", "--no-leaderboard"]) == 0
     status = folder.seed_status(0)
@@ -199,7 +202,7 @@ def test_default_recipe_and_unknown_kind_recipe(tmp_path, capsys):
 
 
 def test_feature_baseline_runs_training_free_with_wandb_offline(tiny_dataset, tmp_path):
-    model = {"class_path": "minbench.trainers.classification.FeatureBaselineTrainer",
+    model = {"class_path": "minbench.trainers.classification.FeatureBaselineTask",
              "init_args": {"backbone": "resnet10t", "pretrained": False, "head": "knn", "k": 3,
                            "model_kwargs": {"channels": [8, 8, 16, 16], "stem_width": 8}}}
     recipe = tiny_recipe(tmp_path, model=model, epochs=1, augment=False)
@@ -233,3 +236,11 @@ def test_shipped_recipes_are_well_formed():
         assert issubclass(import_class(config["model"]["class_path"], "model"), BaseTask)
     default = load_recipe(recipes["fewshot-small-cnn"])
     assert default["model"]["init_args"]["pretrained"] is False  # the embedded default needs no hub
+
+
+def test_renamed_class_paths_resolve_to_the_task_modules():
+    from minbench.pipelines.config import CLASS_PATH_ALIASES, import_class
+
+    for old, new in CLASS_PATH_ALIASES.items():
+        assert import_class(old, "model") is import_class(new, "model")
+        assert new.rpartition(".")[2].endswith("Task")

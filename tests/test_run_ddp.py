@@ -62,7 +62,7 @@ def _single_and_ddp(tiny_dataset, tmp_path, model):
 @pytest.mark.slow
 def test_ddp_fine_tuning_matches_single_process(tiny_dataset, tmp_path):
     # Group norm: batch statistics would differ per rank (SyncBatchNorm needs a GPU).
-    model = {"class_path": "minbench.trainers.classification.ClassificationTrainer",
+    model = {"class_path": "minbench.trainers.classification.ClassificationTask",
              "init_args": {"backbone": "resnet10t", "lr": 0.01,
                            "model_kwargs": {"channels": [8, 8, 16, 16], "stem_width": 8,
                                             "norm_layer": "groupnorm1"}}}
@@ -78,7 +78,7 @@ def test_ddp_fine_tuning_matches_single_process(tiny_dataset, tmp_path):
 
 @pytest.mark.slow
 def test_ddp_feature_baseline_matches_single_process(tiny_dataset, tmp_path):
-    model = {"class_path": "minbench.trainers.classification.FeatureBaselineTrainer",
+    model = {"class_path": "minbench.trainers.classification.FeatureBaselineTask",
              "init_args": {"backbone": "resnet10t", "pretrained": False, "head": "knn", "k": 3,
                            "model_kwargs": {"channels": [8, 8, 16, 16], "stem_width": 8}}}
     single, ddp = _single_and_ddp(tiny_dataset, tmp_path, model)
@@ -88,7 +88,7 @@ def test_ddp_feature_baseline_matches_single_process(tiny_dataset, tmp_path):
 def test_predictions_of_padded_rank_shards_give_every_test_row_once(tiny_dataset, tmp_path, monkeypatch):
     """What two ranks return (interleaved shards, the last row repeated to even them out)
     is gathered into the single-process submission."""
-    recipe = _recipe(tmp_path, {"class_path": "minbench.trainers.classification.ClassificationTrainer",
+    recipe = _recipe(tmp_path, {"class_path": "minbench.trainers.classification.ClassificationTask",
                                 "init_args": {"backbone": "resnet10t",
                                               "model_kwargs": {"channels": [8, 8, 16, 16], "stem_width": 8}}},
                      6)

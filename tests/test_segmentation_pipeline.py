@@ -15,11 +15,11 @@ from minbench.errors import UserError
 
 
 def tiny_checkpoint(path: Path, classes=("a", "b", "c")) -> Path:
-    """A ClassificationTrainer checkpoint with random weights and tiny widths."""
-    from minbench.trainers.classification import ClassificationTrainer
+    """A ClassificationTask checkpoint with random weights and tiny widths."""
+    from minbench.trainers.classification import ClassificationTask
 
     torch.manual_seed(0)
-    clf = ClassificationTrainer(task="fewshot-10", backbone="resnet10t", num_classes=len(classes),
+    clf = ClassificationTask(task="fewshot-10", backbone="resnet10t", num_classes=len(classes),
                                 classes=list(classes), model_kwargs={"channels": [8, 16, 32, 64]})
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": clf.state_dict(), "hyper_parameters": dict(clf.hparams)}, path)
@@ -34,7 +34,7 @@ def fake_fewshot_run(runs: Path, data_dir: Path, *, name="fewshot-small-cnn", im
     root = runs / "fewshot-10" / name
     ckpt = tiny_checkpoint(root / "seed0" / "checkpoints" / "best.ckpt")
     config = {"name": name, "task": "fewshot-10",
-              "model": {"class_path": "minbench.trainers.classification.ClassificationTrainer"},
+              "model": {"class_path": "minbench.trainers.classification.ClassificationTask"},
               "data": {"init_args": {"image_size": image_size}},
               "dataset": {"fingerprint": fingerprint or read_info(data_dir).fingerprint}}
     (root / "config.yaml").write_text(yaml.safe_dump(config))
@@ -121,7 +121,7 @@ def test_bad_classifier_is_one_line(tiny_dataset, tmp_path, monkeypatch, capsys,
 
 def test_find_run_checkpoint_prefers_the_default_recipe(tmp_path, tiny_dataset):
     from minbench.data.manifest import read_info
-    from minbench.pipelines.segmentation import find_run_checkpoint
+    from minbench.pipelines.segmentation_classifier import find_run_checkpoint
 
     fp = read_info(tiny_dataset).fingerprint
     assert find_run_checkpoint(fp, tmp_path / "runs") is None
@@ -133,7 +133,7 @@ def test_find_run_checkpoint_prefers_the_default_recipe(tmp_path, tiny_dataset):
 
 
 def test_compare_says_when_the_cam_loses():
-    from minbench.pipelines.segmentation import compare
+    from minbench.pipelines.segmentation_baselines import compare
 
     baselines = {"colour": {"metrics": {"miou": 0.5}, "description": "colour saliency"},
                  "centre": {"metrics": {"miou": 0.1}, "description": "centre prior"}}
@@ -157,13 +157,13 @@ def test_unreadable_images_get_empty_masks(tmp_path):
 
 
 def test_bad_recipe_values_are_user_errors(tmp_path):
-    from minbench.trainers.segmentation import SegmentationTrainer
+    from minbench.trainers.segmentation import SegmentationTask
 
     ckpt = tiny_checkpoint(tmp_path / "clf.ckpt")
     with pytest.raises(UserError, match="--target-layer 'layer9'.*close names"):
-        SegmentationTrainer(str(ckpt), target_layer="layer9", image_size=32)
+        SegmentationTask(str(ckpt), target_layer="layer9", image_size=32)
     with pytest.raises(UserError, match="classifier"):
-        SegmentationTrainer(None, image_size=32)
+        SegmentationTask(None, image_size=32)
 
 
 def test_a_true_mask_of_another_size_stops_the_run_with_its_name(tmp_path, monkeypatch, capsys):

@@ -1,4 +1,4 @@
-"""SegmentationTrainer through Lightning: predict writes masks, test scores them, bad input."""
+"""SegmentationTask through Lightning: predict writes masks, test scores them, bad input."""
 
 from __future__ import annotations
 
@@ -88,10 +88,10 @@ def lightning_trainer(tmp_path, callbacks=()):
 
 
 def seg_model(**kw):
-    from minbench.trainers.segmentation import SegmentationTrainer
+    from minbench.trainers.segmentation import SegmentationTask
 
     kw.setdefault("target_layer", "features")
-    return SegmentationTrainer(RedDetector(), classes=["red", "green"], image_size=32, **kw)
+    return SegmentationTask(RedDetector(), classes=["red", "green"], image_size=32, **kw)
 
 
 def test_predict_writes_a_mask_per_image_at_its_resolution(tmp_path):
@@ -190,18 +190,18 @@ def test_load_classifier_refuses_what_is_not_a_classifier(tmp_path):
 
 
 def tiny_classifier_checkpoint(path, classes=("a", "b", "c")):
-    """A real ClassificationTrainer checkpoint (random weights, tiny widths)."""
-    from minbench.trainers.classification import ClassificationTrainer
+    """A real ClassificationTask checkpoint (random weights, tiny widths)."""
+    from minbench.trainers.classification import ClassificationTask
 
     torch.manual_seed(0)
-    clf = ClassificationTrainer(task="fewshot-10", backbone="resnet10t", num_classes=len(classes),
+    clf = ClassificationTask(task="fewshot-10", backbone="resnet10t", num_classes=len(classes),
                                 classes=list(classes), model_kwargs={"channels": [8, 16, 32, 64]})
     torch.save({"state_dict": clf.state_dict(), "hyper_parameters": dict(clf.hparams)}, path)
     return clf
 
 
 def test_load_classifier_round_trip(tmp_path):
-    from minbench.trainers.segmentation import SegmentationTrainer, load_classifier
+    from minbench.trainers.segmentation import SegmentationTask, load_classifier
 
     clf = tiny_classifier_checkpoint(tmp_path / "clf.ckpt")
     net, classes = load_classifier(tmp_path / "clf.ckpt")
@@ -209,7 +209,7 @@ def test_load_classifier_round_trip(tmp_path):
     x = torch.randn(2, 3, 32, 32)
     clf.eval()
     torch.testing.assert_close(net(x), clf.model(x))
-    seg = SegmentationTrainer(str(tmp_path / "clf.ckpt"), image_size=32)
+    seg = SegmentationTask(str(tmp_path / "clf.ckpt"), image_size=32)
     # 32 px: layer1 is the deepest stage with >= 7 x 7 cells (layer4 would be 1 x 1).
     assert seg.classes == ["a", "b", "c"] and seg.extractor.layer_names == ["layer1"]
     bad = tmp_path / "bad.ckpt"

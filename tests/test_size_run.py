@@ -1,18 +1,21 @@
-"""SizeTrainer on the shared data module, `minbench run --task size` end to end, `bench size`."""
+"""SizeTask on the shared data module, `minbench run --task size` end to end, `bench size`."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import lightning as L
 import numpy as np
 import pandas as pd
 import pytest
 
+from minbench.cards import get_card
 from minbench.cli import main
+from minbench.data.context import TaskContext
 from minbench.data.manifest import read_manifest
 from minbench.errors import UserError
-from minbench.trainers.size import SizeTrainer
+from minbench.trainers.size import SizeTask
 
 
 def _dm(data_dir):
@@ -28,7 +31,7 @@ def _trainer():
 
 def test_trainer_measures_the_size_split_and_logs_the_card_metrics(tiny_dataset):
     dm = _dm(tiny_dataset)
-    model = SizeTrainer(threads=2)
+    model = SizeTask(threads=2)
     trainer = _trainer()
     logged = trainer.test(model, datamodule=dm, verbose=False)[0]
     df = read_manifest(tiny_dataset)
@@ -47,26 +50,32 @@ def test_trainer_measures_the_size_split_and_logs_the_card_metrics(tiny_dataset)
         assert not np.isfinite(r["size_cm"]) or r["size_cm"] > 0
     rows = [r for batch in trainer.predict(model, datamodule=dm) for r in batch]
     assert sorted(r["sample_id"] for r in rows) == sorted(df.loc[df["size"], "sample_id"])
+    assert model.context is dm.task_context()  # the data reached the task through setup()
 
 
 def test_trainer_refuses_other_tasks_and_bad_settings():
     with pytest.raises(UserError, match="size tasks"):
-        SizeTrainer(task="fewshot-10")
+        SizeTask(task="fewshot-10")
     with pytest.raises(UserError, match="extent"):
-        SizeTrainer(extent="area")
+        SizeTask(extent="area")
     with pytest.raises(UserError, match="unknown setting"):
-        SizeTrainer(estimator={"work_sise": 400})
+        SizeTask(estimator={"work_sise": 400})
     with pytest.raises(UserError, match="release_boxes"):
-        SizeTrainer(release_boxes="maybe")
+        SizeTask(release_boxes="maybe")
 
 
 def test_release_boxes_are_used_only_outside_the_embedded_data():
     frame = pd.DataFrame({"mineral_boxes": ['[{"confidence": 0.9, "box": [0.1, 0.1, 0.5, 0.5]}]', ""],
                           "text_boxes": ["", "[[[0.7, 0.8], [0.9, 0.9]]]"]})
-    model = SizeTrainer()
-    assert model.set_release_boxes(frame, "synth") == 0
-    assert model.set_release_boxes(frame, "mineralimage5k") == 2
-    assert SizeTrainer(release_boxes="false").set_release_boxes(frame, "mineralimage5k") == 0
+
+    def given(model, source):  # the data module's task_context(), as BaseTask.setup hands it over
+        model.configure_data(TaskContext(card=get_card("size"), root=Path("."), source=source, frame=frame))
+        return model.release_box_rows
+
+    model = SizeTask()
+    assert given(model, "synth") == 0
+    assert given(model, "mineralimage5k") == 2
+    assert given(SizeTask(release_boxes="false"), "mineralimage5k") == 0
 
 
 def test_run_size_end_to_end(tiny_dataset, tmp_path, leaderboards):

@@ -12,7 +12,7 @@ from minbench.cards import get_card
 from minbench.errors import UserError
 from minbench.models.feature_baselines import KNNHead, PrototypeHead
 from minbench.trainers.base import BaseTask
-from minbench.trainers.classification import ClassificationTrainer, FeatureBaselineTrainer
+from minbench.trainers.classification import ClassificationTask, FeatureBaselineTask
 
 CLASSES = ["azurite", "beryl", "calcite", "dioptase", "epidote"]
 TINY = {"channels": [8, 8, 16, 16]}
@@ -69,7 +69,7 @@ def _trainer(tmp_path, epochs=3):
 def _classifier(**kw):
     args = dict(task="fewshot-10", backbone="resnet10t", num_classes=len(CLASSES), classes=CLASSES,
                 model_kwargs=TINY, lr=0.01, scheduler="constant")
-    return ClassificationTrainer(**{**args, **kw})
+    return ClassificationTask(**{**args, **kw})
 
 
 def test_base_task_needs_models_and_checks_hyperparameters():
@@ -168,7 +168,7 @@ def test_knn_ranks_voted_classes_first_then_by_prototype():
 @pytest.mark.parametrize("head", ["prototype", "knn"])
 def test_feature_baseline_is_training_free_and_survives_a_checkpoint(tmp_path, head):
     L.seed_everything(0, workers=True)
-    model = FeatureBaselineTrainer(task="fewshot-10", backbone="resnet10t", num_classes=5, classes=CLASSES,
+    model = FeatureBaselineTask(task="fewshot-10", backbone="resnet10t", num_classes=5, classes=CLASSES,
                                    pretrained=False, head=head, k=5, model_kwargs=TINY)
     before = {k: v.clone() for k, v in model.model.state_dict().items()}
     trainer = L.Trainer(max_epochs=5, accelerator="cpu", logger=False, enable_progress_bar=False,
@@ -181,7 +181,40 @@ def test_feature_baseline_is_training_free_and_survives_a_checkpoint(tmp_path, h
     assert res["test/top1"] > 0.4  # random features of colour images still separate them
     ckpt = tmp_path / "fb.ckpt"
     trainer.save_checkpoint(ckpt)
-    loaded = FeatureBaselineTrainer.load_from_checkpoint(ckpt, weights_only=True)
+    loaded = FeatureBaselineTask.load_from_checkpoint(ckpt, weights_only=True)
     x = dm.test.images[:8]
     loaded.eval(), model.eval()
     assert torch.allclose(loaded(x), model(x))
+
+
+def test_data_reaches_a_task_through_setup_once_per_context(tmp_path):
+    """The one route from data to model: BaseTask.setup hands trainer.datamodule.task_context()
+    to configure_data, once however many Trainer calls follow; a data module without it is fine."""
+    import pandas as pd
+
+    from minbench.data.context import TaskContext
+
+    context = TaskContext(card=get_card("fewshot-10"), root=tmp_path, source="synth",
+                          frame=pd.DataFrame({"species": CLASSES}), positions={"test": [1, 3]},
+                          classes=tuple(CLASSES))
+
+    class WithContext(_TinyData):
+        def task_context(self):
+            return context
+
+    class Probe(ClassificationTask):
+        def configure_data(self, ctx):
+            super().configure_data(ctx)
+            self.calls = getattr(self, "calls", 0) + 1
+
+    model = Probe(task="fewshot-10", backbone="resnet10t", num_classes=len(CLASSES), classes=CLASSES,
+                  model_kwargs=TINY, scheduler="constant")
+    trainer = _trainer(tmp_path, epochs=1)
+    trainer.fit(model, datamodule=WithContext())
+    trainer.predict(model, datamodule=WithContext())
+    assert model.calls == 1 and model.context is context
+    assert list(model.context.rows("test")["species"]) == [CLASSES[1], CLASSES[3]]
+    bare = Probe(task="fewshot-10", backbone="resnet10t", num_classes=len(CLASSES), classes=CLASSES,
+                 model_kwargs=TINY)
+    _trainer(tmp_path, epochs=1).predict(bare, datamodule=_TinyData())
+    assert bare.context is None and not hasattr(bare, "calls")

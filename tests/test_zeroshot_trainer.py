@@ -1,4 +1,4 @@
-"""The zero-shot trainers on the tiny embedded dataset: class disjointness, prediction, CLIP."""
+"""The zero-shot task modules on the tiny embedded dataset: class disjointness, prediction, CLIP."""
 
 from __future__ import annotations
 
@@ -46,8 +46,7 @@ class RecordBatches(L.Callback):
 def test_no_zeroshot_class_ever_reaches_a_training_batch(tiny_dataset, tmp_path):
     L.seed_everything(0, verbose=False)
     dm = _dm(tiny_dataset, tmp_path)
-    model = _model()
-    model.attach(dm)
+    model = _model()  # no configure_data call: fit's setup() hands the model dm.task_context()
     rec = RecordBatches()
     _trainer(epochs=2, callbacks=[rec]).fit(model, datamodule=dm)
     seen_rows = torch.cat(rec.indices).numpy()
@@ -60,14 +59,15 @@ def test_no_zeroshot_class_ever_reaches_a_training_batch(tiny_dataset, tmp_path)
     assert len(seen_rows) == 2 * len(dm.positions["train"])
     assert set(seen_rows) == set(dm.positions["train"].tolist())
     # and the class prototypes the loss uses come from training rows only
-    _, counts = model.seen_desc
+    assert model.context is dm.task_context()
+    _, counts = model.bank.seen_desc
     assert int(counts.sum()) == len(dm.positions["train"])
 
 
 def test_a_leaking_batch_is_refused(tiny_dataset, tmp_path):
     dm = _dm(tiny_dataset, tmp_path)
     model = _model()
-    model.attach(dm)
+    model.configure_data(dm.task_context())
     zs_row = int(dm.positions["test"][0])
     batch = {"image": torch.zeros(2, 3, 32, 32), "index": torch.tensor([int(dm.positions["train"][0]), zs_row]),
              "label": torch.tensor([0, -1])}
@@ -79,7 +79,6 @@ def test_prediction_ranks_every_zeroshot_row_among_unseen_candidates(tiny_datase
     L.seed_everything(0, verbose=False)
     dm = _dm(tiny_dataset, tmp_path)
     model = _model(top_k=5)
-    model.attach(dm)
     trainer = _trainer(epochs=1)
     trainer.fit(model, datamodule=dm)
     out = trainer.predict(model, datamodule=dm)
@@ -92,10 +91,9 @@ def test_prediction_ranks_every_zeroshot_row_among_unseen_candidates(tiny_datase
     assert all(len(set(r.tolist())) == r.numel() for r in ranked)  # no class twice in a row
     assert set(model.unseen.classes) == set(dm.frame["species"].to_numpy()[dm.positions["test"]])
     assert not set(model.unseen.classes) & set(model.seen_classes)
-    # GZSL pass over the held-out seen images
-    model.gzsl_collect = []
+    # GZSL pass over the held-out seen images: every validation pass leaves them
     trainer.validate(model, datamodule=dm, verbose=False)
-    got = torch.cat([o["index"] for o in model.gzsl_collect]).numpy()
+    got = torch.cat([o["index"] for o in model.gzsl_rows]).numpy()
     assert sorted(got.tolist()) == sorted(dm.positions["val"].tolist())
 
 
@@ -105,11 +103,11 @@ def test_leave_one_out_changes_only_the_own_class_score(tiny_dataset, tmp_path):
     loo, leaky = _model(leave_one_out=True), _model(leave_one_out=False)
     leaky.load_state_dict(loo.state_dict())
     for m in (loo, leaky):
-        m.attach(dm)
+        m.configure_data(dm.task_context())
         m.eval()
     # image embeddings equal to each row's own projected description: the leakiest case
     rows = torch.as_tensor(dm.positions["test"])
-    img = loo.project_text(loo.row_text[rows])
+    img = loo.project_text(loo.bank.row_text[rows])
     cls = loo.class_embeddings("unseen")
     own, scores = loo.own_class_scores(img, rows, cls)
     full = (img * cls["emb"][own]).sum(-1)
@@ -124,7 +122,6 @@ def test_clip_model_predicts_with_a_tiny_architecture(tiny_dataset, tmp_path):
     arch.write_text(json.dumps(TINY))
     model = ClipZeroShot(arch=str(arch), allow_random=True, templates=["a photo of {}.", "{} mineral"])
     dm = _dm(tiny_dataset, tmp_path, image_size=model.image_size)
-    model.attach(dm)
     assert not model.trainable
     out = _trainer().predict(model, datamodule=dm)
     ranked = torch.cat([o["indices"] for o in out])
@@ -151,7 +148,7 @@ def test_user_class_list_must_not_hold_training_classes(tiny_dataset, tmp_path):
     path.write_text(f"{seen}\n")
     model = _model(classnames_file=str(path))
     with pytest.raises(UserError, match="also a training class"):
-        model.attach(dm)
+        model.configure_data(dm.task_context())
 
 
 def test_zeroshot_trainer_refuses_other_tasks():
@@ -162,8 +159,8 @@ def test_zeroshot_trainer_refuses_other_tasks():
 def test_description_pools_are_consistent(tiny_dataset, tmp_path):
     dm = _dm(tiny_dataset, tmp_path)
     model = _model()
-    model.attach(dm)
-    sums, counts = model.unseen_desc
+    model.configure_data(dm.task_context())
+    sums, counts = model.bank.unseen_desc
     species = dm.frame["species"].to_numpy()
     expected = [int(np.sum(species[dm.positions["test"]] == c)) for c in model.unseen.classes]
     assert counts.tolist() == expected
@@ -173,7 +170,7 @@ def test_seen_class_validation_metrics_stay_separate(tiny_dataset, tmp_path):
     """top-1 and top-5 must not be merged into one compute group by torchmetrics."""
     dm = _dm(tiny_dataset, tmp_path)
     model = _model()
-    model.attach(dm)
+    model.configure_data(dm.task_context())
     n = len(model.seen_classes)
     first = torch.zeros(4, n)
     first[:, 0] = 1.0  # a first batch with top-1 == top-5 states
@@ -192,8 +189,8 @@ def test_clip_on_names_does_not_encode_descriptions(tiny_dataset, tmp_path):
     arch.write_text(json.dumps(TINY))
     names_only = ClipZeroShot(arch=str(arch), allow_random=True, text_source="names")
     dm = _dm(tiny_dataset, tmp_path, image_size=names_only.image_size)
-    names_only.attach(dm)
-    assert not names_only.row_has_text.any()
+    names_only.configure_data(dm.task_context())
+    assert not names_only.bank.row_has_text.any()
     both = ClipZeroShot(arch=str(arch), allow_random=True, text_source="both")
-    both.attach(dm)
-    assert int(both.row_has_text.sum()) == sum(len(dm.positions[n]) for n in ("train", "val", "test"))
+    both.configure_data(dm.task_context())
+    assert int(both.bank.row_has_text.sum()) == sum(len(dm.positions[n]) for n in ("train", "val", "test"))

@@ -77,7 +77,7 @@ def _worker_rate(args) -> float:
     import cv2
     import numpy as np
 
-    from minbench.models.size_estimator import SizeEstimator
+    from minbench.models.size import SizeEstimator
 
     cv2.setNumThreads(1)
     est = SizeEstimator()
@@ -95,7 +95,7 @@ def _run(args) -> int:
     from minbench.data.locate import resolve_dataset
     from minbench.errors import UserError
     from minbench.models.size_authors import authors_estimate
-    from minbench.models.size_estimator import SizeEstimator
+    from minbench.models.size import SizeEstimator
     from minbench.scoring.metrics import size_metrics
     from minbench.cards import get_card
 

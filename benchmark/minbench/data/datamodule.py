@@ -1,6 +1,6 @@
 """The shared data module: one ``LightningDataModule`` that feeds every task from the manifest.
 
-Contract (the trainers code against this)::
+Contract (the task modules and pipelines code against this)::
 
     from minbench.data.datamodule import MineralDataModule
     dm = MineralDataModule(data_dir, task="fewshot-10", image_size=224, batch_size=32, num_workers=2,
@@ -13,6 +13,8 @@ Contract (the trainers code against this)::
     dm.frame          # the whole manifest; dm.positions: split -> manifest row positions chosen
                       # (before bad images drop out); dm.frame_of(split): rows as served
     dm.skipped        # bad images among this module's rows: position, sample_id, image_path, reason
+    dm.task_context() # what a task module reads (minbench.data.context.TaskContext): the one
+                      # route from data to model, taken by BaseTask.setup from trainer.datamodule
 
 Rows, by the task card (``minbench.cards.get_card(task)``):
 
@@ -78,6 +80,7 @@ from torch.utils.data import DataLoader
 from minbench.cards import get_card
 from minbench.data.augment import IMAGENET_MEAN, IMAGENET_STD, AugmentConfig, eval_transform, train_transform
 from minbench.data.cache import ImageCache, default_root
+from minbench.data.context import TaskContext
 from minbench.data.datasets import CachedImages, EpochSampler, NativeImages, passthrough_collate
 from minbench.errors import UserError
 from minbench.io import write_json_atomic
@@ -364,7 +367,22 @@ class MineralDataModule(L.LightningDataModule):
             out["image"] = eval_transform(batch["image"], self.mean, self.std)
         return out
 
-    # ---- what the trainers read ----------------------------------------------------------
+    # ---- what the task modules read ------------------------------------------------------
+    def task_context(self) -> TaskContext:
+        """What a task module reads from the data, in one object (the one route from data to
+        model: ``minbench.data.context``); built once, as the manifest and splits are."""
+        self._load()
+        context = getattr(self, "_task_context", None)
+        if context is None:
+            from minbench.data.manifest import read_info
+
+            context = TaskContext(card=self.card, root=Path(self.dataset_dir),
+                                  source=read_info(self.dataset_dir).source, frame=self.frame,
+                                  positions={k: np.asarray(v, np.int64) for k, v in self.positions.items()},
+                                  classes=tuple(self.classes), mean=tuple(self.mean), std=tuple(self.std))
+            self._task_context = context
+        return context
+
     @property
     def num_classes(self) -> int:
         self._load()

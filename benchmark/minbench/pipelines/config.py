@@ -6,7 +6,7 @@ A recipe is one YAML file in LightningCLI's shape::
     description: what the recipe is       # optional, goes to the leaderboard entry
     task: fewshot-10                      # default task; --task overrides
     seeds: [0]                            # default seeds; --seed/--seeds override
-    model: {class_path: minbench.trainers.classification.ClassificationTrainer, init_args: {...}}
+    model: {class_path: minbench.trainers.classification.ClassificationTask, init_args: {...}}
     data:  {class_path: minbench.data.datamodule.MineralDataModule, init_args: {...}}
     trainer: {max_epochs: 10, ...}        # keyword arguments of lightning.pytorch.Trainer
 
@@ -28,6 +28,24 @@ from minbench.errors import UserError
 from minbench.paths import shipped_dir
 
 SECTIONS = ("name", "description", "task", "seeds", "model", "data", "trainer", "logger")
+
+#: class paths of earlier versions -> today's, so a stored run's ``config.yaml``
+#: (``--resume``, classifier sourcing) still resolves after a rename
+CLASS_PATH_ALIASES = {
+    f"minbench.trainers.{module}.{old}": f"minbench.trainers.{module}.{new}"
+    for module, old, new in (
+        ("classification", "ClassificationTrainer", "ClassificationTask"),
+        ("classification", "FeatureBaselineTrainer", "FeatureBaselineTask"),
+        ("segmentation", "SegmentationTrainer", "SegmentationTask"),
+        ("size", "SizeTrainer", "SizeTask"),
+        ("zeroshot", "ZeroShotTrainer", "ZeroShotTask"),
+    )
+}
+
+
+def canonical_class_path(class_path: str) -> str:
+    """Today's name of a (possibly renamed) class path."""
+    return CLASS_PATH_ALIASES.get(class_path, class_path)
 
 
 def shipped_recipes() -> dict[str, Path]:
@@ -96,7 +114,9 @@ def apply_override(config: dict[str, Any], assignment: str) -> None:
 
 
 def import_class(class_path: str, where: str):
-    """``package.module.Class`` to the class; a ``UserError`` says which part is wrong."""
+    """``package.module.Class`` to the class; a ``UserError`` says which part is wrong.
+    Renamed classes resolve through ``CLASS_PATH_ALIASES``."""
+    class_path = canonical_class_path(class_path)
     module_name, _, cls_name = class_path.rpartition(".")
     if not module_name:
         raise UserError(f"{where}.class_path: {class_path!r} is not a dotted path module.Class")

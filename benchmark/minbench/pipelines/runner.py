@@ -1,6 +1,10 @@
 """What ``minbench run`` does for every task kind: resolve the recipe, prepare the run
 folder, loop over seeds, summarise. The kind-specific work is in ``pipelines/<kind>.py``.
 
+``run_recipe(card, config, data_dir, out, seeds)`` is the public entry point: ``run_command``
+(``minbench run``) resolves its arguments into it, and a pipeline that needs another run
+calls it (the segmentation task trains its default classifier so).
+
 Contract of a kind module (``classification.py``, ``segmentation.py``, ``size.py``,
 ``zeroshot.py``)::
 
@@ -145,13 +149,20 @@ def _apply_run_overrides(config: dict[str, Any], args) -> None:
         apply_override(config, assignment)
 
 
+def dataset_section(data_dir: Path) -> dict[str, Any]:
+    """The ``dataset`` section of a run's config: folder, name, version, manifest fingerprint."""
+    from minbench.data.manifest import read_info
+
+    info = read_info(data_dir)
+    return {"dir": str(data_dir), "name": info.name, "version": info.version, "fingerprint": info.fingerprint}
+
+
 def run_command(args) -> dict[str, Any] | None:
     """``minbench run``: the whole run; returns the summary on rank 0."""
     from minbench.data.locate import resolve_dataset
     from minbench.data.manifest import read_info
 
     rank0 = is_rank_zero()
-    created = False
     if args.resume:
         if args.out is None:
             config, card = resolve_config(args)
@@ -175,38 +186,61 @@ def run_command(args) -> dict[str, Any] | None:
         if args.data is None and rank0:
             _announce_first_use()
         data_dir = resolve_dataset(args.data).resolve()
-        info = read_info(data_dir)
-        config["dataset"] = {"dir": str(data_dir), "name": info.name, "version": info.version,
-                             "fingerprint": info.fingerprint}
+        config["dataset"] = dataset_section(data_dir)
         config["minbench_version"] = __version__
         config["command"] = " ".join(shlex.quote(a) for a in ["minbench", *sys.argv[1:]])
-        folder = RunFolder(Path(args.out) if args.out else Path("runs") / card.id / str(config["name"]))
-        if rank0:
-            created = not folder.root.exists()
-            folder.prepare(overwrite=args.overwrite, resume=False)
+        out = Path(args.out) if args.out else Path("runs") / card.id / str(config["name"])
+    return run_recipe(card, config, data_dir, Path(out), resume=args.resume, overwrite=args.overwrite,
+                      leaderboard=args.leaderboard, quiet=args.quiet)
+
+
+def run_recipe(card: TaskCard, config: dict[str, Any], data_dir: Path, out: Path,
+               seeds: list[int] | None = None, *, resume: bool = False, overwrite: bool = False,
+               leaderboard: bool = True, quiet: bool = False) -> dict[str, Any] | None:
+    """Run a resolved recipe into the run folder ``out``: every seed not yet finished (the
+    kind's ``run_seed``), then ``summary.json``. Returns the summary on global rank 0 (None
+    on the other DDP ranks). The public entry point behind ``minbench run``; a pipeline that
+    needs another run (the segmentation task's classifier) calls it too.
+
+    ``config`` is ``resolve_config``'s result with a ``dataset`` section (``dataset_section``);
+    ``seeds`` replaces its seeds. A new run prepares ``out`` (``overwrite`` empties a finished
+    or unfinished run there) and writes the config; ``resume`` continues the run in ``out``.
+    A ``UserError`` before any seed finished removes a folder this call created.
+    """
+    config = dict(config)
+    if seeds is not None:
+        config["seeds"] = [int(s) for s in dict.fromkeys(seeds)]
+    folder = RunFolder(Path(out))
+    rank0 = is_rank_zero()
+    created = False
+    if rank0:
+        created = not folder.root.exists()
+        folder.prepare(overwrite=overwrite, resume=resume)
+        if not resume:
             folder.write_config(config)
     module = kind_module(card.kind)
     try:
-        return _run_seeds(args, config, card, folder, data_dir, module)
+        return _run_seeds(config, card, folder, data_dir, module, resume=resume, leaderboard=leaderboard,
+                          quiet=quiet)
     except UserError:
         # A mistake found before any seed finished (bad backbone, weights, split ...): leave
         # no half run behind in a folder this command created, so a fixed re-run just works.
-        if rank0 and not args.resume and created and not any(
+        if rank0 and not resume and created and not any(
                 folder.seed_finished(s) for s in config["seeds"]):
             shutil.rmtree(folder.root, ignore_errors=True)
         raise
 
 
-def _run_seeds(args, config: dict[str, Any], card: TaskCard, folder: RunFolder, data_dir: Path,
-               module) -> dict[str, Any] | None:
+def _run_seeds(config: dict[str, Any], card: TaskCard, folder: RunFolder, data_dir: Path, module, *,
+               resume: bool, leaderboard: bool, quiet: bool) -> dict[str, Any] | None:
     rank0 = is_rank_zero()
     seeds = list(config["seeds"])
     # Decided once, before any process of a DDP group starts, so every rank runs the same seeds.
-    todo = [s for s in seeds if not (args.resume and folder.seed_finished(s))]
+    todo = [s for s in seeds if not (resume and folder.seed_finished(s))]
     for seed in todo:
         ctx = SeedContext(card=card, config=copy.deepcopy(config), data_dir=data_dir, seed=seed,
                           dir=folder.seed_dir(seed), folder=folder,
-                          resume=args.resume, leaderboard=args.leaderboard, quiet=args.quiet)
+                          resume=resume, leaderboard=leaderboard, quiet=quiet)
         if rank0:
             ctx.dir.mkdir(parents=True, exist_ok=True)
             folder.mark_seed(seed, "running")

@@ -6,14 +6,16 @@ One seed:
    else a finished few-shot run on the same dataset under ``./runs`` (the default
    recipe first); else one this pipeline trained before (cached under
    ``$MINBENCH_HOME/classifiers/``); else it trains the few-shot default recipe on
-   ``fewshot-10`` now (a few epochs at 64 px on a CPU) and caches it;
-2. CAMs of the segmentation images (``SegmentationTrainer``; the data module resizes each
+   ``fewshot-10`` now (a few epochs at 64 px on a CPU) and caches it
+   (``pipelines.segmentation_classifier``);
+2. CAMs of the segmentation images (``SegmentationTask``; the data module resizes each
    photo whole to the classifier's input size), upsampled to the photo's resolution and
    thresholded: ``predictions/<sample_id>.png`` (the submission) and ``cams/`` (8-bit CAMs);
 3. the scorer scores the folder and the leaderboard entry is added (``ctx.score``);
 4. reference baselines without any classifier (``centre``, ``colour``, ``border``:
    ``minbench.models.saliency_baselines``) are written and scored the same way, and the
-   summary says plainly when the CAM does not beat one of them;
+   summary says plainly when the CAM does not beat one of them
+   (``pipelines.segmentation_baselines``);
 5. ``plots/gallery.png``: image, ground truth, CAM heatmap and mask of the best and worst
    images by IoU.
 """
@@ -22,149 +24,16 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from minbench.errors import UserError
 from minbench.pipelines.runner import SeedContext
 
 DEFAULT_RECIPE = "segmentation-gradcam"
-CLASSIFIER_TASK = "fewshot-10"
-CLASSIFIER_RECIPE = "fewshot-small-cnn"
 PREDICTIONS_DIR = "predictions"
 CAMS_DIR = "cams"
-BASELINES_DIR = "baselines"
 GALLERY_FILE = "plots/gallery.png"
-CLASSIFIER_INFO = "classifier.json"
 FALLBACK_IMAGE_SIZE = 224
-
-
-@dataclass
-class ClassifierRef:
-    """Where the classifier comes from and how it was trained."""
-
-    checkpoint: Path
-    source: str            # given | run | cached | trained
-    image_size: int | None  # its training input side, when known
-    recipe: str
-    task: str
-
-
-# --------------------------------------------------------------------------- classifier
-def _run_config(checkpoint: Path) -> dict[str, Any] | None:
-    """The ``config.yaml`` of the minbench run a checkpoint belongs to (or None)."""
-    import yaml
-
-    for parent in list(checkpoint.parents)[:4]:
-        path = parent / "config.yaml"
-        if path.is_file():
-            try:
-                raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-            except yaml.YAMLError:
-                return None
-            return raw if isinstance(raw, dict) else None
-    return None
-
-
-def _ref_from_checkpoint(path: Path, source: str) -> ClassifierRef:
-    config = _run_config(path) or {}
-    size = ((config.get("data") or {}).get("init_args") or {}).get("image_size")
-    info = path.parent / CLASSIFIER_INFO
-    if info.is_file():
-        meta = json.loads(info.read_text(encoding="utf-8"))
-        size = meta.get("image_size", size)
-    return ClassifierRef(path, source, int(size) if isinstance(size, int) else None,
-                         str(config.get("name", path.stem)), str(config.get("task", "")))
-
-
-def find_run_checkpoint(fingerprint: str, runs_dir: Path = Path("runs")) -> Path | None:
-    """A finished few-shot run's checkpoint on this dataset under ``runs_dir``."""
-    import yaml
-
-    from minbench.cards import all_cards
-
-    fewshot = [c.id for c in all_cards().values() if c.kind == "classification"]
-    found = []
-    for task in fewshot:
-        for config_path in sorted((runs_dir / task).glob("*/config.yaml")):
-            try:
-                config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
-            except (OSError, yaml.YAMLError):
-                continue
-            if (config.get("dataset") or {}).get("fingerprint") != fingerprint:
-                continue
-            if "ClassificationTrainer" not in str((config.get("model") or {}).get("class_path", "")):
-                continue  # training-free heads have no gradient path for a CAM
-            for status_path in sorted(config_path.parent.glob("seed*/status.json")):
-                try:
-                    status = json.loads(status_path.read_text(encoding="utf-8"))
-                except (OSError, ValueError):
-                    continue
-                ckpt = Path(str(status.get("checkpoint") or ""))
-                if status.get("state") == "finished" and ckpt.is_file():
-                    found.append((config.get("name") != CLASSIFIER_RECIPE, task != CLASSIFIER_TASK, str(ckpt)))
-    return Path(min(found)[2]) if found else None
-
-
-def _cached_dir(fingerprint: str, seed: int) -> Path:
-    from minbench.paths import cache_dir
-
-    fp = fingerprint.split(":")[-1][:12]
-    return cache_dir() / "classifiers" / f"{CLASSIFIER_TASK}-{CLASSIFIER_RECIPE}-{fp}-seed{seed}"
-
-
-def train_default_classifier(ctx: SeedContext, fingerprint: str) -> ClassifierRef:
-    """Train (or reuse the cached) few-shot default classifier on this dataset."""
-    from minbench.cards import get_card
-    from minbench.io import file_lock, write_json_atomic
-    from minbench.pipelines import classification
-    from minbench.pipelines.config import load_recipe, shipped_recipes
-    from minbench.pipelines.run_folder import RunFolder
-
-    root = _cached_dir(fingerprint, ctx.seed)
-    info_path = root / CLASSIFIER_INFO
-    with file_lock(root.parent / f".{root.name}.lock"):
-        if info_path.is_file():
-            meta = json.loads(info_path.read_text(encoding="utf-8"))
-            ckpt = Path(meta["checkpoint"])
-            if meta.get("fingerprint") == fingerprint and ckpt.is_file():
-                return ClassifierRef(ckpt, "cached", meta.get("image_size"), meta["recipe"], meta["task"])
-        recipes = shipped_recipes()
-        if CLASSIFIER_RECIPE not in recipes:
-            raise UserError(f"baselines/{CLASSIFIER_RECIPE}.yaml is missing: pass --classifier CKPT")
-        config = load_recipe(recipes[CLASSIFIER_RECIPE])
-        config.update(task=CLASSIFIER_TASK, seeds=[ctx.seed], logger="csv")
-        seed_dir = root / f"seed{ctx.seed}"
-        seed_dir.mkdir(parents=True, exist_ok=True)
-        print(f"segmentation: training the default classifier ({CLASSIFIER_RECIPE} on {CLASSIFIER_TASK}) "
-              f"into {root}")
-        sub = SeedContext(card=get_card(CLASSIFIER_TASK), config=config, data_dir=ctx.data_dir, seed=ctx.seed,
-                          dir=seed_dir, folder=RunFolder(root), leaderboard=False, quiet=ctx.quiet)
-        result = classification.run_seed(sub)
-        if result is None:  # a non-zero DDP rank
-            raise UserError("segmentation: train the classifier in one process (devices: 1)")
-        ckpt = Path(result["checkpoint"])
-        size = (config.get("data") or {}).get("init_args", {}).get("image_size")
-        meta = {"checkpoint": str(ckpt), "fingerprint": fingerprint, "recipe": CLASSIFIER_RECIPE,
-                "task": CLASSIFIER_TASK, "image_size": size, "seed": ctx.seed,
-                "metrics": result.get("metrics", {})}
-        write_json_atomic(info_path, meta)
-    return ClassifierRef(ckpt, "trained", size, CLASSIFIER_RECIPE, CLASSIFIER_TASK)
-
-
-def resolve_classifier(ctx: SeedContext, fingerprint: str) -> ClassifierRef:
-    """The classifier to explain: given, a finished few-shot run, cached, or trained now."""
-    given = (ctx.config["model"].get("init_args") or {}).get("classifier")
-    if given:
-        path = Path(str(given)).expanduser()
-        if not path.is_file():
-            raise UserError(f"--classifier {path}: no such checkpoint file")
-        return _ref_from_checkpoint(path, "given")
-    run_ckpt = find_run_checkpoint(fingerprint)
-    if run_ckpt is not None:
-        return _ref_from_checkpoint(run_ckpt, "run")
-    return train_default_classifier(ctx, fingerprint)
 
 
 # --------------------------------------------------------------------------- one seed
@@ -174,7 +43,9 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
     from minbench.data.manifest import read_info
     from minbench.pipelines.config import instantiate
     from minbench.pipelines.lightning_setup import build_datamodule, build_trainer
-    from minbench.trainers.segmentation import MaskWriter, SegmentationTrainer, load_classifier
+    from minbench.pipelines.segmentation_baselines import compare, print_comparison, run_baselines
+    from minbench.pipelines.segmentation_classifier import resolve_classifier
+    from minbench.trainers.segmentation import MaskWriter, SegmentationTask, load_classifier
 
     started = time.perf_counter()
     L.seed_everything(ctx.seed, workers=True, verbose=False)
@@ -187,7 +58,7 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
     image_size = int(data_args.get("image_size") or ref.image_size or FALLBACK_IMAGE_SIZE)
     dm = build_datamodule(ctx, image_size=image_size, classes=list(classes), augment=False)
     dm.setup("predict")
-    model = instantiate(ctx.config["model"], "model", SegmentationTrainer, classifier=net, classes=classes,
+    model = instantiate(ctx.config["model"], "model", SegmentationTask, classifier=net, classes=classes,
                         image_size=image_size, task=ctx.card.id)
     writer = MaskWriter(ctx.dir / PREDICTIONS_DIR, cam_dir=ctx.dir / CAMS_DIR)
     trainer = build_trainer(ctx, monitor=None, callbacks=[writer])
@@ -268,53 +139,6 @@ def fill_missing_masks(folder: Path, rows) -> int:
     return n
 
 
-# --------------------------------------------------------------------------- baselines
-def load_rgb(path: Path):
-    """An image file as RGB uint8 (upright); None when it cannot be decoded."""
-    import numpy as np
-    from PIL import Image, ImageOps
-
-    try:
-        with Image.open(path) as im:
-            return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
-    except (OSError, ValueError, Image.DecompressionBombError):
-        return None
-
-
-def run_baselines(ctx: SeedContext, task_data) -> dict[str, dict[str, Any]]:
-    """Write and score every reference baseline; leaderboard entries when enabled."""
-    import numpy as np
-
-    from minbench.io import atomic_path
-    from minbench.models.saliency_baselines import BASELINES
-    from minbench.scoring.score import score_submission, write_score_json
-    from minbench.trainers.segmentation import write_mask
-
-    rows = task_data.rows
-    images = {}  # decoded once, shared by the baselines (the segmentation set is small)
-    for r in rows.itertuples(index=False):
-        images[r.sample_id] = load_rgb(Path(ctx.data_dir) / r.image_path)
-    results = {}
-    for name, (description, fn) in BASELINES.items():
-        folder = ctx.dir / BASELINES_DIR / name
-        with atomic_path(folder) as tmp:
-            tmp.mkdir(parents=True)
-            for r in rows.itertuples(index=False):
-                img = images[r.sample_id]
-                mask = fn(img)[1] if img is not None else np.zeros((int(r.height), int(r.width)), bool)
-                write_mask(tmp / f"{r.sample_id}.png", mask)
-        res = score_submission(ctx.card.id, folder, ctx.data_dir, task_data=task_data)
-        write_score_json(res, folder.with_name(f"{name}.score.json"))
-        if ctx.leaderboard:
-            from minbench.scoring.leaderboard import add_entry
-
-            add_entry(ctx.card.id, res, name=f"baseline/{name}", method=f"reference baseline: {description}",
-                      source="run", config={"baseline": name}, seed=None)
-        results[name] = {"metrics": {k: float(v) for k, v in res.metrics.items()}, "ci": res.ci,
-                         "description": description, "per_sample": res.per_sample}
-    return results
-
-
 def per_image_iou(ctx: SeedContext, task_data):
     """Per-image IoU, Dice, pixel accuracy of the written CAM masks (the scorer's per-image
     rule, without a second bootstrap pass)."""
@@ -330,49 +154,6 @@ def per_image_iou(ctx: SeedContext, task_data):
     return pd.DataFrame({"sample_id": list(task_data.rows["sample_id"]), **scores})
 
 
-def compare(cam: str, metrics: dict[str, float], baselines: dict[str, dict], headline: str) -> list[str]:
-    """One line per baseline: does the CAM beat it on the headline metric?"""
-    lines = []
-    ours = metrics.get(headline, float("nan"))
-    for name, res in baselines.items():
-        theirs = res["metrics"].get(headline, float("nan"))
-        if ours > theirs:
-            lines.append(f"{cam} beats the {name} baseline ({headline} {ours:.3f} > {theirs:.3f})")
-        else:
-            lines.append(f"{cam} does NOT beat the {name} baseline ({headline} {ours:.3f} <= {theirs:.3f}): "
-                         f"{res['description']} does as well without a classifier")
-    return lines
-
-
-def print_comparison(ctx: SeedContext, cam: str, metrics, cam_result, baselines, verdicts) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    headline = ctx.card.headline
-    names = [s.name for s in ctx.card.metrics]
-    table = Table(title=f"segmentation · seed {ctx.seed} · {len(next(iter(baselines.values()))['per_sample'])} images")
-    table.add_column("method")
-    for n in names:
-        table.add_column(n + (" (95% CI)" if n == headline else ""), justify="right")
-
-    def row(label, m, ci):
-        cells = []
-        for n in names:
-            text = f"{m.get(n, float('nan')):.3f}"
-            if n == headline and ci.get(n):
-                text += f" [{ci[n]['low']:.3f}, {ci[n]['high']:.3f}]"
-            cells.append(text)
-        table.add_row(label, *cells)
-
-    row(f"CAM: {cam}", metrics, cam_result.get("ci", {}))
-    for name, res in baselines.items():
-        row(f"baseline: {name}", res["metrics"], res["ci"])
-    console = Console()
-    console.print(table)
-    for line in verdicts:
-        console.print(("[green]" if " beats " in line else "[bold red]") + line)
-
-
 # --------------------------------------------------------------------------- gallery
 def draw_gallery(ctx: SeedContext, task_data, per_image, n: int = 3) -> Path | None:
     """Image, ground truth, CAM heatmap and predicted mask for the best and worst ``n``."""
@@ -384,6 +165,7 @@ def draw_gallery(ctx: SeedContext, task_data, per_image, n: int = 3) -> Path | N
     from PIL import Image
 
     from minbench.io import atomic_path
+    from minbench.pipelines.segmentation_baselines import load_photo
     from minbench.scoring.score import load_true_mask
     from minbench.trainers.segmentation import read_mask
 
@@ -398,7 +180,7 @@ def draw_gallery(ctx: SeedContext, task_data, per_image, n: int = 3) -> Path | N
     titles = ("image", "ground truth", "CAM heatmap", "predicted mask")
     for i, pick in enumerate(picks):
         row = rows.loc[pick.sample_id]
-        img = load_rgb(Path(ctx.data_dir) / row["image_path"])
+        img = load_photo(Path(ctx.data_dir) / row["image_path"])
         h, w = int(row["height"]), int(row["width"])
         if img is None:
             img = np.zeros((h, w, 3), np.uint8)

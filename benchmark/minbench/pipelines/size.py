@@ -1,7 +1,7 @@
 """``minbench run --task size``: the zero-shot cube-based size estimator end to end.
 
 One seed (the estimator is deterministic; seeds only repeat it): measure every photo of
-the size split at native resolution (``SizeTrainer.predict_step``), write the submission
+the size split at native resolution (``SizeTask.predict_step``), write the submission
 ``sample_id,size_cm`` (empty = abstained), score it with the scorer, add the leaderboard
 entry, and write beside it, under ``seed<N>/``:
 
@@ -36,7 +36,6 @@ GALLERY_SIZE = 12
 def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
     import lightning as L
 
-    from minbench.data.manifest import read_info
     from minbench.pipelines.config import instantiate
     from minbench.pipelines.lightning_setup import build_datamodule, build_trainer
     from minbench.trainers.base import gather_objects
@@ -52,7 +51,6 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
                         "photos; set it to null")
     dm.setup("predict")
     model = instantiate(ctx.config["model"], "model", BaseTask, task=ctx.card.id)
-    model.set_release_boxes(dm.frame, read_info(ctx.data_dir).source)
     trainer = build_trainer(ctx, monitor=None)
     started = time.perf_counter()
     outputs = trainer.predict(model, datamodule=dm)
@@ -241,7 +239,7 @@ def draw_gallery(path: Path, rows: list[dict[str, Any]], data_dir: Path, by_id, 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from minbench.models.size_estimator import SizeEstimate, draw_estimate
+    from minbench.models.size import SizeEstimate, draw_estimate
 
     n = max(len(rows), 1)
     cols = min(4, n)

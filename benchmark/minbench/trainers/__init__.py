@@ -1,1 +1,2 @@
-"""Trainers: one LightningModule per task kind on a small common base (torchgeo's habit)."""
+"""Task modules: one LightningModule per task kind (``*Task``) on a small common base
+(torchgeo's habit). The folder keeps its name; ``tasks/`` at the top holds the task cards."""

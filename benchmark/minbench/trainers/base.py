@@ -1,15 +1,24 @@
-"""The small common base of every task trainer (torchgeo's ``BaseTask`` habit).
+"""The small common base of every task module (torchgeo's ``BaseTask`` habit).
 
-A trainer is a ``LightningModule`` built from its hyperparameters alone:
+A task (``*Task``) is a ``LightningModule`` built from its hyperparameters alone:
 ``__init__`` saves them (``self.hparams``), reads the task card and then calls
 ``configure_models``, ``configure_losses`` and ``configure_metrics``. Metrics are the
-ones the task card names (``self.card.metrics``), never re-listed here, so a trainer,
+ones the task card names (``self.card.metrics``), never re-listed here, so a task,
 the scorer and the leaderboard always agree on what is measured.
 
 Subclasses implement ``configure_models`` (and usually ``configure_losses`` /
 ``configure_metrics`` and the step methods). The optimiser and schedule come from the
 hyperparameters ``optimizer``, ``lr``, ``weight_decay``, ``scheduler`` and
-``warmup_fraction``; a training-free trainer sets ``trainable = False`` and gets none.
+``warmup_fraction``; a training-free task sets ``trainable = False`` and gets none.
+
+What a task needs from the data beyond its batches (the manifest, the splits, the classes,
+the normalisation, the dataset's origin) comes by one route only: the data module's
+``task_context()`` (a ``minbench.data.context.TaskContext``), which ``setup(stage)`` takes from
+``self.trainer.datamodule`` and hands to ``configure_data(context)`` once, before the first
+step of ``fit``/``validate``/``test``/``predict``. A task that needs it overrides
+``configure_data``; without a ``Trainer`` (a notebook, a benchmark), call
+``task.configure_data(dm.task_context())`` yourself. Tasks never reach into the data module
+otherwise, and pipelines never hand a task data through other methods.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import torch
 from lightning.pytorch import LightningModule
 
 from minbench.cards import TaskCard, get_card
+from minbench.data.context import TaskContext
 from minbench.errors import UserError
 
 STAGES = ("train", "val", "test")
@@ -45,7 +55,7 @@ class BaseTask(LightningModule):
     #: usually point it at the card's headline metric (``val/top1``).
     monitor: str = "val/loss"
     mode: str = "min"
-    #: False for training-free trainers (no optimiser, one pass over the training data).
+    #: False for training-free tasks (no optimiser, one pass over the training data).
     trainable: bool = True
 
     def __init__(self, task: str, *, optimizer: str = "adamw", lr: float = 1e-3,
@@ -96,6 +106,26 @@ class BaseTask(LightningModule):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.model(*args, **kwargs)
+
+    # --- the one route from data to model ---------------------------------------------------
+    #: the ``TaskContext`` last given to ``configure_data`` (None before)
+    context: TaskContext | None = None
+
+    def setup(self, stage: str) -> None:
+        """Take the data module's ``task_context()`` and configure the task with it (once per context)."""
+        dm = self.trainer.datamodule if self._trainer is not None else None
+        task_context = getattr(dm, "task_context", None)
+        if task_context is None:
+            return
+        context = task_context()
+        if context is not self.context:
+            self.configure_data(context)
+            self.context = context
+
+    def configure_data(self, context: TaskContext) -> None:
+        """Read what the task needs from the data (classes, rows, texts ...); nothing by default.
+        Overrides call ``super().configure_data(context)`` first."""
+        self.context = context
 
     # --- optimisation ---------------------------------------------------------------------
     def configure_optimizers(self):

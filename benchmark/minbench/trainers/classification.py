@@ -1,5 +1,5 @@
-"""Few-shot species classification: a timm backbone fine-tuned (``ClassificationTrainer``)
-or frozen with a training-free head (``FeatureBaselineTrainer``: prototype or kNN).
+"""Few-shot species classification: a timm backbone fine-tuned (``ClassificationTask``)
+or frozen with a training-free head (``FeatureBaselineTask``: prototype or kNN).
 
 Both log the task card's metrics per stage (``train/``, ``val/``, ``test/`` + the card's
 names, e.g. ``val/top1``; built by ``minbench.scoring.metrics.build_torchmetrics``) and
@@ -25,7 +25,7 @@ from minbench.errors import UserError
 from minbench.trainers.base import BaseTask, gather_objects
 
 
-class ClassificationTrainer(BaseTask):
+class ClassificationTask(BaseTask):
     """A timm backbone with a ``num_classes`` head, trained with cross-entropy.
 
     Args:
@@ -142,7 +142,7 @@ class ClassificationTrainer(BaseTask):
         return self(images).softmax(dim=1)
 
 
-class FeatureBaselineTrainer(ClassificationTrainer):
+class FeatureBaselineTask(ClassificationTask):
     """Training-free: a frozen backbone's pooled features and a prototype or kNN head.
 
     "Training" is one pass over the training images (no augmentation wanted: set the data
@@ -152,7 +152,7 @@ class FeatureBaselineTrainer(ClassificationTrainer):
     Args:
         head: ``prototype`` (nearest class mean) or ``knn``.
         k, temperature: the kNN's neighbours and vote temperature.
-        (others as ``ClassificationTrainer``; the backbone is used without its classifier)
+        (others as ``ClassificationTask``; the backbone is used without its classifier)
     """
 
     trainable = False

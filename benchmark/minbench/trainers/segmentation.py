@@ -1,4 +1,4 @@
-"""``SegmentationTrainer``: a trained classifier's CAMs, thresholded, as mineral masks.
+"""``SegmentationTask``: a trained classifier's CAMs, thresholded, as mineral masks.
 
 No mask supervision: the classifier is trained for species (a few-shot task) and frozen;
 its class-activation map (``minbench.models.cam``) upsampled to the photo's resolution and
@@ -9,8 +9,8 @@ then the mean over images; its empty-mask rule: both empty -> 1, one empty -> 0)
 
 Batches are the data module's segmentation batches: ``image`` B x 3 x S x S (a plain
 resize of the whole photo, so a CAM maps back exactly), ``orig_size`` B x 2 (H, W),
-``sample_id``; the ground-truth mask and species are looked up by ``sample_id`` in the
-data module's ``test_frame`` (or a ``SampleLookup`` given to the trainer).
+``sample_id``; the ground-truth mask and species are looked up by ``sample_id`` among the
+test rows of the data module's ``task_context()`` (``configure_data``, see ``BaseTask``).
 """
 
 from __future__ import annotations
@@ -83,11 +83,11 @@ class SampleLookup:
 
 
 def load_classifier(path: str | Path):
-    """A ``ClassificationTrainer`` checkpoint to (network, class names); safe loading only."""
+    """A ``ClassificationTask`` checkpoint to (network, class names); safe loading only."""
     path = Path(path)
     import torch
 
-    from minbench.trainers.classification import ClassificationTrainer
+    from minbench.trainers.classification import ClassificationTask
 
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
@@ -103,16 +103,16 @@ def load_classifier(path: str | Path):
                         "head for a CAM to explain; use a fine-tuned classifier")
     # Rebuild without the original pretrained-weights file: the checkpoint holds the weights.
     hp = {**hp, "pretrained": False, "weights": None}
-    trainer = ClassificationTrainer(**{k: v for k, v in hp.items() if k != "_instantiator"})
+    task = ClassificationTask(**{k: v for k, v in hp.items() if k != "_instantiator"})
     try:
-        missing, unexpected = trainer.load_state_dict(raw["state_dict"], strict=False)
+        missing, unexpected = task.load_state_dict(raw["state_dict"], strict=False)
     except RuntimeError as exc:  # shape mismatches
         detail = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
         raise UserError(f"--classifier {path}: weights do not fit {hp['backbone']} ({detail})") from None
     if missing or unexpected:
         raise UserError(f"--classifier {path}: weights do not fit {hp['backbone']} "
                         f"(missing {missing[:2]}, unexpected {unexpected[:2]})")
-    return trainer.model.eval(), trainer.classes
+    return task.model.eval(), task.classes
 
 
 @dataclass
@@ -126,12 +126,12 @@ class SampleMask:
     targets: list[int]
 
 
-class SegmentationTrainer(BaseTask):
+class SegmentationTask(BaseTask):
     """Zero-shot segmentation by a frozen classifier's thresholded CAM.
 
     Args:
         classifier: the trained classification network (a timm model: images -> logits),
-            or the path of a ``ClassificationTrainer`` checkpoint (``minbench run --task
+            or the path of a ``ClassificationTask`` checkpoint (``minbench run --task
             fewshot-...`` writes them).
         classes: its class names (index = logit), used to find the true class of a sample;
             read from the checkpoint when ``classifier`` is one.
@@ -156,7 +156,7 @@ class SegmentationTrainer(BaseTask):
                  cam: str = "gradcam", cam_target: str = "predicted", top_k: int = 3,
                  target_layer: str | None = None, reshape: str = "auto", threshold: str = "otsu",
                  threshold_value: float | None = None, upsample: str = "bilinear", image_size: int = 224,
-                 score_batch_size: int = 64, task: str = "segmentation", lookup: SampleLookup | None = None):
+                 score_batch_size: int = 64, task: str = "segmentation"):
         if classifier is None:
             raise UserError("model.init_args.classifier: give a classifier checkpoint (or a network)")
         if isinstance(classifier, (str, Path)):
@@ -165,10 +165,10 @@ class SegmentationTrainer(BaseTask):
         # configure_models() runs inside BaseTask.__init__ and needs the network, which is
         # not a hyperparameter; a plain attribute set before Module.__init__ would be lost.
         self.__dict__["_pending_classifier"] = classifier
-        super().__init__(task, ignore=("classifier", "lookup"))
+        super().__init__(task, ignore=("classifier",))
         self.classes = list(classes) if classes is not None else None
         self.class_index = {c: i for i, c in enumerate(self.classes or [])}
-        self.lookup = lookup
+        self.lookup: SampleLookup | None = None  # from configure_data
         self.test_rows: list[dict[str, Any]] = []
 
     def configure_models(self) -> None:
@@ -193,19 +193,15 @@ class SegmentationTrainer(BaseTask):
         self.model.eval()
         return self
 
-    def _lookup(self) -> SampleLookup | None:
-        if self.lookup is None and self._trainer is not None:
-            dm = getattr(self.trainer, "datamodule", None)
-            frame = getattr(dm, "test_frame", None)
-            root = getattr(dm, "dataset_dir", None) or getattr(dm, "data_dir", None)
-            if frame is not None and root is not None:
-                self.lookup = SampleLookup(frame, root)
-        return self.lookup
+    def configure_data(self, context) -> None:
+        """Species and ground-truth masks of the test rows, by ``sample_id``."""
+        super().configure_data(context)
+        self.lookup = SampleLookup(context.rows("test"), context.root)
 
     def _labels(self, sample_ids: Sequence[str]) -> torch.Tensor | None:
         if self.hparams.cam_target != "true":
             return None
-        lookup = self._lookup()
+        lookup = self.lookup
         if lookup is None or not self.classes:
             raise UserError("--cam-target true needs the classifier's classes and the samples' species")
         return torch.tensor([self.class_index.get(lookup.species(s) or "", -1) for s in sample_ids])
@@ -234,10 +230,10 @@ class SegmentationTrainer(BaseTask):
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         from minbench.scoring.metrics import segmentation_metrics
 
-        lookup = self._lookup()
+        lookup = self.lookup
         if lookup is None:
-            raise UserError("SegmentationTrainer.test needs ground-truth masks: a data module with "
-                            "test_frame and data_dir, or lookup=SampleLookup(frame, root)")
+            raise UserError("SegmentationTask.test needs ground-truth masks: a data module with "
+                            "task_context(), or configure_data(dm.task_context()) without a Trainer")
         results = self.make_masks(batch)
         pairs = [(r.mask, lookup.mask(r.sample_id, r.mask.shape)) for r in results]
         scores = segmentation_metrics(self.card, pairs)

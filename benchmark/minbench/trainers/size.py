@@ -1,7 +1,7 @@
-"""``SizeTrainer``: the zero-shot size estimator behind a LightningModule.
+"""``SizeTask``: the zero-shot size estimator behind a LightningModule.
 
 Nothing is trained (``trainable = False``): ``predict_step`` and ``test_step`` run the
-classical estimator (``minbench.models.size_estimator``) on each native-resolution photo of
+classical estimator (``minbench.models.size``) on each native-resolution photo of
 the batch (the data module with ``image_size=None``) and, side by side, the authors' contour
 rule (``minbench.models.size_authors``). ``test`` logs the card's metrics (MAE, RMSE, MAPE,
 R² on answered photos, coverage on all) for both.
@@ -21,13 +21,13 @@ import torch
 
 from minbench.errors import UserError
 from minbench.models.size_authors import AuthorsRule, authors_estimate
-from minbench.models.size_estimator import SizeConfig, SizeEstimator
+from minbench.models.size import SizeConfig, SizeEstimator
 from minbench.trainers.base import BaseTask, gather_objects
 
 BOX_COLUMNS = ("mineral_boxes", "text_boxes")
 
 
-class SizeTrainer(BaseTask):
+class SizeTask(BaseTask):
     """Specimen size in cm from the reference cube, per photo, with the reason of each abstention.
 
     Args:
@@ -36,7 +36,8 @@ class SizeTrainer(BaseTask):
         extent: what is measured: ``longest_side`` of the specimen's box (the ground
             truth's definition), ``max_feret``, ``diagonal``, ``width`` or ``height``.
         estimator: further ``SizeConfig`` settings (``work_size``, ``min_face_score`` ...).
-        release_boxes: use the release's ``mineral_boxes`` / ``text_boxes`` columns:
+        release_boxes: use the release's ``mineral_boxes`` / ``text_boxes`` columns (read
+            from the data module's ``task_context()``, see ``BaseTask``):
             ``auto`` (only when the dataset is not the embedded ``synth``, whose boxes are
             ground truth, not detector outputs), ``true`` or ``false``.
         compare_authors: also run the authors' contour rule on every photo.
@@ -54,7 +55,7 @@ class SizeTrainer(BaseTask):
             raise UserError(f"model.init_args.release_boxes: {release_boxes!r} is not one of auto, true, false")
         super().__init__(task)
         if self.card.kind != "size":
-            raise UserError(f"model: SizeTrainer serves size tasks; --task {task} is a {self.card.kind} task")
+            raise UserError(f"model: SizeTask serves size tasks; --task {task} is a {self.card.kind} task")
         self._boxes: dict[int, dict[str, str]] = {}
         self._rows: list[dict[str, Any]] = []
         self._pool: ThreadPoolExecutor | None = None
@@ -69,17 +70,22 @@ class SizeTrainer(BaseTask):
         self.model = torch.nn.Identity()
 
     # --- inputs that are not in the batch ---------------------------------------------------
-    def set_release_boxes(self, frame, source: str) -> int:
-        """Remember the rows' release boxes (by manifest position) when the setting allows;
-        returns how many rows have some."""
+    def configure_data(self, context) -> None:
+        """Remember the rows' release boxes (by manifest position) when the setting allows."""
+        super().configure_data(context)
         mode = str(self.hparams.release_boxes).lower()
-        use = mode == "true" or (mode == "auto" and source != "synth")
+        use = mode == "true" or (mode == "auto" and context.source != "synth")
         self._boxes = {}
         if not use:
-            return 0
+            return
+        frame = context.frame
         for pos, (mb, tb) in enumerate(zip(frame["mineral_boxes"], frame["text_boxes"])):
             if mb or tb:
                 self._boxes[pos] = {"mineral_boxes": mb or None, "text_boxes": tb or None}
+
+    @property
+    def release_box_rows(self) -> int:
+        """How many manifest rows give the estimator release boxes."""
         return len(self._boxes)
 
     # --- the measurement ---------------------------------------------------------------------

@@ -1,10 +1,11 @@
 """Zero-shot classification: images scored against a text embedding per candidate class.
 
-``ZeroShotTrainer`` holds what every zero-shot model shares: the class texts (names in
-prompt templates, ensembled, and/or the samples' descriptions), the text embeddings
-(computed once, cached on disk), chunked scoring with a running top-k, the
-leave-one-out rule for descriptions, and generalised zero-shot (GZSL) evaluation.
-Two models fill in the encoders:
+``ZeroShotTask`` holds what every zero-shot model shares: chunked scoring with a running
+top-k, seen-class validation and what generalised zero-shot (GZSL) evaluation needs, on
+top of a ``ClassTextBank`` (``minbench.models.class_text_bank``: the class texts, names in
+prompt templates, ensembled, and/or the samples' descriptions; their text features,
+computed once, cached on disk; the leave-one-out rule for descriptions), which needs no
+Lightning. Two models fill in the encoders:
 
 - ``ContrastiveZeroShot`` (the offline baseline): a timm image encoder trained from scratch
   against a FROZEN sentence encoder (all-MiniLM-L6-v2, shipped with its weights by the
@@ -18,9 +19,11 @@ Two models fill in the encoders:
   pre-training put them, which is what lets the projection carry over to new classes.
 - ``ClipZeroShot``: any open_clip architecture with local or hub weights, training-free.
 
-Data the trainer reads from the data module (``attach``): the manifest rows of the
-train/val/test splits, their descriptions and species, ``dm.classes`` (seen classes).
-Test rows carry label -1; candidates are the zero-shot split's species (or a user list).
+Data come through the data module's ``task_context()`` (``configure_data``, see
+``BaseTask``): the manifest rows of the train/val/test splits, their descriptions and
+species, the seen (training) classes. Test rows carry label -1; candidates are the
+zero-shot split's species (or a user list). Every validation pass leaves the GZSL fields of
+the held-out seen images in ``gzsl_rows``; the predict step returns them for the test images.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from torch import nn
 
 from minbench.errors import UserError
 from minbench.models import zeroshot_head as zh
+from minbench.models.class_text_bank import ClassTextBank
 from minbench.trainers.base import BaseTask
 
 
@@ -41,7 +45,7 @@ class TrainingLeak(RuntimeError):
     """A training batch holds a row of a zero-shot class (must never happen)."""
 
 
-class ZeroShotTrainer(BaseTask):
+class ZeroShotTask(BaseTask):
     """Shared zero-shot logic; subclasses provide ``encode_image``, ``get_text_encoder`` and
     ``project_text``.
 
@@ -73,18 +77,24 @@ class ZeroShotTrainer(BaseTask):
         if not 1 <= int(top_k) <= 10:
             raise UserError(f"model.init_args.top_k: {top_k} must be between 1 and 10")
         if templates_file is not None:
-            self._templates = zh.load_templates(templates_file, key=task)
+            templates = zh.load_templates(templates_file, key=task)
         else:
-            self._templates = zh.validate_templates(
+            templates = zh.validate_templates(
                 list(templates) if templates is not None else list(zh.DEFAULT_TEMPLATES),
                 where="model.init_args.templates")
-        self._user_classes = zh.load_class_names(classnames_file) if classnames_file else None
+        user_classes = zh.load_class_names(classnames_file) if classnames_file else None
         super().__init__(task, optimizer=optimizer, lr=lr, weight_decay=weight_decay, scheduler=scheduler,
                          warmup_fraction=warmup_fraction, ignore=ignore)
         if self.card.kind != "zeroshot":
             raise UserError(f"--task {task}: {type(self).__name__} runs zero-shot tasks only")
-        self.attached = False
-        self.gzsl_collect: list | None = None  # set by the pipeline for the GZSL pass
+        #: the class texts and their features, built by ``configure_data``
+        self.bank = ClassTextBank(text_source=text_source, text_alpha=text_alpha, templates=templates,
+                                  user_classes=user_classes, leave_one_out=leave_one_out)
+        #: after every validation pass: per batch, what generalised zero-shot needs of the
+        #: held-out seen images (``index``, ``label``, best ``seen_value``/``seen_index`` and
+        #: best ``unseen_value``/``unseen_index``)
+        self.gzsl_rows: list[dict[str, torch.Tensor]] = []
+        self.text_embedding_seconds = 0.0  # time ``configure_data`` spent embedding the class texts
 
     # ---- what subclasses provide ------------------------------------------------------------
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
@@ -100,69 +110,18 @@ class ZeroShotTrainer(BaseTask):
         return F.normalize(raw, dim=-1)
 
     # ---- data -------------------------------------------------------------------------------
-    def attach(self, dm) -> None:
-        """Read rows, classes and texts from a set-up data module; embed every text once.
+    def configure_data(self, context) -> None:
+        """Build the class-text bank from the data module's ``task_context()`` (rows, classes,
+        descriptions; every text embedded once) and the seen-class validation metrics."""
+        import time
 
-        Seen classes are ``dm.classes`` (the training species); unseen candidates are the
-        test split's species, or the user's class list (``classnames_file``).
-        """
-        from minbench.models.text_encoders import encode_cached
-
-        frame = dm.frame
-        pos = {name: np.asarray(dm.positions[name], np.int64) for name in ("train", "val", "test")}
-        species = frame["species"].to_numpy()
-        test_species = sorted(set(species[pos["test"]].tolist()))
-        cand = zh.resolve_candidates(test_species, sorted(set(species.tolist())), self._user_classes)
-        seen = list(dm.classes)
-        clash = sorted(set(seen) & set(cand.classes))
-        if clash:
-            raise UserError(f"candidate class {clash[0]!r} is also a training class: zero-shot candidates "
-                            "must be classes the model never trained on")
-        self.seen_classes = seen
-        self.unseen = cand
-        self.in_mean, self.in_std = tuple(dm.mean), tuple(dm.std)
-        enc = self.get_text_encoder()
-
-        # Raw description features of every row that any split uses ("" = no description);
-        # none at all when nothing reads them (CLIP on names: 44k descriptions would cost
-        # minutes of text encoding for nothing).
-        used = np.unique(np.concatenate([pos[n] for n in pos]))
-        desc = frame["description"].to_numpy()[used].astype(str)
-        has = np.char.str_len(np.char.strip(desc)) > 0
-        if not self.needs_descriptions:
-            has[:] = False
-        feats = torch.zeros(len(frame), enc.dim)
-        if has.any():
-            feats[used[has]] = encode_cached(enc, desc[has].tolist())
-        self.row_text = feats
-        self.row_has_text = torch.zeros(len(frame), dtype=torch.bool)
-        self.row_has_text[used[has]] = True
-        self.zeroshot_rows = torch.zeros(len(frame), dtype=torch.bool)
-        self.zeroshot_rows[np.isin(species, test_species)] = True
-        self.zeroshot_rows[pos["test"]] = True
-
-        # Description pools: seen classes from TRAIN rows only (val images are GZSL queries),
-        # unseen classes from the test rows (leave-one-out removes each image's own text).
-        label_of = {c: i for i, c in enumerate(seen)}
-        self.seen_desc = self._pool(pos["train"], species, label_of, len(seen))
-        cand_of = {c: i for i, c in enumerate(cand.classes)}
-        self.unseen_desc = self._pool(pos["test"], species, cand_of, len(cand.classes))
-        own = np.array([cand_of.get(s, -1) for s in species], np.int64)
-        self.row_unseen_class = torch.from_numpy(own)
-        self.train_labels = torch.full((len(frame),), -1, dtype=torch.long)
-        self.train_labels[pos["train"]] = torch.as_tensor([label_of[s] for s in species[pos["train"]]],
-                                                          dtype=torch.long)
-
-        # Name prompts (templates x prompt names), ensembled per class. With descriptions as
-        # the source only the classes that may fall back to their name need them (no
-        # description, or one that leave-one-out removes): the encoder is the slow part.
-        seen_names = zh.ClassNames(tuple(seen), tuple((c,) for c in seen))
-        all_seen = self.hparams.text_source != "descriptions" or self.needs_seen_names
-        self.seen_name_raw = self._name_features(
-            enc, seen_names, None if all_seen else self.seen_desc[1] < 1)
-        self.unseen_name_raw = self._name_features(
-            enc, cand, None if self.hparams.text_source != "descriptions" else self.unseen_desc[1] < 2)
-        self.attached = True
+        super().configure_data(context)
+        self.in_mean, self.in_std = tuple(context.mean), tuple(context.std)
+        started = time.perf_counter()
+        self.bank.build(context, self.get_text_encoder(), needs_descriptions=self.needs_descriptions,
+                        needs_seen_names=self.needs_seen_names)
+        self.text_embedding_seconds = time.perf_counter() - started
+        self.build_val_metrics()
 
     #: subclasses that train on the seen classes' names set this
     needs_seen_names = False
@@ -172,64 +131,28 @@ class ZeroShotTrainer(BaseTask):
         """Whether the samples' descriptions are read (class texts or training)."""
         return self.hparams.text_source != "names"
 
-    def _name_features(self, enc, names: zh.ClassNames, need=None) -> torch.Tensor:
-        """Ensembled name-prompt features per class (zeros where ``need`` is False)."""
-        from minbench.models.text_encoders import encode_cached
+    @property
+    def seen_classes(self) -> list[str]:
+        """The training classes (index = label)."""
+        return self.bank.seen_classes
 
-        n = len(names.classes)
-        pick = range(n) if need is None else [i for i in range(n) if bool(need[i])]
-        out = torch.zeros(n, enc.dim)
-        if not pick:
-            return out
-        sub = zh.ClassNames(tuple(names.classes[i] for i in pick), tuple(names.prompt_names[i] for i in pick))
-        texts, owner = zh.name_prompts(sub, self._templates)
-        mean, _, _ = zh.group_mean(encode_cached(enc, texts), owner, len(pick))
-        out[list(pick)] = mean
-        return out
-
-    def _pool(self, rows, species, index_of, n) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sum (raw, normalised rows) and count of described rows per class."""
-        rows = np.asarray(rows, np.int64)
-        keep = self.row_has_text[rows].numpy()
-        owner = [index_of.get(s, -1) for s in species[rows[keep]]]
-        _, sums, counts = zh.group_mean(self.row_text[rows[keep]], owner, n) if len(owner) else \
-            (None, torch.zeros(n, self.row_text.shape[1]), torch.zeros(n, dtype=torch.long))
-        return sums, counts
-
-    def _to(self, *tensors):
-        return [t.to(self.device) for t in tensors]
+    @property
+    def unseen(self) -> zh.ClassNames:
+        """The zero-shot candidates (index = the predictions' class index)."""
+        return self.bank.unseen
 
     # ---- class embeddings in the joint space ------------------------------------------------
     def class_embeddings(self, which: str) -> dict[str, torch.Tensor]:
         """Joint-space embeddings of the ``seen`` or ``unseen`` classes (+ what LOO needs)."""
-        name_raw, (sums, counts) = ((self.seen_name_raw, self.seen_desc) if which == "seen"
-                                    else (self.unseen_name_raw, self.unseen_desc))
-        name_raw, sums, counts = self._to(name_raw, sums, counts)
-        name = self.project_text(name_raw)
-        desc = self.project_text(F.normalize(sums, dim=-1)) if self.hparams.text_source != "names" else None
-        emb = zh.combine(name, desc, counts, self.hparams.text_source, self.hparams.text_alpha)
-        return {"emb": emb, "name": name, "sums": sums, "counts": counts}
+        return self.bank.class_embeddings(which, self.project_text, self.device)
 
     def own_class_scores(self, img: torch.Tensor, index: torch.Tensor, cls: dict[str, torch.Tensor]):
         """(own class, leave-one-out score) per image for the unseen candidates."""
-        own = self.row_unseen_class.to(img.device)[index]
-        if not self.hparams.leave_one_out or self.hparams.text_source == "names":
-            return None, None
-        own = torch.where(self.row_has_text.to(img.device)[index], own, torch.full_like(own, -1))
-        sel = own >= 0
-        scores = torch.full((img.shape[0],), float("nan"), device=img.device)
-        if sel.any():
-            c = own[sel]
-            rest = cls["sums"][c] - F.normalize(self.row_text.to(img.device)[index[sel]], dim=-1)
-            desc = self.project_text(F.normalize(rest, dim=-1))
-            proto = zh.combine(cls["name"][c], desc, cls["counts"][c] - 1, self.hparams.text_source,
-                               self.hparams.text_alpha)
-            scores[sel] = (img[sel] * proto).sum(-1)
-        return own, scores
+        return self.bank.own_class_scores(img, index, cls, self.project_text)
 
     # ---- evaluation -------------------------------------------------------------------------
     def on_predict_start(self) -> None:
-        self._require_attached()
+        self._require_data()
         self._unseen = self.class_embeddings("unseen")
         self._seen = self.class_embeddings("seen") if self.seen_classes else None
         self._scorer = zh.TopKScorer(self._unseen["emb"], k=self.hparams.top_k, chunk=self.hparams.score_chunk)
@@ -248,15 +171,18 @@ class ZeroShotTrainer(BaseTask):
             out.update(seen_value=sv[:, 0].cpu(), seen_index=si[:, 0].cpu())
         return out
 
-    def _require_attached(self) -> None:
-        if not self.attached:
-            raise RuntimeError(f"{type(self).__name__}.attach(datamodule) must run before predicting")
+    def _require_data(self) -> None:
+        if not self.bank.built:
+            raise RuntimeError(f"{type(self).__name__} has no class texts: run it with a Trainer and the data "
+                               "module (datamodule=dm), or call configure_data(dm.task_context()) first")
 
     # ---- seen-class validation (during training; never the zero-shot classes) ---------------
     def on_validation_epoch_start(self) -> None:
-        self._require_attached()
+        self._require_data()
         self._val_seen = self.class_embeddings("seen")
-        self._val_unseen = self.class_embeddings("unseen")["emb"] if self.gzsl_collect is not None else None
+        self._val_unseen = zh.TopKScorer(self.class_embeddings("unseen")["emb"], k=1,
+                                         chunk=self.hparams.score_chunk)
+        self.gzsl_rows = []
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         img = self.encode_image(batch["image"])
@@ -269,15 +195,16 @@ class ZeroShotTrainer(BaseTask):
             if self.val_metrics is not None:
                 self.val_metrics.update(logits[keep], label[keep])
                 self.log_dict(self.val_metrics, on_step=False, on_epoch=True, batch_size=int(keep.sum()))
-        if self.gzsl_collect is not None:
-            sv, si = logits.max(1)
-            uv, ui = zh.TopKScorer(self._val_unseen, k=1, chunk=self.hparams.score_chunk).score(img)
-            self.gzsl_collect.append({"index": batch["index"].cpu(), "label": label.cpu(),
-                                      "seen_value": sv.cpu(), "seen_index": si.cpu(),
-                                      "unseen_value": uv[:, 0].cpu(), "unseen_index": ui[:, 0].cpu()})
+        # Generalised zero-shot: the best seen and the best unseen class of each held-out
+        # seen image, kept for the pipeline (``gzsl_rows``); never part of the logged metrics.
+        sv, si = logits.max(1)
+        uv, ui = self._val_unseen.score(img)
+        self.gzsl_rows.append({"index": batch["index"].cpu(), "label": label.cpu(),
+                               "seen_value": sv.cpu(), "seen_index": si.cpu(),
+                               "unseen_value": uv[:, 0].cpu(), "unseen_index": ui[:, 0].cpu()})
 
     def configure_metrics(self) -> None:
-        # Built by ``attach``: the number of seen classes is known only from the data.
+        # Built by ``configure_data``: the number of seen classes is known only from the data.
         self.val_metrics = None
 
     def build_val_metrics(self) -> None:
@@ -297,7 +224,7 @@ class ZeroShotTrainer(BaseTask):
         return torch.tensor(100.0, device=self.device)
 
 
-class ContrastiveZeroShot(ZeroShotTrainer):
+class ContrastiveZeroShot(ZeroShotTask):
     """Offline baseline: timm image encoder + frozen MiniLM text features + linear projection.
 
     Args:
@@ -352,7 +279,7 @@ class ContrastiveZeroShot(ZeroShotTrainer):
         else:
             self.text_proj = nn.Linear(text_dim, hp.embed_dim)
         self.logit_scale = nn.Parameter(torch.tensor(float(np.log(1.0 / hp.init_temperature))))
-        self.text_shift = self.text_scale = None  # set by attach (statistics of the training rows)
+        self.text_shift = self.text_scale = None  # set by configure_data (statistics of the training rows)
 
     def get_text_encoder(self):
         if self._encoder is None:
@@ -372,17 +299,17 @@ class ContrastiveZeroShot(ZeroShotTrainer):
     def _logit_scale(self) -> torch.Tensor:
         return self.logit_scale.exp().clamp(max=100.0)
 
-    def attach(self, dm) -> None:
-        super().attach(dm)
+    def configure_data(self, context) -> None:
+        super().configure_data(context)
         self.text_shift = self.text_scale = None
         if self.hparams.text_standardize:
-            train = torch.as_tensor(np.asarray(dm.positions["train"], np.int64))
-            train = train[self.row_has_text[train]]
+            bank = self.bank
+            train = torch.as_tensor(context.split_positions("train"))
+            train = train[bank.row_has_text[train]]
             if len(train) > 1:
-                feats = self.row_text[train]
+                feats = bank.row_text[train]
                 self.text_shift = feats.mean(0)
                 self.text_scale = feats.std(0).clamp_min(1e-4)
-        self.build_val_metrics()
 
     @property
     def needs_seen_names(self) -> bool:
@@ -394,20 +321,21 @@ class ContrastiveZeroShot(ZeroShotTrainer):
         return hp.text_source != "names" or bool(hp.pair_loss_weight or hp.class_loss_weight)
 
     def on_fit_start(self) -> None:
-        self._require_attached()
+        self._require_data()
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         index = batch["index"]
-        leak = self.zeroshot_rows.to(index.device)[index]
+        bank = self.bank
+        leak = bank.zeroshot_rows.to(index.device)[index]
         if leak.any():  # the guarantee the zero-shot protocol rests on; checked on every batch
             raise TrainingLeak(f"training batch {batch_idx} holds {int(leak.sum())} row(s) of zero-shot classes")
         hp = self.hparams
         img = self.encode_image(batch["image"])
-        label = self.train_labels.to(index.device)[index]
+        label = bank.train_labels.to(index.device)[index]
         scale = self._logit_scale()
         loss = img.new_zeros(())
         if hp.pair_loss_weight:
-            text = self.project_text(self.row_text.to(img.device)[index])
+            text = self.project_text(bank.row_text.to(img.device)[index])
             logits = scale * img @ text.T
             same = (label[:, None] == label[None, :]).float()
             targets = same / same.sum(1, keepdim=True)
@@ -415,20 +343,20 @@ class ContrastiveZeroShot(ZeroShotTrainer):
             self.log("train/pair_loss", pair, on_step=False, on_epoch=True, batch_size=len(index))
             loss = loss + hp.pair_loss_weight * pair
         if hp.class_loss_weight:
-            sums, counts = self._to(*self.seen_desc)
+            sums, counts = (t.to(self.device) for t in bank.seen_desc)
             protos = self.project_text(F.normalize(sums, dim=-1))
             cls = F.cross_entropy(scale * img @ protos.T, label)
             self.log("train/class_loss", cls, on_step=False, on_epoch=True, batch_size=len(index))
             loss = loss + hp.class_loss_weight * cls
         if hp.name_loss_weight:
-            names = self.project_text(self.seen_name_raw.to(img.device))
+            names = self.project_text(bank.seen_name_raw.to(img.device))
             loss = loss + hp.name_loss_weight * F.cross_entropy(scale * img @ names.T, label)
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(index))
         self.log("train/temperature", 1.0 / scale, on_step=False, on_epoch=True, batch_size=len(index))
         return loss
 
 
-class ClipZeroShot(ZeroShotTrainer):
+class ClipZeroShot(ZeroShotTask):
     """CLIP (open_clip), training-free: image tower vs text tower on the class texts.
 
     Args:
@@ -479,10 +407,6 @@ class ClipZeroShot(ZeroShotTrainer):
 
     def _logit_scale(self) -> torch.Tensor:
         return self.model.logit_scale.exp().clamp(max=100.0)
-
-    def attach(self, dm) -> None:
-        super().attach(dm)
-        self.build_val_metrics()
 
 
 def build_image_encoder(name: str, *, pretrained: bool = False, weights: str | None = None,

@@ -3,7 +3,7 @@
 ``SizeEstimator.estimate(image)`` parses one photo (uint8 HxWx3) and returns the specimen's
 extent in centimetres, or an abstention with its reason. Nothing is trained. Steps:
 
-1. background model and object masks on a working copy (``cube_detector``);
+1. background model and object masks on a working copy (``size.background``);
 2. cube candidates in every mask: hexagon (or one-face square) outlines that are cube-like,
    show flat faces of distinct shading, do not touch the frame and are not a facet inside
    a larger object; each is re-measured on the full-resolution photo, and a loose one must
@@ -22,93 +22,17 @@ Sizes are never rounded (the authors' script truncates to whole centimetres).
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from minbench.errors import UserError
-from minbench.models import cube_detector as cd
-
-EXTENTS = ("longest_side", "max_feret", "diagonal", "width", "height")
-
-
-@dataclass(frozen=True)
-class SizeConfig:
-    """Settings of the estimator (all have defaults that fit the museum photos)."""
-
-    cube_edge_cm: float = 1.27
-    extent: str = "longest_side"
-    work_size: int = 512  # long side of the working copy the scene is parsed on
-    min_image_side: int = 64
-    min_cube_px: float = 12.0  # a smaller cube edge (full-res px) cannot set a scale
-    min_cube_work_px: float = 8.0  # nor, on the working copy, can it be told from a speck
-    max_cube_fraction: float = 0.5  # cube edge at most this fraction of the short side
-    min_face_score: float = 1.5  # face contrast a cube must show (see cube_detector.face_contrast)
-    use_mineral_boxes: bool = True  # the release's OWL-ViT boxes, when a row has them
-    mineral_box_min_confidence: float = 0.1
-    use_text_boxes: bool = True  # the release's CRAFT text boxes, when given
-    neutral_cube: bool = True  # of several cube-like objects, a lone grey one is the cube (flagged)
-    abstain_on_cut_specimen: bool = False
-    min_specimen_cubes: float = 1.0  # abstain when the specimen's extent is under this many cube edges
-
-    def __post_init__(self):
-        if not (np.isfinite(self.cube_edge_cm) and self.cube_edge_cm > 0):
-            raise UserError(f"cube_edge_cm: must be a positive number of centimetres, got {self.cube_edge_cm!r}")
-        if self.extent not in EXTENTS:
-            raise UserError(f"extent: {self.extent!r} is not one of {', '.join(EXTENTS)}")
-        if not (64 <= int(self.work_size) <= 4096):
-            raise UserError(f"work_size: {self.work_size!r} is outside 64..4096 px")
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any] | None, where: str = "size settings") -> "SizeConfig":
-        """Build from a recipe mapping; unknown keys are a ``UserError`` naming them."""
-        raw = dict(raw or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise UserError(f"{where}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-        return cls(**raw)
-
-
-@dataclass
-class SizeEstimate:
-    """One photo's answer; boxes and polygons in full-resolution pixels of the image given."""
-
-    size_cm: float = float("nan")  # NaN = abstained
-    reason: str = ""  # why it abstained ('' when it answered)
-    flags: list[str] = field(default_factory=list)  # doubts about an answer that was given
-    px_per_cm: float = float("nan")
-    cube_edge_px: float = float("nan")
-    extent_px: float = float("nan")
-    cube_polygon: list[list[float]] | None = None
-    cube_bbox: list[float] | None = None
-    specimen_bbox: list[float] | None = None
-    label_boxes: list[list[float]] = field(default_factory=list)
-    candidates: list[list[list[float]]] = field(default_factory=list)  # every cube-like outline found
-    cube_score: float = float("nan")
-    cube_fit_rms: float = float("nan")  # pin-hole cube fit's RMS error / edge (hexagons only)
-    specimen_source: str = ""  # 'segmentation' or 'mineral_boxes'
-
-    @property
-    def answered(self) -> bool:
-        return bool(np.isfinite(self.size_cm))
-
-    def to_row(self) -> dict[str, Any]:
-        """A flat record for a CSV/Parquet table of per-image details."""
-        d = asdict(self)
-        for key in ("flags",):
-            d[key] = ";".join(d[key])
-        for key in ("cube_polygon", "cube_bbox", "specimen_bbox", "label_boxes", "candidates"):
-            d[key] = "" if d[key] is None else json.dumps(_round(d[key]))
-        return d
-
-
-def _round(obj):
-    if isinstance(obj, (list, tuple)):
-        return [_round(v) for v in obj]
-    return round(float(obj), 1)
+from minbench.models.size.background import Background, fit_background, object_masks, residual
+from minbench.models.size.boxes import parse_boxes
+from minbench.models.size.cube import (CubeFit, cube_shape, edge_vectors, face_contrast, flatness,
+                                       perspective_edge, refine_polygon, shape_cost)
+from minbench.models.size.geometry import box_area, box_of, extent_of, gap, inside_fraction, iou
+from minbench.models.size.labels import label_score
+from minbench.models.size.settings import SizeConfig, SizeEstimate
 
 
 def as_rgb_uint8(image) -> tuple[np.ndarray, bool]:
@@ -135,97 +59,6 @@ def as_rgb_uint8(image) -> tuple[np.ndarray, bool]:
     return np.ascontiguousarray(arr), grey
 
 
-def parse_boxes(text_or_list, width: int, height: int, *, with_confidence: bool = False):
-    """Release boxes (JSON, normalised or pixels; CRAFT ``[[x1,y1],[x2,y2]]`` or
-    ``[x1,y1,x2,y2]``; OWL-ViT ``{"label","confidence","box"}``) to pixel boxes."""
-    if text_or_list is None or (isinstance(text_or_list, str) and not text_or_list.strip()):
-        return []
-    raw = text_or_list
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except ValueError:
-            return []
-    out = []
-    if not isinstance(raw, (list, tuple)):
-        return []
-    for item in raw:
-        conf = 1.0
-        if isinstance(item, dict):
-            conf = float(item.get("confidence", item.get("score", 1.0)) or 0.0)
-            item = item.get("box", item.get("bbox"))
-        try:
-            vals = np.asarray(item, dtype=np.float64).ravel()
-        except (TypeError, ValueError):
-            continue
-        if vals.size != 4 or not np.all(np.isfinite(vals)):
-            continue
-        x1, y1, x2, y2 = vals
-        if max(abs(vals).max(), 0) <= 1.5:  # normalised
-            x1, x2 = x1 * width, x2 * width
-            y1, y2 = y1 * height, y2 * height
-        x1, x2 = sorted((x1, x2))
-        y1, y2 = sorted((y1, y2))
-        box = [x1, y1, x2, y2]
-        out.append((box, conf) if with_confidence else box)
-    return out
-
-
-def _box_of(points: np.ndarray) -> list[float]:
-    return [float(points[:, 0].min()), float(points[:, 1].min()), float(points[:, 0].max()), float(points[:, 1].max())]
-
-
-def _inside_fraction(box, others) -> float:
-    """Share of ``box``'s area covered by the largest overlapping box in ``others``."""
-    area = max((box[2] - box[0]) * (box[3] - box[1]), 1e-9)
-    best = 0.0
-    for o in others:
-        iw = min(box[2], o[2]) - max(box[0], o[0])
-        ih = min(box[3], o[3]) - max(box[1], o[1])
-        if iw > 0 and ih > 0:
-            best = max(best, iw * ih / area)
-    return best
-
-
-def _box_area(b) -> float:
-    return max(b[2] - b[0], 0.0) * max(b[3] - b[1], 0.0)
-
-
-def _iou(a, b) -> float:
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
-
-
-def _gap(a, b) -> float:
-    dx = max(a[0] - b[2], b[0] - a[2], 0.0)
-    dy = max(a[1] - b[3], b[1] - a[3], 0.0)
-    return float(np.hypot(dx, dy))
-
-
-def extent_of(box: Sequence[float], points: np.ndarray | None, extent: str) -> float:
-    """The specimen extent in pixels that the setting ``extent`` asks for."""
-    w, h = box[2] - box[0], box[3] - box[1]
-    if extent == "longest_side":
-        return float(max(w, h))
-    if extent == "width":
-        return float(w)
-    if extent == "height":
-        return float(h)
-    if extent == "diagonal":
-        return float(np.hypot(w, h))
-    if points is None or len(points) < 2:
-        return float(max(w, h))
-    import cv2
-
-    hull = cv2.convexHull(points.astype(np.float32)).reshape(-1, 2).astype(np.float64)
-    d = hull[:, None, :] - hull[None, :, :]
-    return float(np.sqrt((d ** 2).sum(-1)).max())
-
-
 @dataclass(eq=False)
 class _Object:
     contour: np.ndarray  # Nx2 in working pixels
@@ -233,7 +66,7 @@ class _Object:
     box: list[float]  # working pixels
     touches: bool
     kind: str = "other"  # 'cube', 'label', 'other'
-    fit: cd.CubeFit | None = None
+    fit: CubeFit | None = None
     layer: str = ""  # the mask it was found in
     loose: bool = False  # cube-like only roughly (must prove regular once refined)
 
@@ -272,10 +105,10 @@ class SizeEstimator:
         small = cv2.GaussianBlur(small, (3, 3), 0)
         sh, sw = small.shape[:2]
         sx, sy = W / sw, H / sh  # full px per working px
-        bg = cd.fit_background(small)
+        bg = fit_background(small)
         if bg.is_flat:
             return SizeEstimate(reason="blank image (no contrast)")
-        masks = cd.object_masks(small, bg)
+        masks = object_masks(small, bg)
         min_area = max(8.0, 2e-5 * sh * sw)
         layers = {name: self._objects(m, min_area) for name, m in masks.items()}
         objects = layers["union"]
@@ -291,7 +124,7 @@ class SizeEstimator:
         # a cube-like facet inside a larger object is a crystal of the specimen, not the cube
         # (judged on the edge layer, where a shadow does not join the cube to the specimen)
         cubes = [c for c in cubes if not any(
-            _box_area(o.box) > 6.0 * _box_area(c.box) and _inside_fraction(c.box, [o.box]) > 0.6
+            box_area(o.box) > 6.0 * box_area(c.box) and inside_fraction(c.box, [o.box]) > 0.6
             for o in layers["edges"])]
         # every candidate is re-measured on the full-resolution photo; a loose one must then
         # prove to be a regular cube outline
@@ -305,7 +138,7 @@ class SizeEstimator:
             if note:
                 flags.append(note)
         for o in objects:
-            if any(_iou(o.box, c.box) > 0.3 or _inside_fraction(o.box, [c.box]) > 0.6 for c in cubes):
+            if any(iou(o.box, c.box) > 0.3 or inside_fraction(o.box, [c.box]) > 0.6 for c in cubes):
                 o.kind = "cube"
             elif self._is_label(small, o, text_px):
                 o.kind = "label"
@@ -313,9 +146,9 @@ class SizeEstimator:
         # The specimen is measured on the edge layer: a soft shadow has no sharp outline.
         pieces = layers["edges"] or objects
         for o in pieces:
-            if any(_iou(o.box, c.box) > 0.3 or _inside_fraction(o.box, [c.box]) > 0.6 for c in cubes):
+            if any(iou(o.box, c.box) > 0.3 or inside_fraction(o.box, [c.box]) > 0.6 for c in cubes):
                 o.kind = "cube"
-            elif any(_inside_fraction(o.box, [lb.box]) > 0.6 for lb in labels):
+            elif any(inside_fraction(o.box, [lb.box]) > 0.6 for lb in labels):
                 o.kind = "label"
         est = SizeEstimate(flags=flags,
                            label_boxes=[self._to_full(o.box, sx, sy) for o in labels],
@@ -333,7 +166,7 @@ class SizeEstimator:
         cube = cubes[0]
         fit = refined[id(cube)]
         est.cube_polygon = fit.polygon.tolist()
-        est.cube_bbox = _box_of(fit.polygon)
+        est.cube_bbox = box_of(fit.polygon)
         est.cube_edge_px = fit.edge_px
         est.cube_score = fit.face_score
         est.cube_fit_rms = fit.pinhole_rms
@@ -373,7 +206,7 @@ class SizeEstimator:
             if area < min_area:
                 continue
             pts = c.reshape(-1, 2).astype(np.float64)
-            box = _box_of(pts)
+            box = box_of(pts)
             touches = box[0] <= 1 or box[1] <= 1 or box[2] >= sw - 2 or box[3] >= sh - 2
             out.append(_Object(contour=pts, area=area, box=box, touches=touches))
         return out
@@ -406,12 +239,12 @@ class SizeEstimator:
                 hull_area = float(cv2.contourArea(cv2.convexHull(o.contour.astype(np.float32))))
                 if hull_area < 0.45 * bw * bh and not o.touches:  # a cube's outline fills its box
                     continue
-                fit = cd.cube_shape(o.contour)
+                fit = cube_shape(o.contour)
                 if fit is None:
                     continue
                 strict = fit.shape_ok
                 if (strict or fit.shape_loose) and min_edge <= fit.edge_px <= max_edge:
-                    fit.face_score, fit.junction = cd.face_contrast(small, fit)
+                    fit.face_score, fit.junction = face_contrast(small, fit)
                     # a loose outline must show clearly distinct faces; a square, one flat face
                     # (two faces lit alike also make a four-cornered outline, of a wrong size)
                     need = cfg.min_face_score if strict else 4 * cfg.min_face_score
@@ -423,8 +256,8 @@ class SizeEstimator:
                         continue
                     o.fit = fit
                     o.layer = name
-                    same = [c for c in found if _iou(c.box, o.box) > 0.3 or _inside_fraction(c.box, [o.box]) > 0.6
-                            or _inside_fraction(o.box, [c.box]) > 0.6]
+                    same = [c for c in found if iou(c.box, o.box) > 0.3 or inside_fraction(c.box, [o.box]) > 0.6
+                            or inside_fraction(o.box, [c.box]) > 0.6]
                     if not same:
                         found.append(o)
                     elif min(self._rank(o), *(self._rank(c) for c in same)) == self._rank(o):
@@ -433,7 +266,7 @@ class SizeEstimator:
                     # a small, convex, flat-faced object against the frame: most likely a clipped
                     # cube (judged at full resolution, where a rock's texture is not averaged away)
                     full = (o.contour + 0.5) / scale - 0.5
-                    cut_cube = cd.flatness(img, full) > 0.6
+                    cut_cube = flatness(img, full) > 0.6
         return found, cut_cube
 
     # The same cube found in several masks: closed edges trace it most tightly (a soft
@@ -441,19 +274,19 @@ class SizeEstimator:
     _LAYER_ORDER = {"smooth": 0, "edges": 1, "solid": 2, "union": 3, "strong": 4}
 
     def _rank(self, o: _Object) -> tuple[bool, int, float]:
-        return o.loose, self._LAYER_ORDER.get(o.layer, 9), cd.shape_cost(o.fit)
+        return o.loose, self._LAYER_ORDER.get(o.layer, 9), shape_cost(o.fit)
 
     @staticmethod
     def _prefer_apart(small, cubes: list[_Object], pieces: list[_Object]) -> tuple[list[_Object], str]:
         """Of several cube-like objects keep the one that stands apart: one right beside the
         largest object (the specimen) is most likely a crystal broken off it."""
-        others = [o for o in pieces if not any(_iou(o.box, c.box) > 0.3 or _inside_fraction(o.box, [c.box]) > 0.6
+        others = [o for o in pieces if not any(iou(o.box, c.box) > 0.3 or inside_fraction(o.box, [c.box]) > 0.6
                                                for c in cubes)]
         if not others:
             return cubes, ""
-        main = max(others, key=lambda o: _box_area(o.box))
+        main = max(others, key=lambda o: box_area(o.box))
         reach = 0.03 * float(np.hypot(*small.shape[:2]))
-        apart = [c for c in cubes if _gap(c.box, main.box) > reach]
+        apart = [c for c in cubes if gap(c.box, main.box) > reach]
         if len(apart) == 1:
             return apart, f"{len(cubes)} cube-like objects: took the one apart from the specimen as the reference cube"
         return cubes, ""
@@ -478,16 +311,16 @@ class SizeEstimator:
     @staticmethod
     def _is_label(small, o: _Object, text_px) -> bool:
         if text_px:
-            inside = [t for t in text_px if _inside_fraction(t, [o.box]) > 0.5]
+            inside = [t for t in text_px if inside_fraction(t, [o.box]) > 0.5]
             if inside:
                 u = [min(t[0] for t in inside), min(t[1] for t in inside),
                      max(t[2] for t in inside), max(t[3] for t in inside)]
                 area = max((o.box[2] - o.box[0]) * (o.box[3] - o.box[1]), 1e-9)
                 if (u[2] - u[0]) * (u[3] - u[1]) / area > 0.2:
                     return True
-        return cd.label_score(small, o.contour) >= 0.99
+        return label_score(small, o.contour) >= 0.99
 
-    def _refine_cube(self, img, bg: cd.Background, cube: _Object, scale: float, sx: float, sy: float) -> cd.CubeFit:
+    def _refine_cube(self, img, bg: Background, cube: _Object, scale: float, sx: float, sy: float) -> CubeFit:
         """Re-measure the cube on a full-resolution crop (its edge sets the scale of every size)."""
         import cv2
 
@@ -499,16 +332,16 @@ class SizeEstimator:
         x1, y1 = np.ceil(poly.max(axis=0) + margin).astype(int)
         x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, W), min(y1, H)
         crop = img[y0:y1, x0:x1]
-        res = cd.residual(crop, bg, x0=x0, y0=y0, full_w=W, full_h=H).astype(np.float32)
+        res = residual(crop, bg, x0=x0, y0=y0, full_w=W, full_h=H).astype(np.float32)
         res = cv2.GaussianBlur(res, (3, 3), 0)
         local = poly - [x0, y0]
         for _ in range(2):  # the second pass starts from the better vertices
-            local = cd.refine_polygon(res, local)
+            local = refine_polygon(res, local)
         return self._fit_from_polygon(local + [x0, y0], coarse, (W, H))
 
     @staticmethod
-    def _fit_from_polygon(poly: np.ndarray, coarse: cd.CubeFit, size: tuple[int, int] | None = None) -> cd.CubeFit:
-        ev = cd._edge_vectors(poly)
+    def _fit_from_polygon(poly: np.ndarray, coarse: CubeFit, size: tuple[int, int] | None = None) -> CubeFit:
+        ev = edge_vectors(poly)
         if ev is None:
             edge = coarse.edge_px
         else:
@@ -516,13 +349,13 @@ class SizeEstimator:
             edge = float(np.sqrt(np.trace(vecs.T @ vecs) / 2))  # orthographic: any rotation
         rms = float("nan")
         if size is not None and len(poly) == 6:
-            persp = cd.perspective_edge(poly, *size)
+            persp = perspective_edge(poly, *size)
             if persp is not None:
                 rms = persp[1] / edge
                 # trusted when the pin-hole cube fits the outline to a few per cent of its edge
                 if rms < 0.03 and abs(persp[0] / edge - 1) < 0.1:
                     edge = persp[0]
-        return cd.CubeFit(polygon=poly, edge_px=edge, spread=coarse.spread, symmetry=coarse.symmetry,
+        return CubeFit(polygon=poly, edge_px=edge, spread=coarse.spread, symmetry=coarse.symmetry,
                           fit_ratio=coarse.fit_ratio, solidity=coarse.solidity, face_score=coarse.face_score,
                           junction=coarse.junction, pinhole_rms=rms)
 
@@ -538,9 +371,9 @@ class SizeEstimator:
             for box, conf in boxes:
                 if conf < cfg.mineral_box_min_confidence:
                     continue
-                if cube_full is not None and _inside_fraction(box, [cube_full]) > 0.5:
+                if cube_full is not None and inside_fraction(box, [cube_full]) > 0.5:
                     continue
-                if label_full and _inside_fraction(box, label_full) > 0.5:
+                if label_full and inside_fraction(box, label_full) > 0.5:
                     continue
                 keep.append((box, conf))
             if keep:
@@ -571,7 +404,7 @@ class SizeEstimator:
             for o in rest:
                 if any(o is g for g in group) or size[id(o)] < 0.02 * size[id(main)]:
                     continue
-                if _gap(union, o.box) <= reach:
+                if gap(union, o.box) <= reach:
                     group.append(o)
                     union = [min(union[0], o.box[0]), min(union[1], o.box[1]),
                              max(union[2], o.box[2]), max(union[3], o.box[3])]
@@ -582,30 +415,3 @@ class SizeEstimator:
         est.specimen_bbox = box
         est.specimen_source = "segmentation"
         return box, pts, any(o.touches for o in group)
-
-
-def draw_estimate(image, est: SizeEstimate, *, true_cm: float | None = None,
-                  true_bbox=None, true_cube=None) -> np.ndarray:
-    """The photo with the detected cube, specimen and labels drawn (RGB uint8), for galleries."""
-    import cv2
-
-    img, _ = as_rgb_uint8(image)
-    out = img.copy()
-    t = max(1, round(max(out.shape[:2]) / 400))
-    if true_bbox is not None:
-        b = np.round(true_bbox).astype(int)
-        cv2.rectangle(out, (b[0], b[1]), (b[2], b[3]), (255, 255, 255), t, cv2.LINE_AA)
-    if true_cube is not None:
-        b = np.round(true_cube).astype(int)
-        cv2.rectangle(out, (b[0], b[1]), (b[2], b[3]), (255, 255, 255), t, cv2.LINE_AA)
-    for b in est.label_boxes:
-        b = np.round(b).astype(int)
-        cv2.rectangle(out, (b[0], b[1]), (b[2], b[3]), (60, 120, 255), t, cv2.LINE_AA)
-    if est.specimen_bbox is not None:
-        b = np.round(est.specimen_bbox).astype(int)
-        cv2.rectangle(out, (b[0], b[1]), (b[2], b[3]), (0, 220, 0), t + 1, cv2.LINE_AA)
-    for poly in est.candidates:
-        cv2.polylines(out, [np.round(poly).astype(np.int32)], True, (255, 200, 0), t, cv2.LINE_AA)
-    if est.cube_polygon is not None:
-        cv2.polylines(out, [np.round(est.cube_polygon).astype(np.int32)], True, (255, 0, 255), t + 1, cv2.LINE_AA)
-    return out

@@ -1,0 +1,60 @@
+"""``TaskContext``: everything a task module (``minbench.trainers``) reads from the data.
+
+This is the one route from data to model. A data module offers it as
+``dm.task_context()``; ``BaseTask.setup`` takes it from ``self.trainer.datamodule`` and hands
+it to the task's ``configure_data(context)`` before any step runs (once per context, however
+many ``fit``/``validate``/``predict`` calls follow). Code that drives a task without a
+Lightning ``Trainer`` calls ``task.configure_data(dm.task_context())`` itself. Nothing else
+passes data to a model: batches carry the images and per-row fields, the context carries the
+rest (the manifest, the splits, the classes, the normalisation, the dataset's origin).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Mapping
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from minbench.cards import TaskCard
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True, eq=False)
+class TaskContext:
+    """What the data says about a task's rows; built by ``MineralDataModule.task_context()``.
+
+    Attributes:
+        card: the task card the data module serves.
+        root: the dataset folder (the manifest's ``image_path`` / ``mask_path`` are relative to it).
+        source: the dataset's origin (``dataset.json``): ``synth`` for the embedded data.
+        frame: the whole manifest; a batch's ``index`` is a row position in it.
+        positions: ``train``/``val``/``test`` -> manifest row positions of the split (before
+            unreadable images drop out: a batch never holds a row outside them).
+        classes: the training classes, index = label (the batches' ``label``).
+        mean, std: the normalisation of the batches' images (per channel).
+    """
+
+    card: "TaskCard"
+    root: Path
+    source: str
+    frame: "pd.DataFrame"
+    positions: Mapping[str, np.ndarray] = field(default_factory=dict)
+    classes: tuple[str, ...] = ()
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+
+    def split_positions(self, split: str) -> np.ndarray:
+        """Manifest row positions of ``split`` (empty when the task has no such split)."""
+        if split not in SPLITS:
+            raise ValueError(f"split {split!r} is not one of {', '.join(SPLITS)}")
+        return np.asarray(self.positions.get(split, ()), np.int64)
+
+    def rows(self, split: str) -> "pd.DataFrame":
+        """Manifest rows of ``split`` (index = row position)."""
+        return self.frame.iloc[self.split_positions(split)]

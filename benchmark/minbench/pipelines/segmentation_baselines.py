@@ -1,0 +1,103 @@
+"""Reference baselines of the segmentation task: masks without any classifier, scored.
+
+Each of ``minbench.models.saliency_baselines.BASELINES`` (``centre``, ``colour``,
+``border``) writes a mask per image under ``baselines/<name>/``, which the scorer scores
+(and the leaderboard records, when enabled); ``compare`` says plainly when the CAM does not
+beat one of them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from minbench.pipelines.runner import SeedContext
+
+BASELINES_DIR = "baselines"
+
+
+def load_photo(path: Path):
+    """An image file as upright RGB uint8 (``data.decode``'s reader); None when it cannot be decoded."""
+    from minbench.data.decode import BadImage, load_rgb
+
+    try:
+        return load_rgb(path)[0]
+    except BadImage:
+        return None
+
+
+def run_baselines(ctx: SeedContext, task_data) -> dict[str, dict[str, Any]]:
+    """Write and score every reference baseline; leaderboard entries when enabled."""
+    import numpy as np
+
+    from minbench.io import atomic_path
+    from minbench.models.saliency_baselines import BASELINES
+    from minbench.scoring.score import score_submission, write_score_json
+    from minbench.trainers.segmentation import write_mask
+
+    rows = task_data.rows
+    images = {}  # decoded once, shared by the baselines (the segmentation set is small)
+    for r in rows.itertuples(index=False):
+        images[r.sample_id] = load_photo(Path(ctx.data_dir) / r.image_path)
+    results = {}
+    for name, (description, fn) in BASELINES.items():
+        folder = ctx.dir / BASELINES_DIR / name
+        with atomic_path(folder) as tmp:
+            tmp.mkdir(parents=True)
+            for r in rows.itertuples(index=False):
+                img = images[r.sample_id]
+                mask = fn(img)[1] if img is not None else np.zeros((int(r.height), int(r.width)), bool)
+                write_mask(tmp / f"{r.sample_id}.png", mask)
+        res = score_submission(ctx.card.id, folder, ctx.data_dir, task_data=task_data)
+        write_score_json(res, folder.with_name(f"{name}.score.json"))
+        if ctx.leaderboard:
+            from minbench.scoring.leaderboard import add_entry
+
+            add_entry(ctx.card.id, res, name=f"baseline/{name}", method=f"reference baseline: {description}",
+                      source="run", config={"baseline": name}, seed=None)
+        results[name] = {"metrics": {k: float(v) for k, v in res.metrics.items()}, "ci": res.ci,
+                         "description": description, "per_sample": res.per_sample}
+    return results
+
+
+def compare(cam: str, metrics: dict[str, float], baselines: dict[str, dict], headline: str) -> list[str]:
+    """One line per baseline: does the CAM beat it on the headline metric?"""
+    lines = []
+    ours = metrics.get(headline, float("nan"))
+    for name, res in baselines.items():
+        theirs = res["metrics"].get(headline, float("nan"))
+        if ours > theirs:
+            lines.append(f"{cam} beats the {name} baseline ({headline} {ours:.3f} > {theirs:.3f})")
+        else:
+            lines.append(f"{cam} does NOT beat the {name} baseline ({headline} {ours:.3f} <= {theirs:.3f}): "
+                         f"{res['description']} does as well without a classifier")
+    return lines
+
+
+def print_comparison(ctx: SeedContext, cam: str, metrics, cam_result, baselines, verdicts) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    headline = ctx.card.headline
+    names = [s.name for s in ctx.card.metrics]
+    table = Table(title=f"segmentation · seed {ctx.seed} · {len(next(iter(baselines.values()))['per_sample'])} images")
+    table.add_column("method")
+    for n in names:
+        table.add_column(n + (" (95% CI)" if n == headline else ""), justify="right")
+
+    def row(label, m, ci):
+        cells = []
+        for n in names:
+            text = f"{m.get(n, float('nan')):.3f}"
+            if n == headline and ci.get(n):
+                text += f" [{ci[n]['low']:.3f}, {ci[n]['high']:.3f}]"
+            cells.append(text)
+        table.add_row(label, *cells)
+
+    row(f"CAM: {cam}", metrics, cam_result.get("ci", {}))
+    for name, res in baselines.items():
+        row(f"baseline: {name}", res["metrics"], res["ci"])
+    console = Console()
+    console.print(table)
+    for line in verdicts:
+        console.print(("[green]" if " beats " in line else "[bold red]") + line)

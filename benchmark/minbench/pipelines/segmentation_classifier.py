@@ -1,0 +1,154 @@
+"""Where the segmentation task's classifier comes from (classifier sourcing).
+
+In order: ``model.init_args.classifier`` (``--classifier CKPT``) when given; else a finished
+few-shot run on the same dataset under ``./runs`` (the default recipe first); else one
+trained before (cached under ``$MINBENCH_HOME/classifiers/``); else the few-shot default
+recipe is trained on ``fewshot-10`` now (a few epochs at 64 px on a CPU) through the
+runner's public entry point (``runner.run_recipe``) into that cache.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from minbench.errors import UserError
+from minbench.pipelines.runner import SeedContext
+
+CLASSIFIER_TASK = "fewshot-10"
+CLASSIFIER_RECIPE = "fewshot-small-cnn"
+CLASSIFIER_INFO = "classifier.json"
+
+
+@dataclass
+class ClassifierRef:
+    """Where the classifier comes from and how it was trained."""
+
+    checkpoint: Path
+    source: str            # given | run | cached | trained
+    image_size: int | None  # its training input side, when known
+    recipe: str
+    task: str
+
+
+def _run_config(checkpoint: Path) -> dict[str, Any] | None:
+    """The ``config.yaml`` of the minbench run a checkpoint belongs to (or None)."""
+    import yaml
+
+    for parent in list(checkpoint.parents)[:4]:
+        path = parent / "config.yaml"
+        if path.is_file():
+            try:
+                raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except yaml.YAMLError:
+                return None
+            return raw if isinstance(raw, dict) else None
+    return None
+
+
+def _ref_from_checkpoint(path: Path, source: str) -> ClassifierRef:
+    config = _run_config(path) or {}
+    size = ((config.get("data") or {}).get("init_args") or {}).get("image_size")
+    info = path.parent / CLASSIFIER_INFO
+    if info.is_file():
+        meta = json.loads(info.read_text(encoding="utf-8"))
+        size = meta.get("image_size", size)
+    return ClassifierRef(path, source, int(size) if isinstance(size, int) else None,
+                         str(config.get("name", path.stem)), str(config.get("task", "")))
+
+
+def find_run_checkpoint(fingerprint: str, runs_dir: Path = Path("runs")) -> Path | None:
+    """A finished few-shot run's checkpoint on this dataset under ``runs_dir``."""
+    import yaml
+
+    from minbench.cards import all_cards
+    from minbench.pipelines.config import canonical_class_path
+
+    fewshot = [c.id for c in all_cards().values() if c.kind == "classification"]
+    found = []
+    for task in fewshot:
+        for config_path in sorted((runs_dir / task).glob("*/config.yaml")):
+            try:
+                config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+            except (OSError, yaml.YAMLError):
+                continue
+            if (config.get("dataset") or {}).get("fingerprint") != fingerprint:
+                continue
+            class_path = canonical_class_path(str((config.get("model") or {}).get("class_path", "")))
+            if not class_path.endswith(".ClassificationTask"):
+                continue  # training-free heads have no gradient path for a CAM
+            for status_path in sorted(config_path.parent.glob("seed*/status.json")):
+                try:
+                    status = json.loads(status_path.read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    continue
+                ckpt = Path(str(status.get("checkpoint") or ""))
+                if status.get("state") == "finished" and ckpt.is_file():
+                    found.append((config.get("name") != CLASSIFIER_RECIPE, task != CLASSIFIER_TASK, str(ckpt)))
+    return Path(min(found)[2]) if found else None
+
+
+def _cached_dir(fingerprint: str, seed: int) -> Path:
+    from minbench.paths import cache_dir
+
+    fp = fingerprint.split(":")[-1][:12]
+    return cache_dir() / "classifiers" / f"{CLASSIFIER_TASK}-{CLASSIFIER_RECIPE}-{fp}-seed{seed}"
+
+
+def train_default_classifier(ctx: SeedContext, fingerprint: str) -> ClassifierRef:
+    """Train (or reuse the cached) few-shot default classifier on this dataset: a run of the
+    default recipe through the runner's entry point, into the cache."""
+    import shutil
+
+    from minbench import __version__
+    from minbench.cards import get_card
+    from minbench.io import file_lock, write_json_atomic
+    from minbench.pipelines.config import load_recipe, shipped_recipes
+    from minbench.pipelines.run_folder import RunFolder
+    from minbench.pipelines.runner import dataset_section, run_recipe
+
+    root = _cached_dir(fingerprint, ctx.seed)
+    info_path = root / CLASSIFIER_INFO
+    with file_lock(root.parent / f".{root.name}.lock"):
+        if info_path.is_file():
+            meta = json.loads(info_path.read_text(encoding="utf-8"))
+            ckpt = Path(meta["checkpoint"])
+            if meta.get("fingerprint") == fingerprint and ckpt.is_file():
+                return ClassifierRef(ckpt, "cached", meta.get("image_size"), meta["recipe"], meta["task"])
+        recipes = shipped_recipes()
+        if CLASSIFIER_RECIPE not in recipes:
+            raise UserError(f"baselines/{CLASSIFIER_RECIPE}.yaml is missing: pass --classifier CKPT")
+        config = load_recipe(recipes[CLASSIFIER_RECIPE])
+        config.update(task=CLASSIFIER_TASK, recipe=str(recipes[CLASSIFIER_RECIPE]), logger="csv",
+                      dataset=dataset_section(Path(ctx.data_dir)), minbench_version=__version__)
+        print(f"segmentation: training the default classifier ({CLASSIFIER_RECIPE} on {CLASSIFIER_TASK}) "
+              f"into {root}")
+        shutil.rmtree(root, ignore_errors=True)  # an interrupted attempt: this cache entry is ours
+        summary = run_recipe(get_card(CLASSIFIER_TASK), config, Path(ctx.data_dir), root, seeds=[ctx.seed],
+                             leaderboard=False, quiet=ctx.quiet)
+        if summary is None:  # a non-zero DDP rank
+            raise UserError("segmentation: train the classifier in one process (devices: 1)")
+        result = RunFolder(root).seed_status(ctx.seed)
+        ckpt = Path(result["checkpoint"])
+        size = (config.get("data") or {}).get("init_args", {}).get("image_size")
+        meta = {"checkpoint": str(ckpt), "fingerprint": fingerprint, "recipe": CLASSIFIER_RECIPE,
+                "task": CLASSIFIER_TASK, "image_size": size, "seed": ctx.seed,
+                "metrics": result.get("metrics", {})}
+        write_json_atomic(info_path, meta)
+    return ClassifierRef(ckpt, "trained", size, CLASSIFIER_RECIPE, CLASSIFIER_TASK)
+
+
+def resolve_classifier(ctx: SeedContext, fingerprint: str) -> ClassifierRef:
+    """The classifier to explain: given, a finished few-shot run, cached, or trained now."""
+    given = (ctx.config["model"].get("init_args") or {}).get("classifier")
+    if given:
+        path = Path(str(given)).expanduser()
+        if not path.is_file():
+            raise UserError(f"--classifier {path}: no such checkpoint file")
+        return _ref_from_checkpoint(path, "given")
+    run_ckpt = find_run_checkpoint(fingerprint)
+    if run_ckpt is not None:
+        return _ref_from_checkpoint(run_ckpt, "run")
+    return train_default_classifier(ctx, fingerprint)
