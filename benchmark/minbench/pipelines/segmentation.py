@@ -203,15 +203,14 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
     filled = fill_missing_masks(ctx.dir / PREDICTIONS_DIR, task_data.rows)
     hp = model.hparams
     cam_label = describe_cam(hp, model.extractor.layer_names)
-    ctx.config["name"] = f"{hp.cam}/{ref.recipe}"
-    ctx.config["description"] = f"{cam_label} of {ref.recipe} ({ref.task or 'classifier'})"
-    metrics = ctx.score(ctx.dir / PREDICTIONS_DIR)
-    cam_result = _read_score(ctx.dir / "score.json")
+    scored = ctx.score(ctx.dir / PREDICTIONS_DIR, name=f"{hp.cam}/{ref.recipe}",
+                       method=f"{cam_label} of {ref.recipe} ({ref.task or 'classifier'})")
+    metrics, cam_result = dict(scored.metrics), {"ci": scored.ci}
 
     t1 = time.perf_counter()
     baselines = run_baselines(ctx, task_data)
     baseline_seconds = time.perf_counter() - t1
-    per_image = per_image_iou(ctx, task_data)
+    per_image = scored.per_sample  # the scorer's per-image iou, dice, pixel_accuracy
     verdicts = compare(hp.cam, metrics, baselines, ctx.card.headline)
     gallery = draw_gallery(ctx, task_data, per_image)
     print_comparison(ctx, hp.cam, metrics, cam_result, baselines, verdicts)
@@ -242,10 +241,6 @@ def describe_cam(hp, layers) -> str:
     rule = hp.threshold if hp.threshold == "otsu" else f"{hp.threshold} {hp.threshold_value}"
     target = f"top-{hp.top_k} classes" if hp.cam_target == "topk" else f"{hp.cam_target} class"
     return f"{hp.cam} ({','.join(layers)}, {target}, {rule} threshold)"
-
-
-def _read_score(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def fill_missing_masks(folder: Path, rows) -> int:
@@ -313,21 +308,6 @@ def run_baselines(ctx: SeedContext, task_data) -> dict[str, dict[str, Any]]:
         results[name] = {"metrics": {k: float(v) for k, v in res.metrics.items()}, "ci": res.ci,
                          "description": description, "per_sample": res.per_sample}
     return results
-
-
-def per_image_iou(ctx: SeedContext, task_data):
-    """Per-image IoU, Dice, pixel accuracy of the written CAM masks (the scorer's per-image
-    rule, without a second bootstrap pass)."""
-    import pandas as pd
-
-    from minbench.scoring.metrics import per_image_scores, segmentation_table
-    from minbench.scoring.score import load_true_mask
-    from minbench.trainers.segmentation import read_mask
-
-    pairs = ((read_mask(ctx.dir / PREDICTIONS_DIR / f"{r.sample_id}.png"), load_true_mask(Path(ctx.data_dir), r))
-             for r in task_data.rows.itertuples(index=False))
-    scores = per_image_scores(segmentation_table(pairs))
-    return pd.DataFrame({"sample_id": list(task_data.rows["sample_id"]), **scores})
 
 
 def compare(cam: str, metrics: dict[str, float], baselines: dict[str, dict], headline: str) -> list[str]:
