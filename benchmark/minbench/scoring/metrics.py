@@ -90,17 +90,23 @@ def _topk_weighted(spec, f, w):
     return _wmean(w, f["hit"])
 
 
+def per_class_rates(hit: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per class present in ``label`` (sorted): the class, its mean ``hit`` (its top-1
+    recall when ``hit`` is "top-1 is right") and its number of samples."""
+    label = np.asarray(label)
+    classes, inverse = np.unique(label, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    support = np.bincount(inverse, minlength=len(classes))
+    hits = np.bincount(inverse, weights=np.asarray(hit, dtype=np.float64), minlength=len(classes))  # exact counts
+    return classes, hits / support, support
+
+
 def per_class_mean(hit: np.ndarray, label: np.ndarray) -> float:
     """Mean over the classes present in ``label`` of each class's mean ``hit`` (macro
     recall when ``hit`` is "top-1 is right"; NaN without samples)."""
-    label = np.asarray(label)
     if not len(label):
         return float("nan")
-    _, inverse = np.unique(label, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    support = np.bincount(inverse).astype(np.float64)
-    hits = np.bincount(inverse, weights=np.asarray(hit, dtype=np.float64))  # exact counts in float64
-    return float((hits / support).mean())
+    return float(per_class_rates(hit, label)[1].mean())
 
 
 def _macro_recall_point(spec, t):
