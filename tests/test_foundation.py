@@ -33,6 +33,9 @@ def test_unknown_task_names_the_known_ones():
     (lambda c: c["metrics"].update(headline="nope"), "headline metric 'nope'"),
     (lambda c: c["metrics"]["list"].append({"name": "x", "kind": "bogus"}), "kind 'bogus' is unknown"),
     (lambda c: c["submission"].update(format="xml"), "submission.format"),
+    (lambda c: c.pop("version"), "lacks 'version'"),
+    (lambda c: c.update(version="1.0"), "version '1.0' must be a positive integer"),
+    (lambda c: c["submission"].update(max_ranks=0), "max_ranks 0"),
 ])
 def test_broken_card_is_refused_with_a_message(tmp_path, mutate, message):
     import yaml
@@ -43,6 +46,66 @@ def test_broken_card_is_refused_with_a_message(tmp_path, mutate, message):
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(UserError, match=message):
         cards.load_card(path)
+
+
+def test_card_without_max_ranks_gets_the_default(tmp_path):
+    import yaml
+
+    raw = yaml.safe_load(cards.get_card("fewshot-10").path.read_text())
+    raw["submission"].pop("max_ranks")
+    path = tmp_path / "fewshot-10.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert cards.load_card(path).max_ranks == cards.DEFAULT_MAX_RANKS
+
+
+@pytest.fixture(scope="module")
+def every_split(tmp_path_factory):
+    from minbench.scoring import fixtures as F
+
+    folder = tmp_path_factory.mktemp("splits")
+    F.make_dataset(folder, n_classes=4, n_train=2, n_test=3, n_seg=3, n_size=5)
+    return manifest.read_manifest(folder)
+
+
+def test_cards_own_the_rows_of_each_split(every_split):
+    df = every_split
+    few = cards.get_card("fewshot-98")
+    train, test = few.rows(df, "train"), few.rows(df, "test")
+    assert (train["fewshot_98"] == "train").all() and len(train) == 8
+    assert (test["fewshot_98"] == "test").all() and len(test) == 12
+    assert list(test.index) == list(few.positions(df, "test"))  # manifest positions kept, in order
+    assert list(few.classes(df)) == sorted(set(train["species"]))
+    zs = cards.get_card("zeroshot")
+    zs_test, zs_train = zs.rows(df, "test"), zs.rows(df, "train")
+    assert zs_test["zeroshot"].all() and len(zs_test) == 6
+    # train: every row whose species is not a zero-shot species (no leak of the unseen classes)
+    assert not set(zs_train["species"]) & set(zs_test["species"])
+    assert len(zs_train) + len(zs_test) == len(df)
+    assert list(zs.classes(df)) == sorted(set(zs_test["species"]))
+    for task, column, n in (("segmentation", "segmentation", 3), ("size", "size", 5)):
+        card = cards.get_card(task)
+        assert card.rows(df, "train").empty and not card.has_train
+        assert card.rows(df, "test")[column].all() and len(card.rows(df, "test")) == n
+
+
+def test_cards_refuse_a_manifest_without_the_split(every_split):
+    card = cards.get_card("fewshot-10")
+    with pytest.raises(UserError, match="DS: has no column 'fewshot_10'"):
+        card.rows(every_split.drop(columns="fewshot_10"), "test", where="DS")
+    with pytest.raises(UserError, match="DS: no test rows for task fewshot-10"):
+        card.rows(every_split.assign(fewshot_10=""), "test", where="DS")
+
+
+def test_cards_own_the_monitor_fractions_and_ranks():
+    few, size, seg = (cards.get_card(t) for t in ("fewshot-10", "size", "segmentation"))
+    assert (few.monitor, few.monitor_mode) == ("val/top1", "max")
+    assert (size.monitor, size.monitor_mode) == ("test/mae", "min")  # test-only: no validation carve
+    assert (seg.monitor, seg.monitor_mode) == ("test/miou", "max")
+    assert few.is_fraction("top5") and few.is_fraction("macro_recall")
+    assert size.is_fraction("coverage") and not size.is_fraction("mae") and not size.is_fraction("r2")
+    assert size.is_fraction("seen_accuracy") and not size.is_fraction("top1_seconds")  # the name fallback
+    assert all(c.version >= 1 and c.max_ranks >= 1 for c in cards.all_cards().values())
+    assert cards.task_ids()[:3] == ["fewshot-10", "fewshot-98", "fewshot-360"]  # natural order
 
 
 def _rows(n=4):

@@ -161,15 +161,95 @@ def test_weighted_form_equals_point_and_duplicating_rows(task):
         assert as_weights == pytest.approx(m.point(spec, repeated), abs=1e-9), spec.name
 
 
+# ---- the NumPy scorer against torchmetrics (what the training loops use) ---------------
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_classification_agrees_with_torchmetrics(seed):
+    import torch
+    from torchmetrics.functional.classification import multiclass_accuracy, multiclass_recall
+
+    rng = np.random.default_rng(10 + seed)
+    num_classes = 25
+    ranked, target = _random_ranked(rng, 300, num_classes, 10)
+    target[target == 3] = 4  # a class that is predicted but never true
+    got = M.classification_metrics(get_card("fewshot-98"), ranked, target, num_classes)
+    scores = torch.from_numpy(_scores_from_ranked(ranked, num_classes))
+    t = torch.from_numpy(target)
+    for name, k in [("top1", 1), ("top3", 3), ("top5", 5), ("top10", 10)]:
+        want = multiclass_accuracy(scores, t, num_classes=num_classes, top_k=k, average="micro")
+        assert got[name] == pytest.approx(float(want), abs=1e-6), name
+    per_class = multiclass_recall(torch.from_numpy(ranked[:, 0]), t, num_classes=num_classes, average="none")
+    present = torch.bincount(t, minlength=num_classes) > 0
+    assert got["macro_recall"] == pytest.approx(float(per_class[present].double().mean()), abs=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_size_agrees_with_torchmetrics(seed):
+    import torch
+    import torchmetrics.functional.regression as R
+
+    rng = np.random.default_rng(20 + seed)
+    n = int(rng.integers(2, 400))
+    true = rng.uniform(0.5, 40, n)
+    pred = true * rng.normal(1, 0.3, n)
+    pred[rng.random(n) < 0.25] = np.nan
+    pred[:2] = true[:2] * 1.1  # at least two answers
+    got = M.size_metrics(get_card("size"), pred, true)
+    a = np.isfinite(pred)
+    p, t = torch.from_numpy(pred[a]), torch.from_numpy(true[a])
+    assert got["mae"] == pytest.approx(float(R.mean_absolute_error(p, t)), rel=1e-12)
+    assert got["rmse"] == pytest.approx(float(R.mean_squared_error(p, t, squared=False)), rel=1e-12)
+    assert got["mape"] == pytest.approx(100 * float(R.mean_absolute_percentage_error(p, t)), rel=1e-12)
+    assert got["r2"] == pytest.approx(float(R.r2_score(p, t)), rel=1e-10)
+
+
+@pytest.mark.parametrize("pred, true", [
+    ([2.0, 3.000001], [2.0, 3.0]),          # residual within 1e-4: a perfect fit
+    ([2.5, 3.5, 1.0], [2.0, 2.001, 2.0]),   # spread of the truth within 1e-4, real residual: 0
+])
+def test_r2_near_constant_rules_follow_torchmetrics(pred, true):
+    import torch
+    import torchmetrics.functional.regression as R
+
+    got = M.size_metrics(get_card("size"), np.array(pred), np.array(true))["r2"]
+    assert got == float(R.r2_score(torch.tensor(pred, dtype=torch.float64), torch.tensor(true, dtype=torch.float64)))
+
+
+def test_segmentation_agrees_with_torchmetrics():
+    import torch
+    from torchmetrics.functional.classification import binary_accuracy, binary_f1_score, binary_jaccard_index
+
+    pairs = [(p, t) for p, t in _random_masks(np.random.default_rng(7), 40) if t.any() or p.any()]
+    per_image = M.segmentation_metrics(get_card("segmentation"), pairs)["per_image"]
+    for i, (p, t) in enumerate(pairs):
+        pt, tt = torch.from_numpy(p.ravel().astype(np.int64)), torch.from_numpy(t.ravel().astype(np.int64))
+        assert per_image["iou"][i] == pytest.approx(float(binary_jaccard_index(pt, tt)), abs=1e-6)
+        assert per_image["dice"][i] == pytest.approx(float(binary_f1_score(pt, tt)), abs=1e-6)
+        assert per_image["pixel_accuracy"][i] == pytest.approx(float(binary_accuracy(pt, tt)), abs=1e-6)
+
+
+def test_per_class_mean_is_balanced_accuracy():
+    rng = np.random.default_rng(8)
+    label = rng.integers(0, 9, 200)
+    pred = np.where(rng.random(200) < 0.6, label, rng.integers(0, 9, 200))
+    assert M.per_class_mean(pred == label, label) == pytest.approx(skm.balanced_accuracy_score(label, pred),
+                                                                  abs=1e-12)
+    assert np.isnan(M.per_class_mean(np.array([], bool), np.array([], int)))
+
+
+# ---- the training-time forms ------------------------------------------------------------
+
 def test_build_torchmetrics_matches_the_scorer():
     import torch
+
+    from minbench.scoring.training_metrics import build_torchmetrics
 
     rng = np.random.default_rng(6)
     card = get_card("fewshot-10")
     num_classes = 8  # fewer classes than top10's k: capped, and then exactly 1
     logits = torch.from_numpy(rng.normal(size=(120, num_classes)))
     target = torch.from_numpy(rng.integers(0, num_classes - 1, 120))  # last class never true
-    coll = build = M.build_torchmetrics(card, num_classes)
+    coll = build = build_torchmetrics(card, num_classes)
     assert set(build.keys()) == {"top1", "top3", "top5", "top10", "macro_recall"}
     coll.update(logits[:60], target[:60])
     coll.update(logits[60:], target[60:])
@@ -182,5 +262,7 @@ def test_build_torchmetrics_matches_the_scorer():
 
 
 def test_build_torchmetrics_refuses_other_kinds():
+    from minbench.scoring.training_metrics import build_torchmetrics
+
     with pytest.raises(ValueError, match="classification"):
-        M.build_torchmetrics(get_card("size"), 3)
+        build_torchmetrics(get_card("size"), 3)

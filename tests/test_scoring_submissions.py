@@ -16,7 +16,7 @@ from minbench.data.manifest import read_manifest
 from minbench.errors import UserError
 from minbench.scoring import fixtures as F
 from minbench.scoring import submissions as S
-from minbench.scoring.score import score_submission, split_test_rows, task_classes, write_score_json
+from minbench.scoring.score import score_submission, write_score_json
 from minbench.cards import get_card
 
 
@@ -28,14 +28,14 @@ def ds(tmp_path_factory):
 
 
 def _rows(ds, task):
-    return split_test_rows(get_card(task), read_manifest(ds))
+    return get_card(task).rows(read_manifest(ds), "test").reset_index(drop=True)
 
 
 def _ranked_csv(ds, path, task="fewshot-10", accuracy=0.6, seed=0, k=4):
     df = read_manifest(ds)
     card = get_card(task)
-    rows = split_test_rows(card, df)
-    sub = F.ranked_submission(rows.sample_id, rows.species, task_classes(card, df), k=k, accuracy=accuracy,
+    rows = card.rows(df, "test").reset_index(drop=True)
+    sub = F.ranked_submission(rows.sample_id, rows.species, card.classes(df), k=k, accuracy=accuracy,
                               seed=seed)
     sub.to_csv(path, index=False)
     return sub, rows
@@ -50,7 +50,7 @@ def _score_cli(ds, task, pred, *extra):
 def test_ranked_csv_scores_like_sklearn(ds, tmp_path, leaderboards):
     sub, rows = _ranked_csv(ds, tmp_path / "sub.csv", seed=1)
     result = score_submission("fewshot-10", tmp_path / "sub.csv", ds)
-    classes = list(task_classes(get_card("fewshot-10"), read_manifest(ds)))
+    classes = list(get_card("fewshot-10").classes(read_manifest(ds)))
     truth = rows.species.to_numpy()
     hits = [(sub[[f"pred_{j}" for j in range(1, k + 1)]].to_numpy() == truth[:, None]).any(axis=1).mean()
             for k in (1, 3)]
@@ -134,11 +134,14 @@ def test_score_cli_writes_json_and_leaderboard(ds, tmp_path, leaderboards, capsy
     assert _score_cli(ds, "fewshot-10", tmp_path / "mine.csv", "--method", "random walk", "--per-sample") == 0
     out = json.loads((tmp_path / "mine.score.json").read_text())
     assert out["task"] == "fewshot-10" and out["headline"] == "top1" and len(out["per_sample"]) == 30
+    # the card's protocol version travels with every score and entry
+    assert out["task_version"] == get_card("fewshot-10").version
     boards = list(leaderboards.glob("fewshot-10--scoring-fixture-*.json"))
     assert len(boards) == 1
     entry = json.loads(boards[0].read_text())["entries"][0]
     assert entry["name"] == "mine" and entry["source"] == "submission" and entry["method"] == "random walk"
     assert entry["metrics"]["top1"] == out["metrics"]["top1"]
+    assert entry["task_version"] == out["task_version"]
     assert "top1" in capsys.readouterr().out
 
 
@@ -343,7 +346,7 @@ def test_unknown_task_and_missing_file(ds, tmp_path, leaderboards, capsys):
 
 def test_reader_api_aligns_rows_with_the_test_order(ds, tmp_path):
     rows = _rows(ds, "fewshot-10")
-    classes = task_classes(get_card("fewshot-10"), read_manifest(ds))
+    classes = get_card("fewshot-10").classes(read_manifest(ds))
     lines = [f"{s},{sp}" for s, sp in zip(rows.sample_id, rows.species)][::-1]
     (tmp_path / "r.csv").write_text("sample_id,pred_1\n" + "\n".join(lines) + "\n")
     sub = S.read_ranked_csv(tmp_path / "r.csv", task_id="fewshot-10", test_ids=pd.Index(rows.sample_id),
@@ -365,3 +368,30 @@ def test_unwritable_outputs_are_one_line_errors(ds, tmp_path, leaderboards, caps
     assert _score_cli(ds, "fewshot-10", tmp_path / "ok.csv", "--leaderboard", str(blocker / "b.json")) == 2
     err = capsys.readouterr().err
     assert "cannot update the leaderboard" in err and err.count("\n") == 1
+
+
+LIGHT_SCORER = """
+import sys
+from minbench.cli import main
+from minbench.scoring.score import score_submission
+r = score_submission("fewshot-10", sys.argv[1], sys.argv[2])
+assert 0 <= r.metrics["top1"] <= 1
+assert main(["score", "--task", "fewshot-10", "--predictions", sys.argv[1], "--data", sys.argv[2]]) == 0
+assert main(["leaderboard"]) == 0
+heavy = sorted(m for m in ("torch", "torchmetrics", "torchvision", "lightning", "timm", "sklearn")
+               if m in sys.modules)
+assert not heavy, heavy
+"""
+
+
+def test_scorer_and_leaderboard_import_no_deep_learning_framework(ds, tmp_path, leaderboards):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    _ranked_csv(ds, tmp_path / "sub.csv")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "benchmark")}
+    done = subprocess.run([sys.executable, "-c", LIGHT_SCORER, str(tmp_path / "sub.csv"), str(ds)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -12,15 +12,14 @@ from PIL import Image
 from minbench.cards import get_card, task_ids
 from minbench.cli import main
 from minbench.data.manifest import read_manifest
-from minbench.scoring.score import split_test_rows, task_classes
 
 
 def _perfect(ds, task, out):
     card = get_card(task)
     df = read_manifest(ds)
-    rows = split_test_rows(card, df)
+    rows = card.rows(df, "test").reset_index(drop=True)
     if card.submission_format == "ranked_csv":
-        classes = list(task_classes(card, df))
+        classes = list(card.classes(df))
         k = min(3, len(classes))
         preds = [[sp] + [c for c in classes if c != sp][: k - 1] for sp in rows.species]
         sub = pd.DataFrame(preds, columns=[f"pred_{j}" for j in range(1, k + 1)])

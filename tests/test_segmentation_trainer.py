@@ -1,4 +1,4 @@
-"""SegmentationTask through Lightning: predict writes masks, test scores them, bad input."""
+"""SegmentationTask through Lightning: predict writes masks, the scorer scores them, bad input."""
 
 from __future__ import annotations
 
@@ -114,44 +114,49 @@ def test_predict_writes_a_mask_per_image_at_its_resolution(tmp_path):
     assert not read_mask(out / f"{PLAIN}.png").any()  # a flat CAM gives an empty mask
 
 
-def test_test_step_scores_at_the_true_resolution(tmp_path):
+def predict_masks(root, tmp_path, model, dm=None):
+    """Predict the masks into a submission folder; the writer (which ids it wrote)."""
+    from minbench.trainers.segmentation import MaskWriter
+
+    writer = MaskWriter(tmp_path / "predictions")
+    lightning_trainer(tmp_path, [writer]).predict(model, datamodule=dm or datamodule(root, tmp_path),
+                                                  return_predictions=False)
+    return writer
+
+
+def test_predicted_masks_are_scored_at_the_true_resolution(tmp_path):
+    from minbench.scoring.score import score_submission
+
     root, rows = make_dataset(tmp_path / "data")
-    model = seg_model()
-    metrics = lightning_trainer(tmp_path).test(model, datamodule=datamodule(root, tmp_path), verbose=False)[0]
-    per_image = {r["sample_id"]: r for r in model.test_rows}
-    assert set(per_image) == {r["sample_id"] for r in rows}
+    predict_masks(root, tmp_path, seg_model())
+    result = score_submission("segmentation", tmp_path / "predictions", root)
+    per_image = result.per_sample.set_index("sample_id")
+    assert set(per_image.index) == {r["sample_id"] for r in rows}
     # The scorer's empty-mask rule: no mineral in truth but a predicted mask -> IoU 0;
     # both empty -> 1.
-    assert per_image[DECOY]["miou"] == 0.0 and per_image[DECOY]["dice"] == 0.0
-    assert per_image[PLAIN]["miou"] == 1.0 and per_image[PLAIN]["pixel_accuracy"] == 1.0
-    assert all(per_image[r["sample_id"]]["miou"] > 0.6 for r in rows[:5])
-    assert metrics["test/miou"] == pytest.approx(np.mean([r["miou"] for r in model.test_rows]), abs=1e-5)
-    assert set(metrics) == {"test/miou", "test/dice", "test/pixel_accuracy"}
+    assert per_image.loc[DECOY, "iou"] == 0.0 and per_image.loc[DECOY, "dice"] == 0.0
+    assert per_image.loc[PLAIN, "iou"] == 1.0 and per_image.loc[PLAIN, "pixel_accuracy"] == 1.0
+    assert all(per_image.loc[r["sample_id"], "iou"] > 0.6 for r in rows[:5])
+    assert result.metrics["miou"] == pytest.approx(per_image["iou"].mean())
 
 
 def test_true_class_target_uses_the_species(tmp_path):
+    from minbench.trainers.segmentation import read_mask
+
     root, rows = make_dataset(tmp_path / "data")
-    model = seg_model(cam_target="true")
-    lightning_trainer(tmp_path).test(model, datamodule=datamodule(root, tmp_path), verbose=False)
+    predict_masks(root, tmp_path, seg_model(cam_target="true"))
     # s0 is 'red', so its CAM explains the red class and finds the square.
-    assert {r["sample_id"]: r["miou"] for r in model.test_rows}["s0"] > 0.6
+    truth = read_mask(root / rows[0]["mask_path"], level=127)
+    assert iou(read_mask(tmp_path / "predictions" / "s0.png"), truth) > 0.6
 
 
 def test_a_true_mask_of_another_size_is_named(tmp_path):
-    from minbench.data.manifest import read_manifest
-    from minbench.trainers.segmentation import SampleLookup
-
     root, _ = make_dataset(tmp_path / "data", bad_mask_for="s1")
-    # The data module drops the pair up front (its decoding policy) and says why ...
+    # The data module drops the pair up front (its decoding policy) and says why.
     dm = datamodule(root, tmp_path)
-    model = seg_model()
-    lightning_trainer(tmp_path).test(model, datamodule=dm, verbose=False)
-    assert "s1" not in {r["sample_id"] for r in model.test_rows}
+    writer = predict_masks(root, tmp_path, seg_model(), dm)
+    assert "s1" not in writer.written and "s0" in writer.written
     assert "70x93" in dm.skipped.set_index("sample_id").loc["s1", "reason"]
-    # ... and the trainer's own lookup refuses it with the file named.
-    lookup = SampleLookup(read_manifest(root), root)
-    with pytest.raises(UserError, match=r"masks/s1.png: mask is 70x93 .* image is 70x90"):
-        lookup.mask("s1", (90, 70))
 
 
 def test_bad_options_fail_before_any_work():

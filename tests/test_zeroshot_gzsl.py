@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from minbench.pipelines.zeroshot import seen_unseen_curve
+from minbench.scoring.gzsl import seen_unseen_curve
 
 
 def _brute(d_s, ok_s, lab_s, d_u, ok_u, lab_u, gamma):

@@ -1,17 +1,33 @@
 """Task cards: the declarative YAML that says what each benchmark task is.
 
-A card names the manifest split, the metrics (with the headline) and the submission
-format. The trainers, the scorer and the CLI all read metrics from here, so a task's
-metrics are named in exactly one place (lm-evaluation-harness's habit).
+A card names the manifest split, the metrics (with the headline), the submission format
+and the protocol's ``version``. ``TaskCard`` is the one owner of what follows from them:
+which manifest rows are a task's train and test split (``rows``/``positions``), the
+species a submission may name (``classes``), the metric a training run monitors
+(``monitor``, ``monitor_mode``), which metrics are fractions (``is_fraction``) and how
+many ranks a submission may give (``max_ranks``). The data module, the scorer, the
+pipelines, ``data show``, the leaderboard and the CLI ask the card; nothing else spells
+these (lm-evaluation-harness's habit). The ``version`` is recorded in every score and
+leaderboard entry, so a changed protocol never mixes with old results.
+
+Splits, by the card's ``kind`` (``split.column`` is the manifest column):
+
+- ``classification``: train = rows with ``column == split.train``, test = rows with
+  ``column == split.test``;
+- ``zeroshot``: test = rows with ``column == split.test``; train = rows whose species is
+  NOT among the test rows' species (the disjoint classes a zero-shot method may learn on);
+- ``segmentation``, ``size``: test only (``column == split.test``); train is empty.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from minbench.errors import UserError
@@ -21,6 +37,13 @@ KINDS = ("classification", "zeroshot", "segmentation", "size")
 SUBMISSION_FORMATS = ("ranked_csv", "mask_pngs", "size_csv")
 METRIC_KINDS = ("topk_accuracy", "macro_recall", "mean_iou", "dice", "pixel_accuracy",
                 "mae", "rmse", "mape", "r2", "coverage")
+#: metric kinds whose values are fractions in [0, 1] (shown as %, refused outside [0, 1])
+FRACTION_KINDS = ("topk_accuracy", "macro_recall", "mean_iou", "dice", "pixel_accuracy", "coverage")
+#: ranks a ranked submission may give when its card does not say
+DEFAULT_MAX_RANKS = 10
+#: kinds whose tasks have a train split (the others are test-only)
+TRAINABLE_KINDS = ("classification", "zeroshot")
+SPLITS = ("train", "test")
 
 
 @dataclass(frozen=True)
@@ -32,25 +55,110 @@ class MetricSpec:
     unit: str = ""
 
 
+def is_fraction_kind(kind: str | None) -> bool:
+    """Whether values of a metric ``kind`` are fractions in [0, 1]."""
+    return kind in FRACTION_KINDS
+
+
+def is_fraction_name(name: str) -> bool:
+    """The one fallback for a metric of no known kind (published numbers of another
+    dataset): a fraction when its name says so (``top5``, ``*accuracy``, ``*recall``,
+    ``*iou``, ``*dice``, ``*coverage``)."""
+    return bool(re.fullmatch(r"top\d+|.*(accuracy|recall|iou|dice|coverage)", name))
+
+
 @dataclass(frozen=True)
 class TaskCard:
     id: str
     title: str
     kind: str
     description: str
+    version: int
     split_column: str
     train_value: Any
     test_value: Any
     metrics: tuple[MetricSpec, ...]
     headline: str
     submission_format: str
-    max_ranks: int | None
+    max_ranks: int
     abstain: bool
     path: Path
 
     @property
     def headline_metric(self) -> MetricSpec:
         return next(m for m in self.metrics if m.name == self.headline)
+
+    def metric(self, name: str) -> MetricSpec | None:
+        """The card's metric called ``name`` (None when the card has none)."""
+        return next((m for m in self.metrics if m.name == name), None)
+
+    # ---- training ------------------------------------------------------------------------
+    @property
+    def has_train(self) -> bool:
+        """Whether the task has a train split (test-only tasks do not)."""
+        return self.kind in TRAINABLE_KINDS
+
+    @property
+    def monitor(self) -> str:
+        """The logged value a training run watches: the headline on the validation carve
+        (``val/top1``); a test-only task's headline on its test rows (``test/mae``)."""
+        return f"{'val' if self.has_train else 'test'}/{self.headline}"
+
+    @property
+    def monitor_mode(self) -> str:
+        """``max`` or ``min``: the direction in which ``monitor`` improves."""
+        return "max" if self.headline_metric.higher_is_better else "min"
+
+    # ---- metrics -------------------------------------------------------------------------
+    def is_fraction(self, metric_name: str) -> bool:
+        """Whether the card's metric ``metric_name`` is a fraction in [0, 1] (by its kind;
+        a name the card lacks falls back to ``is_fraction_name``)."""
+        spec = self.metric(metric_name)
+        return is_fraction_kind(spec.kind) if spec else is_fraction_name(metric_name)
+
+    # ---- splits --------------------------------------------------------------------------
+    def _split_column(self, manifest, where: str):
+        if self.split_column not in manifest.columns:
+            raise UserError(f"{where}: has no column {self.split_column!r} (split of task {self.id})")
+        return manifest[self.split_column]
+
+    def positions(self, manifest, split: str, where: str = "manifest") -> np.ndarray:
+        """0-based positions of the ``split`` (``train`` or ``test``) rows of ``manifest``,
+        in manifest order (the rule of each kind: the module docstring).
+
+        A ``UserError`` (prefixed with ``where``) when the manifest lacks the split column
+        or has no test rows.
+        """
+        if split not in SPLITS:
+            raise ValueError(f"split {split!r} is not one of {', '.join(SPLITS)}")
+        column = self._split_column(manifest, where)
+        is_test = (column == self.test_value).to_numpy()
+        if split == "test":
+            found = np.flatnonzero(is_test)
+            if not len(found):
+                raise UserError(f"{where}: no test rows for task {self.id} (column {self.split_column} "
+                                f"== {self.test_value!r})")
+            return found
+        if self.kind == "classification":
+            return np.flatnonzero((column == self.train_value).to_numpy())
+        if self.kind == "zeroshot":
+            species = manifest["species"].to_numpy()
+            return np.flatnonzero(~np.isin(species, np.unique(species[is_test])))
+        return np.array([], np.int64)
+
+    def rows(self, manifest, split: str, where: str = "manifest"):
+        """The ``split`` rows of ``manifest`` (a DataFrame keeping the manifest's index), in
+        manifest order; errors as ``positions``."""
+        return manifest.iloc[self.positions(manifest, split, where)]
+
+    def classes(self, manifest, where: str = "manifest"):
+        """The species a submission may name, sorted (a ``pandas.Index``): those of the
+        task's train and test rows; a zero-shot task's: its test rows' (the candidates)."""
+        import pandas as pd
+
+        values = [v for v in (self.train_value, self.test_value) if v is not None]
+        species = manifest.loc[self._split_column(manifest, where).isin(values), "species"]
+        return pd.Index(sorted(species.unique()))
 
 
 def _parse(raw: Any, path: Path) -> TaskCard:
@@ -87,13 +195,20 @@ def _parse(raw: Any, path: Path) -> TaskCard:
     fmt = need(sub, "format", "submission.")
     if fmt not in SUBMISSION_FORMATS:
         raise UserError(f"{path}: submission.format {fmt!r} is not one of {', '.join(SUBMISSION_FORMATS)}")
+    max_ranks = sub.get("max_ranks", DEFAULT_MAX_RANKS)
+    if isinstance(max_ranks, bool) or not isinstance(max_ranks, int) or max_ranks < 1:
+        raise UserError(f"{path}: submission.max_ranks {max_ranks!r} must be a positive integer")
+    version = need(raw, "version", "")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise UserError(f"{path}: version {version!r} must be a positive integer (raise it when the protocol "
+                        "changes)")
     return TaskCard(
         id=str(need(raw, "id", "")), title=str(raw.get("title", "")), kind=kind,
-        description=str(raw.get("description", "")).strip(),
+        description=str(raw.get("description", "")).strip(), version=version,
         split_column=str(need(split, "column", "split.")),
         train_value=split.get("train"), test_value=need(split, "test", "split."),
         metrics=tuple(specs), headline=headline, submission_format=fmt,
-        max_ranks=sub.get("max_ranks"), abstain=bool(sub.get("abstain", False)), path=path,
+        max_ranks=max_ranks, abstain=bool(sub.get("abstain", False)), path=path,
     )
 
 
@@ -112,11 +227,16 @@ def load_card(path: str | Path) -> TaskCard:
     return card
 
 
+def _natural(text: str) -> list:
+    """Sort key reading digit runs as numbers: fewshot-10 < fewshot-98 < fewshot-360."""
+    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", text)]
+
+
 @lru_cache(maxsize=None)
 def all_cards() -> dict[str, TaskCard]:
-    """Every shipped task card, by id."""
+    """Every shipped task card, by id, in natural order of the ids."""
     folder = shipped_dir("tasks")
-    return {c.id: c for c in (load_card(p) for p in sorted(folder.glob("*.yaml")))}
+    return {c.id: c for c in (load_card(p) for p in sorted(folder.glob("*.yaml"), key=lambda p: _natural(p.stem)))}
 
 
 def task_ids() -> list[str]:

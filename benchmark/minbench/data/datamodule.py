@@ -16,15 +16,15 @@ Contract (the task modules and pipelines code against this)::
     dm.task_context() # what a task module reads (minbench.data.context.TaskContext): the one
                       # route from data to model, taken by BaseTask.setup from trainer.datamodule
 
-Rows, by the task card (``minbench.cards.get_card(task)``):
+Rows: the task card's train and test split (``card.positions(frame, "train"|"test")``;
+the rule of each kind is in ``minbench.cards``):
 
-- classification: train = rows with ``card.split_column == card.train_value``, test = rows
-  with ``== card.test_value``; a test species without any train image is a ``UserError``.
-- zeroshot: test = rows with ``zeroshot`` True; train = rows whose species is NOT among the
-  zero-shot species (the disjoint classes a zero-shot baseline pre-trains on).
-- segmentation / size: test only (``segmentation`` / ``size`` True); fitting is a
-  ``UserError``. Their ``classes`` are the species of the test rows (labels for CAMs), unless
-  ``classes=`` gives a classifier's own list.
+- classification: a test species without any train image is a ``UserError``.
+- zeroshot: train = rows whose species is NOT among the zero-shot species (the disjoint
+  classes a zero-shot baseline pre-trains on).
+- segmentation / size: test only; fitting is a ``UserError``. Their ``classes`` are the
+  species of the test rows (labels for CAMs), unless ``classes=`` gives a classifier's own
+  list.
 - validation: carved from train, stratified by species, seeded (``val_fraction``; a class
   keeps at least one train image); recorded in ``dm.split_record`` and as JSON in
   ``<cache_dir>/splits/``. ``val_fraction=0`` means no validation loader.
@@ -154,24 +154,13 @@ class MineralDataModule(L.LightningDataModule):
     def _make_splits(self) -> None:
         card, frame = self.card, self.frame
         species = frame["species"].to_numpy()
-        if card.kind == "classification":
-            col = frame[card.split_column]
-            train = np.flatnonzero(col == card.train_value)
-            test = np.flatnonzero(col == card.test_value)
-        elif card.kind == "zeroshot":
-            is_test = frame[card.split_column].astype(bool).to_numpy()
-            test = np.flatnonzero(is_test)
-            train = np.flatnonzero(~np.isin(species, np.unique(species[test])))
-        else:
-            train = np.array([], np.int64)
-            test = np.flatnonzero(frame[card.split_column].astype(bool).to_numpy())
-        if not len(test):
-            raise UserError(f"{self.dataset_dir}: task {self.task!r} has no test rows "
-                            f"(column {card.split_column} == {card.test_value!r})")
+        # the card owns the split rule; an empty test split is its UserError
+        train = card.positions(frame, "train", where=str(self.dataset_dir))
+        test = card.positions(frame, "test", where=str(self.dataset_dir))
         if self._given_classes is not None:
             self.classes = self._given_classes
         else:
-            source = train if card.kind in ("classification", "zeroshot") else test
+            source = train if card.has_train else test
             self.classes = sorted(set(species[source].tolist()))
         lookup = {c: i for i, c in enumerate(self.classes)}
         self.labels = np.array([lookup.get(s, -1) for s in species], np.int64)
@@ -224,7 +213,7 @@ class MineralDataModule(L.LightningDataModule):
 
     # ---- Lightning hooks -------------------------------------------------------------------
     def _needed(self, stage: str | None) -> list[str]:
-        test_only = self.card.kind in ("segmentation", "size")
+        test_only = not self.card.has_train
         if stage in ("fit", "validate") and test_only:
             raise UserError(f"--task {self.task}: a test-only task has no training split; "
                             f"it cannot be used to {stage} (train a classifier on a few-shot task)")

@@ -27,12 +27,7 @@ def select_rows(df, task: str | None, n: int):
     if task is not None:
         from minbench.cards import get_card
 
-        card = get_card(task)
-        if card.split_column not in df.columns:
-            raise UserError(f"--task {task}: the manifest has no column {card.split_column!r}")
-        df = df[df[card.split_column] == card.test_value]
-        if df.empty:
-            raise UserError(f"--task {task}: the dataset has no rows in this task's test split")
+        df = get_card(task).rows(df, "test", where=f"--task {task}: the manifest")
     if len(df) > n:
         df = df.iloc[np.unique(np.linspace(0, len(df) - 1, n).round().astype(int))]
     return df

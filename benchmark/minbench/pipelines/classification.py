@@ -35,7 +35,7 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
     model = instantiate(ctx.config["model"], "model", BaseTask, task=ctx.card.id,
                         num_classes=dm.num_classes, classes=list(dm.classes))
     has_val = float(getattr(dm, "val_fraction", 0.0) or 0.0) > 0
-    trainer = build_trainer(ctx, monitor=model.monitor if has_val else None, mode=model.mode)
+    trainer = build_trainer(ctx, monitor=ctx.card.monitor if has_val else None, mode=ctx.card.monitor_mode)
     resume_from = last_checkpoint(ctx) if ctx.resume else None
     started = time.perf_counter()
     trainer.fit(model, datamodule=dm, ckpt_path=str(resume_from) if resume_from else None, weights_only=True)
@@ -48,7 +48,7 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
     if not trainer.is_global_zero:
         return None
     path = write_submission(ctx.dir / PREDICTIONS_FILE, rows, dm.test_frame)
-    metrics = ctx.score(path)
+    metrics = dict(ctx.score(path).metrics)
     for logger in trainer.loggers:
         logger.log_metrics({f"test/{k}": v for k, v in metrics.items()}, step=trainer.global_step)
         logger.finalize("success")

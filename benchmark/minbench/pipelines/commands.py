@@ -11,14 +11,15 @@ from pathlib import Path
 
 
 def register(sub) -> None:
+    from minbench.cards import task_ids
+
     p = sub.add_parser(
         "run", help="train/evaluate a task end to end and score it",
         description="Train on the task's train split (or run a training-free method), predict the "
                     "test split, write the submission, score it with `minbench score`'s scorer and "
                     "add a leaderboard entry. Without --config the task kind's default recipe runs.")
     p.add_argument("--task", default=None,
-                   help="task id (fewshot-10, fewshot-98, fewshot-360, zeroshot, segmentation, size); "
-                        "default: the recipe's task")
+                   help=f"task id ({', '.join(task_ids())}); default: the recipe's task")
     p.add_argument("--data", type=Path, default=None, help="prepared dataset folder (default: the embedded one)")
     p.add_argument("--config", default=None,
                    help="recipe YAML, a path or the name of one in baselines/ (default: the kind's default)")

@@ -34,10 +34,14 @@ def confused_pairs(true: Sequence[str], pred: Sequence[str], n: int = 20) -> lis
 
 
 def per_class_accuracy(true: Sequence[str], pred: Sequence[str]) -> dict[str, tuple[float, int]]:
-    """``{species: (top-1 accuracy, number of test images)}``."""
-    total: Counter = Counter(true)
-    right: Counter = Counter(t for t, p in zip(true, pred) if t == p)
-    return {c: (right[c] / total[c], total[c]) for c in sorted(total)}
+    """``{species: (top-1 accuracy, number of test images)}`` (the scorer's per-class recall)."""
+    import numpy as np
+
+    from minbench.scoring.metrics import per_class_rates
+
+    true, pred = np.asarray(list(true), dtype=object), np.asarray(list(pred), dtype=object)
+    classes, rate, count = per_class_rates(true == pred, true)
+    return {str(c): (float(r), int(k)) for c, r, k in zip(classes, rate, count)}
 
 
 def plot_confused_pairs(true: Sequence[str], pred: Sequence[str], path: Path, n: int = 20) -> Path:

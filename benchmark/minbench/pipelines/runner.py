@@ -12,7 +12,8 @@ Contract of a kind module (``classification.py``, ``segmentation.py``, ``size.py
     def run_seed(ctx: SeedContext) -> dict | None
         # train/predict/score one seed into ctx.dir; return {"metrics": {...}, ...extras}
         # on global rank 0 (None on the other DDP ranks). Use ctx.score() to score the
-        # written submission and add the leaderboard entry, so every kind scores alike.
+        # written submission and add the leaderboard entry, so every kind scores alike;
+        # every number reported comes from its ScoreResult (or another scoring/ function).
 
 The runner marks each seed ``running``/``finished`` in ``seed<N>/status.json`` (with the
 returned dict) and writes ``summary.json`` (mean ± std per metric) when all are done.
@@ -57,21 +58,27 @@ class SeedContext:
     def recipe_name(self) -> str:
         return str(self.config.get("name", "run"))
 
-    def score(self, predictions: Path) -> dict[str, float]:
+    def score(self, predictions: Path, *, name: str | None = None, method: str | None = None):
         """Score ``predictions`` with the scorer, write ``score.json`` and add the
-        leaderboard entry (unless ``--no-leaderboard``); returns the metrics."""
+        leaderboard entry ``name`` (default: the recipe's name) described by ``method``
+        (default: the recipe's description), unless ``--no-leaderboard``.
+
+        Returns the full ``minbench.scoring.score.ScoreResult`` (metrics, intervals,
+        per-sample rows): report from it, never from a second computation.
+        """
         from minbench.scoring.score import score_submission, write_score_json
 
+        name = self.recipe_name if name is None else name
+        method = str(self.config.get("description") or name) if method is None else method
         result = score_submission(self.card.id, Path(predictions), self.data_dir)
         write_score_json(result, self.dir / "score.json")
         if self.leaderboard:
             from minbench.scoring.leaderboard import add_entry
 
-            path = add_entry(self.card.id, result, name=self.recipe_name,
-                             method=str(self.config.get("description") or self.recipe_name),
+            path = add_entry(self.card.id, result, name=name, method=method,
                              source="run", config=jsonable(self.config), seed=self.seed)
             self.extras["leaderboard"] = str(path)
-        return {k: float(v) for k, v in result.metrics.items()}
+        return result
 
 
 def kind_module(kind: str):

@@ -22,7 +22,6 @@ One seed:
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -74,15 +73,14 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
     filled = fill_missing_masks(ctx.dir / PREDICTIONS_DIR, task_data.rows)
     hp = model.hparams
     cam_label = describe_cam(hp, model.extractor.layer_names)
-    ctx.config["name"] = f"{hp.cam}/{ref.recipe}"
-    ctx.config["description"] = f"{cam_label} of {ref.recipe} ({ref.task or 'classifier'})"
-    metrics = ctx.score(ctx.dir / PREDICTIONS_DIR)
-    cam_result = _read_score(ctx.dir / "score.json")
+    scored = ctx.score(ctx.dir / PREDICTIONS_DIR, name=f"{hp.cam}/{ref.recipe}",
+                       method=f"{cam_label} of {ref.recipe} ({ref.task or 'classifier'})")
+    metrics, cam_result = dict(scored.metrics), {"ci": scored.ci}
 
     t1 = time.perf_counter()
     baselines = run_baselines(ctx, task_data)
     baseline_seconds = time.perf_counter() - t1
-    per_image = per_image_iou(ctx, task_data)
+    per_image = scored.per_sample  # the scorer's per-image iou, dice, pixel_accuracy
     verdicts = compare(hp.cam, metrics, baselines, ctx.card.headline)
     gallery = draw_gallery(ctx, task_data, per_image)
     print_comparison(ctx, hp.cam, metrics, cam_result, baselines, verdicts)
@@ -115,10 +113,6 @@ def describe_cam(hp, layers) -> str:
     return f"{hp.cam} ({','.join(layers)}, {target}, {rule} threshold)"
 
 
-def _read_score(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
 def fill_missing_masks(folder: Path, rows) -> int:
     """Empty masks for the test images the data module skipped up front (an unreadable
     photo, or a mask that does not fit it), so the submission covers every test row;
@@ -139,19 +133,6 @@ def fill_missing_masks(folder: Path, rows) -> int:
     return n
 
 
-def per_image_iou(ctx: SeedContext, task_data):
-    """Per-image IoU, Dice, pixel accuracy of the written CAM masks (the scorer's per-image
-    rule, without a second bootstrap pass)."""
-    import pandas as pd
-
-    from minbench.scoring.metrics import per_image_scores, segmentation_table
-    from minbench.scoring.score import load_true_mask
-    from minbench.trainers.segmentation import read_mask
-
-    pairs = ((read_mask(ctx.dir / PREDICTIONS_DIR / f"{r.sample_id}.png"), load_true_mask(Path(ctx.data_dir), r))
-             for r in task_data.rows.itertuples(index=False))
-    scores = per_image_scores(segmentation_table(pairs))
-    return pd.DataFrame({"sample_id": list(task_data.rows["sample_id"]), **scores})
 
 
 # --------------------------------------------------------------------------- gallery

@@ -7,9 +7,10 @@ entry, and write beside it, under ``seed<N>/``:
 
 - ``details.csv``: per photo our size, px/cm, cube and specimen boxes, the reason of an
   abstention, doubts (flags), time per photo, and the authors' rule's answer;
-- ``comparison.json``: the card's metrics for our estimator and for a plain
-  reimplementation of the authors' contour rule on the same photos, and the abstention
-  reasons counted;
+- ``comparison.json``: the card's metrics (and headline intervals) for our estimator
+  (``score.json``'s) and for a plain reimplementation of the authors' contour rule on the
+  same photos (its answers written as a submission, ``authors_predictions.csv``, and
+  scored by the scorer: ``authors.score.json``), and the abstention reasons counted;
 - ``plots/scatter.png`` (predicted against true size, both methods),
   ``plots/worst_errors.png`` and ``plots/abstentions.png`` (galleries with the detected
   cube and specimen drawn, the true boxes in white when the manifest has them).
@@ -28,6 +29,7 @@ from minbench.pipelines.runner import SeedContext
 
 DEFAULT_RECIPE = "size-cube"
 PREDICTIONS_FILE = "predictions.csv"
+AUTHORS_FILE = "authors_predictions.csv"
 DETAILS_FILE = "details.csv"
 COMPARISON_FILE = "comparison.json"
 GALLERY_SIZE = 12
@@ -59,12 +61,13 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
     if not trainer.is_global_zero:
         return None
     frame = dm.frame
-    split = frame[frame[ctx.card.split_column] == ctx.card.test_value]
+    split = ctx.card.rows(frame, "test", where=str(ctx.data_dir))
     rows = complete_rows(rows, split, dm)
     path = write_submission(ctx.dir / PREDICTIONS_FILE, rows)
     write_details(ctx.dir / DETAILS_FILE, rows)
-    metrics = ctx.score(path)
-    comparison = compare(model, rows)
+    result = ctx.score(path)
+    metrics = dict(result.metrics)
+    comparison = compare(model, rows, result, authors=score_authors(ctx, rows))
     from minbench.io import write_json_atomic
 
     write_json_atomic(ctx.dir / COMPARISON_FILE, comparison)
@@ -77,7 +80,7 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
              "images_per_s": len(measured) / seconds if seconds > 0 else float("nan"),
              "estimator_ms_per_image": (sum(r["ms"] for r in measured) / len(measured)) if measured else float("nan"),
              "authors_mae": comparison["authors"].get("mae"), "authors_coverage": comparison["authors"].get("coverage")}
-    _print_comparison(comparison)
+    _print_comparison(comparison, [m.name for m in ctx.card.metrics])
     return {"metrics": metrics, "stats": stats, "comparison": comparison, "predictions": str(path),
             "plots": [str(p) for p in plots], "world_size": trainer.world_size}
 
@@ -130,18 +133,31 @@ def write_details(path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
-def compare(model, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Our metrics beside the authors' rule's on the same photos, and why each abstained."""
-    m = model.compute_metrics(rows)
-    ours = {k: v for k, v in m.items() if not k.startswith("authors_")}
-    authors = {k[len("authors_"):]: v for k, v in m.items() if k.startswith("authors_")}
+def score_authors(ctx: SeedContext, rows: list[dict[str, Any]]):
+    """The authors' rule's answers as a submission (``authors_predictions.csv``), scored by
+    the scorer (``authors.score.json``); None when the rule did not run."""
+    from minbench.scoring.score import score_submission, write_score_json
+
+    if not any("authors_size_cm" in r for r in rows):
+        return None
+    answers = [{"sample_id": r["sample_id"], "size_cm": r.get("authors_size_cm", math.nan)} for r in rows]
+    path = write_submission(ctx.dir / AUTHORS_FILE, answers)
+    result = score_submission(ctx.card.id, path, ctx.data_dir)
+    write_score_json(result, ctx.dir / "authors.score.json")
+    return result
+
+
+def compare(model, rows: list[dict[str, Any]], ours, authors=None) -> dict[str, Any]:
+    """Our scores beside the authors' rule's on the same photos (both ``ScoreResult``s of
+    the scorer), and why each abstained."""
     reasons = collections.Counter(_reason_key(r.get("reason", "")) for r in rows if not _finite(r.get("size_cm")))
     a_reasons = collections.Counter(r.get("authors_reason") or "" for r in rows
                                     if "authors_size_cm" in r and not _finite(r.get("authors_size_cm")))
     flags = collections.Counter(f for r in rows for f in str(r.get("flags") or "").split(";") if f)
     return {
-        "ours": ours,
-        "authors": authors,
+        "ours": dict(ours.metrics),
+        "authors": dict(authors.metrics) if authors is not None else {},
+        "ci": {"ours": ours.ci, "authors": authors.ci if authors is not None else {}},
         "authors_rule": "4-corner contour, perimeter and squareness thresholds, edge = perimeter/4 = "
                         f"{model.authors_rule.cube_edge_cm} cm, size truncated to whole cm "
                         "(minbench.models.size_authors); same specimen boxes as ours",
@@ -171,17 +187,17 @@ def _finite(v) -> bool:
         return False
 
 
-def _print_comparison(comp: dict[str, Any]) -> None:
+def _print_comparison(comp: dict[str, Any], names: list[str]) -> None:
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title="size: cube estimator vs the authors' contour rule (same photos)")
     table.add_column("method")
-    for name in ("mae", "rmse", "mape", "r2", "coverage"):
+    for name in names:
         table.add_column(name, justify="right")
     for label, m in (("minbench cube estimator", comp["ours"]), ("authors' contour rule", comp["authors"])):
         if m:
-            table.add_row(label, *(f"{m.get(k, float('nan')):.3f}" for k in ("mae", "rmse", "mape", "r2", "coverage")))
+            table.add_row(label, *(f"{m.get(k, float('nan')):.3f}" for k in names))
     Console().print(table)
 
 

@@ -79,7 +79,7 @@ def run_seed(ctx) -> dict[str, Any] | None:
                         "--config clip-vit-b32 --weights PATH")
 
     # The model reads rows, classes and texts from dm.task_context() in its setup().
-    trainer = build_trainer(ctx, monitor="val/top1" if has_val else None, mode="max")
+    trainer = build_trainer(ctx, monitor=ctx.card.monitor if has_val else None, mode=ctx.card.monitor_mode)
     stats: dict[str, float] = {}
     if model.trainable:
         ckpt = last_checkpoint(ctx) if ctx.resume else None
@@ -109,8 +109,8 @@ def run_seed(ctx) -> dict[str, Any] | None:
     stats["predict_images_per_s"] = round(len(test_frame) / max(predict_s, 1e-9), 1)
     path = write_submission(ctx.dir / SUBMISSION_FILE, test_frame["sample_id"].tolist(), ranked,
                             model.unseen.classes)
-    metrics = ctx.score(path)
-    result: dict[str, Any] = {"metrics": dict(metrics), "stats": stats,
+    metrics = dict(ctx.score(path).metrics)
+    result: dict[str, Any] = {"metrics": metrics, "stats": stats,
                               "candidates": len(model.unseen.classes), "seen_classes": len(model.seen_classes),
                               "predictions": str(path)}
     if gzsl_val is not None:
@@ -162,36 +162,22 @@ def write_submission(path: Path, sample_ids: list[str], ranked: np.ndarray, clas
 
 
 def gzsl_metrics(model, dm, test_frame, test_scores, seen_rows) -> dict[str, Any]:
-    """Generalised zero-shot: every seen and unseen class is a candidate.
+    """Generalised zero-shot: every seen and unseen class is a candidate; the figures are
+    the scorer's (``minbench.scoring.gzsl``) on the held-out images of seen classes (the
+    validation carve) and on the zero-shot images."""
+    from minbench.scoring.gzsl import gzsl_scores
 
-    ``seen``/``unseen``: mean per-class top-1 accuracy (Xian et al.'s GZSL protocol) on the
-    held-out images of seen classes and on the zero-shot images; ``h``: their harmonic
-    mean. No calibration: a seen-class bias shows as low ``unseen`` (``unseen_as_seen``).
-    """
     cat = {key: np.concatenate([np.asarray(o[key]) for o in seen_rows]) for key in seen_rows[0]}
     cat = {k: v[first_occurrences(cat["index"])] for k, v in cat.items()}
-    # seen images: right when the best seen class wins and is their class
-    s_ok = (cat["seen_value"] >= cat["unseen_value"]) & (cat["seen_index"] == cat["label"])
-    s_acc = _per_class_mean(s_ok, cat["label"])
-    # unseen images: right when the best unseen class (leave-one-out) wins and is theirs
     cand_of = {c: i for i, c in enumerate(model.unseen.classes)}
     truth = np.array([cand_of.get(s, -1) for s in test_frame["species"]], np.int64)
-    u_win = test_scores["values"][:, 0] > test_scores["seen_value"]
-    u_ok = u_win & (test_scores["indices"][:, 0] == truth)
-    u_acc = _per_class_mean(u_ok, truth)
-    h = 2 * s_acc * u_acc / (s_acc + u_acc) if (s_acc + u_acc) > 0 else 0.0
-    # Calibrated stacking (Chao et al. 2016): subtract gamma from every seen score. The
-    # area under the seen-unseen accuracy curve over all gamma needs no choice of gamma.
-    curve = seen_unseen_curve(cat["seen_value"] - cat["unseen_value"], cat["seen_index"] == cat["label"],
-                              cat["label"], test_scores["seen_value"] - test_scores["values"][:, 0],
-                              test_scores["indices"][:, 0] == truth, truth)
+    out = gzsl_scores(seen_label=cat["label"], seen_best_seen=cat["seen_value"],
+                      seen_best_seen_index=cat["seen_index"], seen_best_unseen=cat["unseen_value"],
+                      unseen_label=truth, unseen_best_unseen=test_scores["values"][:, 0],
+                      unseen_best_unseen_index=test_scores["indices"][:, 0],
+                      unseen_best_seen=test_scores["seen_value"])
     return {
-        "seen": s_acc, "unseen": u_acc, "h": h,
-        "ausuc": curve["ausuc"], "h_best_gamma_oracle": curve["best_h"], "best_gamma_oracle": curve["best_gamma"],
-        "seen_per_sample": float(s_ok.mean()), "unseen_per_sample": float(u_ok.mean()),
-        "unseen_as_seen": float((~u_win).mean()),
-        "seen_as_unseen": float((cat["seen_value"] < cat["unseen_value"]).mean()),
-        "n_seen_images": int(len(s_ok)), "n_unseen_images": int(len(u_ok)),
+        **out,
         "n_seen_classes": len(model.seen_classes), "n_unseen_classes": len(model.unseen.classes),
         "protocol": "candidates = seen + unseen classes; seen images = validation carve of the training "
                     "classes (their texts excluded from the seen prototypes); mean per-class top-1; "
@@ -199,45 +185,3 @@ def gzsl_metrics(model, dm, test_frame, test_scores, seen_rows) -> dict[str, Any
                     "calibrated stacking over every gamma; h_best_gamma_oracle picks gamma on these "
                     "very images (an upper bound, not a result)",
     }
-
-
-def seen_unseen_curve(d_seen, ok_seen, label_seen, d_unseen, ok_unseen, label_unseen) -> dict[str, float]:
-    """Calibrated stacking swept over gamma (Chao et al. 2016, AUSUC).
-
-    ``d`` = best seen score - best unseen score per image; an image goes to the seen side
-    when ``d >= gamma``. ``ok_*``: its best class on its own side is right. Accuracies are
-    mean per class. Returns the area under (unseen acc, seen acc), the best harmonic mean
-    and its gamma.
-    """
-    d_seen, d_unseen = np.asarray(d_seen, float), np.asarray(d_unseen, float)
-    w_s = _class_weights(label_seen) * np.asarray(ok_seen, float)
-    w_u = _class_weights(label_unseen) * np.asarray(ok_unseen, float)
-    gammas = np.unique(np.concatenate([d_seen, d_unseen, [-np.inf, np.inf]]))
-    # seen acc(gamma) = sum of w_s where d_seen >= gamma; unseen acc = sum of w_u where d_unseen < gamma
-    order_s = np.argsort(d_seen)
-    cum_s = np.concatenate([[0.0], np.cumsum(w_s[order_s])])
-    acc_s = cum_s[-1] - cum_s[np.searchsorted(d_seen[order_s], gammas, side="left")]
-    order_u = np.argsort(d_unseen)
-    cum_u = np.concatenate([[0.0], np.cumsum(w_u[order_u])])
-    acc_u = cum_u[np.searchsorted(d_unseen[order_u], gammas, side="left")]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        hs = np.where(acc_s + acc_u > 0, 2 * acc_s * acc_u / (acc_s + acc_u), 0.0)
-    best = int(np.argmax(hs))
-    area = float(np.sum(np.diff(acc_u) * (acc_s[1:] + acc_s[:-1]) / 2))  # acc_u rises with gamma
-    return {"ausuc": area, "best_h": float(hs[best]), "best_gamma": float(gammas[best])}
-
-
-def _class_weights(label) -> np.ndarray:
-    """1 / (samples of its class x number of classes) per sample: sums give per-class means."""
-    label = np.asarray(label)
-    if not len(label):
-        return np.zeros(0)
-    classes, inverse, counts = np.unique(label, return_inverse=True, return_counts=True)
-    return 1.0 / (counts[inverse] * len(classes))
-
-
-def _per_class_mean(ok: np.ndarray, label: np.ndarray) -> float:
-    classes = np.unique(label)
-    if not len(classes):
-        return float("nan")
-    return float(np.mean([ok[label == c].mean() for c in classes]))

@@ -6,11 +6,14 @@ from pathlib import Path
 
 
 def register(sub) -> None:
+    from minbench.cards import task_ids
+
+    tasks = ", ".join(task_ids())
     s = sub.add_parser("score", help="score a predictions file against a task's test split",
                        description="Check a submission against the task card and the dataset's test rows, "
                                    "compute the card's metrics with a bootstrap interval for the headline, write "
                                    "a score JSON and add an entry to the task's leaderboard.")
-    s.add_argument("--task", required=True, help="task id (see tasks/)")
+    s.add_argument("--task", required=True, help=f"task id ({tasks})")
     s.add_argument("--predictions", type=Path, required=True,
                    help="ranked CSV (classification), size CSV (size), or folder/zip of PNG masks (segmentation)")
     s.add_argument("--data", type=Path, default=None, help="prepared dataset folder (default: the embedded one)")
@@ -29,7 +32,7 @@ def register(sub) -> None:
 
     lb = sub.add_parser("leaderboard", help="show leaderboards (terminal, Markdown or HTML), add published numbers",
                         description="Show the leaderboards: a table per task and dataset.")
-    lb.add_argument("--task", default=None, help="only this task")
+    lb.add_argument("--task", default=None, help=f"only this task ({tasks})")
     lb.add_argument("--format", choices=("table", "markdown", "html"), default="table")
     lb.add_argument("--out", type=Path, default=None, help="write to this file instead of the terminal")
     lb.add_argument("--dir", type=Path, action="append", default=None,
@@ -40,7 +43,8 @@ def register(sub) -> None:
                          description="Record published numbers (source 'published'). They never enter a scored "
                                      "board: they go to <task>--<dataset>.json, or with --reference (another "
                                      "dataset and protocol) to <dataset>.json, shown beside tasks of that kind.")
-    p.add_argument("--task", dest="pub_task", required=True, help="task id the numbers are for (or resemble)")
+    p.add_argument("--task", dest="pub_task", required=True,
+                   help=f"task id the numbers are for (or resemble): {tasks}")
     p.add_argument("--name", required=True, help="entry name, e.g. the model or 'human expert'")
     p.add_argument("--metrics", required=True, help="NAME=VALUE,... e.g. top1=0.66,top5=81%%")
     p.add_argument("--citation", required=True, help="where the numbers come from")

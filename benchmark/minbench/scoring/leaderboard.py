@@ -29,7 +29,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from minbench.cards import KINDS, TaskCard, all_cards, get_card
+from minbench.cards import KINDS, TaskCard, all_cards, get_card, is_fraction_name
 from minbench.errors import UserError
 from minbench.io import file_lock, write_json_atomic
 from minbench.paths import PACKAGE_DIR, cache_dir, shipped_dir
@@ -37,7 +37,6 @@ from minbench.paths import PACKAGE_DIR, cache_dir, shipped_dir
 SCHEMA_ID = "minbench-leaderboard/1"
 SOURCES = ("run", "submission", "published")
 ENV_DIR = "MINBENCH_LEADERBOARDS"
-FRACTION_KINDS = ("topk_accuracy", "macro_recall", "mean_iou", "dice", "pixel_accuracy", "coverage")
 
 
 # ---- where boards live ----------------------------------------------------------------
@@ -293,7 +292,7 @@ def add_entry(task_id: str, result, *, name: str, method: str, source: str, conf
     entry = _entry(name=str(name).strip(), method=method or "", source=source, metrics=metrics, ci=result.ci,
                    n_samples=int(result.n_samples), date=result.scored_at, code_version=result.code_version,
                    config=_jsonable(config), seed=seed, n_answered=int(result.n_answered),
-                   submission_sha256=result.submission.get("sha256"))
+                   submission_sha256=result.submission.get("sha256"), task_version=result.task_version)
     target = Path(path) if path else Path(leaderboard_dir or default_leaderboard_dir()) / board_filename(
         task_id, dataset)
     return _locked_add(target, new_board(card, dataset), entry)
@@ -333,7 +332,7 @@ def parse_metrics(text: str, card: TaskCard | None = None) -> dict[str, float]:
         spec = specs.get(key)
         if percent and not (spec and spec.unit == "%"):
             value = float(Decimal(raw[:-1].strip()) / 100)  # 35.6% -> 0.356, not 0.35600000000000004
-        fraction = spec.kind in FRACTION_KINDS if spec else re.fullmatch(r"top\d+|.*(accuracy|recall|iou)", key)
+        fraction = card.is_fraction(key) if card else is_fraction_name(key)
         if fraction and not 0.0 <= value <= 1.0:
             raise UserError(f"--metrics {part!r}: {key} is a fraction in [0, 1] (write 0.66 or 66%)")
         out[key] = value

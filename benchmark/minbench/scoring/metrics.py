@@ -1,8 +1,10 @@
 """The one registry from a task card's metric ``kind`` to its computation.
 
-Every metric is computed twice over, from the same per-sample table:
+Every metric is computed twice over, from the same per-sample table, in NumPy (the
+scorer imports no deep-learning framework; tests check the values against torchmetrics
+and scikit-learn):
 
-- ``point``: the reported value, with torchmetrics' functional API where it fits;
+- ``point``: the reported value;
 - ``weighted``: the same statistic under sample weights (a ``B x U`` matrix of counts),
   which is how ``bootstrap.py`` evaluates a thousand resamples in one vectorised pass.
   With all weights 1 it equals ``point`` (tested).
@@ -18,17 +20,20 @@ Definitions users see in the leaderboard:
 
 - ``topk_accuracy``: the true species is among the first k submitted ranks. When a row
   submits fewer than k ranks only the submitted ones count (nothing is filled in).
-  Computed directly from ``pos``: torchmetrics' top-k needs a full score matrix, which a
-  ranked list of names is not.
 - ``macro_recall``: mean, over the classes present in the target, of per-class top-1
   recall (scikit-learn's ``balanced_accuracy_score``). Classes only predicted, never true,
   do not enter the mean (torchmetrics' ``average='macro'`` would count them as 0).
+  ``per_class_mean`` is the same statistic for any per-sample hit vector.
 - ``mean_iou`` / ``dice`` / ``pixel_accuracy``: per image first, then the mean over
   images. Empty-mask rule: truth and prediction both empty -> IoU = Dice = 1; truth empty
   and prediction not (or the reverse) -> 0.
 - ``mae`` / ``rmse`` (cm), ``mape`` (%), ``r2``: over the answered samples only;
   ``coverage`` = answered / all. R² needs two answered samples with different sizes,
-  else NaN.
+  else NaN. Formulas as torchmetrics' (R² = 1 - RSS / (Σy² - (Σy)²/n), 1 when RSS ≤ 1e-4,
+  0 when that spread ≤ 1e-4; MAPE divides by max(|y|, 1.17e-6)).
+
+The training-time torchmetrics forms (logged by the trainers) are in
+``scoring/training_metrics.py``, which the scorer never imports.
 """
 
 from __future__ import annotations
@@ -38,9 +43,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 import numpy as np
 
-if TYPE_CHECKING:  # torch/torchmetrics load lazily: `minbench --help` must stay fast
-    import torchmetrics
-
+if TYPE_CHECKING:
     from minbench.cards import MetricSpec, TaskCard
 
 NO_HIT = np.int64(1 << 40)  # `pos` of a sample whose true species was not submitted
@@ -87,22 +90,27 @@ def _topk_weighted(spec, f, w):
     return _wmean(w, f["hit"])
 
 
-def _macro_recall_point(spec, t):
-    import torch
-    from torchmetrics.functional.classification import multiclass_stat_scores
+def per_class_rates(hit: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per class present in ``label`` (sorted): the class, its mean ``hit`` (its top-1
+    recall when ``hit`` is "top-1 is right") and its number of samples."""
+    label = np.asarray(label)
+    classes, inverse = np.unique(label, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    support = np.bincount(inverse, minlength=len(classes))
+    hits = np.bincount(inverse, weights=np.asarray(hit, dtype=np.float64), minlength=len(classes))  # exact counts
+    return classes, hits / support, support
 
-    target = t["target"].astype(np.int64)
-    if not len(target):
+
+def per_class_mean(hit: np.ndarray, label: np.ndarray) -> float:
+    """Mean over the classes present in ``label`` of each class's mean ``hit`` (macro
+    recall when ``hit`` is "top-1 is right"; NaN without samples)."""
+    if not len(label):
         return float("nan")
-    n_classes = int(target.max()) + 1
-    # top-1 prediction as "the true class or not": the per-class recall is the same as
-    # with the real top-1 class, and a missing first rank needs no invented class id.
-    top1 = np.where(t["pos"] == 0, target, n_classes)
-    stats = multiclass_stat_scores(torch.from_numpy(top1), torch.from_numpy(target), num_classes=n_classes + 1,
-                                   average="none", validate_args=False).numpy()[:n_classes]
-    tp, support = stats[:, 0].astype(np.float64), stats[:, 4].astype(np.float64)  # float64: exact counts
-    present = support > 0
-    return float((tp[present] / support[present]).mean())
+    return float(per_class_rates(hit, label)[1].mean())
+
+
+def _macro_recall_point(spec, t):
+    return per_class_mean(t["pos"] == 0, t["target"])
 
 
 def _macro_recall_features(spec, t):
@@ -155,26 +163,38 @@ def _answered(t):
     return np.isfinite(t["pred"])
 
 
+MAPE_EPSILON = 1.17e-06  # torchmetrics' floor of |y| in MAPE
+R2_ATOL = 1e-4           # torchmetrics' tolerance for a zero residual or spread in R²
+
+
 def _size_point(fn_name):
     def point(spec, t):
-        import torch
-        import torchmetrics.functional.regression as R
-
         a = _answered(t)
         if not a.any():
             return float("nan")
-        pred = torch.from_numpy(t["pred"][a].astype(np.float64))
-        true = torch.from_numpy(t["true"][a].astype(np.float64))
+        pred = t["pred"][a].astype(np.float64)
+        true = t["true"][a].astype(np.float64)
+        n = len(true)
+        diff = pred - true
         if fn_name == "mae":
-            return float(R.mean_absolute_error(pred, true))
+            return float(np.sum(np.abs(diff)) / n)
         if fn_name == "rmse":
-            return float(R.mean_squared_error(pred, true, squared=False))
+            return float(np.sqrt(np.sum(diff * diff) / n))
         if fn_name == "mape":
-            return float(R.mean_absolute_percentage_error(pred, true)) * 100.0
+            return float(np.sum(np.abs(diff) / np.maximum(np.abs(true), MAPE_EPSILON)) / n) * 100.0
         # r2: undefined for fewer than two answers or a constant truth
-        if a.sum() < 2 or np.ptp(t["true"][a]) == 0:
+        if n < 2 or np.ptp(true) == 0:
             return float("nan")
-        return float(R.r2_score(pred, true))
+        sum_obs = np.sum(true)
+        tss = np.sum(true * true) - sum_obs * (sum_obs / n)
+        rss = np.sum(diff * diff)
+        # torchmetrics' rule for near-constant sums: a residual within 1e-4 is a perfect
+        # fit (1), a spread of the truth within 1e-4 with a real residual scores 0
+        if abs(rss) <= R2_ATOL:
+            return 1.0
+        if abs(tss) <= R2_ATOL:
+            return 0.0
+        return float(1.0 - rss / tss)
 
     return point
 
@@ -347,30 +367,3 @@ def size_metrics(card: "TaskCard", pred_cm: np.ndarray, true_cm: np.ndarray) -> 
     ``pred_cm``: predicted sizes, NaN where the method abstained.
     """
     return evaluate(card, size_table(pred_cm, true_cm))
-
-
-def build_torchmetrics(card: "TaskCard", num_classes: int) -> "torchmetrics.MetricCollection":
-    """A ``MetricCollection`` of the card's metrics for logging during training.
-
-    Classification cards only: ``topk_accuracy`` -> ``MulticlassAccuracy(top_k=k,
-    average='micro')`` (k capped at ``num_classes``, where it is 1 anyway) and
-    ``macro_recall`` -> macro recall over the classes present in the target (as the
-    scorer computes it). Keys are the card's metric names. Inputs: logits N x C, target N.
-    """
-    import torchmetrics
-    from torchmetrics.classification import MulticlassAccuracy
-
-    from minbench.scoring.torchmetrics_ext import PresentClassRecall
-
-    if CARD_FAMILY.get(card.kind) != "classification":
-        raise ValueError(f"build_torchmetrics supports classification cards; {card.id} is a {card.kind} task")
-    metrics = {}
-    for spec in card.metrics:
-        if spec.kind == "topk_accuracy":
-            metrics[spec.name] = MulticlassAccuracy(num_classes=num_classes, top_k=min(spec.k, num_classes),
-                                                    average="micro")
-        elif spec.kind == "macro_recall":
-            metrics[spec.name] = PresentClassRecall(num_classes=num_classes)
-        else:
-            raise ValueError(f"{card.path}: metric kind {spec.kind!r} has no training-time torchmetrics form")
-    return torchmetrics.MetricCollection(metrics)

@@ -14,8 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from minbench.cards import TaskCard, all_cards
-from minbench.scoring.leaderboard import FRACTION_KINDS
+from minbench.cards import TaskCard, all_cards, is_fraction_kind, is_fraction_name
 
 FORMATS = ("table", "markdown", "html")
 
@@ -76,10 +75,10 @@ def ranked(board: dict) -> list[tuple[int | None, dict]]:
 # ---- numbers --------------------------------------------------------------------------
 
 def is_fraction(col: dict) -> bool:
+    """A board column's values are fractions: by its metric kind (the cards' rule), else by
+    its name (a reference board's metric of no known kind)."""
     kind = col.get("kind")
-    if kind:
-        return kind in FRACTION_KINDS
-    return bool(re.fullmatch(r"top\d+|.*(accuracy|recall|iou|dice|coverage)", col["name"]))
+    return is_fraction_kind(kind) if kind else is_fraction_name(col["name"])
 
 
 def fmt(value, col: dict) -> str:

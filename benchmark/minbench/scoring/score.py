@@ -3,6 +3,11 @@
 The task card says which manifest rows are the test set, which format to read and
 which metrics to compute; the metric registry computes them and the bootstrap gives
 the headline's confidence interval. Nothing here writes a leaderboard.
+
+This is the one path to a reported number: pipelines score the submission files they
+write, and figures that are not a submission (a reference rule's answers kept in memory,
+generalised zero-shot) go through ``score_table`` or ``scoring.gzsl`` on the same rows.
+The scorer imports no deep-learning framework (NumPy, pandas and Pillow only).
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ class ScoreResult:
     ``metrics``: card metric name -> value (NaN when undefined, e.g. R² of one answer);
     ``ci``: metric name -> interval dict (``low``, ``high``, ``level``, ``n_resamples``,
     ``seed``, ``method``), at least for the headline; ``dataset``: name, version, source,
-    fingerprint of the manifest scored against; ``per_sample``: one row per test sample.
+    fingerprint of the manifest scored against; ``task_version``: the task card's
+    ``version``; ``per_sample``: one row per test sample.
     """
 
     task_id: str
@@ -46,6 +52,7 @@ class ScoreResult:
     submission: dict[str, Any]
     code_version: str
     scored_at: str
+    task_version: int | None = None  # the card's version (score_submission always sets it)
     per_sample: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
@@ -54,7 +61,8 @@ class ScoreResult:
 
     def to_json(self, *, per_sample: bool = False) -> dict[str, Any]:
         out = {
-            "schema": SCORE_SCHEMA, "task": self.task_id, "headline": self.headline,
+            "schema": SCORE_SCHEMA, "task": self.task_id, "task_version": self.task_version,
+            "headline": self.headline,
             "metrics": {k: _num(v) for k, v in self.metrics.items()}, "ci": self.ci,
             "n_samples": self.n_samples, "n_answered": self.n_answered, "dataset": self.dataset,
             "submission": self.submission, "code_version": self.code_version, "scored_at": self.scored_at,
@@ -96,24 +104,6 @@ def now_utc() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def split_test_rows(card: TaskCard, df: pd.DataFrame, where: str = "manifest") -> pd.DataFrame:
-    """The manifest rows of the card's test split, in manifest order."""
-    if card.split_column not in df.columns:
-        raise UserError(f"{where}: has no column {card.split_column!r} (split of task {card.id})")
-    rows = df[df[card.split_column] == card.test_value]
-    if not len(rows):
-        raise UserError(f"{where}: no test rows for task {card.id} (column {card.split_column} "
-                        f"== {card.test_value!r})")
-    return rows.reset_index(drop=True)
-
-
-def task_classes(card: TaskCard, df: pd.DataFrame) -> pd.Index:
-    """The species a submission may name: those of the task's train and test rows, sorted."""
-    values = [v for v in (card.train_value, card.test_value) if v is not None]
-    species = df.loc[df[card.split_column].isin(values), "species"]
-    return pd.Index(sorted(species.unique()))
-
-
 @dataclass(frozen=True)
 class TaskData:
     """A task's card with the dataset it is scored on (load once, score many files)."""
@@ -135,7 +125,7 @@ def load_task_data(task_id: str, data_dir: str | Path | None = None) -> TaskData
     info = read_info(folder)
     df = read_manifest(folder)
     return TaskData(card=card, folder=folder, info=info, manifest=df,
-                    rows=split_test_rows(card, df, where=str(folder)))
+                    rows=card.rows(df, "test", where=str(folder)).reset_index(drop=True))
 
 
 def score_submission(task_id: str, predictions: str | Path, data_dir: str | Path | None = None, *,
@@ -151,7 +141,6 @@ def score_submission(task_id: str, predictions: str | Path, data_dir: str | Path
     """
     from minbench.scoring import metrics as M
     from minbench.scoring import submissions as S
-    from minbench.scoring.bootstrap import metric_ci
 
     data = task_data if task_data is not None else load_task_data(task_id, data_dir)
     if data.card.id != task_id:
@@ -161,9 +150,9 @@ def score_submission(task_id: str, predictions: str | Path, data_dir: str | Path
     predictions = Path(predictions)
 
     if card.submission_format == "ranked_csv":
-        classes = task_classes(card, df)
+        classes = card.classes(df)
         sub = S.read_ranked_csv(predictions, task_id=card.id, test_ids=test_ids, classes=classes,
-                                max_ranks=int(card.max_ranks or 10))
+                                max_ranks=card.max_ranks)
         target = classes.get_indexer(rows["species"])
         table = M.classification_table(sub.ranked, target)
         n_answered = len(rows)
@@ -186,16 +175,29 @@ def score_submission(task_id: str, predictions: str | Path, data_dir: str | Path
     else:  # cards.py admits only the three formats above
         raise AssertionError(card.submission_format)
 
-    values = M.evaluate(card, table)
-    ci_specs = card.metrics if ci_metrics == "all" else [card.headline_metric]
-    ci = {spec.name: metric_ci(spec, table, n_resamples=n_resamples, level=level, seed=seed).to_json()
-          for spec in ci_specs}
+    values, ci = score_table(card, table, n_resamples=n_resamples, level=level, seed=seed, ci_metrics=ci_metrics)
     return ScoreResult(
-        task_id=card.id, headline=card.headline, metrics=values, ci=ci, n_samples=len(rows), n_answered=n_answered,
+        task_id=card.id, task_version=card.version, headline=card.headline, metrics=values, ci=ci,
+        n_samples=len(rows), n_answered=n_answered,
         dataset={"name": info.name, "version": info.version, "source": info.source, "fingerprint": info.fingerprint},
         submission={"path": str(predictions), "format": sub.format, "sha256": sub.sha256, "bytes": sub.n_bytes},
         code_version=code_version(), scored_at=now_utc(), per_sample=per_sample,
     )
+
+
+def score_table(card: TaskCard, table: dict[str, np.ndarray], *, n_resamples: int = 1000, seed: int = 0,
+                level: float = 0.95, ci_metrics: str = "headline") -> tuple[dict[str, float], dict[str, dict]]:
+    """The card's metrics and bootstrap intervals on a per-sample table (``scoring.metrics``:
+    ``classification_table``, ``segmentation_table``, ``size_table``); what
+    ``score_submission`` computes once it has read the file, for answers held in memory."""
+    from minbench.scoring import metrics as M
+    from minbench.scoring.bootstrap import metric_ci
+
+    values = M.evaluate(card, table)
+    ci_specs = card.metrics if ci_metrics == "all" else [card.headline_metric]
+    ci = {spec.name: metric_ci(spec, table, n_resamples=n_resamples, level=level, seed=seed).to_json()
+          for spec in ci_specs}
+    return values, ci
 
 
 def load_true_mask(folder: Path, row) -> np.ndarray:

@@ -51,10 +51,6 @@ class BaseTask(LightningModule):
         ignore: constructor arguments not to store as hyperparameters.
     """
 
-    #: logged value the checkpoint callback watches, and its direction; subclasses
-    #: usually point it at the card's headline metric (``val/top1``).
-    monitor: str = "val/loss"
-    mode: str = "min"
     #: False for training-free tasks (no optimiser, one pass over the training data).
     trainable: bool = True
 
@@ -72,6 +68,16 @@ class BaseTask(LightningModule):
         self.configure_models()
         self.configure_losses()
         self.configure_metrics()
+
+    @property
+    def monitor(self) -> str:
+        """The logged value a checkpoint callback watches: the card's (``val/top1``)."""
+        return self.card.monitor
+
+    @property
+    def mode(self) -> str:
+        """``max`` or ``min``: the direction in which ``monitor`` improves (the card's)."""
+        return self.card.monitor_mode
 
     # --- what subclasses configure -------------------------------------------------------
     def configure_models(self) -> None:

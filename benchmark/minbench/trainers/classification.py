@@ -2,7 +2,7 @@
 or frozen with a training-free head (``FeatureBaselineTask``: prototype or kNN).
 
 Both log the task card's metrics per stage (``train/``, ``val/``, ``test/`` + the card's
-names, e.g. ``val/top1``; built by ``minbench.scoring.metrics.build_torchmetrics``) and
+names, e.g. ``val/top1``; built by ``minbench.scoring.training_metrics.build_torchmetrics``) and
 their predict step yields, per image, the ranked species (best first):
 ``{"index", "sample_id", "ranked" (B x k class indices), "scores" (B x k), "species"
 (B lists of k names)}`` with ``k = min(card.max_ranks, num_classes)``.
@@ -67,7 +67,7 @@ class ClassificationTask(BaseTask):
 
     @property
     def max_ranks(self) -> int:
-        return min(int(self.card.max_ranks or 10), int(self.hparams.num_classes))
+        return min(self.card.max_ranks, int(self.hparams.num_classes))
 
     def configure_models(self) -> None:
         from minbench.models.backbones import create_backbone
@@ -86,12 +86,9 @@ class ClassificationTask(BaseTask):
         self.criterion = nn.CrossEntropyLoss(label_smoothing=self.hparams.label_smoothing, ignore_index=-1)
 
     def configure_metrics(self) -> None:
-        from minbench.scoring.metrics import build_torchmetrics
+        from minbench.scoring.training_metrics import build_torchmetrics
 
         self.set_stage_metrics(build_torchmetrics(self.card, int(self.hparams.num_classes)))
-        headline = self.card.headline_metric
-        self.monitor = f"val/{headline.name}"
-        self.mode = "max" if headline.higher_is_better else "min"
 
     # --- steps ------------------------------------------------------------------------------
     def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -3,13 +3,12 @@
 No mask supervision: the classifier is trained for species (a few-shot task) and frozen;
 its class-activation map (``minbench.models.cam``) upsampled to the photo's resolution and
 thresholded is the mask. The predict step yields the masks (and the low-resolution CAMs);
-the test step also scores them against the hand-drawn masks at the masks' own resolution
-with the scorer's metrics (``minbench.scoring.metrics.segmentation_metrics``: per image,
-then the mean over images; its empty-mask rule: both empty -> 1, one empty -> 0).
+``MaskWriter`` writes them as a submission, which the scorer scores against the
+hand-drawn masks (``minbench.pipelines.segmentation``): this module reports no metric.
 
 Batches are the data module's segmentation batches: ``image`` B x 3 x S x S (a plain
 resize of the whole photo, so a CAM maps back exactly), ``orig_size`` B x 2 (H, W),
-``sample_id``; the ground-truth mask and species are looked up by ``sample_id`` among the
+``sample_id``; the species (for ``cam_target='true'``) is looked up by ``sample_id`` among the
 test rows of the data module's ``task_context()`` (``configure_data``, see ``BaseTask``).
 """
 
@@ -28,10 +27,6 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from minbench.errors import UserError
 from minbench.models import cam as cams
 from minbench.trainers.base import BaseTask
-
-# card metric kind -> key of segmentation_metrics(...)["per_image"]
-PER_IMAGE_KEY = {"mean_iou": "iou", "dice": "dice", "pixel_accuracy": "pixel_accuracy"}
-
 
 def read_mask(path: str | Path, level: int = 0) -> np.ndarray:
     """A mask image as bool H x W: grey value > ``level`` is mineral.
@@ -59,7 +54,7 @@ def write_mask(path: str | Path, mask: np.ndarray) -> None:
 
 
 class SampleLookup:
-    """Species and ground-truth mask of each sample, by ``sample_id``, from manifest rows."""
+    """Species of each sample, by ``sample_id``, from manifest rows."""
 
     def __init__(self, frame, root: str | Path):
         self.root = Path(root)
@@ -69,17 +64,6 @@ class SampleLookup:
     def species(self, sample_id: str) -> str | None:
         row = self.rows.get(sample_id)
         return row[0] if row else None
-
-    def mask(self, sample_id: str, expected_hw: tuple[int, int] | None = None) -> np.ndarray:
-        """The ground-truth mask (bool H x W); its size must equal the image's."""
-        if sample_id not in self.rows or not self.rows[sample_id][1]:
-            raise UserError(f"sample {sample_id!r}: no mask_path in the manifest")
-        path = self.root / self.rows[sample_id][1]
-        mask = read_mask(path, level=127)  # the scorer's rule for true masks: white = mineral
-        if expected_hw is not None and tuple(mask.shape) != tuple(expected_hw):
-            raise UserError(f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} (WxH) but its image is "
-                            f"{expected_hw[1]}x{expected_hw[0]}; a mask must have its image's size")
-        return mask
 
 
 def load_classifier(path: str | Path):
@@ -146,7 +130,7 @@ class SegmentationTask(BaseTask):
         threshold_value: the level of ``fixed`` (0-1) or ``percentile`` (0-100).
         upsample: ``bilinear``, ``bicubic`` or ``nearest`` (CAM -> the photo's H x W).
         image_size: side of the square input the data module resizes to.
-        task: the task card whose metrics are computed (``segmentation``).
+        task: the task card (``segmentation``).
     """
 
     #: a frozen classifier: no optimiser, no training loop
@@ -169,7 +153,6 @@ class SegmentationTask(BaseTask):
         self.classes = list(classes) if classes is not None else None
         self.class_index = {c: i for i, c in enumerate(self.classes or [])}
         self.lookup: SampleLookup | None = None  # from configure_data
-        self.test_rows: list[dict[str, Any]] = []
 
     def configure_models(self) -> None:
         hp = self.hparams
@@ -223,31 +206,6 @@ class SegmentationTask(BaseTask):
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> list[SampleMask]:
         return self.make_masks(batch)
-
-    def on_test_epoch_start(self) -> None:
-        self.test_rows = []
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        from minbench.scoring.metrics import segmentation_metrics
-
-        lookup = self.lookup
-        if lookup is None:
-            raise UserError("SegmentationTask.test needs ground-truth masks: a data module with "
-                            "task_context(), or configure_data(dm.task_context()) without a Trainer")
-        results = self.make_masks(batch)
-        pairs = [(r.mask, lookup.mask(r.sample_id, r.mask.shape)) for r in results]
-        scores = segmentation_metrics(self.card, pairs)
-        per_image = scores["per_image"]
-        for i, r in enumerate(results):
-            row = {"sample_id": r.sample_id, "pred": r.pred}
-            row.update({spec.name: float(per_image[PER_IMAGE_KEY[spec.kind]][i]) for spec in self.card.metrics})
-            self.test_rows.append(row)
-        # Batch means weighted by the batch size average to the mean over images (the
-        # scorer's definition), also across DDP ranks.
-        for spec in self.card.metrics:
-            value = float(np.mean(per_image[PER_IMAGE_KEY[spec.kind]]))
-            self.log(f"test/{spec.name}", value, on_step=False, on_epoch=True, batch_size=len(results),
-                     sync_dist=True)
 
 
 class MaskWriter(BasePredictionWriter):

@@ -3,8 +3,9 @@
 Nothing is trained (``trainable = False``): ``predict_step`` and ``test_step`` run the
 classical estimator (``minbench.models.size``) on each native-resolution photo of
 the batch (the data module with ``image_size=None``) and, side by side, the authors' contour
-rule (``minbench.models.size_authors``). ``test`` logs the card's metrics (MAE, RMSE, MAPE,
-R² on answered photos, coverage on all) for both.
+rule (``minbench.models.size_authors``). ``test`` gathers the per-photo rows
+(``test_rows``); it reports no metric: the numbers come from the scorer, on the written
+submission (``minbench.pipelines.size``).
 
 Photos of a batch are measured on a small thread pool: OpenCV and NumPy release the GIL
 in their heavy loops, so threads use the cores the data loader leaves free.
@@ -44,8 +45,6 @@ class SizeTask(BaseTask):
         threads: photos measured at once within a batch (0 = one per CPU core).
     """
 
-    monitor = "test/mae"
-    mode = "min"
     trainable = False
 
     def __init__(self, task: str = "size", *, cube_edge_cm: float = 1.27, extent: str = "longest_side",
@@ -155,23 +154,7 @@ class SizeTask(BaseTask):
         self._rows.extend(self._batch_rows(batch))
 
     def on_test_epoch_end(self) -> None:
-        rows = gather_objects(self._rows)
-        rows = dedupe(rows)
-        for name, value in self.compute_metrics(rows).items():
-            # identical on every rank after the gather: no reduction wanted
-            self.log(f"test/{name}", float(value) if value is not None else math.nan, sync_dist=False)
-        self.test_rows = rows
-
-    def compute_metrics(self, rows: list[dict[str, Any]]) -> dict[str, float]:
-        """The card's metrics for our answers, and with an ``authors_`` prefix for the rule's."""
-        from minbench.scoring.metrics import size_metrics
-
-        true = np.array([r["true_cm"] for r in rows], dtype=np.float64)
-        out = dict(size_metrics(self.card, np.array([r["size_cm"] for r in rows], dtype=np.float64), true))
-        if rows and "authors_size_cm" in rows[0]:
-            auth = size_metrics(self.card, np.array([r["authors_size_cm"] for r in rows], dtype=np.float64), true)
-            out.update({f"authors_{k}": v for k, v in auth.items()})
-        return out
+        self.test_rows = dedupe(gather_objects(self._rows))
 
     def teardown(self, stage: str) -> None:
         if self._pool is not None:

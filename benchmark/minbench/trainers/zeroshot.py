@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from minbench.cards import get_card
 from minbench.errors import UserError
 from minbench.models import zeroshot_head as zh
 from minbench.models.class_text_bank import ClassTextBank
@@ -56,12 +57,9 @@ class ZeroShotTask(BaseTask):
         templates_file: templates from a file (txt lines, JSON/YAML list or clip_benchmark map).
         classnames_file: candidate classes / prompt names (see ``zeroshot_head.load_class_names``).
         leave_one_out: a test image's own description never counts for its class.
-        top_k: ranks written per image (the submission takes at most 10).
+        top_k: ranks written per image (at most the card's ``max_ranks``).
         score_chunk: classes scored at once (memory: batch x score_chunk floats).
     """
-
-    monitor = "val/top1"
-    mode = "max"
 
     def __init__(self, task: str = "zeroshot", *, text_source: str = "names", text_alpha: float = 0.5,
                  templates: Sequence[str] | None = None, templates_file: str | None = None,
@@ -74,8 +72,9 @@ class ZeroShotTask(BaseTask):
                             f"{', '.join(zh.TEXT_SOURCES)}")
         if not 0.0 <= float(text_alpha) <= 1.0:
             raise UserError(f"model.init_args.text_alpha: {text_alpha} must be in [0, 1]")
-        if not 1 <= int(top_k) <= 10:
-            raise UserError(f"model.init_args.top_k: {top_k} must be between 1 and 10")
+        max_ranks = get_card(task).max_ranks  # ranks a submission may give
+        if not 1 <= int(top_k) <= max_ranks:
+            raise UserError(f"model.init_args.top_k: {top_k} must be between 1 and {max_ranks}")
         if templates_file is not None:
             templates = zh.load_templates(templates_file, key=task)
         else:
@@ -211,7 +210,7 @@ class ZeroShotTask(BaseTask):
         """The card's metrics over the seen classes, for validation on held-out seen images."""
         import torchmetrics
 
-        from minbench.scoring.metrics import build_torchmetrics
+        from minbench.scoring.training_metrics import build_torchmetrics
 
         card_metrics = build_torchmetrics(self.card, max(len(self.seen_classes), 2))
         # compute_groups=False: torchmetrics merges metrics whose states agree after the
