@@ -47,6 +47,7 @@ class ScoreResult:
     code_version: str
     scored_at: str
     per_sample: pd.DataFrame | None = field(default=None, repr=False)
+    table: dict[str, np.ndarray] | None = field(default=None, repr=False)  # metrics.py's per-sample table
 
     @property
     def headline_value(self) -> float:
@@ -194,7 +195,7 @@ def score_submission(task_id: str, predictions: str | Path, data_dir: str | Path
         task_id=card.id, headline=card.headline, metrics=values, ci=ci, n_samples=len(rows), n_answered=n_answered,
         dataset={"name": info.name, "version": info.version, "source": info.source, "fingerprint": info.fingerprint},
         submission={"path": str(predictions), "format": sub.format, "sha256": sub.sha256, "bytes": sub.n_bytes},
-        code_version=code_version(), scored_at=now_utc(), per_sample=per_sample,
+        code_version=code_version(), scored_at=now_utc(), per_sample=per_sample, table=table,
     )
 
 
