@@ -65,7 +65,7 @@ class SeedContext:
 
             path = add_entry(self.card.id, result, name=self.recipe_name,
                              method=str(self.config.get("description") or self.recipe_name),
-                             source="run", config=jsonable(self.config), seed=self.seed)
+                             source="run", config=jsonable(self.config), seed=self.seed, data_dir=self.data_dir)
             self.extras["leaderboard"] = str(path)
         return {k: float(v) for k, v in result.metrics.items()}
 

@@ -133,6 +133,8 @@ def _check_same_samples(a: Side, b: Side) -> None:
 def paired_seeds(a: Samples, b: Samples) -> tuple[Samples, Samples, str, bool]:
     """The seeds to compare: those both have (paired), else all of each side's."""
     common = [s for s in a.seeds if s in b.seeds]
+    if common == [None]:
+        return a, b, "one set of predictions each", True
     if common:
         return a.select(common), b.select(common), f"paired seeds {', '.join(map(str, common))}", True
     return a, b, (f"no seed in common: mean over {len(a.seeds)} seed(s) of A vs {len(b.seeds)} of B"), False

@@ -180,11 +180,13 @@ def board_view(path: Path, board: dict) -> BoardView:
         std = (e.get("std") or {}).get(head) if head else None
         seeds = "" if not scored else (f"{n} {fmt_std(std, col)}".strip() if col and n > 1 else str(n))
         rows.append(Row(rank, group, seeds, e))
+    unrecorded = [r.entry["name"] for r in rows if r.group.endswith("†") and not r.entry.get("samples")]
+    if unrecorded:
+        notes.append(f"† no rank group, no per-sample results recorded: {', '.join(unrecorded)}")
     if groups:
         for name, problem in groups.problems.items():
-            notes.append(f"† {name}: no rank group ({problem})")
-    if scored and any(r.group.endswith("†") for r in rows) and not notes:
-        notes.append("† no rank group: entries without per-sample results")
+            if name not in unrecorded:
+                notes.append(f"† {name}: no rank group: {problem}")
     if groups and groups.ranks:
         notes.insert(0, "rank: best–worst rank given the paired 95% intervals of the headline difference "
                         "against every other entry")
@@ -203,6 +205,7 @@ def render_table(sections: list[TaskSection], console=None, *, wide: bool | None
     not ``wide``): rank, name, headline with interval and n, seeds only; cells never wrap."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = console or Console()
     if wide is None:
@@ -218,9 +221,11 @@ def render_table(sections: list[TaskSection], console=None, *, wide: bool | None
             head = board.get("headline")
             view = board_view(path, board)
             shown = cols if wide else [c for c in cols if c["name"] == head]
-            t = Table(title=f"{board_title(s, board)} · {origin(path)}",
-                      caption=f"{dataset_line(board)} · {_headline_note(board)}",
-                      title_justify="left", caption_justify="left")
+            # narrow: title and caption stay on one line each (cut with an ellipsis)
+            title = Text(f"{board_title(s, board)} · {origin(path)}", no_wrap=not wide, overflow="ellipsis")
+            caption = Text(f"{dataset_line(board)} · {_headline_note(board)}", no_wrap=not wide, overflow="ellipsis",
+                           style="dim")
+            t = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
 
             def column(name, **kw):
                 t.add_column(name, no_wrap=True, overflow="ellipsis", **kw)
@@ -255,7 +260,7 @@ def render_table(sections: list[TaskSection], console=None, *, wide: bool | None
                 console.print(f"  [dim]{note}[/dim]", overflow="ellipsis", no_wrap=not wide)
             cites = sorted({e["citation"] for e in board["entries"] if e.get("citation")})
             for c in cites:
-                console.print(f"  [dim]source: {c}[/dim]")
+                console.print(f"  [dim]source: {c}[/dim]", overflow="ellipsis", no_wrap=not wide)
 
 
 # ---- Markdown -------------------------------------------------------------------------
