@@ -227,22 +227,10 @@ def render_table(sections: list[TaskSection], console=None, *, wide: bool | None
                            style="dim")
             t = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
 
-            def column(name, **kw):
-                t.add_column(name, no_wrap=True, overflow="ellipsis", **kw)
-
-            column("rank", justify="right")
-            t.add_column("name", no_wrap=True, overflow="ellipsis", ratio=1 if not wide else None,
-                         min_width=8)
-            if wide:
-                column("method")
-                column("source")
-            for c in shown:
-                column(c["name"] + (" [95% CI]" if c["name"] == head and not board["reference"] else ""),
-                       justify="right", style="bold" if c["name"] == head else None)
-            column("n", justify="right")
-            column("seeds", justify="right")
-            if wide:
-                column("added")
+            headers = ["rank", "name"] + (["method", "source"] if wide else []) + [
+                c["name"] + (" [95% CI]" if c["name"] == head and not board["reference"] else "") for c in shown
+            ] + ["n", "seeds"] + (["added"] if wide else [])
+            rows = []
             for r in view.rows:
                 e = r.entry
                 cells = [r.group, e["name"]] + ([method_text(e), e["source"]] if wide else [])
@@ -251,6 +239,17 @@ def render_table(sections: list[TaskSection], console=None, *, wide: bool | None
                     ci = fmt_ci(e.get("ci", {}).get(c["name"]), c)
                     cells.append(f"{text} {ci}".strip())
                 cells += [str(e["n_samples"] or ""), r.seeds] + ([e["date"][:10]] if wide else [])
+                rows.append(cells)
+            widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headers)]
+            # narrow: every column but the name keeps its full width; the name takes what is left
+            room = console.width - (sum(widths) - widths[1]) - 3 * len(headers) - 1
+            for i, h in enumerate(headers):
+                kw = {"justify": "left" if h in ("name", "method", "source", "added") else "right",
+                      "style": "bold" if head and h in (head, f"{head} [95% CI]") and i > 1 else None}
+                if not wide:
+                    kw.update(min_width=widths[i]) if i != 1 else kw.update(max_width=max(8, room))
+                t.add_column(h, no_wrap=not wide, overflow="ellipsis", **kw)
+            for cells in rows:
                 t.add_row(*cells)
             console.print(t)
             for f in view.floors:
