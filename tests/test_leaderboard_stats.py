@@ -328,9 +328,10 @@ def test_board_at_80_columns_never_wraps_a_cell(boards, capsys, monkeypatch):
     assert "top1 [95% CI]" in out and "seeds" in out and "top5" not in out and "a long method" not in out
     rows = [line for line in out.splitlines() if line.startswith("│")]
     assert len(rows) == 2  # one line per entry: nothing wrapped
-    monkeypatch.setenv("COLUMNS", "80")
+    header = next(line for line in out.splitlines() if line.startswith("┃"))
     assert main(["leaderboard", "--task", "fewshot-10", "--dir", str(boards), "--wide"]) == 0
-    assert "top5" in capsys.readouterr().out
+    wide = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("┃"))
+    assert wide.count("┃") == header.count("┃") + 7  # + method, source, 4 metrics, added (all columns)
 
 
 # ---- coverage (slow) ------------------------------------------------------------------
