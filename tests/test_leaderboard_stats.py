@@ -164,6 +164,10 @@ def test_refusals_name_both_sides(boards):
         C.compare("fewshot-10", "here", "there", dirs=[boards])
     with pytest.raises(UserError, match=r"'nobody' is neither a predictions file nor an entry on a fewshot-10"):
         C.compare("fewshot-10", "here", "nobody", dirs=[boards])
+    L.add_entry("fewshot-98", _result(_hits(0.5, 0), task="fewshot-98"), name="other-task", method="",
+                source="submission")
+    with pytest.raises(UserError, match=r"'other-task' is an entry of task fewshot-98, not fewshot-10"):
+        C.compare("fewshot-10", "here", "other-task", dirs=[boards])
     with pytest.raises(UserError, match=r"a \(120 samples\) and b \(60 samples\) are scored on different sample"):
         C.compare_sides("fewshot-10", _side("a", _hits(0.5, 1)), _side("b", _hits(0.5, 1, n=60)))
     assert main(["compare", "--task", "fewshot-10", "here", "there", "--dir", str(boards)]) == 2
@@ -292,6 +296,10 @@ def test_score_cli_writes_entry_samples_and_floors_and_compare_cli(fixture_data,
     (path,) = boards.glob("*.json")
     board = L.load_board(path)
     assert [f["name"] for f in board["floors"]] == ["chance", "train prior"]
+    elsewhere = tmp_path / "elsewhere"
+    assert main(["score", "--task", "fewshot-10", "--predictions", str(tmp_path / "good.csv"), "--data",
+                 str(fixture_data), "--resamples", "20", "--leaderboard-dir", str(elsewhere)]) == 0
+    assert [p.name for p in elsewhere.glob("*.json")] == [path.name]
     good = next(e for e in board["entries"] if e["name"] == "good")
     s = L.entry_samples(path, good)
     result = score_submission("fewshot-10", tmp_path / "good.csv", task_data=data, n_resamples=10)

@@ -92,6 +92,13 @@ def resolve(task: str, a: str, b: str, *, data_dir=None, dirs=None) -> tuple[Sid
     found = {x: _entries(task, x, boards) for x in (a, b) if x not in files}
     for x, hits in found.items():
         if not hits:
+            from minbench.scoring.leaderboard import load_boards
+
+            other = sorted({b["task"] for _, b in load_boards(dirs) if b["task"] and b["task"] != task
+                            and any(e["name"] == x for e in b["entries"])})
+            if other:
+                raise UserError(f"compare: {x!r} is an entry of task {', '.join(other)}, not {task}; entries of "
+                                "different tasks are never compared")
             raise UserError(f"compare: {x!r} is neither a predictions file nor an entry on a {task} board")
     fps = {x: {p_b[1]["dataset"]["fingerprint"] for p_b in hits} for x, hits in found.items()}
     if files:
