@@ -358,3 +358,25 @@ def test_interval_coverage_on_bernoulli_test_sets():
         covered += ci.low <= 0.3 <= ci.high
     print(f"coverage {covered / 1000:.3f}")
     assert 0.93 <= covered / 1000 <= 0.97
+
+
+def test_failed_board_write_leaves_no_per_sample_file_behind(boards, monkeypatch):
+    path = L.add_entry("fewshot-10", _result(_hits(0.5, 0)), name="a", method="", source="submission")
+    before = (path.read_bytes(), sorted(L.samples_folder(path).iterdir()))
+
+    def broken(target, obj):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(L, "write_json_atomic", broken)
+    with pytest.raises(OSError):
+        L.add_entry("fewshot-10", _result(_hits(0.7, 1)), name="b", method="", source="submission")
+    assert (path.read_bytes(), sorted(L.samples_folder(path).iterdir())) == before
+
+
+def test_publish_cli(boards, tmp_path, capsys):
+    L.add_entry("fewshot-10", _result(_hits(0.5, 0)), name="mine", method="", source="submission")
+    assert main(["leaderboard", "publish", "--task", "fewshot-10", "--name", "mine", "--to",
+                 str(tmp_path / "shipped")]) == 0
+    assert "published 'mine'" in capsys.readouterr().out
+    assert main(["leaderboard", "publish", "--task", "fewshot-10", "--name", "nope", "--to",
+                 str(tmp_path / "shipped")]) == 2
