@@ -4,8 +4,14 @@ One JSON file per task and dataset (schema: ``leaderboards/SCHEMA.md``). A board
 the dataset it was scored on (name, version, manifest fingerprint) and its entries;
 an entry scored on another fingerprint goes to that dataset's own file, never into
 this one. Writers take ``minbench.io.file_lock`` on the file, re-read it under the lock
-and replace it atomically, so two scorers at once both land and a failure leaves the
-file as it was.
+and replace it atomically (per-sample files first, under new names), so two scorers at
+once both land and a failure leaves the board and its files as they were.
+
+An entry is one method: a run's seeds join the entry of its recipe and config (mean,
+std, per-seed values; ``config_changes`` marks a config that differs from its recipe,
+which then gets an entry of its own), and its per-sample results are kept beside the
+board (``samples.py``) for paired comparisons and rank groups (``compare.py``). New
+entries go to the user's folder (``default_leaderboard_dir``), never the shipped boards.
 
 Three kinds of board:
 
