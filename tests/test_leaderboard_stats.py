@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
