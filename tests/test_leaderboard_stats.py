@@ -378,3 +378,15 @@ def test_publish_cli(boards, tmp_path, capsys):
     assert "published 'mine'" in capsys.readouterr().out
     assert main(["leaderboard", "publish", "--task", "fewshot-10", "--name", "nope", "--to",
                  str(tmp_path / "shipped")]) == 2
+
+
+def test_a_multi_seed_trial_run_leaves_one_marked_entry(tiny_dataset, tmp_path, leaderboards):
+    from test_run import run, tiny_recipe
+
+    assert run(tiny_dataset, tiny_recipe(tmp_path), tmp_path / "run", "--seeds", "0", "1", "--max-epochs", "1") == 0
+    (path,) = leaderboards.glob("fewshot-98--*.json")
+    (e,) = L.load_board(path)["entries"]
+    assert re.fullmatch(r"tiny-cnn\*[0-9a-f]{6}", e["name"]) and e["modified"] == ["trainer.max_epochs=1"]
+    assert [r["seed"] for r in e["seeds"]] == [0, 1] and e["samples"]["seeds"] == [0, 1]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert e["metrics"]["top1"] == pytest.approx(summary["metrics"]["top1"]["mean"])
