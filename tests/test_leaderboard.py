@@ -49,7 +49,8 @@ def test_add_entry_writes_a_valid_board_named_by_dataset(boards):
     board = L.load_board(path)
     assert board["dataset"]["fingerprint"] == FP_A and board["headline"] == "top1"
     (e,) = board["entries"]
-    assert (e["name"], e["source"], e["config"], e["seed"]) == ("a", "run", {"lr": 0.1}, 3)
+    assert (e["name"], e["source"], e["config"], e["n_seeds"]) == ("a", "run", {"lr": 0.1}, 1)
+    assert e["seeds"][0]["seed"] == 3 and e["seeds"][0]["metrics"]["top1"] == 0.5
     assert e["ci"]["top1"]["low"] == pytest.approx(0.45) and e["code_version"] == "minbench test"
     L.add_entry("fewshot-10", result(0.7), name="b", method="", source="submission")
     L.add_entry("fewshot-10", result(0.6), name="a", method="again", source="run")  # same name: replaced
@@ -124,12 +125,12 @@ def _valid_board() -> dict:
     b = L.new_board(__import__("minbench.cards", fromlist=["get_card"]).get_card("fewshot-10"),
                     {"name": "synth", "version": "1", "source": "synth", "fingerprint": FP_A})
     b["entries"].append(L._entry(name="a", method="", source="run", metrics={"top1": 0.5}, ci={}, n_samples=3,
-                                 date="2026-01-01T00:00:00Z", code_version=None, config=None, seed=None))
+                                 date="2026-01-01T00:00:00Z", code_version=None, config=None, seeds=[]))
     return b
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda b: b.update(schema="other/9"), "schema: expected 'minbench-leaderboard/1'"),
+    (lambda b: b.update(schema="other/9"), "schema: expected 'minbench-leaderboard/2'"),
     (lambda b: b.pop("entries"), "board: missing 'entries'"),
     (lambda b: b["entries"][0].update(source="rumour"), "entries[0].source: 'rumour' is not one of"),
     (lambda b: b["entries"][0]["metrics"].update(top1="high"), "entries[0].metrics.top1: expected a finite number"),
@@ -210,16 +211,12 @@ def test_parse_metrics_units():
         L.parse_metrics("top1=abc")
 
 
-def test_default_dir_env_repo_and_wheel(tmp_path, monkeypatch):
+def test_default_dir_is_the_users_never_the_shipped_one(tmp_path, monkeypatch):
     monkeypatch.setenv(L.ENV_DIR, str(tmp_path / "env"))
     assert L.default_leaderboard_dir() == tmp_path / "env"
     monkeypatch.delenv(L.ENV_DIR)
-    assert L.default_leaderboard_dir() == shipped_dir("leaderboards")  # a checkout: the repo's folder
-    # installed from a wheel: the shipped boards are package data, so new entries go to the cache
-    pkg = tmp_path / "site" / "minbench"
-    (pkg / "_shipped" / "leaderboards").mkdir(parents=True)
-    monkeypatch.setattr(L, "PACKAGE_DIR", pkg)
-    monkeypatch.setattr(L, "shipped_dir", lambda name: pkg / "_shipped" / name)
     monkeypatch.setenv("MINBENCH_HOME", str(tmp_path / "home"))
+    # a checkout too: runs never dirty the tracked leaderboards/
     assert L.default_leaderboard_dir() == tmp_path / "home" / "leaderboards"
-    assert L.read_dirs() == [tmp_path / "home" / "leaderboards", pkg / "_shipped" / "leaderboards"]
+    assert L.read_dirs() == [tmp_path / "home" / "leaderboards", shipped_dir("leaderboards")]
+    assert L.is_shipped(shipped_dir("leaderboards") / "x.json") and not L.is_shipped(tmp_path / "x.json")

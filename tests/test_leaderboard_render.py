@@ -60,7 +60,7 @@ def test_markdown_table(boards, tmp_path):
                  "--dir", str(boards)]) == 0
     md = (tmp_path / "lb.md").read_text()
     assert "### fewshot-10: Few-shot classification, 10 species" in md
-    assert "| 1 | vit \\| big | m | run | **71.0%** [66.0, 76.0] |" in md
+    assert "| 1† | vit \\| big | m | run | **71.0%** [66.0, 76.0] |" in md  # †: no per-sample results, no group
     assert "&lt;script&gt;" in md and "<script>" not in md
     assert "Published: mineralimage5k" in md and "Source: A. Author, 2024" in md
     assert "Reference: elsewhere53" in md and "not ranked" in md

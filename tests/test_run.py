@@ -75,7 +75,8 @@ def test_run_writes_submission_score_config_plots_and_leaderboard(tiny_dataset, 
     status = json.loads((out / "seed0" / "status.json").read_text())
     board = json.loads(Path(status["leaderboard"]).read_text())
     entry = board["entries"][-1]
-    assert entry["source"] == "run" and entry["seed"] == 0 and entry["name"] == "tiny-cnn"
+    assert entry["source"] == "run" and entry["seeds"][0]["seed"] == 0 and entry["name"] == "tiny-cnn"
+    assert entry["modified"] == [] and entry["samples"]["seeds"] == [0] and board["floors"]
 
 
 def test_finished_run_is_refused_unless_overwrite(tiny_dataset, recipe, tmp_path, capsys):

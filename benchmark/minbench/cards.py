@@ -53,6 +53,7 @@ class MetricSpec:
     k: int | None = None
     higher_is_better: bool = True
     unit: str = ""
+    cluster: str | None = None  # "class": samples cluster by class (intervals resample classes first)
 
 
 def is_fraction_kind(kind: str | None) -> bool:
@@ -184,7 +185,7 @@ def _parse(raw: Any, path: Path) -> TaskCard:
             raise UserError(f"{path}: metrics.list[{i}] topk_accuracy needs an integer k")
         specs.append(MetricSpec(name=m["name"], kind=m["kind"], k=m.get("k"),
                                 higher_is_better=bool(m.get("higher_is_better", True)),
-                                unit=str(m.get("unit", ""))))
+                                unit=str(m.get("unit", "")), cluster=_cluster(m, metrics_raw, path, i)))
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise UserError(f"{path}: metric names repeat: {names}")
@@ -210,6 +211,13 @@ def _parse(raw: Any, path: Path) -> TaskCard:
         metrics=tuple(specs), headline=headline, submission_format=fmt,
         max_ranks=max_ranks, abstain=bool(sub.get("abstain", False)), path=path,
     )
+
+
+def _cluster(m: dict, metrics_raw: dict, path: Path, i: int) -> str | None:
+    value = m.get("cluster", metrics_raw.get("cluster"))
+    if value not in (None, "class"):
+        raise UserError(f"{path}: metrics.list[{i}] cluster {value!r}: only 'class' (or none)")
+    return value
 
 
 def load_card(path: str | Path) -> TaskCard:

@@ -1,9 +1,11 @@
 """``minbench bench score``: time the scorer on a large classification submission.
 
-Builds a synthetic manifest (``--rows`` test rows over ``--classes`` species) and a
-ranked submission in a temporary folder, then times ``score_submission``: the dataset
+Builds a synthetic manifest (``--rows`` test rows over ``--classes`` species) and two
+ranked submissions in a temporary folder, then times ``score_submission``: the dataset
 load (manifest read + validation) and the scoring proper (read + validate the CSV,
-metrics, bootstrap interval), each the best of ``--repeat`` runs after one warm-up.
+metrics, bootstrap interval); recording the result on a leaderboard with its per-sample
+file (``add_entry``); and ``compare`` of the two entries (per-sample files read, every
+metric's paired interval, McNemar). Each the best of ``--repeat`` runs after one warm-up.
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ def _run(args) -> int:
         sub = F.ranked_submission(data.rows["sample_id"], data.rows["species"], data.card.classes(data.manifest),
                                   k=args.ranks, accuracy=0.6)
         sub.to_csv(tmp / "sub.csv", index=False)
+        F.ranked_submission(data.rows["sample_id"], data.rows["species"], task_classes(data.card, data.manifest),
+                            k=args.ranks, accuracy=0.58, seed=1).to_csv(tmp / "sub_b.csv", index=False)
         setup_s = time.perf_counter() - t0
         csv_mb = (tmp / "sub.csv").stat().st_size / 2**20
 
@@ -69,6 +73,20 @@ def _run(args) -> int:
         load_s, _, _ = _best(lambda: load_task_data(task, tmp / "data"), args.repeat)
         score_s, score_cpu_s, result = _best(lambda: score_submission(task, tmp / "sub.csv", task_data=data,
                                                          n_resamples=args.resamples), args.repeat)
+
+        from minbench.scoring.compare import compare
+        from minbench.scoring.leaderboard import add_entry, load_board
+
+        boards = tmp / "boards"
+        result_b = score_submission(task, tmp / "sub_b.csv", task_data=data, n_resamples=args.resamples)
+        add_entry(task, result_b, name="b", method="", source="submission", leaderboard_dir=boards)
+        record_s, _, board = _best(lambda: add_entry(task, result, name="a", method="", source="submission",
+                                                     leaderboard_dir=boards), args.repeat)
+        entry = next(e for e in load_board(board)["entries"] if e["name"] == "a")
+        samples_kib = (board.parent / entry["samples"]["file"]).stat().st_size / 2**10
+        compare(task, "a", "b", dirs=[boards], n_resamples=args.resamples)  # warm-up
+        compare_s, compare_cpu_s, cmp = _best(lambda: compare(task, "a", "b", dirs=[boards],
+                                                              n_resamples=args.resamples), args.repeat)
 
     return report({
         "benchmark": "score",
@@ -84,6 +102,12 @@ def _run(args) -> int:
         "rows_per_s": round(args.rows / score_s),
         "bar_s": 2.0,
         "within_bar": bool(score_s <= 2.0),
+        "record_s": round(record_s, 4),
+        "score_and_record_s": round(score_s + record_s, 4),
+        "per_sample_kib": round(samples_kib, 1),
+        "compare_s": round(compare_s, 4),
+        "compare_cpu_s": round(compare_cpu_s, 4),
+        "compare_top1_diff": cmp.rows[0]["diff"],
         "top1": result.metrics["top1"],
         "top1_ci": [result.ci["top1"]["low"], result.ci["top1"]["high"]],
         "repeat": args.repeat,

@@ -48,11 +48,19 @@ def register(sub) -> None:
     p.add_argument("--no-leaderboard", dest="leaderboard", action="store_false",
                    help="do not add the result to the task's leaderboard")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--leaderboard-dir", type=Path, default=None,
+                   help="boards folder for the entry (default: $MINBENCH_LEADERBOARDS, else $MINBENCH_HOME/leaderboards; "
+                        "`--leaderboard-dir leaderboards` updates the shipped boards of a checkout)")
     p.set_defaults(func=_run)
 
 
 def _run(args) -> int:
+    import os
+
     from minbench.pipelines.runner import run_command
+
+    if getattr(args, "leaderboard_dir", None):  # through the environment: DDP worker processes inherit it
+        os.environ["MINBENCH_LEADERBOARDS"] = str(Path(args.leaderboard_dir).resolve())
 
     run_command(args)
     return 0

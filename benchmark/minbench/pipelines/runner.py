@@ -75,8 +75,8 @@ class SeedContext:
         if self.leaderboard:
             from minbench.scoring.leaderboard import add_entry
 
-            path = add_entry(self.card.id, result, name=name, method=method,
-                             source="run", config=jsonable(self.config), seed=self.seed)
+            path = add_entry(self.card.id, result, name=name, method=method, source="run",
+                             config=jsonable(self.config), seed=self.seed, data_dir=self.data_dir)
             self.extras["leaderboard"] = str(path)
         return result
 

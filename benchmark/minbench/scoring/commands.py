@@ -22,6 +22,10 @@ def register(sub) -> None:
     board = s.add_mutually_exclusive_group()
     board.add_argument("--leaderboard", type=Path, default=None,
                        help="add the entry to this leaderboard file (default: the task's board for the dataset)")
+    board.add_argument("--leaderboard-dir", type=Path, default=None,
+                       help="add the entry to the task's board in this folder (default: $MINBENCH_LEADERBOARDS, "
+                            "else $MINBENCH_HOME/leaderboards; `--leaderboard-dir leaderboards` updates the "
+                            "shipped boards of a checkout)")
     board.add_argument("--no-leaderboard", action="store_true", help="only write the score JSON")
     s.add_argument("--out", type=Path, default=None,
                    help="score JSON path (default: beside the predictions, <name>.score.json)")
@@ -37,6 +41,8 @@ def register(sub) -> None:
     lb.add_argument("--out", type=Path, default=None, help="write to this file instead of the terminal")
     lb.add_argument("--dir", type=Path, action="append", default=None,
                     help="read boards from this folder only (repeatable; default: your boards and the shipped ones)")
+    lb.add_argument("--wide", action="store_true",
+                    help="terminal: every column (default below 120 columns: rank, name, headline, n, seeds)")
     lb.set_defaults(func=_show)
     verbs = lb.add_subparsers(dest="leaderboard_command", metavar="VERB")
     p = verbs.add_parser("add-published", help="record a paper's numbers with their citation",
@@ -59,6 +65,32 @@ def register(sub) -> None:
     p.add_argument("--notes", default=None)
     p.add_argument("--leaderboard", type=Path, default=None, help="this board file instead of the default one")
     p.set_defaults(func=_add_published)
+    pub = verbs.add_parser("publish", help="copy one of your entries (and its per-sample file) into the shipped boards",
+                           description="Copy an entry from your boards ($MINBENCH_LEADERBOARDS, else "
+                                       "$MINBENCH_HOME/leaderboards) with its per-sample results into the shipped "
+                                       "leaderboards/ of this checkout, replacing an entry of that name there.")
+    pub.add_argument("--task", dest="pub_task", required=True, help="task id")
+    pub.add_argument("--name", required=True, help="entry name on your board")
+    pub.add_argument("--from", dest="source_dir", type=Path, default=None, help="your boards' folder (default above)")
+    pub.add_argument("--to", dest="dest_dir", type=Path, default=None,
+                     help="the shipped folder (default: the checkout's leaderboards/)")
+    pub.set_defaults(func=_publish)
+
+    c = sub.add_parser("compare", help="compare two entries or predictions files on the same test samples",
+                       description="The difference in every card metric (A - B) with a paired bootstrap interval "
+                                   "(both resampled on the same samples; classes first where the card clusters by "
+                                   "class) and, for top-k accuracy, the exact McNemar test. Seeds both sides have "
+                                   "are paired seed with seed; the difference is their mean.")
+    c.add_argument("--task", required=True, help="task id")
+    c.add_argument("a", help="entry name (on the task's boards) or predictions file")
+    c.add_argument("b", help="entry name or predictions file")
+    c.add_argument("--data", type=Path, default=None, help="dataset of predictions files (default: the embedded one)")
+    c.add_argument("--dir", type=Path, action="append", default=None,
+                   help="boards folder to look entries up in (repeatable; default: yours and the shipped ones)")
+    c.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    c.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    c.add_argument("--json", type=Path, default=None, help="also write the comparison as JSON here")
+    c.set_defaults(func=_compare)
 
 
 def _default_out(predictions: Path) -> Path:
@@ -77,7 +109,11 @@ def _score(args) -> int:
 
     if args.resamples < 1:
         raise UserError(f"--resamples {args.resamples}: must be at least 1")
-    result = score_submission(args.task, args.predictions, args.data, n_resamples=args.resamples, seed=args.seed)
+    from minbench.scoring.score import load_task_data
+
+    task_data = load_task_data(args.task, args.data)
+    result = score_submission(args.task, args.predictions, n_resamples=args.resamples, seed=args.seed,
+                              task_data=task_data)
     out = args.out or _default_out(args.predictions)
     try:
         write_score_json(result, out, per_sample=args.per_sample)
@@ -88,7 +124,7 @@ def _score(args) -> int:
         name = args.name or _default_out(args.predictions).name[: -len(".score.json")]
         try:
             board = add_entry(args.task, result, name=name, method=args.method, source="submission",
-                              path=args.leaderboard)
+                              path=args.leaderboard, leaderboard_dir=args.leaderboard_dir, task_data=task_data)
         except OSError as exc:
             raise UserError(f"{exc.filename or 'leaderboard'}: cannot update the leaderboard ({exc.strerror or exc}); "
                             f"the score JSON is at {out}") from None
@@ -138,10 +174,11 @@ def _show(args) -> int:
             from rich.console import Console
 
             buf = io.StringIO()
-            render.render_table(sections, Console(file=buf, width=140, no_color=True, color_system=None))
+            render.render_table(sections, Console(file=buf, width=140, no_color=True, color_system=None),
+                                wide=True)
             text = buf.getvalue()
         else:
-            render.render_table(sections)
+            render.render_table(sections, wide=True if args.wide else None)
             return 0
     else:
         text = render.render_markdown(sections) if args.format == "markdown" else \
@@ -168,4 +205,50 @@ def _add_published(args) -> int:
                          title=args.title, n_samples=args.n_samples, url=args.url, notes=args.notes,
                          path=args.leaderboard)
     print(f"added {args.name!r} to {path}")
+    return 0
+
+
+def _publish(args) -> int:
+    from minbench.scoring.leaderboard import publish
+
+    path = publish(args.pub_task, args.name, source_dir=args.source_dir, dest_dir=args.dest_dir)
+    print(f"published {args.name!r} to {path}")
+    return 0
+
+
+def _compare(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from minbench.cards import get_card
+    from minbench.errors import UserError
+    from minbench.io import write_json_atomic
+    from minbench.scoring.compare import compare
+    from minbench.scoring.render import fmt, fmt_ci
+
+    if args.resamples < 1:
+        raise UserError(f"--resamples {args.resamples}: must be at least 1")
+    cmp = compare(args.task, args.a, args.b, data_dir=args.data, dirs=args.dir, n_resamples=args.resamples,
+                  seed=args.seed)
+    specs = {m.name: m for m in get_card(args.task).metrics}
+    console = Console()
+    t = Table(title=f"{args.task} · A = {cmp.a.label} · B = {cmp.b.label} · {cmp.a.samples.n} samples · "
+                    f"{cmp.seeds}", title_justify="left")
+    for name, kw in (("metric", {}), ("A", {"justify": "right"}), ("B", {"justify": "right"}),
+                     ("A - B [95% paired CI]", {"justify": "right"}), ("McNemar p", {"justify": "right"})):
+        t.add_column(name, **kw)
+    for r in cmp.rows:
+        spec = specs[r["metric"]]
+        col = {"name": spec.name, "kind": spec.kind, "unit": spec.unit}
+        diff = fmt(r["diff"], col)
+        mc = r.get("mcnemar")
+        t.add_row(r["metric"], fmt(r["a"], col), fmt(r["b"], col), f"{diff} {fmt_ci(r['ci'], col)}",
+                  "" if not mc else f"{mc['p']:.3g} ({sum(x['only_a'] for x in mc['per_seed'])}:"
+                                    f"{sum(x['only_b'] for x in mc['per_seed'])})")
+    console.print(t)
+    console.print("[dim]McNemar: exact binomial test of the samples only A (:) only B gets right; with several "
+                  "paired seeds, the largest p[/dim]")
+    if args.json:
+        write_json_atomic(args.json, cmp.to_json())
+        print(f"wrote {args.json}")
     return 0

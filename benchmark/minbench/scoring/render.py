@@ -129,46 +129,136 @@ def _headline_note(board: dict) -> str:
         if not board["reference"] else f"headline {head}"
 
 
+def origin(path: Path) -> str:
+    """Whose board: the shipped ones, or yours (the write folder)."""
+    from minbench.scoring.leaderboard import is_shipped
+
+    return "shipped" if is_shipped(path) else "yours"
+
+
+def fmt_std(std, col: dict) -> str:
+    if std is None or not math.isfinite(std):
+        return ""
+    return f"±{100 * std:.1f}pt" if is_fraction(col) else f"±{std:.2g}{' ' + col['unit'] if col.get('unit') else ''}"
+
+
+@dataclass
+class Row:
+    """One entry as shown: order, rank group text, seeds text."""
+
+    rank: int | None
+    group: str          # "1", "1–3", or the plain rank with "†" when no group could be formed
+    seeds: str
+    entry: dict
+
+
+@dataclass
+class BoardView:
+    rows: list[Row]
+    notes: list[str]    # per-sample files missing or truncated, and what the marks mean
+    floors: list[dict]
+
+
+def board_view(path: Path, board: dict) -> BoardView:
+    """Entries best first with their rank groups (paired intervals against every other
+    entry, ``compare.rank_groups``) and seed spread; floors; notes on missing results."""
+    from minbench.scoring.compare import rank_groups
+
+    head = board.get("headline")
+    col = _columns(board).get(head) if head else None
+    scored = not board["reference"] and bool(board["dataset"].get("fingerprint"))
+    groups = rank_groups(path, board) if scored and board["entries"] else None
+    rows, notes = [], []
+    for rank, e in ranked(board):
+        if groups and e["name"] in groups.ranks:
+            best, worst = groups.ranks[e["name"]]
+            group = str(best) if best == worst else f"{best}–{worst}"
+        else:
+            group = f"{rank}†" if rank and scored else str(rank or "")
+        n = e.get("n_seeds") or 0
+        std = (e.get("std") or {}).get(head) if head else None
+        seeds = "" if not scored else (f"{n} {fmt_std(std, col)}".strip() if col and n > 1 else str(n))
+        rows.append(Row(rank, group, seeds, e))
+    unrecorded = [r.entry["name"] for r in rows if r.group.endswith("†") and not r.entry.get("samples")]
+    if unrecorded:
+        notes.append(f"† no rank group, no per-sample results recorded: {', '.join(unrecorded)}")
+    if groups:
+        for name, problem in groups.problems.items():
+            if name not in unrecorded:
+                notes.append(f"† {name}: no rank group: {problem}")
+    if groups and groups.ranks:
+        notes.insert(0, "rank: best–worst rank given the paired 95% intervals of the headline difference "
+                        "against every other entry")
+    return BoardView(rows, notes, list(board.get("floors") or []))
+
+
+def method_text(e: dict) -> str:
+    mod = e.get("modified")
+    return e["method"] + (f" (modified: {', '.join(mod)})" if mod else "")
+
+
 # ---- terminal -------------------------------------------------------------------------
 
-def render_table(sections: list[TaskSection], console=None) -> None:
-    """Print rich tables (one per board) to the terminal."""
+def render_table(sections: list[TaskSection], console=None, *, wide: bool | None = None) -> None:
+    """Print rich tables (one per board) to the terminal. Narrower than 120 columns (and
+    not ``wide``): rank, name, headline with interval and n, seeds only; cells never wrap."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = console or Console()
+    if wide is None:
+        wide = console.width >= 120
     if not sections:
         console.print("No leaderboards yet: score a submission with `minbench score`.")
     for s in sections:
         console.rule(f"[bold]{s.card.id}[/bold] · {s.card.title}")
         if not _boards(s):
             console.print("  no entries yet")
-        for _, board in _boards(s):
+        for path, board in _boards(s):
             cols = board["metrics"]
             head = board.get("headline")
-            t = Table(title=board_title(s, board), caption=f"{dataset_line(board)} · {_headline_note(board)}",
-                      title_justify="left", caption_justify="left")
-            t.add_column("#", justify="right")
-            t.add_column("name")
-            t.add_column("method")
-            t.add_column("source")
-            for c in cols:
-                t.add_column(c["name"] + (" [95% CI]" if c["name"] == head and not board["reference"] else ""),
-                             justify="right", style="bold" if c["name"] == head else None)
-            t.add_column("n", justify="right")
-            t.add_column("added")
-            for rank, e in ranked(board):
-                cells = [str(rank or ""), e["name"], e["method"], e["source"]]
-                for c in cols:
+            view = board_view(path, board)
+            shown = cols if wide else [c for c in cols if c["name"] == head]
+            # narrow: title and caption stay on one line each (cut with an ellipsis)
+            title = Text(f"{board_title(s, board)} · {origin(path)}", no_wrap=not wide, overflow="ellipsis")
+            caption = Text(f"{dataset_line(board)} · {_headline_note(board)}", no_wrap=not wide, overflow="ellipsis",
+                           style="dim")
+            t = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
+
+            headers = ["rank", "name"] + (["method", "source"] if wide else []) + [
+                c["name"] + (" [95% CI]" if c["name"] == head and not board["reference"] else "") for c in shown
+            ] + ["n", "seeds"] + (["added"] if wide else [])
+            rows = []
+            for r in view.rows:
+                e = r.entry
+                cells = [r.group, e["name"]] + ([method_text(e), e["source"]] if wide else [])
+                for c in shown:
                     text = fmt(e["metrics"].get(c["name"]), c)
                     ci = fmt_ci(e.get("ci", {}).get(c["name"]), c)
                     cells.append(f"{text} {ci}".strip())
-                cells += [str(e["n_samples"] or ""), e["date"][:10]]
+                cells += [str(e["n_samples"] or ""), r.seeds] + ([e["date"][:10]] if wide else [])
+                rows.append(cells)
+            widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headers)]
+            # narrow: every column but the name keeps its full width; the name takes what is left
+            room = console.width - (sum(widths) - widths[1]) - 3 * len(headers) - 1
+            for i, h in enumerate(headers):
+                kw = {"justify": "left" if h in ("name", "method", "source", "added") else "right",
+                      "style": "bold" if head and h in (head, f"{head} [95% CI]") and i > 1 else None}
+                if not wide:
+                    kw.update(min_width=widths[i]) if i != 1 else kw.update(max_width=max(8, room))
+                t.add_column(h, no_wrap=not wide, overflow="ellipsis", **kw)
+            for cells in rows:
                 t.add_row(*cells)
             console.print(t)
+            for f in view.floors:
+                values = " · ".join(f"{c['name']} {fmt(f['metrics'].get(c['name']), c)}" for c in shown)
+                console.print(f"  [dim]floor {f['name']}: {values}[/dim]", overflow="ellipsis", no_wrap=not wide)
+            for note in view.notes:
+                console.print(f"  [dim]{note}[/dim]", overflow="ellipsis", no_wrap=not wide)
             cites = sorted({e["citation"] for e in board["entries"] if e.get("citation")})
             for c in cites:
-                console.print(f"  [dim]source: {c}[/dim]")
+                console.print(f"  [dim]source: {c}[/dim]", overflow="ellipsis", no_wrap=not wide)
 
 
 # ---- Markdown -------------------------------------------------------------------------
@@ -187,23 +277,34 @@ def render_markdown(sections: list[TaskSection]) -> str:
         lines += [f"### {s.card.id}: {_md(s.card.title)}", ""]
         if not _boards(s):
             lines += ["No entries yet.", ""]
-        for _, board in _boards(s):
+        for path, board in _boards(s):
             cols = board["metrics"]
             head = board.get("headline")
-            lines += [f"**{_md(board_title(s, board))}** — {_md(dataset_line(board))}; {_md(_headline_note(board))}", ""]
+            view = board_view(path, board)
+            lines += [f"**{_md(board_title(s, board))}** ({origin(path)}) — {_md(dataset_line(board))}; "
+                      f"{_md(_headline_note(board))}", ""]
             header = ["#", "Name", "Method", "Source"] + [
                 c["name"] + (" [95% CI]" if c["name"] == head and not board["reference"] else "") for c in cols
-            ] + ["n", "Added"]
+            ] + ["n", "Seeds", "Added"]
             lines.append("| " + " | ".join(_md(h) for h in header) + " |")
-            lines.append("|" + "|".join(["---:", "---", "---", "---"] + ["---:"] * len(cols) + ["---:", "---"]) + "|")
-            for rank, e in ranked(board):
-                cells = [str(rank or ""), _md(e["name"]), _md(e["method"]), e["source"]]
+            lines.append("|" + "|".join(["---:", "---", "---", "---"] + ["---:"] * len(cols) + ["---:", "---:", "---"])
+                         + "|")
+            for r in view.rows:
+                e = r.entry
+                cells = [_md(r.group), _md(e["name"]), _md(method_text(e)), e["source"]]
                 for c in cols:
                     value = fmt(e["metrics"].get(c["name"]), c)
                     ci = fmt_ci(e.get("ci", {}).get(c["name"]), c)
                     cells.append(_md(f"**{value}** {ci}" if c["name"] == head else value).strip())
-                cells += [str(e["n_samples"] or ""), e["date"][:10]]
+                cells += [str(e["n_samples"] or ""), _md(r.seeds), e["date"][:10]]
                 lines.append("| " + " | ".join(cells) + " |")
+            if view.floors:
+                lines += ["", "Floors (not ranked): " + "; ".join(
+                    f"{_md(f['name'])} ({_md(f['description'])}): " + ", ".join(
+                        f"{_md(c['name'])} {fmt(f['metrics'].get(c['name']), c)}" for c in cols)
+                    for f in view.floors)]
+            if view.notes:
+                lines += [""] + [f"{_md(n)}  " for n in view.notes]
             cites = sorted({e["citation"] for e in board["entries"] if e.get("citation")})
             if cites:
                 lines += [""] + [f"Source: {_md(c)}" for c in cites]
@@ -229,7 +330,8 @@ table.lb td.head{font-weight:600}
 .cibar{vertical-align:middle;margin-left:.4rem}.citext{color:#5b6678;font-weight:400;margin-left:.3rem}
 .ref table.lb{opacity:.9}.ref h3{color:#6b4f00}
 .chart{margin:.3rem 0 1rem}.chart text{font-size:11px;fill:#1d2430}
-.src{color:#5b6678;font-size:.9em}.empty{color:#5b6678;font-style:italic}
+.src{color:#5b6678;font-size:.9em}.origin{font-size:.75em;color:#5b6678;font-weight:400}
+table.floors{opacity:.8;width:auto}.empty{color:#5b6678;font-style:italic}
 """
 
 _JS = r"""
@@ -352,14 +454,15 @@ def _chart(board: dict, col: dict, rows: list[tuple[int | None, dict]]) -> str:
     return "".join(out) + "</svg>"
 
 
-def _html_board(s: TaskSection, board: dict, table_id: str) -> str:
+def _html_board(s: TaskSection, board: dict, table_id: str, path: Path) -> str:
     cols = board["metrics"]
     head = board.get("headline")
-    rows = ranked(board)
+    view = board_view(path, board)
+    rows = [(r.rank, r.entry) for r in view.rows]
     head_col = _columns(board).get(head) if head else None
     scale = _scale(board, head_col) if head_col else (0.0, 1.0)
     out = [f'<div class="board{" ref" if board["reference"] else ""}">',
-           f'<h3>{_e(board_title(s, board))}</h3>',
+           f'<h3>{_e(board_title(s, board))} <span class="origin">{_e(origin(path))}</span></h3>',
            f'<p class="meta">{_e(dataset_line(board))} · {_e(_headline_note(board))} · {len(rows)} {"entry" if len(rows) == 1 else "entries"}</p>']
     if not rows:
         return "".join(out) + '<p class="empty">No entries yet.</p></div>'
@@ -371,11 +474,13 @@ def _html_board(s: TaskSection, board: dict, table_id: str) -> str:
         label = c["name"] + (" [95% CI]" if c["name"] == head and not board["reference"] else "")
         ths.append(f'<th data-key="{_e(c["name"])}" data-type="num" data-hib="{str(c["higher_is_better"]).lower()}">'
                    f'{_e(label)}</th>')
-    ths += ['<th data-key="n" data-type="num">n</th>', '<th data-key="date" data-type="text">Added</th>']
+    ths += ['<th data-key="n" data-type="num">n</th>', '<th data-key="seeds" data-type="text">Seeds</th>',
+            '<th data-key="date" data-type="text">Added</th>']
     out.append(f'<table class="lb" id="{_e(table_id)}"><thead><tr>{"".join(ths)}</tr></thead><tbody>')
-    for rank, e in rows:
-        tds = [f'<td class="num" data-value="{rank if rank else ""}">{rank or ""}</td>',
-               f'<td>{_e(e["name"])}</td>', f'<td>{_e(e["method"])}</td>', f'<td>{_e(e["source"])}</td>']
+    for r in view.rows:
+        rank, e = r.rank, r.entry
+        tds = [f'<td class="num" data-value="{rank if rank else ""}">{_e(r.group)}</td>',
+               f'<td>{_e(e["name"])}</td>', f'<td>{_e(method_text(e))}</td>', f'<td>{_e(e["source"])}</td>']
         for c in cols:
             v = e["metrics"].get(c["name"])
             cell = _e(fmt(v, c))
@@ -385,9 +490,19 @@ def _html_board(s: TaskSection, board: dict, table_id: str) -> str:
             tds.append(f'<td class="num{" head" if c["name"] == head else ""}" '
                        f'data-value="{"" if v is None else repr(float(v))}">{cell}</td>')
         tds += [f'<td class="num" data-value="{e["n_samples"] if e["n_samples"] is not None else ""}">'
-                f'{e["n_samples"] if e["n_samples"] is not None else ""}</td>', f'<td>{_e(e["date"][:10])}</td>']
+                f'{e["n_samples"] if e["n_samples"] is not None else ""}</td>', f'<td class="num">{_e(r.seeds)}</td>',
+                f'<td>{_e(e["date"][:10])}</td>']
         out.append(f'<tr data-name="{_e(e["name"])}">{"".join(tds)}</tr>')
     out.append("</tbody></table>")
+    if view.floors:
+        out.append('<table class="lb floors"><thead><tr><th>Floor (not ranked)</th>'
+                   + "".join(f"<th>{_e(c['name'])}</th>" for c in cols) + "</tr></thead><tbody>")
+        for f in view.floors:
+            out.append(f'<tr><td title="{_e(f["description"])}">{_e(f["name"])}</td>'
+                       + "".join(f'<td class="num">{_e(fmt(f["metrics"].get(c["name"]), c))}</td>' for c in cols)
+                       + "</tr>")
+        out.append("</tbody></table>")
+    out += [f'<p class="src">{_e(n)}</p>' for n in view.notes]
     cites = sorted({e["citation"] for e in board["entries"] if e.get("citation")})
     out += [f'<p class="src">Source: {_e(c)}</p>' for c in cites]
     return "".join(out) + "</div>"
@@ -414,7 +529,7 @@ def render_html(sections: list[TaskSection], *, generated: str = "") -> str:
         if not boards:
             body.append('<p class="empty">No entries yet.</p>')
         for path, board in boards:
-            body.append(_html_board(s, board, _table_id(s, path)))
+            body.append(_html_board(s, board, _table_id(s, path), path))
         body.append("</section>")
     return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"

@@ -54,6 +54,7 @@ class ScoreResult:
     scored_at: str
     task_version: int | None = None  # the card's version (score_submission always sets it)
     per_sample: pd.DataFrame | None = field(default=None, repr=False)
+    table: dict[str, np.ndarray] | None = field(default=None, repr=False)  # metrics.py's per-sample table
 
     @property
     def headline_value(self) -> float:
@@ -181,7 +182,7 @@ def score_submission(task_id: str, predictions: str | Path, data_dir: str | Path
         n_samples=len(rows), n_answered=n_answered,
         dataset={"name": info.name, "version": info.version, "source": info.source, "fingerprint": info.fingerprint},
         submission={"path": str(predictions), "format": sub.format, "sha256": sub.sha256, "bytes": sub.n_bytes},
-        code_version=code_version(), scored_at=now_utc(), per_sample=per_sample,
+        code_version=code_version(), scored_at=now_utc(), per_sample=per_sample, table=table,
     )
 
 

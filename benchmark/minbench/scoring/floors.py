@@ -1,0 +1,81 @@
+"""Floor rows: what chance and trivial predictors score on a board's dataset.
+
+Computed from the dataset (the manifest), never typed in, and scored with the scorer's
+own metric functions; shown apart from the ranked entries.
+
+- ranked classification: ``chance`` (a uniformly random ranking of the K candidate
+  classes: top-k = min(k, K)/K, macro recall = 1/K, K counted from the data) and
+  ``train prior`` (every row ranks the training split's most frequent classes, most
+  frequent first; ties by name), scored like a submission. Zero-shot tasks have no
+  training rows for their classes: chance only.
+- segmentation: ``all mineral`` and ``all background`` masks, scored against the true masks.
+- size: ``median size`` predicts, for every test row, the median ``size_cm`` of the
+  manifest rows outside the size test split (no test label is used); absent when the
+  manifest has no such rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minbench.scoring import metrics as M
+
+
+def _row(name: str, description: str, values: dict) -> dict:
+    return {"name": name, "description": description,
+            "metrics": {k: (float(v) if v is not None and np.isfinite(v) else None) for k, v in values.items()}}
+
+
+def compute_floors(data) -> list[dict]:
+    """Floor rows for ``data`` (a ``score.TaskData``): ``{name, description, metrics}``."""
+    card, df, rows = data.card, data.manifest, data.rows
+    family = M.CARD_FAMILY[card.kind]
+    if family == "classification":
+        return _classification(card, df, rows)
+    if family == "segmentation":
+        return _segmentation(card, data.folder, rows)
+    return _size(card, df, rows)
+
+
+def _classification(card, df, rows) -> list[dict]:
+    from minbench.scoring.score import task_classes
+
+    classes = task_classes(card, df)
+    n_classes = len(classes)
+    chance = {}
+    for spec in card.metrics:
+        chance[spec.name] = min(spec.k, n_classes) / n_classes if spec.kind == "topk_accuracy" else 1.0 / n_classes
+    out = [_row("chance", f"a uniformly random ranking of the {n_classes} candidate classes", chance)]
+    if card.train_value is not None:
+        train = df.loc[df[card.split_column] == card.train_value, "species"]
+        if len(train):
+            counts = train.value_counts()
+            order = sorted(counts.index, key=lambda c: (-counts[c], c))[: int(card.max_ranks or 10)]
+            ranked = np.tile(classes.get_indexer(order), (len(rows), 1))
+            table = M.classification_table(ranked, classes.get_indexer(rows["species"]))
+            out.append(_row("train prior", f"every row ranks the {len(order)} most frequent training classes",
+                            M.evaluate(card, table)))
+    return out
+
+
+def _segmentation(card, folder, rows) -> list[dict]:
+    from minbench.scoring.score import load_true_mask
+
+    truths = [load_true_mask(folder, r) for r in rows.itertuples(index=False)]
+    out = []
+    for name, fill in (("all mineral", True), ("all background", False)):
+        table = M.segmentation_table((np.full(t.shape, fill), t) for t in truths)
+        out.append(_row(name, f"every pixel predicted {'mineral' if fill else 'background'}",
+                        M.evaluate(card, table)))
+    return out
+
+
+def _size(card, df, rows) -> list[dict]:
+    others = df.loc[df[card.split_column] != card.test_value, "size_cm"].to_numpy(dtype=np.float64)
+    others = others[np.isfinite(others)]
+    if not len(others):
+        return []
+    median = float(np.median(others))
+    table = M.size_table(np.full(len(rows), median), rows["size_cm"].to_numpy())
+    return [_row("median size", f"{median:.3g} cm for every row: the median of the {len(others)} manifest rows "
+                 "outside the size test split (no test label used)", M.evaluate(card, table))]
