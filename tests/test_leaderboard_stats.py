@@ -21,7 +21,7 @@ from minbench.scoring import metrics as M
 from minbench.scoring import render
 from minbench.scoring import samples as S
 from minbench.scoring import stats
-from minbench.scoring.score import ScoreResult, load_task_data, score_submission, task_classes
+from minbench.scoring.score import ScoreResult, load_task_data, score_submission
 
 FP = "sha256:" + "c" * 32
 N, K = 120, 6
@@ -264,7 +264,7 @@ def test_floors_are_computed_from_the_data(fixture_data):
     from minbench.scoring.floors import compute_floors
 
     data = load_task_data("fewshot-10", fixture_data)
-    n_classes = len(task_classes(data.card, data.manifest))
+    n_classes = len(data.card.classes(data.manifest))
     chance, prior = compute_floors(data)
     assert chance["metrics"]["top1"] == pytest.approx(1 / n_classes)
     assert chance["metrics"]["top3"] == pytest.approx(3 / n_classes)
@@ -285,7 +285,7 @@ def test_floors_are_computed_from_the_data(fixture_data):
 
 def test_score_cli_writes_entry_samples_and_floors_and_compare_cli(fixture_data, boards, tmp_path, capsys):
     data = load_task_data("fewshot-10", fixture_data)
-    classes = task_classes(data.card, data.manifest)
+    classes = data.card.classes(data.manifest)
     for name, acc in (("good", 0.9), ("poor", 0.2)):
         F.ranked_submission(data.rows["sample_id"], data.rows["species"], classes, k=3, accuracy=acc,
                             seed=1).to_csv(tmp_path / f"{name}.csv", index=False)

@@ -64,7 +64,7 @@ def _run(args) -> int:
         sub = F.ranked_submission(data.rows["sample_id"], data.rows["species"], data.card.classes(data.manifest),
                                   k=args.ranks, accuracy=0.6)
         sub.to_csv(tmp / "sub.csv", index=False)
-        F.ranked_submission(data.rows["sample_id"], data.rows["species"], task_classes(data.card, data.manifest),
+        F.ranked_submission(data.rows["sample_id"], data.rows["species"], data.card.classes(data.manifest),
                             k=args.ranks, accuracy=0.58, seed=1).to_csv(tmp / "sub_b.csv", index=False)
         setup_s = time.perf_counter() - t0
         csv_mb = (tmp / "sub.csv").stat().st_size / 2**20

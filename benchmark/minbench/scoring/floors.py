@@ -38,16 +38,14 @@ def compute_floors(data) -> list[dict]:
 
 
 def _classification(card, df, rows) -> list[dict]:
-    from minbench.scoring.score import task_classes
-
-    classes = task_classes(card, df)
+    classes = card.classes(df)
     n_classes = len(classes)
     chance = {}
     for spec in card.metrics:
         chance[spec.name] = min(spec.k, n_classes) / n_classes if spec.kind == "topk_accuracy" else 1.0 / n_classes
     out = [_row("chance", f"a uniformly random ranking of the {n_classes} candidate classes", chance)]
-    if card.train_value is not None:
-        train = df.loc[df[card.split_column] == card.train_value, "species"]
+    if card.has_train:
+        train = card.rows(df, "train")["species"]
         if len(train):
             counts = train.value_counts()
             order = sorted(counts.index, key=lambda c: (-counts[c], c))[: int(card.max_ranks or 10)]
@@ -71,7 +69,9 @@ def _segmentation(card, folder, rows) -> list[dict]:
 
 
 def _size(card, df, rows) -> list[dict]:
-    others = df.loc[df[card.split_column] != card.test_value, "size_cm"].to_numpy(dtype=np.float64)
+    test = np.zeros(len(df), bool)
+    test[card.positions(df, "test")] = True
+    others = df.loc[~test, "size_cm"].to_numpy(dtype=np.float64)
     others = others[np.isfinite(others)]
     if not len(others):
         return []
