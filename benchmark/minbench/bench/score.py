@@ -59,9 +59,8 @@ def _run(args) -> int:
         t0 = time.perf_counter()
         F.make_classification_dataset(tmp / "data", n_rows=args.rows, n_classes=args.classes)
         data = load_task_data(task, tmp / "data")
-        sub = F.ranked_submission(data.rows["sample_id"], data.rows["species"], task_classes(data.card, data.manifest),
-                                  k=args.ranks, accuracy=0.6)
-        sub.to_csv(tmp / "sub.csv", index=False)
+        F.ranked_submission(data.rows["sample_id"], data.rows["species"], task_classes(data.card, data.manifest),
+                            k=args.ranks, accuracy=0.6, path=tmp / "sub.csv")
         setup_s = time.perf_counter() - t0
         csv_mb = (tmp / "sub.csv").stat().st_size / 2**20
 

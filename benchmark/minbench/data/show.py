@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from minbench.data.masks import BadMask, read_truth_mask
 from minbench.errors import UserError
 
 TILE_W, TILE_H, CAPTION_H = 288, 216, 40
@@ -86,12 +87,11 @@ def _tile(folder: Path, row, show_size: bool):
         ox, oy = (TILE_W - photo.width) // 2, (TILE_H - photo.height) // 2
         mask_path = folder / row["mask_path"] if row["mask_path"] else None
         if mask_path is not None and mask_path.is_file():
-            try:
-                with Image.open(mask_path) as m:
-                    m = m.convert("L").resize(photo.size)
+            try:  # the truth rule (data.masks), as the scorer reads it
+                m = Image.fromarray(read_truth_mask(mask_path).astype(np.uint8) * 255).resize(photo.size)
                 alpha = m.point(lambda v: 110 if v else 0)
                 photo.paste(Image.new("RGB", photo.size, MASK_TINT), (0, 0), alpha)
-            except OSError:
+            except BadMask:
                 pass
         tile.paste(photo, (ox, oy))
         for col, colour in COLOURS.items():

@@ -27,6 +27,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 
 from minbench.errors import UserError
 from minbench.models import cam as cams
+from minbench.scoring.formats.mask_pngs import write_mask  # the submission format's writer
 from minbench.trainers.base import BaseTask
 
 # card metric kind -> key of segmentation_metrics(...)["per_image"]
@@ -34,28 +35,14 @@ PER_IMAGE_KEY = {"mean_iou": "iou", "dice": "dice", "pixel_accuracy": "pixel_acc
 
 
 def read_mask(path: str | Path, level: int = 0) -> np.ndarray:
-    """A mask image as bool H x W: grey value > ``level`` is mineral.
+    """A mask file as bool H x W, by one of ``minbench.data.masks``' two rules.
 
-    ``level=0`` reads a submission (nonzero = mineral); ``level=127`` reads a ground
-    truth as the scorer does (white = mineral). A ``UserError`` when unreadable.
+    ``level=0``: the submission rule (a run's own or a submitted PNG, nonzero = mineral);
+    ``level=127``: the truth rule (the scorer's ground truth). A ``UserError`` when refused.
     """
-    from PIL import Image, UnidentifiedImageError
+    from minbench.data.masks import read_submission_mask, read_truth_mask
 
-    try:
-        with Image.open(path) as im:
-            arr = np.asarray(im.convert("L"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: mask file not found") from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise UserError(f"{path}: not a readable mask image ({exc})") from None
-    return arr > level
-
-
-def write_mask(path: str | Path, mask: np.ndarray) -> None:
-    """A bool mask as an 8-bit PNG (255 = mineral), the submission format."""
-    from PIL import Image
-
-    Image.fromarray(np.where(mask, 255, 0).astype(np.uint8), mode="L").save(path, format="PNG")
+    return read_truth_mask(path) if level else read_submission_mask(path)
 
 
 class SampleLookup:
@@ -74,8 +61,11 @@ class SampleLookup:
         """The ground-truth mask (bool H x W); its size must equal the image's."""
         if sample_id not in self.rows or not self.rows[sample_id][1]:
             raise UserError(f"sample {sample_id!r}: no mask_path in the manifest")
-        path = self.root / self.rows[sample_id][1]
-        mask = read_mask(path, level=127)  # the scorer's rule for true masks: white = mineral
+        from minbench.data.masks import read_truth_mask
+
+        _, rel, width, height = self.rows[sample_id]
+        path = self.root / rel
+        mask = read_truth_mask(path, size=(width, height), sample_id=sample_id)
         if expected_hw is not None and tuple(mask.shape) != tuple(expected_hw):
             raise UserError(f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} (WxH) but its image is "
                             f"{expected_hw[1]}x{expected_hw[0]}; a mask must have its image's size")
