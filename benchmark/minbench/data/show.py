@@ -7,7 +7,6 @@ of the size set). Works on any manifest: what a row lacks (mask, boxes) is simpl
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -40,20 +39,10 @@ def select_rows(df, task: str | None, n: int):
 
 
 def _boxes(text: str) -> list[tuple[float, float, float, float]]:
-    """Boxes from a manifest cell: one box, a list of boxes, or nothing."""
-    if not text:
-        return []
-    try:
-        val = json.loads(text)
-    except ValueError:
-        return []
-    if isinstance(val, list) and len(val) == 4 and all(isinstance(v, (int, float)) for v in val):
-        val = [val]
-    out = []
-    for b in val if isinstance(val, list) else []:
-        if isinstance(b, list) and len(b) == 4 and all(isinstance(v, (int, float)) for v in b):
-            out.append(tuple(float(v) for v in b))
-    return out
+    """Boxes from a manifest cell: one box, a list of boxes, or nothing (``data.boxes``)."""
+    from minbench.data.boxes import parse_box_list
+
+    return parse_box_list(text)
 
 
 def _font(size: int):
