@@ -148,9 +148,9 @@ def test_a_true_mask_of_another_size_is_named(tmp_path):
     lightning_trainer(tmp_path).test(model, datamodule=dm, verbose=False)
     assert "s1" not in {r["sample_id"] for r in model.test_rows}
     assert "70x93" in dm.skipped.set_index("sample_id").loc["s1", "reason"]
-    # ... and the trainer's own lookup refuses it with the file named.
+    # ... and the trainer's own lookup refuses it with the file named (the scorer's verdict).
     lookup = SampleLookup(read_manifest(root), root)
-    with pytest.raises(UserError, match=r"masks/s1.png: mask is 70x93 .* image is 70x90"):
+    with pytest.raises(UserError, match=r"masks/s1.png: true mask is 70x93 but the manifest says the image is 70x90"):
         lookup.mask("s1", (90, 70))
 
 
