@@ -16,7 +16,7 @@ from minbench.data.manifest import read_manifest
 from minbench.errors import UserError
 from minbench.scoring import fixtures as F
 from minbench.scoring.formats import _common, ranked_csv
-from minbench.scoring.score import score_submission, split_test_rows, task_classes, write_score_json
+from minbench.scoring.score import load_true_mask, score_submission, split_test_rows, task_classes, write_score_json
 from minbench.cards import get_card
 
 
@@ -102,7 +102,7 @@ def _write_masks(ds, folder, *, flip=(), size=None, mode="L"):
     folder.mkdir(parents=True, exist_ok=True)
     pairs = []
     for row in _rows(ds, "segmentation").itertuples():
-        true = np.asarray(Image.open(ds / row.mask_path).convert("L")) > 127
+        true = load_true_mask(ds, row)
         pred = true.copy()
         if row.sample_id in flip:
             pred[: pred.shape[0] // 2] = ~pred[: pred.shape[0] // 2]
