@@ -34,8 +34,8 @@ import numpy as np
 import pandas as pd
 
 from minbench.data.decode import DECODE_VERSION, BadImage, load_rgb, resize_mask, resize_square
-from minbench.data.masks import read_truth_mask
 from minbench.data.manifest import fingerprint
+from minbench.data.masks import read_truth_mask
 from minbench.io import atomic_path, file_lock, write_json_atomic, write_text_atomic
 
 log = logging.getLogger("minbench.data")
@@ -172,7 +172,8 @@ class ImageCache:
     def _jobs(self, todo: np.ndarray) -> list[tuple]:
         return [(int(p), str(self.dataset_dir / self.image_path[p]),
                  str(self.dataset_dir / self.mask_path[p]) if self.mask_path[p] else "",
-                 tuple(int(v) for v in self.mask_size[p]), str(self.sample_id[p]), self.size, self.max_pixels, str(self.image_file), str(self.mask_file))
+                 tuple(int(v) for v in self.mask_size[p]), str(self.sample_id[p]), self.size, self.max_pixels,
+                 str(self.image_file), str(self.mask_file))
                 for p in todo]
 
     def _build(self, todo: np.ndarray, workers: int, progress: bool) -> None:

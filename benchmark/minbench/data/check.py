@@ -9,8 +9,8 @@ release or the embedded synth data).
 Photos decode through ``data.decode`` and masks through ``data.masks``' truth rule (the
 data module's and the scorer's own readers), so a file that passes here also loads there,
 and a refused mask gets the very line the scorer would print. A truth mask with no
-mineral pixel is a warning (count and sample ids). Decoding all of 30k photos is the slow part:
-JPEGs decode in draft mode (DCT scaled to 1/8, which still reads every byte of the
+mineral pixel is a warning (count and sample ids). Decoding all of 30k photos is the slow
+part: JPEGs decode in draft mode (DCT scaled to 1/8, which still reads every byte of the
 entropy-coded data, so a truncated file fails as at full size) on a thread pool (Pillow
 releases the GIL while decoding). ``quick=True`` reads only the headers.
 """
@@ -184,7 +184,8 @@ def check_dataset(data_dir: str | os.PathLike, *, quick: bool = False, workers: 
         "missing": "image files missing", "unsafe_path": "paths leave the dataset folder",
         "undecodable": "images fail to decode", "size_mismatch": "images differ in size from the manifest",
         "mask_missing": "mask files missing", "mask_undecodable": "masks fail to decode",
-        "mask_unusual_mode": "masks have an unusual mode", "mask_size_mismatch": "masks differ in size from their image",
+        "mask_unusual_mode": "masks have an unusual mode",
+        "mask_size_mismatch": "masks differ in size from their image",
         "mask_empty": "truth masks have no mineral pixel (every method scores IoU 0 on them unless it predicts "
                       "an empty mask)",
     }
