@@ -160,14 +160,9 @@ def open_mask_submission(path: Path, *, task_id: str, test_ids: pd.Index, widths
             if len(data) > cap:
                 raise UserError(f"{member.name}: decompresses past the size limit of its mask; refused")
             h.update(hashlib.sha256(data).digest())
-            yield decode_mask(data, member.name, int(w), int(hgt))
+            yield decode_submission_mask(data, member.name, int(w), int(hgt))
 
     return MaskSubmission(masks(), total, h)
-
-
-def decode_mask(data: bytes, name: str, width: int, height: int) -> np.ndarray:
-    """PNG bytes to a bool HxW mask by the submission rule (``data.masks``)."""
-    return decode_submission_mask(data, name, width, height)
 
 
 def write_mask(path: str | Path, mask: np.ndarray) -> None:
