@@ -72,11 +72,12 @@ def _jpeg(seed: int, size=(W, H), orientation: int | None = None) -> bytes:
     return buf.getvalue()
 
 
-def _mask(size) -> bytes:
-    arr = np.zeros((size[1], size[0]), dtype=np.uint8)
-    arr[size[1] // 4: 3 * size[1] // 4, size[0] // 4: 3 * size[0] // 4] = 255
+def _mask(size, colour: tuple[int, int, int] | None = None) -> bytes:
+    """The centre half of the frame, white on black (or ``colour`` on black, RGB; (0, 0, 0): empty)."""
+    arr = np.zeros((size[1], size[0], 3), dtype=np.uint8)
+    arr[size[1] // 4: 3 * size[1] // 4, size[0] // 4: 3 * size[0] // 4] = colour or (255, 255, 255)
     buf = io.BytesIO()
-    Image.fromarray(arr, mode="L").save(buf, format="PNG")
+    Image.fromarray(arr[..., 0] if colour is None else arr).save(buf, format="PNG")
     return buf.getvalue()
 
 
@@ -89,8 +90,10 @@ def write_csv(path: Path, header: list[str] | None, rows: list[list[str]]) -> No
     path.write_text(buf.getvalue(), encoding="utf-8")
 
 
-def build_release(root: Path, *, archives: bool = False, header: bool = True) -> FakeRelease:
-    """Write the fake release into ``root`` (created); see the module docstring."""
+def build_release(root: Path, *, archives: bool = False, header: bool = True,
+                  mask_colour: tuple[int, int, int] | None = None) -> FakeRelease:
+    """Write the fake release into ``root`` (created); see the module docstring.
+    ``mask_colour``: draw the masks in this RGB colour instead of white ((0, 0, 0): empty)."""
     root.mkdir(parents=True, exist_ok=True)
     rows, files = [], {}
     n = 0
@@ -122,10 +125,10 @@ def build_release(root: Path, *, archives: bool = False, header: bool = True) ->
     segm_files = {}
     same, double = rows[0]["id"], rows[7]["id"]
     segm_files[f"img/FMM_{same}.jpg"] = files[rows[0]["path"]]
-    segm_files[f"mask/FMM_{same}.png"] = _mask((W, H))
+    segm_files[f"mask/FMM_{same}.png"] = _mask((W, H), mask_colour)
     segm_files[f"img/FMM_{recovered}.jpg"] = _jpeg(999, size=(40, 40))
-    segm_files[f"mask/FMM_{recovered}.png"] = _mask((40, 40))
-    segm_files[f"mask/{double}_mask.png"] = _mask((2 * W, 2 * H))
+    segm_files[f"mask/FMM_{recovered}.png"] = _mask((40, 40), mask_colour)
+    segm_files[f"mask/{double}_mask.png"] = _mask((2 * W, 2 * H), mask_colour)
     segm_files["mask/FMM_99_1.png"] = _mask((W, H))  # matches no sample
 
     full_rows = [[r[c] for c in FULL_HEADER] for r in rows]

@@ -74,7 +74,9 @@ def test_wrong_size_mask_and_image_size_mismatch_are_found(tmp_path):
     Image.fromarray(np.zeros((H, W + 4, 3), np.uint8)).save(folder / "img/2.jpg")
     report = check_dataset(folder)
     text = "\n".join(report.problems)
-    assert f"1 masks differ in size from their image: s1: mask is {W}x{H + 2}, manifest says {W}x{H}" in text
+    # the scorer's own verdict on that mask, word for word
+    assert (f"1 masks differ in size from their image: {folder / 'masks/1.png'}: true mask is {W}x{H + 2} "
+            f"but the manifest says the image is {W}x{H}") in text
     assert f"s2: image is {W + 4}x{H}, manifest says {W}x{H}" in text
 
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from minbench.data.decode import BadImage, load_mask, load_rgb, resize_mask, resize_square, to_rgb8
+from minbench.data.decode import BadImage, load_rgb, resize_mask, resize_square, to_rgb8
+from minbench.data.masks import read_truth_mask
 
 
 def _jpeg(path, arr, **kw):
@@ -126,7 +127,7 @@ def test_mask_is_binary_and_resizes_sharply(tmp_path):
     m[10:30, 15:45] = 255
     path = tmp_path / "m.png"
     Image.fromarray(m).save(path)
-    mask = load_mask(path)
+    mask = read_truth_mask(path).astype(np.uint8)
     assert set(np.unique(mask)) == {0, 1} and mask.sum() == 20 * 30
     small = resize_mask(mask, 20)
     assert small.shape == (20, 20) and set(np.unique(small)) == {0, 1}

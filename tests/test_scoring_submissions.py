@@ -15,8 +15,8 @@ from minbench.cli import main
 from minbench.data.manifest import read_manifest
 from minbench.errors import UserError
 from minbench.scoring import fixtures as F
-from minbench.scoring import submissions as S
-from minbench.scoring.score import score_submission, write_score_json
+from minbench.scoring.formats import _common, ranked_csv
+from minbench.scoring.score import load_true_mask, score_submission, write_score_json
 from minbench.cards import get_card
 
 
@@ -36,8 +36,7 @@ def _ranked_csv(ds, path, task="fewshot-10", accuracy=0.6, seed=0, k=4):
     card = get_card(task)
     rows = card.rows(df, "test").reset_index(drop=True)
     sub = F.ranked_submission(rows.sample_id, rows.species, card.classes(df), k=k, accuracy=accuracy,
-                              seed=seed)
-    sub.to_csv(path, index=False)
+                              seed=seed, path=path)
     return sub, rows
 
 
@@ -103,7 +102,7 @@ def _write_masks(ds, folder, *, flip=(), size=None, mode="L"):
     folder.mkdir(parents=True, exist_ok=True)
     pairs = []
     for row in _rows(ds, "segmentation").itertuples():
-        true = np.asarray(Image.open(ds / row.mask_path).convert("L")) > 127
+        true = load_true_mask(ds, row)
         pred = true.copy()
         if row.sample_id in flip:
             pred[: pred.shape[0] // 2] = ~pred[: pred.shape[0] // 2]
@@ -233,12 +232,12 @@ def test_bad_files_are_refused(ds, tmp_path, leaderboards, capsys, content, mess
 def test_file_far_too_large_is_refused_before_reading(ds, tmp_path, leaderboards, capsys, monkeypatch):
     path = tmp_path / "huge.csv"
     with open(path, "wb") as f:  # sparse: large on paper, nothing written
-        f.truncate(S.CSV_SLACK_BYTES + S.RANKED_BYTES_PER_ROW * 30 + 1)
+        f.truncate(_common.CSV_SLACK_BYTES + ranked_csv.RANKED_BYTES_PER_ROW * 30 + 1)
 
     def no_read(*a, **k):
         raise AssertionError("read a file that should have been refused by its size")
 
-    monkeypatch.setattr(S, "read_csv_strings", no_read)
+    monkeypatch.setattr(ranked_csv, "read_csv_strings", no_read)
     code = _score_cli(ds, "fewshot-10", path)
     err = capsys.readouterr().err
     assert code != 0 and "far larger than any ranked submission" in err
@@ -349,12 +348,12 @@ def test_reader_api_aligns_rows_with_the_test_order(ds, tmp_path):
     classes = get_card("fewshot-10").classes(read_manifest(ds))
     lines = [f"{s},{sp}" for s, sp in zip(rows.sample_id, rows.species)][::-1]
     (tmp_path / "r.csv").write_text("sample_id,pred_1\n" + "\n".join(lines) + "\n")
-    sub = S.read_ranked_csv(tmp_path / "r.csv", task_id="fewshot-10", test_ids=pd.Index(rows.sample_id),
+    sub = ranked_csv.read_ranked_csv(tmp_path / "r.csv", task_id="fewshot-10", test_ids=pd.Index(rows.sample_id),
                             classes=classes, max_ranks=10)
     assert (classes[sub.ranked[:, 0]] == rows.species.to_numpy()).all()
     with pytest.raises(UserError, match="line 3"):
         (tmp_path / "r2.csv").write_text("sample_id,pred_1\n\n" + lines[0] + ",x\n")
-        S.read_ranked_csv(tmp_path / "r2.csv", task_id="fewshot-10", test_ids=pd.Index(rows.sample_id),
+        ranked_csv.read_ranked_csv(tmp_path / "r2.csv", task_id="fewshot-10", test_ids=pd.Index(rows.sample_id),
                           classes=classes, max_ranks=10)
 
 

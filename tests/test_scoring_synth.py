@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 from PIL import Image
 
 from minbench.cards import get_card, task_ids
 from minbench.cli import main
 from minbench.data.manifest import read_manifest
+from minbench.scoring.formats import write_ranked_csv, write_size_csv
+from minbench.scoring.score import load_true_mask
 
 
 def _perfect(ds, task, out):
@@ -22,15 +23,13 @@ def _perfect(ds, task, out):
         classes = list(card.classes(df))
         k = min(3, len(classes))
         preds = [[sp] + [c for c in classes if c != sp][: k - 1] for sp in rows.species]
-        sub = pd.DataFrame(preds, columns=[f"pred_{j}" for j in range(1, k + 1)])
-        sub.insert(0, "sample_id", rows.sample_id)
-        sub.to_csv(out, index=False)
+        write_ranked_csv(out, list(rows.sample_id), preds)
     elif card.submission_format == "size_csv":
-        pd.DataFrame({"sample_id": rows.sample_id, "size_cm": rows.size_cm}).to_csv(out, index=False)
+        write_size_csv(out, list(rows.sample_id), list(rows.size_cm))
     else:
         out.mkdir()
         for r in rows.itertuples():
-            truth = np.asarray(Image.open(ds / r.mask_path).convert("L")) > 127
+            truth = load_true_mask(ds, r)
             Image.fromarray(truth.astype(np.uint8)).save(out / f"{r.sample_id}.png")  # 0/1 values: nonzero counts
     return rows
 

@@ -11,7 +11,8 @@ from test_size_scenes import draw_scene, rotation
 
 from minbench.errors import UserError
 from minbench.models.size_authors import AuthorsRule, authors_estimate
-from minbench.models.size import SizeConfig, SizeEstimator, draw_estimate, parse_boxes
+from minbench.data.boxes import pixel_boxes as parse_boxes
+from minbench.models.size import SizeConfig, SizeEstimator, draw_estimate
 
 
 @pytest.fixture(scope="module")

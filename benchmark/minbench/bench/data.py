@@ -311,7 +311,6 @@ def _plain_transform(size: int, train: bool):
 
 
 def _run_plain(spec: dict) -> dict:
-    import torch
     from torch.utils.data import DataLoader
 
     # the same rows as the module serves: ask a module for them (no cache needed for that)

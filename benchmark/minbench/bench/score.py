@@ -49,7 +49,7 @@ def _run(args) -> int:
         raise UserError("--rows >= 1, --classes >= 2, 1 <= --ranks <= 10 and --repeat >= 1, please")
 
     t0 = time.perf_counter()
-    from minbench.scoring import bootstrap, metrics, submissions  # noqa: F401  (imports timed apart)
+    from minbench.scoring import bootstrap, formats, metrics  # noqa: F401  (imports timed apart)
 
     from minbench.scoring import fixtures as F
     from minbench.scoring.score import load_task_data, score_submission
@@ -61,11 +61,11 @@ def _run(args) -> int:
         t0 = time.perf_counter()
         F.make_classification_dataset(tmp / "data", n_rows=args.rows, n_classes=args.classes)
         data = load_task_data(task, tmp / "data")
-        sub = F.ranked_submission(data.rows["sample_id"], data.rows["species"], data.card.classes(data.manifest),
-                                  k=args.ranks, accuracy=0.6)
-        sub.to_csv(tmp / "sub.csv", index=False)
-        F.ranked_submission(data.rows["sample_id"], data.rows["species"], data.card.classes(data.manifest),
-                            k=args.ranks, accuracy=0.58, seed=1).to_csv(tmp / "sub_b.csv", index=False)
+        classes = data.card.classes(data.manifest)
+        F.ranked_submission(data.rows["sample_id"], data.rows["species"], classes,
+                            k=args.ranks, accuracy=0.6, path=tmp / "sub.csv")
+        F.ranked_submission(data.rows["sample_id"], data.rows["species"], classes,
+                            k=args.ranks, accuracy=0.58, seed=1, path=tmp / "sub_b.csv")
         setup_s = time.perf_counter() - t0
         csv_mb = (tmp / "sub.csv").stat().st_size / 2**20
 

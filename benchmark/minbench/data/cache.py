@@ -33,8 +33,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from minbench.data.decode import DECODE_VERSION, BadImage, load_mask, load_rgb, resize_mask, resize_square
+from minbench.data.decode import DECODE_VERSION, BadImage, load_rgb, resize_mask, resize_square
 from minbench.data.manifest import fingerprint
+from minbench.data.masks import read_truth_mask
 from minbench.io import atomic_path, file_lock, write_json_atomic, write_text_atomic
 
 log = logging.getLogger("minbench.data")
@@ -63,6 +64,9 @@ class ImageCache:
         self.sample_id = frame["sample_id"].to_numpy()
         self.image_path = frame["image_path"].to_numpy()
         self.mask_path = frame["mask_path"].to_numpy()
+        # the manifest's (W, H): a truth mask must have exactly its image's size (data.masks)
+        self.mask_size = (frame[["width", "height"]].to_numpy(np.int64) if {"width", "height"} <= set(frame.columns)
+                          else np.zeros((self.n, 2), np.int64))
         self.fingerprint = fingerprint_ or fingerprint(frame)
         tag = f"s{size}" if size else "native"
         self.folder = Path(root or default_root()) / f"{self.fingerprint.split(':')[-1][:20]}-{tag}-d{DECODE_VERSION}"
@@ -168,7 +172,8 @@ class ImageCache:
     def _jobs(self, todo: np.ndarray) -> list[tuple]:
         return [(int(p), str(self.dataset_dir / self.image_path[p]),
                  str(self.dataset_dir / self.mask_path[p]) if self.mask_path[p] else "",
-                 self.size, self.max_pixels, str(self.image_file), str(self.mask_file))
+                 tuple(int(v) for v in self.mask_size[p]), str(self.sample_id[p]), self.size, self.max_pixels,
+                 str(self.image_file), str(self.mask_file))
                 for p in todo]
 
     def _build(self, todo: np.ndarray, workers: int, progress: bool) -> None:
@@ -290,13 +295,14 @@ def _worker_fd(path: str) -> int:
 
 def _build_one(job: tuple) -> tuple[int, bool, tuple[int, int], str]:
     """Decode one row and write its slot(s); (position, ok, (H, W), reason)."""
-    pos, image_path, mask_path, size, max_pixels, image_file, mask_file = job
+    pos, image_path, mask_path, mask_wh, sample_id, size, max_pixels, image_file, mask_file = job
     try:
         arr, hw = load_rgb(image_path, draft=size or _PROBE_DRAFT, max_pixels=max_pixels)
-        mask = load_mask(mask_path, max_pixels=max_pixels) if mask_path else None
-        if mask is not None and not _same_aspect(mask.shape, hw):
-            raise BadImage(f"mask {Path(mask_path).name} is {mask.shape[1]}x{mask.shape[0]}, "
-                           f"image is {hw[1]}x{hw[0]} (not the same frame)")
+        mask = None
+        if mask_path:  # the truth rule and its verdicts, as the scorer and `data check` read it
+            expected = mask_wh if all(mask_wh) else (hw[1], hw[0])
+            mask = read_truth_mask(mask_path, size=expected, sample_id=sample_id,
+                                   max_pixels=max_pixels).astype(np.uint8)
     except BadImage as exc:
         return pos, False, (0, 0), str(exc)
     if size:
@@ -305,12 +311,6 @@ def _build_one(job: tuple) -> tuple[int, bool, tuple[int, int], str]:
         if mask is not None:
             os.pwrite(_worker_fd(mask_file), resize_mask(mask, size).tobytes(), pos * size * size)
     return pos, True, hw, ""
-
-
-def _same_aspect(a, b, tol: float = 0.02) -> bool:
-    # A mask saved at another resolution of the same frame is fine (both go to SxS); a
-    # mask of another framing would silently misalign, so it is refused.
-    return abs(a[0] / max(a[1], 1) - b[0] / max(b[1], 1)) <= tol * b[0] / max(b[1], 1)
 
 
 def _close_worker_fds() -> None:

@@ -6,9 +6,11 @@ the splits do not leak: a few-shot subset's train and test share no image, and n
 zero-shot class is a class of any few-shot subset. Works on any manifest (the real
 release or the embedded synth data).
 
-Photos and masks decode through ``data.decode`` (the data module's own policy), so a
-file that passes here also loads there. Decoding all of 30k photos is the slow part:
-JPEGs decode in draft mode (DCT scaled to 1/8, which still reads every byte of the
+Photos decode through ``data.decode`` and masks through ``data.masks``' truth rule (the
+data module's and the scorer's own readers), so a file that passes here also loads there,
+and a refused mask gets the very line the scorer would print. A truth mask with no
+mineral pixel is a warning (count and sample ids). Decoding all of 30k photos is the slow
+part: JPEGs decode in draft mode (DCT scaled to 1/8, which still reads every byte of the
 entropy-coded data, so a truncated file fails as at full size) on a thread pool (Pillow
 releases the GIL while decoding). ``quick=True`` reads only the headers.
 """
@@ -24,7 +26,8 @@ from typing import Any
 import pandas as pd
 
 from minbench.data import manifest
-from minbench.data.decode import BadImage, load_mask, load_rgb
+from minbench.data.decode import BadImage, load_rgb
+from minbench.data.masks import BadMask, check_truth_mask_header, read_truth_mask
 from minbench.data.photo import read_image_info
 from minbench.errors import UserError
 
@@ -53,8 +56,8 @@ def _unsafe(rel: str) -> bool:
 def _check_files(folder: Path, df: pd.DataFrame, quick: bool, workers: int) -> dict[str, list[str]]:
     """Per problem kind, one message per affected row."""
     found: dict[str, list[str]] = {"missing": [], "unsafe_path": [], "undecodable": [], "size_mismatch": [],
-                                   "mask_missing": [], "mask_undecodable": [], "mask_size_mismatch": [],
-                                   "mask_empty": []}
+                                   "mask_missing": [], "mask_undecodable": [], "mask_unusual_mode": [],
+                                   "mask_size_mismatch": [], "mask_empty": []}
     jobs = []
     for sid, rel, w, h, mask in zip(df["sample_id"], df["image_path"], df["width"], df["height"], df["mask_path"]):
         for kind, path in (("image", rel), ("mask", mask)):
@@ -62,36 +65,49 @@ def _check_files(folder: Path, df: pd.DataFrame, quick: bool, workers: int) -> d
                 continue
             if _unsafe(path):
                 found["unsafe_path"].append(f"{sid}: {path}")
-            elif not (folder / path).is_file():
-                found["missing" if kind == "image" else "mask_missing"].append(f"{sid}: {path}")
+            elif kind == "image" and not (folder / path).is_file():
+                found["missing"].append(f"{sid}: {path}")
             else:
                 jobs.append((kind, sid, folder / path, (int(w), int(h))))
 
     def run(job):
         kind, sid, path, expected = job
+        if kind == "mask":  # the truth rule and its verdicts, exactly as the data module and the scorer read it
+            try:
+                if quick:
+                    check_truth_mask_header(path, size=expected, sample_id=sid)
+                    return kind, sid, path, "", ""
+                mask = read_truth_mask(path, size=expected, sample_id=sid)
+            except BadMask as exc:
+                return kind, sid, path, exc.kind, str(exc)
+            return kind, sid, path, "" if mask.any() else "empty", ""
         if quick:
             info = read_image_info(path)
-            return kind, sid, path, expected, (info.width, info.height) if info else None, "header unreadable"
-        try:  # decode exactly as the data module will, so what passes here loads there
-            if kind == "image":
+            size, why = ((info.width, info.height), "") if info else (None, "header unreadable")
+        else:
+            try:  # decode exactly as the data module will, so what passes here loads there
                 _, (h, w) = load_rgb(path, draft=1)  # draft: JPEG DCT scaled to 1/8, every byte still read
-                return kind, sid, path, expected, (w, h), ""
-            mask = load_mask(path)
-        except BadImage as exc:
-            return kind, sid, path, expected, None, str(exc)
-        return kind, sid, path, expected, (mask.shape[1], mask.shape[0]), "" if mask.any() else "empty"
+                size, why = (w, h), ""
+            except BadImage as exc:
+                size, why = None, str(exc)
+        if size is None:
+            return kind, sid, path, "unreadable", f"{sid}: {path.name} ({why})"
+        if size != expected:
+            return kind, sid, path, "size", (f"{sid}: image is {size[0]}x{size[1]}, manifest says "
+                                             f"{expected[0]}x{expected[1]}")
+        return kind, sid, path, "", ""
 
+    mask_kinds = {"missing": "mask_missing", "unreadable": "mask_undecodable", "mode": "mask_unusual_mode",
+                  "size": "mask_size_mismatch", "empty": "mask_empty"}
+    image_kinds = {"unreadable": "undecodable", "size": "size_mismatch"}
     with ThreadPoolExecutor(workers) as pool:
-        for kind, sid, path, expected, size, why in pool.map(run, jobs):
-            prefix = "mask_" if kind == "mask" else ""
-            if why == "empty":
-                found["mask_empty"].append(f"{sid}: {path.name}")
-            elif size is None:
-                found[f"{prefix}undecodable"].append(f"{sid}: {path.name} ({why})")
-            elif size != expected:
-                what = "mask" if kind == "mask" else "image"
-                found[f"{prefix}size_mismatch"].append(
-                    f"{sid}: {what} is {size[0]}x{size[1]}, manifest says {expected[0]}x{expected[1]}")
+        for kind, sid, path, verdict, message in pool.map(run, jobs):
+            if not verdict:
+                continue
+            if kind == "mask":
+                found[mask_kinds[verdict]].append(message if verdict != "empty" else f"{sid}: {path.name}")
+            else:
+                found[image_kinds[verdict]].append(message)
     return found
 
 
@@ -168,12 +184,15 @@ def check_dataset(data_dir: str | os.PathLike, *, quick: bool = False, workers: 
         "missing": "image files missing", "unsafe_path": "paths leave the dataset folder",
         "undecodable": "images fail to decode", "size_mismatch": "images differ in size from the manifest",
         "mask_missing": "mask files missing", "mask_undecodable": "masks fail to decode",
+        "mask_unusual_mode": "masks have an unusual mode",
         "mask_size_mismatch": "masks differ in size from their image",
+        "mask_empty": "truth masks have no mineral pixel (every method scores IoU 0 on them unless it predicts "
+                      "an empty mask)",
     }
     for kind, rows in files.items():
         if not rows:
             continue
-        line = f"{len(rows)} {messages.get(kind, 'masks are all black (no mineral)')}: {'; '.join(rows[:_EXAMPLES])}"
+        line = f"{len(rows)} {messages[kind]}: {'; '.join(rows[:_EXAMPLES])}"
         (report.warnings if kind == "mask_empty" else report.problems).append(line)
     report.summary["details"] = {k: v for k, v in files.items() if v}
     return report

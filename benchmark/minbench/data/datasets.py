@@ -142,10 +142,12 @@ class NativeImages(_BatchedDataset):
         self.rows = _Rows(frame, positions, labels, with_mask, with_size)
         self.image_path = frame["image_path"].to_numpy()[self.rows.positions]
         self.mask_path = frame["mask_path"].to_numpy()[self.rows.positions]
+        self.mask_size = frame[["width", "height"]].to_numpy(np.int64)[self.rows.positions]
         self.max_pixels = max_pixels
 
     def __getitems__(self, indices) -> dict[str, Any]:
-        from minbench.data.decode import load_mask, load_rgb
+        from minbench.data.decode import load_rgb
+        from minbench.data.masks import read_truth_mask
 
         idx = np.asarray(indices, dtype=np.int64)
         images, hws = [], []
@@ -156,7 +158,9 @@ class NativeImages(_BatchedDataset):
         out = self.rows.fields(idx, np.asarray(hws), None)
         out["image"] = images
         if self.rows.with_mask:
-            out["mask"] = [load_mask(self.dataset_dir / self.mask_path[i], max_pixels=self.max_pixels)
+            out["mask"] = [read_truth_mask(self.dataset_dir / self.mask_path[i], size=tuple(self.mask_size[i]),
+                                           sample_id=self.rows.sample_id[i], max_pixels=self.max_pixels
+                                           ).astype(np.uint8)
                            if self.mask_path[i] else None for i in idx.tolist()]
         return out
 
@@ -212,15 +216,20 @@ class EpochSampler(DistributedSampler):
 
 
 def first_occurrences(index):
-    """Boolean mask of the first occurrence of each value of ``index`` (a tensor or a
-    NumPy array; the mask is of the same kind).
+    """Boolean mask of the first occurrence of each value of ``index``: the one removal of
+    DDP padding (everything that gathers results across ranks calls it).
 
-    Under DDP, Lightning's ``DistributedSampler`` pads the eval split to a multiple of the
-    world size by repeating rows. Gather (index, prediction) from every rank and keep
-    ``first_occurrences(index)`` so metrics equal the single-process ones.
+    ``index``: a tensor (the mask is a tensor on its device), a NumPy array or a list of
+    hashable keys (the mask is a NumPy array). Under DDP, Lightning's
+    ``DistributedSampler`` pads the eval split to a multiple of the world size by repeating
+    rows. Gather (index, prediction) from every rank and keep ``first_occurrences(index)``
+    so metrics equal the single-process ones.
     """
-    if isinstance(index, np.ndarray):
-        return first_occurrences(torch.from_numpy(index)).numpy()
+    if not isinstance(index, torch.Tensor):
+        arr = np.asarray(index) if not isinstance(index, list) else None
+        if arr is not None and arr.dtype.kind in "iub":
+            return first_occurrences(torch.from_numpy(np.ascontiguousarray(arr))).numpy()
+        return ~pd.Series(list(index), dtype=object).duplicated(keep="first").to_numpy()
     index = index.flatten()
     order = torch.argsort(index, stable=True)
     sorted_idx = index[order]

@@ -2,8 +2,8 @@
 
 Policy (one place, used by the cache builder and the native-resolution path):
 
-- EXIF orientation is applied (``ImageOps.exif_transpose``) so pixels, masks and sizes are
-  in the frame a person sees.
+- EXIF orientation is applied (``ImageOps.exif_transpose``) so pixels and sizes are in the
+  frame a person sees. Masks are read by ``data.masks`` (the same opening and orientation).
 - Grayscale, palette, CMYK, YCbCr, LAB ... are converted to RGB. Transparency is composited
   onto white (museum backgrounds are light; the RGB under a transparent pixel is arbitrary).
 - 16-bit integer images are scaled to 8 bits (``v * 255 / 65535``); an ``I`` (32-bit) image
@@ -29,7 +29,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 # Bump when the decoding or resizing policy changes: it is part of the image cache's key.
-DECODE_VERSION = 1
+# 2: masks read by ``data.masks``' truth rule (colour, alpha, exact size).
+DECODE_VERSION = 2
 
 _EXIF_ORIENTATION = 0x0112
 _SWAPS_AXES = {5, 6, 7, 8}
@@ -115,21 +116,6 @@ def load_rgb(path: str | Path, *, draft: int | None = None,
         except (OSError, SyntaxError, ValueError, MemoryError, EOFError) as exc:
             raise BadImage(f"corrupt or truncated ({type(exc).__name__}: {exc})") from None
     return np.ascontiguousarray(arr), full_hw
-
-
-def load_mask(path: str | Path, *, max_pixels: int | None = None) -> np.ndarray:
-    """A mask file (white = mineral) as an HxW uint8 array of 0/1, upright. Raises :class:`BadImage`."""
-    img = _open(path, max_pixels)
-    with img:
-        try:
-            img.load()
-            upright = ImageOps.exif_transpose(img) if _orientation(img) != 1 else img
-            gray = to_rgb8(upright).max(axis=2)  # any bright channel counts as mineral
-        except BadImage:
-            raise
-        except (OSError, SyntaxError, ValueError, MemoryError, EOFError) as exc:
-            raise BadImage(f"mask corrupt or truncated ({type(exc).__name__}: {exc})") from None
-    return (gray > 127).astype(np.uint8)
 
 
 def resize_square(arr: np.ndarray, size: int) -> np.ndarray:

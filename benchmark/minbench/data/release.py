@@ -7,8 +7,10 @@
 - ``raw/mineral_images``, ``raw/segm``: links to the unpacked folders, or the archives
   safely extracted there once (``release_layout``). The ~31k photos are never copied;
   manifest paths go through ``raw/`` and resolve against the output folder.
-- ``masks/<sample_id>.png``: segmentation masks binarised (255 = mineral) at the size
-  of the row's image.
+- ``masks/<sample_id>.png``: segmentation masks binarised by the truth rule of
+  ``data.masks`` (EXIF applied; any bright colour, palette or 16-bit value = mineral) to
+  0/255 at the size of the row's image. Masks with no mineral pixel are listed in the
+  report (``empty_masks``) and named on stderr.
 - ``manifest.parquet`` + ``dataset.json``; ``missing_images.csv`` (rows left out for
   want of a readable photo, with their collection); ``prepare_report.json``.
 
@@ -34,10 +36,10 @@ Decisions (also recorded in ``dataset.json``):
 
 from __future__ import annotations
 
-import io
 import math
 import os
 import re
+import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -47,6 +49,7 @@ import pandas as pd
 
 from minbench.data import csv_schema as cs
 from minbench.data import manifest
+from minbench.data.masks import BadMask, mask_png_bytes, read_truth_mask
 from minbench.data.photo import ImageInfo, read_image_info, read_image_infos
 from minbench.data.release_boxes import best_mineral_box, text_boxes_pixels
 from minbench.data.release_layout import (IMAGES_ZIP, SEGM_TAR, collection_of, file_index, find_file, norm_path,
@@ -81,6 +84,7 @@ class PrepareReport:
     splits: dict[str, dict[str, int]] = field(default_factory=dict)
     zeroshot: dict[str, int] = field(default_factory=dict)
     segmentation: dict[str, int] = field(default_factory=dict)
+    empty_masks: list[str] = field(default_factory=list)  # sample ids whose truth mask has no mineral pixel
     size: dict[str, int] = field(default_factory=dict)
     split_policy: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -211,18 +215,18 @@ def _stem_key(name: str) -> str:
     return re.sub(r"[_\-. ]?mask$", "", Path(name).stem.lower())
 
 
-def _write_mask(src: Path, dst: Path, size: tuple[int, int]) -> None:
-    """Binarise (white = mineral -> 255) and resize (nearest) a mask into a PNG, atomically."""
+def _write_mask(src: Path, dst: Path, size: tuple[int, int]) -> bool:
+    """Read a release mask by the truth rule (``data.masks``: EXIF applied, any bright colour
+    = mineral), resize it (nearest) to ``size`` and write it as a 0/255 PNG, atomically.
+    Returns whether it has any mineral pixel. Raises ``BadMask``."""
     import numpy as np
     from PIL import Image
 
-    with Image.open(src) as im:
-        gray = im.convert("L")
-    if gray.size != size:
-        gray = gray.resize(size, Image.NEAREST)
-    buf = io.BytesIO()
-    Image.fromarray(((np.asarray(gray) > 127) * 255).astype("uint8"), mode="L").save(buf, format="PNG")
-    write_bytes_atomic(dst, buf.getvalue())
+    mask = read_truth_mask(src)
+    if (mask.shape[1], mask.shape[0]) != tuple(size):
+        mask = np.asarray(Image.fromarray(mask.astype(np.uint8)).resize(size, Image.NEAREST)) > 0
+    write_bytes_atomic(dst, mask_png_bytes(mask))
+    return bool(mask.any())
 
 
 def _attach_masks(source: Path, out: Path, records: list[_Record], report: PrepareReport) -> set[str]:
@@ -230,6 +234,7 @@ def _attach_masks(source: Path, out: Path, records: list[_Record], report: Prepa
     returns the names written."""
     stats: Counter[str] = Counter()
     written: set[str] = set()
+    empty: list[str] = []
     root = resolve_segm(source, out, report.warnings)
     if root is not None:
         prefix = prefix_in(out, root, "segm")
@@ -256,7 +261,13 @@ def _attach_masks(source: Path, out: Path, records: list[_Record], report: Prepa
             stats[outcome] += 1
             if outcome in ("same_size", "image_from_segm", "mask_resized"):
                 name = _UNSAFE_CHARS.sub("_", r.sample_id) + ".png"
-                _write_mask(mask, out / "masks" / name, (r.info.width, r.info.height))
+                try:
+                    if not _write_mask(mask, out / "masks" / name, (r.info.width, r.info.height)):
+                        empty.append(r.sample_id)
+                except BadMask as exc:
+                    stats["mask_unreadable"] += 1
+                    report.warnings.append(str(exc))
+                    continue
                 written.add(name)
                 r.mask_path = f"masks/{name}"
         stats["masks_unmatched"] = len(unmatched)
@@ -264,6 +275,12 @@ def _attach_masks(source: Path, out: Path, records: list[_Record], report: Prepa
             report.warnings.append(f"{root / 'mask'}: {len(unmatched)} masks match no sample id "
                                    f"(e.g. {', '.join(unmatched[:3])}); ignored")
         stats.pop("same_size", None)
+    if empty:
+        stats["masks_empty"] = len(empty)
+        report.empty_masks = sorted(empty)
+        # a mask with no mineral pixel scores 0 IoU for every method that finds one: say so now
+        print(f"data prepare: {len(empty)} truth masks have no mineral pixel by the truth rule (e.g. "
+              f"{', '.join(report.empty_masks[:3])}); listed in {REPORT_FILE} (empty_masks)", file=sys.stderr)
     report.segmentation = {"rows": len(written), **dict(sorted((k, v) for k, v in stats.items() if v))}
     return written
 

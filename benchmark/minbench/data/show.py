@@ -7,12 +7,12 @@ of the size set). Works on any manifest: what a row lacks (mask, boxes) is simpl
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
+from minbench.data.masks import BadMask, read_truth_mask
 from minbench.errors import UserError
 
 TILE_W, TILE_H, CAPTION_H = 288, 216, 40
@@ -34,20 +34,10 @@ def select_rows(df, task: str | None, n: int):
 
 
 def _boxes(text: str) -> list[tuple[float, float, float, float]]:
-    """Boxes from a manifest cell: one box, a list of boxes, or nothing."""
-    if not text:
-        return []
-    try:
-        val = json.loads(text)
-    except ValueError:
-        return []
-    if isinstance(val, list) and len(val) == 4 and all(isinstance(v, (int, float)) for v in val):
-        val = [val]
-    out = []
-    for b in val if isinstance(val, list) else []:
-        if isinstance(b, list) and len(b) == 4 and all(isinstance(v, (int, float)) for v in b):
-            out.append(tuple(float(v) for v in b))
-    return out
+    """Boxes from a manifest cell: one box, a list of boxes, or nothing (``data.boxes``)."""
+    from minbench.data.boxes import parse_box_list
+
+    return parse_box_list(text)
 
 
 def _font(size: int):
@@ -81,12 +71,11 @@ def _tile(folder: Path, row, show_size: bool):
         ox, oy = (TILE_W - photo.width) // 2, (TILE_H - photo.height) // 2
         mask_path = folder / row["mask_path"] if row["mask_path"] else None
         if mask_path is not None and mask_path.is_file():
-            try:
-                with Image.open(mask_path) as m:
-                    m = m.convert("L").resize(photo.size)
+            try:  # the truth rule (data.masks), as the scorer reads it
+                m = Image.fromarray(read_truth_mask(mask_path).astype(np.uint8) * 255).resize(photo.size)
                 alpha = m.point(lambda v: 110 if v else 0)
                 photo.paste(Image.new("RGB", photo.size, MASK_TINT), (0, 0), alpha)
-            except OSError:
+            except BadMask:
                 pass
         tile.paste(photo, (ox, oy))
         for col, colour in COLOURS.items():

@@ -379,6 +379,19 @@ def check_threshold(rule: str, value: float | None) -> float | None:
     return value
 
 
+def otsu_mask(score: np.ndarray) -> np.ndarray:
+    """The one Otsu threshold: a map in [0, 1] quantised to 256 levels, OpenCV's Otsu level
+    on that histogram, bool mask of the levels above it. A constant map gives an empty mask."""
+    import cv2
+
+    score = np.asarray(score, dtype=np.float32)
+    if score.size == 0 or float(score.max() - score.min()) < 1e-6:
+        return np.zeros(score.shape, dtype=bool)
+    u8 = np.clip(score * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    level, _ = cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return u8 > level
+
+
 def threshold_cam(cam: np.ndarray, rule: str = "otsu", value: float | None = None) -> np.ndarray:
     """A CAM in [0, 1] to a bool mask.
 
@@ -386,16 +399,12 @@ def threshold_cam(cam: np.ndarray, rule: str = "otsu", value: float | None = Non
     ``percentile``: CAM >= its value-th percentile (70 keeps the top 30 %). A constant
     CAM (no evidence anywhere) gives an empty mask under every rule.
     """
-    import cv2
-
     value = check_threshold(rule, value)
     cam = np.asarray(cam, dtype=np.float32)
     if cam.size == 0 or float(cam.max() - cam.min()) < 1e-6:
         return np.zeros(cam.shape, dtype=bool)
     if rule == "otsu":
-        u8 = np.clip(cam * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        level, _ = cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-        return u8 > level
+        return otsu_mask(cam)
     if rule == "fixed":
         return cam >= value
     return cam >= np.percentile(cam, value)

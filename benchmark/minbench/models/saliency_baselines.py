@@ -24,6 +24,7 @@ from typing import Callable
 import numpy as np
 
 from minbench.errors import UserError
+from minbench.models.cam import otsu_mask
 
 WORK_SIZE = 256
 
@@ -63,16 +64,6 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return ((x - lo) / (hi - lo)).astype(np.float32) if hi - lo > 1e-9 else np.zeros_like(x, dtype=np.float32)
 
 
-def _otsu(score: np.ndarray) -> np.ndarray:
-    import cv2
-
-    if float(score.max() - score.min()) < 1e-6:
-        return np.zeros(score.shape, dtype=bool)
-    u8 = np.clip(score * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    level, _ = cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    return u8 > level
-
-
 def _lab(image: np.ndarray) -> np.ndarray:
     import cv2
 
@@ -97,7 +88,7 @@ def colour_saliency(image: np.ndarray, work_size: int = WORK_SIZE) -> tuple[np.n
     small = _shrink(image, work_size)
     ab = cv2.GaussianBlur(_lab(small), (5, 5), 0)[..., 1:]
     score = _unit(np.linalg.norm(ab - ab.reshape(-1, 2).mean(0), axis=2))
-    return _grow(score, _otsu(score), image.shape[:2])
+    return _grow(score, otsu_mask(score), image.shape[:2])
 
 
 def _border_pixels(h: int, w: int, frac: float) -> np.ndarray:
@@ -124,7 +115,7 @@ def border_background(image: np.ndarray, border: float = 0.04, work_size: int = 
     # A robust spread of the border residual makes the distance comparable across photos.
     spread = np.median(np.abs(residual[ring]), axis=0) + 1.0
     score = _unit(np.linalg.norm(residual / spread, axis=2))
-    mask = _otsu(score)
+    mask = otsu_mask(score)
     if mask.any():
         k = max(3, (min(h, w) // 64) | 1)
         mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((k, k), np.uint8)).astype(bool)

@@ -63,23 +63,21 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
 def gather_predictions(outputs: list[dict[str, Any]]) -> list[tuple[int, str, list[str]]]:
     """``(index, sample_id, ranked species)`` of every rank, each test row once, in
     index order (the distributed sampler may give a row to two ranks)."""
+    from minbench.data.datasets import first_occurrences
     from minbench.trainers.base import gather_objects
 
     local = []
     for out in outputs:
         for idx, sid, species in zip(out["index"].tolist(), out["sample_id"], out["species"]):
             local.append((int(idx), str(sid), list(species)))
-    unique: dict[int, tuple[int, str, list[str]]] = {}
-    for row in gather_objects(local):
-        unique.setdefault(row[0], row)
-    return [unique[i] for i in sorted(unique)]
+    rows = gather_objects(local)
+    keep = first_occurrences([row[0] for row in rows])
+    return sorted((row for row, k in zip(rows, keep) if k), key=lambda row: row[0])
 
 
 def write_submission(path: Path, rows: list[tuple[int, str, list[str]]], test_frame) -> Path:
     """The ranked CSV, rows in the test split's order; every test row must be predicted."""
-    import pandas as pd
-
-    from minbench.io import atomic_path
+    from minbench.scoring.formats.ranked_csv import write_ranked_csv
 
     by_id = {sid: species for _, sid, species in rows}
     expected = list(test_frame["sample_id"])
@@ -87,12 +85,7 @@ def write_submission(path: Path, rows: list[tuple[int, str, list[str]]], test_fr
     if missing or len(by_id) != len(expected):
         raise RuntimeError(f"predictions cover {len(by_id)} of {len(expected)} test rows "
                            f"(missing e.g. {missing[:3]})")
-    k = max(len(v) for v in by_id.values()) if by_id else 0
-    table = pd.DataFrame([[sid, *by_id[sid]] for sid in expected],
-                         columns=["sample_id", *[f"pred_{i}" for i in range(1, k + 1)]])
-    with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False, lineterminator="\n")
-    return path
+    return write_ranked_csv(path, expected, [by_id[sid] for sid in expected])
 
 
 def draw_plots(ctx: SeedContext, rows, test_frame, trainer) -> None:

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
 from lightning.pytorch import Callback, LightningDataModule, Trainer
 
 from minbench.errors import UserError

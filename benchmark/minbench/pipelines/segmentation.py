@@ -119,7 +119,7 @@ def fill_missing_masks(folder: Path, rows) -> int:
     returns how many were filled in."""
     import numpy as np
 
-    from minbench.trainers.segmentation import write_mask
+    from minbench.scoring.formats.mask_pngs import write_mask
 
     n = 0
     for r in rows.itertuples(index=False):

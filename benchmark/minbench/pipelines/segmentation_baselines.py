@@ -30,10 +30,9 @@ def run_baselines(ctx: SeedContext, task_data) -> dict[str, dict[str, Any]]:
     """Write and score every reference baseline; leaderboard entries when enabled."""
     import numpy as np
 
-    from minbench.io import atomic_path
     from minbench.models.saliency_baselines import BASELINES
+    from minbench.scoring.formats.mask_pngs import write_mask_folder
     from minbench.scoring.score import score_submission, write_score_json
-    from minbench.trainers.segmentation import write_mask
 
     rows = task_data.rows
     images = {}  # decoded once, shared by the baselines (the segmentation set is small)
@@ -42,12 +41,9 @@ def run_baselines(ctx: SeedContext, task_data) -> dict[str, dict[str, Any]]:
     results = {}
     for name, (description, fn) in BASELINES.items():
         folder = ctx.dir / BASELINES_DIR / name
-        with atomic_path(folder) as tmp:
-            tmp.mkdir(parents=True)
-            for r in rows.itertuples(index=False):
-                img = images[r.sample_id]
-                mask = fn(img)[1] if img is not None else np.zeros((int(r.height), int(r.width)), bool)
-                write_mask(tmp / f"{r.sample_id}.png", mask)
+        write_mask_folder(folder, ((r.sample_id, fn(images[r.sample_id])[1] if images[r.sample_id] is not None
+                                    else np.zeros((int(r.height), int(r.width)), bool))
+                                   for r in rows.itertuples(index=False)))
         res = score_submission(ctx.card.id, folder, ctx.data_dir, task_data=task_data)
         write_score_json(res, folder.with_name(f"{name}.score.json"))
         if ctx.leaderboard:

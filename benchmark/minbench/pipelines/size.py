@@ -108,19 +108,9 @@ def complete_rows(rows: list[dict[str, Any]], split, dm) -> list[dict[str, Any]]
 
 def write_submission(path: Path, rows: list[dict[str, Any]]) -> Path:
     """``sample_id,size_cm``; an abstention is an empty value."""
-    import csv
-    import io
+    from minbench.scoring.formats.size_csv import write_size_csv
 
-    from minbench.io import write_text_atomic
-
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["sample_id", "size_cm"])
-    for r in rows:
-        v = r.get("size_cm")
-        w.writerow([r["sample_id"], f"{v:.4f}" if _finite(v) else ""])
-    write_text_atomic(path, buf.getvalue())
-    return path
+    return write_size_csv(path, [r["sample_id"] for r in rows], [r.get("size_cm") for r in rows])
 
 
 def write_details(path: Path, rows: list[dict[str, Any]]) -> Path:

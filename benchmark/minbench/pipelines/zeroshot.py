@@ -147,18 +147,10 @@ def _ranked_in_order(outputs, row_positions: np.ndarray, model):
 
 def write_submission(path: Path, sample_ids: list[str], ranked: np.ndarray, classes) -> Path:
     """The ranked CSV ``sample_id,pred_1..pred_k`` (species names, best first), atomically."""
-    import pandas as pd
-
-    from minbench.io import atomic_path
+    from minbench.scoring.formats.ranked_csv import write_ranked_csv
 
     names = np.asarray(list(classes), dtype=object)
-    k = ranked.shape[1]
-    table = pd.DataFrame({"sample_id": sample_ids})
-    for j in range(k):
-        table[f"pred_{j + 1}"] = names[ranked[:, j]]
-    with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False, lineterminator="\n")
-    return path
+    return write_ranked_csv(path, sample_ids, names[ranked].tolist())
 
 
 def gzsl_metrics(model, dm, test_frame, test_scores, seen_rows) -> dict[str, Any]:

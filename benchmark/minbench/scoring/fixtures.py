@@ -47,14 +47,14 @@ def make_dataset(folder: str | Path, *, n_classes: int = 5, n_train: int = 3, n_
         for i in range(2):
             rows.append(_row(f"z{c}_{i}", sp, w, h, zeroshot=True))
     (folder / "masks").mkdir(parents=True, exist_ok=True)
-    from PIL import Image
+    from minbench.scoring.formats.mask_pngs import write_mask
 
     for i in range(n_seg):
         mask = np.zeros((h, w), np.uint8)
         if i % 3:  # every third true mask is empty (the empty-mask rule gets exercised)
             y, x = rng.integers(0, h // 2), rng.integers(0, w // 2)
             mask[y:y + h // 2, x:x + w // 2] = 255
-        Image.fromarray(mask, mode="L").save(folder / "masks" / f"s{i}.png")
+        write_mask(folder / "masks" / f"s{i}.png", mask)
         rows.append(_row(f"s{i}", "quartz", w, h, segmentation=True, mask_path=f"masks/s{i}.png"))
     for i in range(n_size):
         rows.append(_row(f"m{i}", "pyrite", w, h, size=True, size_cm=float(np.round(rng.uniform(1, 30), 2))))
@@ -78,8 +78,11 @@ def make_classification_dataset(folder: str | Path, *, n_rows: int, n_classes: i
 
 
 def ranked_submission(sample_ids, truth, classes, *, k: int = 10, accuracy: float = 0.5,
-                      seed: int = 0) -> pd.DataFrame:
-    """A plausible ranked submission: the truth at a random rank for ``accuracy`` of rows."""
+                      seed: int = 0, path: str | Path | None = None) -> pd.DataFrame:
+    """A plausible ranked submission: the truth at a random rank for ``accuracy`` of rows;
+    written to ``path`` (the format's own writer) when given."""
+    from minbench.scoring.formats import ranked_csv
+
     rng = np.random.default_rng(seed)
     classes = np.asarray(classes, dtype=object)
     n, c = len(sample_ids), len(classes)
@@ -96,6 +99,7 @@ def ranked_submission(sample_ids, truth, classes, *, k: int = 10, accuracy: floa
         plant = np.flatnonzero(hit & ~has.any(axis=1))
         slot = np.minimum(rng.geometric(0.5, n) - 1, k - 1)
         ranked[plant, slot[plant]] = truth_idx[plant]
-    out = pd.DataFrame(classes[ranked], columns=[f"pred_{j}" for j in range(1, k + 1)])
-    out.insert(0, "sample_id", list(sample_ids))
-    return out
+    names = classes[ranked]
+    if path is not None:
+        ranked_csv.write_ranked_csv(path, list(sample_ids), names.tolist())
+    return pd.DataFrame({"sample_id": list(sample_ids), **dict(zip(ranked_csv.header(k)[1:], names.T))})

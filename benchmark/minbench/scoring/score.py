@@ -24,7 +24,6 @@ import pandas as pd
 
 from minbench import __version__
 from minbench.cards import TaskCard, get_card
-from minbench.errors import UserError
 from minbench.io import write_json_atomic
 from minbench.paths import PACKAGE_DIR
 
@@ -141,7 +140,7 @@ def score_submission(task_id: str, predictions: str | Path, data_dir: str | Path
     file and row.
     """
     from minbench.scoring import metrics as M
-    from minbench.scoring import submissions as S
+    from minbench.scoring import formats as S
 
     data = task_data if task_data is not None else load_task_data(task_id, data_dir)
     if data.card.id != task_id:
@@ -202,18 +201,8 @@ def score_table(card: TaskCard, table: dict[str, np.ndarray], *, n_resamples: in
 
 
 def load_true_mask(folder: Path, row) -> np.ndarray:
-    """The hand-drawn (or generated) mask of a manifest row, white = mineral."""
-    from PIL import Image
+    """The ground-truth mask of a manifest row by the truth rule (``minbench.data.masks``)."""
+    from minbench.data.masks import read_truth_mask
 
-    path = Path(folder) / row.mask_path
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.size != (row.width, row.height):
-                raise UserError(f"{path}: true mask is {im.size[0]}x{im.size[1]} but the manifest says the image "
-                                f"is {row.width}x{row.height}")
-            return np.asarray(im.convert("L")) > 127
-    except FileNotFoundError:
-        raise UserError(f"{path}: true mask of {row.sample_id!r} is missing from the dataset") from None
-    except OSError as exc:
-        raise UserError(f"{path}: true mask of {row.sample_id!r} is unreadable ({exc})") from None
+    return read_truth_mask(Path(folder) / row.mask_path, size=(int(row.width), int(row.height)),
+                           sample_id=row.sample_id)

@@ -26,31 +26,18 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 
 from minbench.errors import UserError
 from minbench.models import cam as cams
+from minbench.scoring.formats.mask_pngs import write_mask  # the submission format's writer
 from minbench.trainers.base import BaseTask
 
 def read_mask(path: str | Path, level: int = 0) -> np.ndarray:
-    """A mask image as bool H x W: grey value > ``level`` is mineral.
+    """A mask file as bool H x W, by one of ``minbench.data.masks``' two rules.
 
-    ``level=0`` reads a submission (nonzero = mineral); ``level=127`` reads a ground
-    truth as the scorer does (white = mineral). A ``UserError`` when unreadable.
+    ``level=0``: the submission rule (a run's own or a submitted PNG, nonzero = mineral);
+    ``level=127``: the truth rule (the scorer's ground truth). A ``UserError`` when refused.
     """
-    from PIL import Image, UnidentifiedImageError
+    from minbench.data.masks import read_submission_mask, read_truth_mask
 
-    try:
-        with Image.open(path) as im:
-            arr = np.asarray(im.convert("L"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: mask file not found") from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise UserError(f"{path}: not a readable mask image ({exc})") from None
-    return arr > level
-
-
-def write_mask(path: str | Path, mask: np.ndarray) -> None:
-    """A bool mask as an 8-bit PNG (255 = mineral), the submission format."""
-    from PIL import Image
-
-    Image.fromarray(np.where(mask, 255, 0).astype(np.uint8), mode="L").save(path, format="PNG")
+    return read_truth_mask(path) if level else read_submission_mask(path)
 
 
 class SampleLookup:

@@ -164,15 +164,10 @@ class SizeTask(BaseTask):
 
 def dedupe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Keep the first row of each manifest index (a DistributedSampler pads with repeats)."""
-    seen: set = set()
-    out = []
-    for r in rows:
-        key = r.get("index") if r.get("index") is not None else r.get("sample_id")
-        if key in seen:
-            continue
-        seen.add(key)
-        out.append(r)
-    return out
+    from minbench.data.datasets import first_occurrences
+
+    keys = [r.get("index") if r.get("index") is not None else r.get("sample_id") for r in rows]
+    return [r for r, keep in zip(rows, first_occurrences(keys)) if keep]
 
 
 def _as_list(value, n: int) -> list:

@@ -4,7 +4,6 @@
 - ``background``: background model and object masks;
 - ``cube``: the reference cube's shape test, outline refinement and edge;
 - ``labels``: paper labels, set aside;
-- ``boxes``: the release's text and mineral boxes, to pixel boxes;
 - ``geometry``: box arithmetic and the specimen extent;
 - ``estimator``: ``SizeEstimator``, the steps put together;
 - ``drawing``: the detections drawn on the photo (galleries).
@@ -12,10 +11,8 @@
 The authors' contour rule, the reference it is compared with, is ``models.size_authors``.
 """
 
-from minbench.models.size.boxes import parse_boxes
 from minbench.models.size.drawing import draw_estimate
 from minbench.models.size.estimator import SizeEstimator, as_rgb_uint8
 from minbench.models.size.settings import EXTENTS, SizeConfig, SizeEstimate
 
-__all__ = ["EXTENTS", "SizeConfig", "SizeEstimate", "SizeEstimator", "as_rgb_uint8", "draw_estimate",
-           "parse_boxes"]
+__all__ = ["EXTENTS", "SizeConfig", "SizeEstimate", "SizeEstimator", "as_rgb_uint8", "draw_estimate"]

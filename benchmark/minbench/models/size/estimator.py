@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from minbench.data.boxes import pixel_boxes
 from minbench.models.size.background import Background, fit_background, object_masks, residual
-from minbench.models.size.boxes import parse_boxes
 from minbench.models.size.cube import (CubeFit, cube_shape, edge_vectors, face_contrast, flatness,
                                        perspective_edge, refine_polygon, shape_cost)
 from minbench.models.size.geometry import box_area, box_of, extent_of, gap, inside_fraction, iou
@@ -117,7 +117,7 @@ class SizeEstimator:
         flags = ["grayscale photo (cube found by shape and shading only)"] if grey else []
 
         text_px = [[v / s for v, s in zip(b, (sx, sy, sx, sy))]
-                   for b in parse_boxes(text_boxes, W, H)] if cfg.use_text_boxes else []
+                   for b in pixel_boxes(text_boxes, W, H)] if cfg.use_text_boxes else []
         # The cube is looked for in every mask (colour difference, closed edges, both): a
         # face lit like the background drops out of one and not of another.
         cubes, cut_cube = self._find_cubes(img, small, layers, scale)
@@ -366,7 +366,7 @@ class SizeEstimator:
         cube_full = est.cube_bbox
         label_full = est.label_boxes
         if cfg.use_mineral_boxes and mineral_boxes is not None:
-            boxes = parse_boxes(mineral_boxes, W, H, with_confidence=True)
+            boxes = pixel_boxes(mineral_boxes, W, H, with_confidence=True)
             keep = []
             for box, conf in boxes:
                 if conf < cfg.mineral_box_min_confidence:

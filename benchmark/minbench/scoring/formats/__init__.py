@@ -1,0 +1,17 @@
+"""The submission formats, one module each holding its writer and its reader.
+
+- ``ranked_csv``: ``sample_id,pred_1..pred_k`` (classification, zero-shot);
+- ``size_csv``: ``sample_id,size_cm`` (size);
+- ``mask_pngs``: a folder or zip of ``<sample_id>.png`` masks (segmentation).
+
+Each reader checks a submission against the task card and the test rows of the manifest
+and returns arrays aligned with those rows, or raises ``UserError`` naming the file, line
+(or member) and what is wrong. Sizes are checked before anything is read.
+"""
+
+from minbench.scoring.formats.mask_pngs import MaskSubmission, open_mask_submission, write_mask, write_mask_folder
+from minbench.scoring.formats.ranked_csv import RankedSubmission, read_ranked_csv, write_ranked_csv
+from minbench.scoring.formats.size_csv import SizeSubmission, read_size_csv, write_size_csv
+
+__all__ = ["MaskSubmission", "RankedSubmission", "SizeSubmission", "open_mask_submission", "read_ranked_csv",
+           "read_size_csv", "write_mask", "write_mask_folder", "write_ranked_csv", "write_size_csv"]
