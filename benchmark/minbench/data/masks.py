@@ -79,18 +79,26 @@ def _displayed_size(img: Image.Image) -> tuple[int, int]:
     return (h, w) if _orientation(img) in (5, 6, 7, 8) else (w, h)
 
 
+def _checked_truth(path: Path, size, sample_id, max_pixels) -> tuple[Image.Image, tuple[int, int]]:
+    """The opened truth mask and its displayed (W, H), after the checks that need no
+    decoding (exists, readable header, mode, size). Raises ``BadMask``."""
+    img = _open_truth(path, sample_id, max_pixels)
+    if img.mode not in TRUTH_MODES:
+        img.close()
+        raise _mode_verdict(path, img.mode)
+    shown = _displayed_size(img)
+    if size is not None and tuple(shown) != tuple(size):
+        img.close()
+        raise _size_verdict(path, shown, size)
+    return img, shown
+
+
 def check_truth_mask_header(path: str | Path, *, size: tuple[int, int] | None = None,
                             sample_id: str | None = None) -> tuple[int, int]:
     """The truth rule's checks that need no decoding (exists, readable header, mode, size);
     returns the displayed (W, H). Raises ``BadMask``."""
-    path = Path(path)
-    img = _open_truth(path, sample_id, None)
-    with img:
-        if img.mode not in TRUTH_MODES:
-            raise _mode_verdict(path, img.mode)
-        shown = _displayed_size(img)
-    if size is not None and tuple(shown) != tuple(size):
-        raise _size_verdict(path, shown, size)
+    img, shown = _checked_truth(Path(path), size, sample_id, None)
+    img.close()
     return shown
 
 
@@ -130,13 +138,8 @@ def read_truth_mask(path: str | Path, *, size: tuple[int, int] | None = None, sa
     refused. ``sample_id`` names the row in the verdicts. Raises ``BadMask``.
     """
     path = Path(path)
-    img = _open_truth(path, sample_id, max_pixels)
+    img, _ = _checked_truth(path, size, sample_id, max_pixels)
     with img:
-        if img.mode not in TRUTH_MODES:
-            raise _mode_verdict(path, img.mode)
-        shown = _displayed_size(img)
-        if size is not None and tuple(shown) != tuple(size):
-            raise _size_verdict(path, shown, size)
         try:
             img.load()
             upright = ImageOps.exif_transpose(img) if _orientation(img) != 1 else img
