@@ -54,14 +54,19 @@ def _run(args) -> int:
     # warm-up (first matmul allocates thread pools)
     scorer.score(F.normalize(torch.randn(min(args.batch, 8), args.dim, generator=gen), dim=-1))
     t0 = time.perf_counter()
-    done = 0
+    done, first = 0, None
     while done < args.images:
         b = min(args.batch, args.images - done)
-        scorer.add(F.normalize(torch.randn(b, args.dim, generator=gen), dim=-1))
+        batch = F.normalize(torch.randn(b, args.dim, generator=gen), dim=-1)
+        first = batch if first is None else first
+        scorer.add(batch)
         done += b
     elapsed = time.perf_counter() - t0
     values, indices = scorer.result()
     assert indices.shape == (args.images, min(args.k, args.classes))
+    # The chunked running top-k must equal the top-k of the full score matrix.
+    full_values, _ = (first @ scorer.class_emb.T).topk(scorer.k, dim=1)
+    agrees = bool(torch.allclose(values[: len(first)], full_values, atol=1e-5))
     result = {
         "benchmark": "zeroshot",
         "classes": args.classes, "images": args.images, "dim": args.dim, "batch": args.batch,
@@ -72,6 +77,8 @@ def _run(args) -> int:
         "rss_before_scoring_mb": round(rss_before, 1),
         "full_score_matrix_mb": round(args.images * args.classes * 4 / 2**20, 1),
         "chunk_scores_mb": round(min(args.batch, args.images) * min(args.chunk, args.classes) * 4 / 2**20, 1),
+        "chunks_per_batch": -(-args.classes // args.chunk),
+        "top_k_equals_full_matrix": agrees,
     }
     if args.text > 0:
         result.update(_text_timing(args.text))
