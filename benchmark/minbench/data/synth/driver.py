@@ -158,8 +158,10 @@ def generate(out: str | os.PathLike, *, seed: int = 0, size: str = "small", work
         }
         info = manifest.write_dataset(tmp, df, name="synth", version=GENERATOR_VERSION, source="synth", extra=extra)
     if progress:
-        print(f"synth {cfg.name} (seed {seed}): {n} images in {seconds:.1f} s "
-              f"({n / max(seconds, 1e-9):.1f} images/s, {n_workers} worker{'s' if n_workers > 1 else ''}) -> {out}")
+        from minbench.console import notice
+
+        notice(f"synth {cfg.name} (seed {seed}): {n} images in {seconds:.1f} s "
+               f"({n / max(seconds, 1e-9):.1f} images/s, {n_workers} worker{'s' if n_workers > 1 else ''}) -> {out}")
     return info
 
 
@@ -186,11 +188,9 @@ def _run(tasks: list[tuple], n_workers: int, progress: bool, title: str) -> list
     """Render every task, in order, in this process or a pool, with an optional progress bar."""
     bar = None
     if progress:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from minbench.console import progress as phase
 
-        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        bar.start()
-        bar_task = bar.add_task(title, total=len(tasks))
+        bar = phase(title, len(tasks), marks=4, unit="images")
     results: list[dict[str, Any]] = []
     try:
         if n_workers == 1:
@@ -207,11 +207,11 @@ def _run(tasks: list[tuple], n_workers: int, progress: bool, title: str) -> list
             for res in it:
                 results.append(res)
                 if bar is not None:
-                    bar.advance(bar_task)
+                    bar.advance()
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
     finally:
         if bar is not None:
-            bar.stop()
+            bar.close()
     return results
