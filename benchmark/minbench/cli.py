@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if getattr(args, "quiet", False) and getattr(args, "verbose", False):
         parser.error("--quiet and --verbose exclude each other")
+    previous = os.environ.get("MINBENCH_VERBOSITY")
     configure(quiet=getattr(args, "quiet", False), verbose=getattr(args, "verbose", False))
     try:
         result = args.func(args)
@@ -71,6 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("minbench: interrupted", file=sys.stderr)
         return 130
+    finally:  # main() may be called again in one process (tests, the Python API)
+        if previous is None:
+            os.environ.pop("MINBENCH_VERBOSITY", None)
+        else:
+            os.environ["MINBENCH_VERBOSITY"] = previous
     return int(result or 0)
 
 

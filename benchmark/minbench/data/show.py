@@ -1,8 +1,9 @@
 """``minbench data show``: a contact sheet of samples with their truth drawn on top.
 
-Each tile shows the photo, the mask (tinted), the specimen box (green), the reference-cube
+Each tile shows the photo as it is, the mask's outline (magenta), the specimen box (green), the reference-cube
 box (blue), the label's text boxes (red), and under it the species (and the size for rows
-of the size set). Works on any manifest: what a row lacks (mask, boxes) is simply not drawn.
+of the size set). Nothing is filled: every mark is an outline, so the photo's colours stay
+the specimen's own. Works on any manifest: what a row lacks (mask, boxes) is simply not drawn.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import numpy as np
 from minbench.errors import UserError
 
 TILE_W, TILE_H, CAPTION_H = 288, 216, 40
-MASK_TINT = (255, 0, 200)
+MASK_OUTLINE = (255, 0, 200)
+OUTLINE_PX = 2
 COLOURS = {"bbox": (40, 220, 60), "cube_bbox": (40, 120, 255), "text_boxes": (255, 60, 40)}
 
 
@@ -55,6 +57,15 @@ def _boxes(text: str) -> list[tuple[float, float, float, float]]:
     return out
 
 
+def mask_outline(mask, width: int = OUTLINE_PX):
+    """The inner band (``width`` px) of a mask's edge as an ``L`` image (255 on the band, 0
+    elsewhere): what is drawn, so the pixels inside the mask keep the photo's colours."""
+    from PIL import ImageChops, ImageFilter
+
+    binary = mask.convert("L").point(lambda v: 255 if v else 0)
+    return ImageChops.subtract(binary, binary.filter(ImageFilter.MinFilter(2 * width + 1)))
+
+
 def _font(size: int):
     from PIL import ImageFont
 
@@ -89,8 +100,7 @@ def _tile(folder: Path, row, show_size: bool):
             try:
                 with Image.open(mask_path) as m:
                     m = m.convert("L").resize(photo.size)
-                alpha = m.point(lambda v: 110 if v else 0)
-                photo.paste(Image.new("RGB", photo.size, MASK_TINT), (0, 0), alpha)
+                photo.paste(Image.new("RGB", photo.size, MASK_OUTLINE), (0, 0), mask_outline(m))
             except OSError:
                 pass
         tile.paste(photo, (ox, oy))
