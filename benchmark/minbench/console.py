@@ -70,12 +70,11 @@ def silence_frameworks() -> None:
         warnings.filterwarnings("ignore", message=pattern)
     for category in (DeprecationWarning, FutureWarning, PendingDeprecationWarning):
         warnings.filterwarnings("ignore", category=category, module=r"^(?!minbench)")
-    try:  # Lightning's own deprecation category is a plain Warning subclass
+    if "lightning" in sys.modules:  # never import it here (build_trainer calls this again)
         from lightning.fabric.utilities.rank_zero import LightningDeprecationWarning
 
+        # Lightning's own deprecation category is a plain Warning subclass
         warnings.filterwarnings("ignore", category=LightningDeprecationWarning)
-    except ImportError:
-        pass
 
 
 def _rank_zero() -> bool:

@@ -21,8 +21,8 @@ def list_tasks() -> list[dict[str, Any]]:
     """Every task: id, kind, title, headline metric, default recipe."""
     from minbench.cards import all_cards
 
-    return [{"id": c.id, "kind": c.kind, "title": c.title, "headline": c.headline,
-             "default_recipe": default_recipe(c.kind)} for c in all_cards().values()]
+    return [{"id": c.id, "kind": c.kind, "headline": c.headline, "default_recipe": default_recipe(c.kind),
+             "title": c.title} for c in all_cards().values()]
 
 
 def default_recipe(kind: str) -> str | None:
@@ -61,8 +61,8 @@ def list_recipes(task: str | None = None) -> list[dict[str, Any]]:
         if task is not None and kind != get_card(task).kind:
             continue
         out.append({"name": name, "kind": kind, "task": recipe_task,
-                    "description": " ".join(str(raw.get("description") or "").split()),
-                    "default": kind is not None and default_recipe(kind) == name})
+                    "default": kind is not None and default_recipe(kind) == name,
+                    "description": " ".join(str(raw.get("description") or "").split())})
     return out
 
 
@@ -91,9 +91,10 @@ def list_datasets() -> list[dict[str, Any]]:
     ``$MINBENCH_HOME/datasets`` with its name, version, samples and unavailable tasks."""
     from minbench.paths import cache_dir
 
-    out: list[dict[str, Any]] = [{"name": f"synth-{s}", "kind": "embedded", "path": "",
-                                  "samples": None, "note": f"`minbench data generate --size {s}`"
-                                  + (" (the default)" if s == "small" else "")} for s in EMBEDDED_SIZES]
+    out: list[dict[str, Any]] = [{"name": f"synth-{s}", "kind": "embedded", "samples": None,
+                                  "note": f"`minbench data generate --size {s}`"
+                                  + (" (the default)" if s == "small" else ""), "path": ""}
+                                 for s in EMBEDDED_SIZES]
     root = cache_dir() / "datasets"
     for info_path in sorted(root.glob("*/dataset.json")) if root.is_dir() else []:
         try:
@@ -102,8 +103,8 @@ def list_datasets() -> list[dict[str, Any]]:
             continue
         missing = raw.get("unavailable_tasks") or {}
         out.append({"name": f"{raw.get('name')} {raw.get('version', '')}".strip(), "kind": "prepared",
-                    "path": str(info_path.parent), "samples": raw.get("n_samples"),
-                    "note": f"unavailable: {', '.join(missing)}" if missing else ""})
+                    "samples": raw.get("n_samples"),
+                    "note": f"unavailable: {', '.join(missing)}" if missing else "", "path": str(info_path.parent)})
     return out
 
 
@@ -134,19 +135,28 @@ def _list(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    _print_table(args.what, rows)
+    _print_table(rows)
     return 0
 
 
-def _print_table(title: str, rows: list[dict[str, Any]]) -> None:
+def _print_table(rows: list[dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title, box=None, header_style="bold")
+    # One line per row at any width: the last (free-text) column is cut with an ellipsis.
+    table = Table(box=None, header_style="bold", pad_edge=False)
     columns = list(rows[0]) if rows else ["name"]
-    for col in columns:
-        table.add_column(col, overflow="fold")
-    for row in rows:
-        table.add_row(*["" if row.get(c) is None else ("*" if row.get(c) is True else "" if row.get(c) is False
-                                                       else str(row.get(c))) for c in columns])
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    for i, col in enumerate(columns):
+        width = max([len(col)] + [len(r[i]) for r in cells])
+        last = i == len(columns) - 1 and len(columns) > 1
+        table.add_column(col, no_wrap=True, overflow="ellipsis", min_width=None if last else width)
+    for r in cells:
+        table.add_row(*r)
     Console().print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None or value is False:
+        return ""
+    return "*" if value is True else str(value)

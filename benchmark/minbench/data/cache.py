@@ -180,7 +180,8 @@ class ImageCache:
         if progress:
             from minbench.console import progress as phase
 
-            bar = phase(f"decoding images into the cache {self.folder.name}", len(jobs), marks=4, unit="images")
+            bar = phase(f"decoding images into the cache {self.folder.name}", len(jobs),
+                        marks=4 if len(jobs) >= 500 else 0, unit="images")
         try:
             for start in range(0, len(jobs), _CHUNK):
                 chunk = jobs[start:start + _CHUNK]

@@ -190,7 +190,7 @@ def _run(tasks: list[tuple], n_workers: int, progress: bool, title: str) -> list
     if progress:
         from minbench.console import progress as phase
 
-        bar = phase(title, len(tasks), marks=4, unit="images")
+        bar = phase(title, len(tasks), marks=4 if len(tasks) >= 500 else 0, unit="images")
     results: list[dict[str, Any]] = []
     try:
         if n_workers == 1:
