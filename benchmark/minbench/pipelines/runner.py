@@ -339,8 +339,9 @@ def _announce_first_use() -> None:
     from minbench.data.manifest import MANIFEST_FILE
 
     if not (embedded_dir() / MANIFEST_FILE).is_file():
-        print(f"minbench: generating the embedded dataset into {embedded_dir()} (first use only)",
-              file=sys.stderr, flush=True)
+        from minbench.console import notice
+
+        notice(f"minbench: generating the embedded dataset into {embedded_dir()} (first use only)")
 
 
 def _print_summary(card: TaskCard, summary: dict[str, Any], folder: RunFolder) -> None:
