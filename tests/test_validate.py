@@ -152,3 +152,16 @@ def test_static_signatures_agree_with_the_imported_classes():
         real = [n for n, p in inspect.signature(cls).parameters.items()
                 if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
         assert [p.name for p in params if p.kind in ("positional", "keyword")] == real
+
+
+def test_every_shipped_recipe_passes_the_check():
+    from minbench.pipelines.config import shipped_recipes
+    from minbench.pipelines.runner import resolve_config
+
+    for name in shipped_recipes():
+        if name == "clip-vit-b32":  # its preflight wants local weights: no hub here
+            with pytest.raises(UserError, match="--weights"):
+                resolve_config(_args(task=None, config=name))
+            continue
+        config, card = resolve_config(_args(task=None, config=name))
+        assert config["name"] and card.id == config["task"]

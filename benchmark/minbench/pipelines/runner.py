@@ -216,6 +216,9 @@ def resume_overrides(stored: dict[str, Any], args) -> dict[str, Any]:
         if str(given) != str(stored.get("dataset", {}).get("dir")):
             origins["dataset"] = f"--data {args.data}"
             config.setdefault("dataset", {})["dir"] = str(given)
+    if getattr(args, "task", None) is not None and args.task != stored.get("task"):
+        origins["task"] = f"--task {args.task}"
+        config["task"] = args.task
     if getattr(args, "config", None) is not None:
         path = str(recipe_path(args.config))
         if path != str(stored.get("recipe")):
