@@ -82,5 +82,5 @@ def _show(args) -> int:
     from minbench.data.show import contact_sheet
 
     path = contact_sheet(resolve_dataset(args.data), out=args.out, task=args.task, n=args.n)
-    console.notice(f"wrote {path}")
+    print(f"wrote {path}")  # the result: stdout
     return 0
