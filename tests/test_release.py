@@ -222,9 +222,6 @@ def test_split_csv_with_split_column_and_headerless_split_csv(release, tmp_path)
 def test_missing_pieces_are_user_errors(release, tmp_path):
     with pytest.raises(UserError, match="not a folder"):
         prepare(release.root / "minerals_full.csv", tmp_path / "out")
-    (release.root / "minerals_360.csv").unlink()
-    with pytest.raises(UserError, match="no minerals_360.csv"):
-        prepare(release.root, tmp_path / "out")
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(UserError, match="no minerals_full.csv"):
@@ -297,3 +294,31 @@ def test_box_cells_in_every_form_the_release_scripts_wrote():
     assert json.loads(text_boxes_pixels(polygon, info)) == [[20.0, 10.0, 60.0, 20.0]]
     assert text_boxes_pixels("[]", info) == "[]" and text_boxes_pixels("", info) == ""
     assert text_boxes_pixels("[[[0.1, 0.1]]]", info) is None
+
+
+def test_partial_release_prepares_what_is_there_and_names_what_is_not(release, tmp_path, capsys):
+    import json
+    import shutil
+
+    for name in ("minerals_98.csv", "minerals_360.csv", "minerals_size.csv"):
+        (release.root / name).unlink()
+    shutil.rmtree(release.root / "segm")
+    out = tmp_path / "partial"
+    assert main(["data", "prepare", "--source", str(release.root), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    unavailable = json.loads((out / "dataset.json").read_text())["unavailable_tasks"]
+    assert set(unavailable) == {"fewshot-98", "fewshot-360", "size", "segmentation"}
+    assert "minerals_98.csv" in unavailable["fewshot-98"] and "minerals_size.csv" in unavailable["size"]
+    for task in unavailable:
+        assert sum(line.startswith(f"unavailable: {task}:") for line in printed.splitlines()) == 1
+    df = manifest.read_manifest(out)
+    assert (df["fewshot_10"] == "test").any() and not (df["fewshot_98"] != "").any()
+
+    assert main(["run", "--task", "fewshot-98", "--data", str(out), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "fewshot-98: not available" in err and "minerals_98.csv" in err
+    assert not (tmp_path / "run").exists()
+    sub = tmp_path / "sub.csv"
+    sub.write_text("sample_id,pred_1\n")
+    assert main(["score", "--task", "fewshot-98", "--data", str(out), "--predictions", str(sub)]) == 2
+    assert capsys.readouterr().err.strip().count("\n") == 0

@@ -151,7 +151,7 @@ def test_overwrite_never_empties_a_folder_that_is_not_a_run(tiny_dataset, recipe
 @pytest.mark.parametrize("override, message", [
     ("model.init_args.backbone=resnet5O", "close timm names: .*resnet50"),
     ("model.init_args.drop=0.1", "takes no argument 'drop'"),
-    ("trainer.max_epoch=3", "trainer:"),
+    ("trainer.max_epoch=3", "did you mean .max_epochs."),
 ])
 def test_bad_recipe_values_are_one_line_errors_and_leave_no_run(tiny_dataset, recipe, tmp_path, capsys,
                                                                   override, message):

@@ -20,7 +20,7 @@ def test_contact_sheet_is_a_non_blank_png(tiny_dataset, tmp_path):
         assert im.format == "PNG" and im.width > 500 and im.height > 200
         arr = np.asarray(im.convert("RGB"), dtype=np.float32)
     assert arr.std() > 20
-    # The mask tint (magenta) shows up somewhere.
+    # The mask outline (magenta) shows up somewhere.
     magenta = (arr[..., 0] > 150) & (arr[..., 1] < 110) & (arr[..., 2] > 130)
     assert magenta.sum() > 50
 
@@ -66,3 +66,24 @@ def test_cli_show(tiny_dataset, tmp_path, capsys):
     out = tmp_path / "sheet.png"
     assert main(["data", "show", "--data", str(tiny_dataset), "--out", str(out), "--n", "4"]) == 0
     assert out.is_file() and "wrote" in capsys.readouterr().out
+
+
+def test_masks_are_outlines_that_leave_the_photo_as_it_is(tiny_dataset):
+    from minbench.data.show import _tile, mask_outline
+
+    square = Image.new("L", (40, 40), 0)
+    square.paste(255, (10, 10, 30, 30))
+    band = np.asarray(mask_outline(square, width=2)) > 0
+    assert band[10, 15] and band[11, 15] and not band[12, 15] and not band[20, 20] and not band[5, 5]
+
+    df = manifest.read_manifest(tiny_dataset)
+    row = df[df["mask_path"] != ""].iloc[0].copy()
+    row[["bbox", "cube_bbox", "text_boxes"]] = ""
+    drawn = np.asarray(_tile(tiny_dataset, row, show_size=False), dtype=np.int16)
+    bare_row = row.copy()
+    bare_row["mask_path"] = ""
+    bare = np.asarray(_tile(tiny_dataset, bare_row, show_size=False), dtype=np.int16)
+    changed = np.abs(drawn - bare).sum(-1) > 0
+    assert changed.any()
+    # Only a thin band changes: the inside of the mask keeps the photo's own colours.
+    assert changed.mean() < 0.05

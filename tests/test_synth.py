@@ -137,7 +137,7 @@ def test_segmentation_and_size_sets(df):
 def test_cli_generates_then_the_manifest_reads_back(tmp_path, capsys):
     out = tmp_path / "data"
     assert main(["data", "generate", "--size", "tiny", "--out", str(out), "--seed", "3"]) == 0
-    assert "images/s" in capsys.readouterr().out
+    assert "images/s" in capsys.readouterr().err  # a notice: stderr
     df = manifest.read_manifest(out)
     assert len(df) == manifest.read_info(out).n_samples
     # Generating again replaces the dataset whole.

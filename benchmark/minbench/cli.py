@@ -17,6 +17,7 @@ from minbench.errors import UserError
 
 COMMAND_MODULES = (
     "minbench.data.commands",
+    "minbench.listing",
     "minbench.pipelines.commands",
     "minbench.scoring.commands",
     "minbench.bench",
@@ -29,12 +30,23 @@ def _quiet_environment() -> None:
     os.environ.setdefault("WANDB_SILENT", "true")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line (``minbench run: error: ...``), exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="minbench",
         description="Benchmark suite for recognising minerals in photographs (MineralImage5k).",
     )
     parser.add_argument("--version", action="version", version=f"minbench {__version__}")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-q", "--quiet", action="store_true", help="print results and errors only")
+    group.add_argument("-v", "--verbose", action="store_true",
+                       help="show the frameworks' own output (Lightning's bars, summaries, warnings)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
@@ -45,14 +57,26 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_environment()
     parser = build_parser()
     args = parser.parse_args(argv)
+    from minbench.console import configure
+
+    if getattr(args, "quiet", False) and getattr(args, "verbose", False):
+        parser.error("--quiet and --verbose exclude each other")
+    previous = os.environ.get("MINBENCH_VERBOSITY")
+    configure(quiet=getattr(args, "quiet", False), verbose=getattr(args, "verbose", False))
     try:
         result = args.func(args)
     except UserError as exc:
-        print(f"minbench: error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [""]:  # one line per mistake
+            print(f"minbench: error: {line}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("minbench: interrupted", file=sys.stderr)
         return 130
+    finally:  # main() may be called again in one process (tests, the Python API)
+        if previous is None:
+            os.environ.pop("MINBENCH_VERBOSITY", None)
+        else:
+            os.environ["MINBENCH_VERBOSITY"] = previous
     return int(result or 0)
 
 

@@ -181,7 +181,12 @@ class ImageCache:
         pool = ProcessPoolExecutor(workers, mp_context=_mp_context()) if workers > 1 else None
         if pool:
             pool.submit(_init_worker).result()  # fork now, while this process runs no extra threads
-        bar = _progress(len(jobs), f"decoding {len(jobs)} images into {self.folder.name}") if progress else None
+        bar = None
+        if progress:
+            from minbench.console import progress as phase
+
+            bar = phase(f"decoding images into the cache {self.folder.name}", len(jobs),
+                        marks=4 if len(jobs) >= 500 else 0, unit="images")
         try:
             for start in range(0, len(jobs), _CHUNK):
                 chunk = jobs[start:start + _CHUNK]
@@ -336,28 +341,3 @@ def _disk_usage(folder: Path) -> int:
         if p.is_file():
             total += p.stat().st_blocks * 512
     return total
-
-
-class _progress:
-    """A rich progress bar on stderr (stdout may carry a command's JSON), or nothing."""
-
-    def __init__(self, total: int, text: str):
-        self._p = None
-        try:
-            from rich.console import Console
-            from rich.progress import Progress
-
-            self._p = Progress(console=Console(stderr=True), transient=True)
-            self._task = self._p.add_task(text, total=total)
-            self._p.start()
-        except Exception:
-            self._p = None
-
-    def advance(self) -> None:
-        if self._p:
-            self._p.advance(self._task)
-
-    def close(self) -> None:
-        if self._p:
-            self._p.stop()
-

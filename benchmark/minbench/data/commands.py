@@ -4,37 +4,47 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from minbench import console
 from minbench.data.locate import DEFAULT_SYNTH_SEED, DEFAULT_SYNTH_SIZE
 
 
 def register(sub) -> None:
+    from minbench.cards import all_cards
+
     p = sub.add_parser("data", help="generate, prepare, check or show a dataset")
     verbs = p.add_subparsers(dest="data_command", metavar="VERB", required=True)
 
     g = verbs.add_parser("generate", help="generate the embedded (synthetic) dataset")
     g.add_argument("--out", type=Path, default=None, help="target folder (default: the cache)")
     g.add_argument("--seed", type=int, default=DEFAULT_SYNTH_SEED)
-    g.add_argument("--size", choices=("tiny", "small", "full"), default=DEFAULT_SYNTH_SIZE,
+    from minbench.listing import EMBEDDED_SIZES
+
+    g.add_argument("--size", choices=EMBEDDED_SIZES, default=DEFAULT_SYNTH_SIZE,
                    help="tiny: tests; small: the default, fast on a laptop; full: near the real subset sizes")
     g.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    console.add_flags(g)
     g.set_defaults(func=_generate)
 
     pr = verbs.add_parser("prepare", help="build the manifest of the real MineralImage5k release")
     pr.add_argument("--source", type=Path, required=True,
                     help="the unpacked release folder, or a folder holding its archives and CSVs")
     pr.add_argument("--out", type=Path, default=None, help="target folder (default: the cache)")
+    console.add_flags(pr)
     pr.set_defaults(func=_prepare)
 
     c = verbs.add_parser("check", help="verify a prepared dataset; exit 0 only when sound")
     c.add_argument("--data", type=Path, default=None, help="dataset folder (default: the embedded one)")
     c.add_argument("--quick", action="store_true", help="read image headers only; skip decoding every photo")
+    console.add_flags(c)
     c.set_defaults(func=_check)
 
     s = verbs.add_parser("show", help="draw a contact sheet of samples with masks, boxes and labels")
     s.add_argument("--data", type=Path, default=None, help="dataset folder (default: the embedded one)")
-    s.add_argument("--task", default=None, help="only samples of this task's test split")
+    s.add_argument("--task", default=None,
+                   help=f"only samples of this task's test split ({', '.join(all_cards())})")
     s.add_argument("--n", type=int, default=24, help="how many samples")
     s.add_argument("--out", type=Path, default=Path("contact_sheet.png"))
+    console.add_flags(s)
     s.set_defaults(func=_show)
 
 
@@ -72,5 +82,5 @@ def _show(args) -> int:
     from minbench.data.show import contact_sheet
 
     path = contact_sheet(resolve_dataset(args.data), out=args.out, task=args.task, n=args.n)
-    print(f"wrote {path}")
+    print(f"wrote {path}")  # the result: stdout
     return 0

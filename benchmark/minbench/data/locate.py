@@ -37,5 +37,5 @@ def resolve_dataset(data: str | Path | None, *, generate_if_missing: bool = True
 
     with file_lock(folder.parent / f".{folder.name}.lock"):
         if not (folder / MANIFEST_FILE).is_file():  # another process may have made it meanwhile
-            generate(folder, seed=DEFAULT_SYNTH_SEED, size=DEFAULT_SYNTH_SIZE)
+            generate(folder, seed=DEFAULT_SYNTH_SEED, size=DEFAULT_SYNTH_SIZE, progress=True)
     return folder

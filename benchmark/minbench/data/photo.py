@@ -42,8 +42,13 @@ def read_image_infos(paths: list[Path], *, progress: bool = False) -> list[Image
     """``read_image_info`` of many files, in order, on a thread pool (header reads wait on the disk)."""
     with ThreadPoolExecutor(min(32, 4 * (os.cpu_count() or 2))) as pool:
         it = pool.map(read_image_info, paths)
-        if progress and len(paths) > 200:
-            from rich.progress import track
+        if not (progress and len(paths) > 200):
+            return list(it)
+        from minbench.console import progress as phase
 
-            it = track(it, total=len(paths), description="reading image headers", transient=True)
-        return list(it)
+        out = []
+        with phase("reading image headers", len(paths), marks=4, unit="images") as bar:
+            for info in it:
+                out.append(info)
+                bar.advance()
+        return out

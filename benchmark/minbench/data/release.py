@@ -88,6 +88,7 @@ class PrepareReport:
     size: dict[str, int] = field(default_factory=dict)
     split_policy: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    unavailable_tasks: dict[str, str] = field(default_factory=dict)
     fingerprint: str = ""
 
     def to_json(self) -> dict[str, Any]:
@@ -129,10 +130,10 @@ def _prepare(source: Path, out: Path, progress: bool) -> PrepareReport:
     full_csv = find_file(source, FULL_FILE)
     if full_csv is None:
         raise UserError(f"--source {source}: no {FULL_FILE} (the release's table of all samples) there")
+    # A partial release prepares what is there; the tasks it cannot serve are named.
     split_csvs = {col: find_file(source, name) for col, name in SPLIT_FILES.items()}
-    for col, path in split_csvs.items():
-        if path is None:
-            raise UserError(f"--source {source}: no {SPLIT_FILES[col]} (the {col.replace('_', '-')} subset) there")
+    absent = {col: f"{SPLIT_FILES[col]} is not in the release folder" for col, p in split_csvs.items() if p is None}
+    split_csvs = {col: p for col, p in split_csvs.items() if p is not None}
 
     get, records = _read_full(full_csv, report, left_out)
     images_prefix = _attach_images(source, out, records, report, progress)
@@ -142,7 +143,20 @@ def _prepare(source: Path, out: Path, progress: bool) -> PrepareReport:
     if df.empty:
         raise UserError(f"--source {source}: no row of {FULL_FILE} has a readable photo; nothing to prepare")
     _assign_fewshot(df, split_csvs, records, report)
-    _attach_sizes(df, find_file(source, SIZE_FILE), records, report, source)
+    for col in absent:
+        df[col] = ""
+    if absent:
+        report.warnings.append(f"the zero-shot set excludes the classes of the few-shot subsets present only "
+                               f"({', '.join(SPLIT_FILES[c] for c in absent)} missing), so it differs from "
+                               "the complete release's")
+    size_csv = find_file(source, SIZE_FILE)
+    _attach_sizes(df, size_csv, records, report, source)
+    if size_csv is None:
+        absent["size"] = f"{SIZE_FILE} is not in the release folder"
+    if not report.segmentation.get("rows"):
+        absent["segmentation"] = (f"no segmentation masks ({SEGM_TAR} or segm/mask) in the release folder"
+                                  if resolve_segm(source, out, []) is None else "no mask matches a sample with a photo")
+    report.unavailable_tasks = unavailable_tasks(df, absent)
     report.rows_in_manifest = len(df)
     report.left_out = dict(sorted(left_out.items()))
 
@@ -159,6 +173,7 @@ def _prepare(source: Path, out: Path, progress: bool) -> PrepareReport:
         "reference_cube_cm": REFERENCE_CUBE_CM,
         "prepare_report": REPORT_FILE,
         "missing_images": MISSING_FILE,
+        "unavailable_tasks": report.unavailable_tasks,
     })
     report.fingerprint = info.fingerprint
     write_json_atomic(out / REPORT_FILE, report.to_json())
@@ -426,6 +441,23 @@ def _attach_sizes(df: pd.DataFrame, size_csv: Path | None, records: list[_Record
     report.size = {"rows": int(df["size"].sum()), **dict(sorted(stats.items()))}
 
 
+def unavailable_tasks(df: pd.DataFrame, absent: dict[str, str]) -> dict[str, str]:
+    """Task id -> why this manifest cannot serve it: the release lacks the file it needs
+    (``absent``: manifest column or task kind -> reason), or its test split is empty."""
+    from minbench.cards import all_cards
+
+    out = {}
+    for card in all_cards().values():
+        reason = absent.get(card.split_column) or absent.get(card.kind)
+        if reason is None:
+            col = df[card.split_column] if card.split_column in df.columns else None
+            if col is None or not (col == card.test_value).any():
+                reason = "no test rows with a photo"
+        if reason:
+            out[card.id] = reason
+    return out
+
+
 def print_summary(report: PrepareReport) -> None:
     """A rich summary: rows, photos found, missing by collection, per split."""
     from rich.console import Console
@@ -453,4 +485,6 @@ def print_summary(report: PrepareReport) -> None:
     console.print(t)
     for w in report.warnings:
         console.print(Text("warning: ", style="yellow") + Text(w), highlight=False)
+    for task, reason in report.unavailable_tasks.items():
+        console.print(Text("unavailable: ", style="yellow") + Text(f"{task}: {reason}"), highlight=False)
     console.print(Text(f"fingerprint {report.fingerprint}; report in {Path(report.out) / REPORT_FILE}"))

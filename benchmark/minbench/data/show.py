@@ -1,8 +1,9 @@
 """``minbench data show``: a contact sheet of samples with their truth drawn on top.
 
-Each tile shows the photo, the mask (tinted), the specimen box (green), the reference-cube
+Each tile shows the photo as it is, the mask's outline (magenta), the specimen box (green), the reference-cube
 box (blue), the label's text boxes (red), and under it the species (and the size for rows
-of the size set). Works on any manifest: what a row lacks (mask, boxes) is simply not drawn.
+of the size set). Nothing is filled: every mark is an outline, so the photo's colours stay
+the specimen's own. Works on any manifest: what a row lacks (mask, boxes) is simply not drawn.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from minbench.data.masks import BadMask, read_truth_mask
 from minbench.errors import UserError
 
 TILE_W, TILE_H, CAPTION_H = 288, 216, 40
-MASK_TINT = (255, 0, 200)
+MASK_OUTLINE = (255, 0, 200)
+OUTLINE_PX = 2
 COLOURS = {"bbox": (40, 220, 60), "cube_bbox": (40, 120, 255), "text_boxes": (255, 60, 40)}
 
 
@@ -38,6 +40,15 @@ def _boxes(text: str) -> list[tuple[float, float, float, float]]:
     from minbench.data.boxes import parse_box_list
 
     return parse_box_list(text)
+
+
+def mask_outline(mask, width: int = OUTLINE_PX):
+    """The inner band (``width`` px) of a mask's edge as an ``L`` image (255 on the band, 0
+    elsewhere): what is drawn, so the pixels inside the mask keep the photo's colours."""
+    from PIL import ImageChops, ImageFilter
+
+    binary = mask.convert("L").point(lambda v: 255 if v else 0)
+    return ImageChops.subtract(binary, binary.filter(ImageFilter.MinFilter(2 * width + 1)))
 
 
 def _font(size: int):
@@ -71,10 +82,9 @@ def _tile(folder: Path, row, show_size: bool):
         ox, oy = (TILE_W - photo.width) // 2, (TILE_H - photo.height) // 2
         mask_path = folder / row["mask_path"] if row["mask_path"] else None
         if mask_path is not None and mask_path.is_file():
-            try:  # the truth rule (data.masks), as the scorer reads it
+            try:  # the truth rule (data.masks), as the scorer reads it; drawn as an outline
                 m = Image.fromarray(read_truth_mask(mask_path).astype(np.uint8) * 255).resize(photo.size)
-                alpha = m.point(lambda v: 110 if v else 0)
-                photo.paste(Image.new("RGB", photo.size, MASK_TINT), (0, 0), alpha)
+                photo.paste(Image.new("RGB", photo.size, MASK_OUTLINE), (0, 0), mask_outline(m))
             except BadMask:
                 pass
         tile.paste(photo, (ox, oy))

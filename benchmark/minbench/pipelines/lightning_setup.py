@@ -50,6 +50,114 @@ class Throughput(Callback):
             pl_module.log("train/images_per_s", rate, rank_zero_only=True)
 
 
+class PhaseProgress(Callback):
+    """One progress line per phase (training, validation, prediction) through
+    ``minbench.console``: live on a terminal; in a log file one plain line per tenth of the
+    epochs (loss and the monitored metric) and one when a phase ends."""
+
+    TRAIN_MARKS = 10
+
+    def __init__(self, label: str, monitor: str | None = None) -> None:
+        self.label, self.monitor = label, monitor
+        self._phase = None
+
+    def _fields(self, trainer) -> str:
+        metrics = trainer.callback_metrics
+        out = []
+        loss = next((k for k in ("train/loss_epoch", "train/loss") if k in metrics), None)
+        if loss:
+            out.append(f"loss {float(metrics[loss]):.3f}")
+        if self.monitor and self.monitor in metrics:
+            out.append(f"{self.monitor} {float(metrics[self.monitor]):.3f}")
+        return " · ".join(out)
+
+    def _start(self, what: str, total) -> None:
+        from minbench.console import progress
+
+        self._close()
+        marks = self.TRAIN_MARKS if what == "train" else 0
+        unit = "epochs" if what == "train" else "batches"
+        self._phase = progress(f"{what} {self.label}", total, marks=marks, unit=unit)
+
+    def _close(self) -> None:
+        if self._phase is not None:
+            self._phase.close()
+            self._phase = None
+
+    @staticmethod
+    def _batches(value) -> float:
+        values = value if isinstance(value, (list, tuple)) else [value]
+        total = sum(v for v in values if isinstance(v, (int, float)) and v != float("inf"))
+        return total or None
+
+    # training: progress in epochs (fractional within an epoch on a terminal)
+    def on_train_start(self, trainer, pl_module) -> None:
+        if trainer.is_global_zero:
+            total = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
+            self._start("train", total)
+            if self._phase is not None:
+                self._phase.update(trainer.current_epoch)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self._phase is not None and trainer.is_global_zero:
+            from minbench.console import is_terminal
+
+            n = self._batches(trainer.num_training_batches)
+            if is_terminal() and n:
+                self._phase.update(trainer.current_epoch + min(1.0, (batch_idx + 1) / n))
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if self._phase is not None and trainer.is_global_zero:
+            self._phase.update(trainer.current_epoch + 1, self._fields(trainer))
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._close()
+
+    # evaluation passes outside training
+    @staticmethod
+    def _fitting(trainer) -> bool:
+        return str(getattr(trainer.state.fn, "value", trainer.state.fn)) == "fit"
+
+    def _eval_start(self, trainer, what: str, batches) -> None:
+        if trainer.is_global_zero and not self._fitting(trainer):
+            self._start(what, self._batches(batches))
+
+    def _eval_batch_end(self, trainer) -> None:
+        if self._phase is not None and trainer.is_global_zero and not self._fitting(trainer):
+            self._phase.advance()
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        self._eval_start(trainer, "validate", trainer.num_val_batches)
+
+    def on_validation_batch_end(self, trainer, *args, **kwargs) -> None:
+        self._eval_batch_end(trainer)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if not self._fitting(trainer):
+            self._close()
+
+    def on_test_start(self, trainer, pl_module) -> None:
+        self._eval_start(trainer, "test", trainer.num_test_batches)
+
+    def on_test_batch_end(self, trainer, *args, **kwargs) -> None:
+        self._eval_batch_end(trainer)
+
+    def on_test_end(self, trainer, pl_module) -> None:
+        self._close()
+
+    def on_predict_start(self, trainer, pl_module) -> None:
+        self._eval_start(trainer, "predict", trainer.num_predict_batches)
+
+    def on_predict_batch_end(self, trainer, *args, **kwargs) -> None:
+        self._eval_batch_end(trainer)
+
+    def on_predict_end(self, trainer, pl_module) -> None:
+        self._close()
+
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        self._close()
+
+
 def _wandb_logged_in() -> bool:
     if os.environ.get("WANDB_API_KEY"):
         return True
@@ -103,11 +211,20 @@ def build_trainer(ctx: SeedContext, *, monitor: str | None, mode: str = "max",
         cbs.insert(0, ModelCheckpoint(dirpath=folder, filename="best", monitor=monitor, mode=mode, save_top_k=1,
                                       enable_version_counter=False, save_on_train_epoch_end=True))
     cbs += [Throughput(), *(callbacks or [])]
-    show_bar = not ctx.quiet and kwargs.get("enable_progress_bar", True)
-    if show_bar:
+    from minbench.console import QUIET, VERBOSE, silence_frameworks, verbosity
+
+    level = QUIET if ctx.quiet else verbosity()
+    if level != VERBOSE:
+        silence_frameworks()  # again: importing Lightning resets its loggers to INFO
+    wants_bar = kwargs.pop("enable_progress_bar", True) is not False
+    kwargs["enable_progress_bar"] = level == VERBOSE and wants_bar
+    if kwargs["enable_progress_bar"]:
         cbs.append(RichProgressBar(leave=True))
-    kwargs["enable_progress_bar"] = bool(show_bar)
-    kwargs["enable_model_summary"] = kwargs.get("enable_model_summary", not ctx.quiet)
+    elif level != QUIET and wants_bar:
+        # Lightning's own bar leaves one finished line per epoch with wrapped metric columns;
+        # PhaseProgress keeps one line per phase (and a few plain lines in a log file).
+        cbs.append(PhaseProgress(f"{ctx.card.id} seed {ctx.seed}", monitor=monitor))
+    kwargs.setdefault("enable_model_summary", level == VERBOSE)
     try:
         return Trainer(default_root_dir=str(ctx.dir), logger=build_loggers(ctx), callbacks=cbs, **kwargs)
     except TypeError as exc:

@@ -91,8 +91,14 @@ def kind_module(kind: str):
         raise
 
 
-def resolve_config(args) -> tuple[dict[str, Any], TaskCard]:
-    """Recipe + command-line overrides -> the resolved config and the task card."""
+def resolve_config(args, origins: dict[str, str] | None = None) -> tuple[dict[str, Any], TaskCard]:
+    """Recipe + command-line overrides -> the resolved, checked config and the task card.
+
+    ``origins`` (filled in when given) maps each dotted key the command line set to the
+    flag that set it, so a mistake names the flag. Nothing slow happens here: every key
+    is checked against its target's signature (``pipelines/validate.py``) before the
+    caller builds any data.
+    """
     if args.config is None:
         if args.task is None:
             raise UserError("--task is required when no --config is given")
@@ -115,45 +121,136 @@ def resolve_config(args) -> tuple[dict[str, Any], TaskCard]:
                         f"cannot run --task {task} ({card.kind})")
     config["task"] = task
     config["recipe"] = str(path)
+    origins = {} if origins is None else origins
     if args.seed is not None:
         config["seeds"] = [args.seed]
+        origins["seeds"] = f"--seed {args.seed}"
     elif args.seeds is not None:
         config["seeds"] = list(dict.fromkeys(args.seeds))
-    config["seeds"] = [int(s) for s in (config.get("seeds") or [0])]
-    _apply_run_overrides(config, args)
+        origins["seeds"] = "--seeds " + " ".join(map(str, args.seeds))
+    config["seeds"] = config.get("seeds") or [0]
+    _apply_run_overrides(config, args, origins)
+    from minbench.pipelines.validate import validate_run
+
+    validate_run(config, card, origins, kind_module(card.kind))
+    config["seeds"] = [int(s) for s in config["seeds"]]
     return config, card
 
 
-def _apply_run_overrides(config: dict[str, Any], args) -> None:
+#: ``--flag`` -> trainer key
+HARDWARE_FLAGS = {"devices": "devices", "accelerator": "accelerator", "strategy": "strategy",
+                  "num_nodes": "num_nodes"}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _apply_run_overrides(config: dict[str, Any], args, origins: dict[str, str] | None = None) -> None:
+    """The command line's flags and ``--set`` values into ``config`` (in place);
+    ``origins`` records which flag set which dotted key."""
+    from minbench.pipelines.commands import CAM_FLAGS
+
+    origins = {} if origins is None else origins
+    kind = get_card(config["task"]).kind
     trainer = config.setdefault("trainer", {})
-    if args.max_epochs is not None:
+    model_args = config["model"].setdefault("init_args", {})
+    if getattr(args, "max_epochs", None) is not None:
         trainer["max_epochs"] = args.max_epochs
-    for name in ("devices", "accelerator", "strategy"):
+        origins["trainer.max_epochs"] = f"--max-epochs {args.max_epochs}"
+    for name, key in HARDWARE_FLAGS.items():
         value = getattr(args, name, None)
         if value is not None:
-            trainer[name] = int(value) if name == "devices" and str(value).isdigit() else value
-    if args.weights is not None:
+            trainer[key] = int(value) if str(value).isdigit() else value
+            origins[f"trainer.{key}"] = f"{_flag(name)} {value}"
+    if getattr(args, "weights", None) is not None:
         weights = Path(args.weights).expanduser()
         if not weights.is_file():
             raise UserError(f"--weights {weights}: no such file")
-        config["model"]["init_args"]["weights"] = str(weights.resolve())
-    for name in ("cam", "classifier"):
+        if kind == "segmentation":  # for the backbone of the default classifier it trains
+            config["classifier_weights"] = str(weights.resolve())
+            origins["classifier_weights"] = f"--weights {args.weights}"
+        else:
+            model_args["weights"] = str(weights.resolve())
+            origins["model.init_args.weights"] = f"--weights {args.weights}"
+    for name, key in {**CAM_FLAGS, "classifier": "classifier"}.items():
         value = getattr(args, name, None)
         if value is None:
             continue
-        if get_card(config["task"]).kind != "segmentation":
-            raise UserError(f"--{name} applies to the segmentation task only")
+        if kind != "segmentation":
+            raise UserError(f"{_flag(name)} applies to the segmentation task only")
         if name == "classifier":
             path = Path(value).expanduser()
             if not path.is_file():
                 raise UserError(f"--classifier {path}: no such checkpoint file")
             value = str(path.resolve())
-        config["model"]["init_args"][name] = value
-    if args.logger is not None:
+        model_args[key] = value
+        origins[f"model.init_args.{key}"] = f"{_flag(name)} {getattr(args, name)}"
+    if getattr(args, "logger", None) is not None:
         config["logger"] = args.logger
+        origins["logger"] = f"--logger {args.logger}"
     config.setdefault("logger", "csv")
-    for assignment in args.overrides:
+    for assignment in getattr(args, "overrides", None) or []:
         apply_override(config, assignment)
+        origins[assignment.split("=", 1)[0].strip()] = f"--set {assignment}"
+
+
+#: keys --resume may change: where and how the run computes, not what it computes
+RESUMABLE_KEYS = ("trainer.devices", "trainer.accelerator", "trainer.strategy", "trainer.num_nodes",
+                  "trainer.max_epochs", "logger")
+
+
+def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(obj, dict):
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out or {prefix: {}}
+    return {prefix: obj}
+
+
+def resume_overrides(stored: dict[str, Any], args) -> dict[str, Any]:
+    """The stored config with this command line's flags re-applied. Hardware, logger and
+    ``--max-epochs`` may change (``RESUMABLE_KEYS``); any other flag or ``--set`` must
+    match the stored value, else a ``UserError`` names each one that differs."""
+    config = copy.deepcopy(stored)
+    origins: dict[str, str] = {}
+    if args.seed is not None or args.seeds is not None:
+        wanted = [args.seed] if args.seed is not None else list(dict.fromkeys(args.seeds))
+        if [int(s) for s in wanted] != [int(s) for s in stored.get("seeds", [])]:
+            origins["seeds"] = f"--seed {args.seed}" if args.seed is not None else \
+                "--seeds " + " ".join(map(str, args.seeds))
+            config["seeds"] = wanted
+    _apply_run_overrides(config, args, origins)
+    if getattr(args, "data", None) is not None:
+        given = Path(args.data).expanduser().resolve()
+        if str(given) != str(stored.get("dataset", {}).get("dir")):
+            origins["dataset"] = f"--data {args.data}"
+            config.setdefault("dataset", {})["dir"] = str(given)
+    if getattr(args, "task", None) is not None and args.task != stored.get("task"):
+        origins["task"] = f"--task {args.task}"
+        config["task"] = args.task
+    if getattr(args, "config", None) is not None:
+        path = str(recipe_path(args.config))
+        if path != str(stored.get("recipe")):
+            origins["recipe"] = f"--config {args.config}"
+            config["recipe"] = path
+    before, after = _flatten(stored), _flatten(config)
+    differ = []
+    for origin_key, flag in origins.items():
+        changed = [k for k in set(before) | set(after)
+                   if (k == origin_key or k.startswith(origin_key + ".")) and before.get(k) != after.get(k)]
+        if changed and not any(origin_key == r or origin_key.startswith(r + ".") for r in RESUMABLE_KEYS):
+            k = sorted(changed)[0]
+            differ.append(f"--resume: {flag} differs from the stored run ({k} = {before.get(k)!r}); "
+                          "a resumed run keeps its settings (start a new run with --overwrite or another --out)")
+    if differ:
+        raise UserError("\n".join(differ))
+    from minbench.pipelines.validate import validate_run
+
+    card = get_card(config["task"])
+    validate_run(config, card, origins, kind_module(card.kind))
+    return config
 
 
 def dataset_section(data_dir: Path) -> dict[str, Any]:
@@ -179,17 +276,19 @@ def run_command(args) -> dict[str, Any] | None:
         folder = RunFolder(Path(out))
         if rank0:
             folder.prepare(overwrite=args.overwrite, resume=True)
-        config = folder.read_config()
+        stored = folder.read_config()
+        config = resume_overrides(stored, args)
         card = get_card(config["task"])
-        if args.max_epochs is not None:
-            config["trainer"]["max_epochs"] = args.max_epochs
         data_dir = Path(config["dataset"]["dir"])
         info = read_info(data_dir)
         if info.fingerprint != config["dataset"]["fingerprint"]:
             raise UserError(f"--resume: the dataset {data_dir} changed since the run started "
                             f"({config['dataset']['fingerprint']} -> {info.fingerprint})")
+        if rank0 and config != stored:
+            folder.write_config(config)  # the hardware/logger it continues with
     else:
         config, card = resolve_config(args)
+        _check_dataset_serves(args.data, card)
         if args.data is None and rank0:
             _announce_first_use()
         data_dir = resolve_dataset(args.data).resolve()
@@ -238,6 +337,17 @@ def run_recipe(card: TaskCard, config: dict[str, Any], data_dir: Path, out: Path
         raise
 
 
+def _check_dataset_serves(data_dir, card: TaskCard) -> None:
+    """A prepared dataset that lacks this task (a partial release) refuses it in one line."""
+    if data_dir is None:
+        return
+    from minbench.data.release_layout import unavailable_tasks
+
+    reason = unavailable_tasks(Path(data_dir)).get(card.id)
+    if reason:
+        raise UserError(f"--task {card.id}: not available in {data_dir} ({reason})")
+
+
 def _run_seeds(config: dict[str, Any], card: TaskCard, folder: RunFolder, data_dir: Path, module, *,
                resume: bool, leaderboard: bool, quiet: bool) -> dict[str, Any] | None:
     rank0 = is_rank_zero()
@@ -271,27 +381,46 @@ def _announce_first_use() -> None:
     from minbench.data.manifest import MANIFEST_FILE
 
     if not (embedded_dir() / MANIFEST_FILE).is_file():
-        print(f"minbench: generating the embedded dataset into {embedded_dir()} (first use only)",
-              file=sys.stderr, flush=True)
+        from minbench.console import notice
+
+        notice(f"minbench: generating the embedded dataset into {embedded_dir()} (first use only)")
 
 
 def _print_summary(card: TaskCard, summary: dict[str, Any], folder: RunFolder) -> None:
+    """The result table on stdout: the card's metrics (headline starred), other metrics,
+    those of named sub-methods (``name/metric``) one row per name, timings on one line."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{card.id} · {summary['recipe']} · seeds {summary['seeds']}")
+    one = len(summary["seeds"]) == 1
+
+    def fmt(stats: dict[str, Any], digits: str = ".4f") -> str:
+        return f"{stats['mean']:{digits}}" if one else f"{stats['mean']:{digits}} ± {stats['std']:{digits}}"
+
+    table = Table()
     table.add_column("metric")
-    table.add_column("mean ± std", justify="right")
+    table.add_column("value" if one else "mean ± std", justify="right")
+    card_names = {s.name for s in card.metrics}
     for spec in card.metrics:
         stats = summary["metrics"].get(spec.name)
         if stats:
-            mark = " *" if spec.name == card.headline else ""
-            table.add_row(spec.name + mark, f"{stats['mean']:.4f} ± {stats['std']:.4f}")
+            table.add_row(spec.name + (" *" if spec.name == card.headline else ""), fmt(stats))
+    groups: dict[str, list[str]] = {}
     for name, stats in summary["metrics"].items():
-        if name not in {s.name for s in card.metrics}:
-            table.add_row(name, f"{stats['mean']:.4g} ± {stats['std']:.4g}")
-    for name, stats in summary.get("stats", {}).items():
-        table.add_row(f"[dim]{name}[/dim]", f"[dim]{stats['mean']:.4g} ± {stats['std']:.4g}[/dim]")
+        if name in card_names:
+            continue
+        if "/" in name:
+            group, metric = name.split("/", 1)
+            groups.setdefault(group, []).append(f"{metric} {fmt(stats, '.3f')}")
+        else:
+            table.add_row(name, fmt(stats, ".4g"))
+    for group, values in groups.items():
+        table.add_row(f"[dim]{group}[/dim]", f"[dim]{', '.join(values)}[/dim]")
     console = Console()
+    console.print(f"[bold]{card.id} · {summary['recipe']} · seed{'' if one else 's'} "
+                  f"{', '.join(map(str, summary['seeds']))}[/bold]")
     console.print(table)
+    stats = summary.get("stats", {})
+    if stats:
+        console.print("[dim]" + ", ".join(f"{k} {fmt(v, '.4g')}" for k, v in stats.items()) + "[/dim]")
     console.print(f"run folder: {folder.root}")

@@ -90,11 +90,14 @@ def find_run_checkpoint(fingerprint: str, runs_dir: Path = Path("runs")) -> Path
     return Path(min(found)[2]) if found else None
 
 
-def _cached_dir(fingerprint: str, seed: int) -> Path:
+def _cached_dir(fingerprint: str, seed: int, weights: str | None = None) -> Path:
+    import hashlib
+
     from minbench.paths import cache_dir
 
     fp = fingerprint.split(":")[-1][:12]
-    return cache_dir() / "classifiers" / f"{CLASSIFIER_TASK}-{CLASSIFIER_RECIPE}-{fp}-seed{seed}"
+    tag = f"-w{hashlib.sha256(str(weights).encode()).hexdigest()[:8]}" if weights else ""
+    return cache_dir() / "classifiers" / f"{CLASSIFIER_TASK}-{CLASSIFIER_RECIPE}-{fp}{tag}-seed{seed}"
 
 
 def train_default_classifier(ctx: SeedContext, fingerprint: str) -> ClassifierRef:
@@ -104,12 +107,14 @@ def train_default_classifier(ctx: SeedContext, fingerprint: str) -> ClassifierRe
 
     from minbench import __version__
     from minbench.cards import get_card
+    from minbench.console import notice
     from minbench.io import file_lock, write_json_atomic
     from minbench.pipelines.config import load_recipe, shipped_recipes
     from minbench.pipelines.run_folder import RunFolder
     from minbench.pipelines.runner import dataset_section, run_recipe
 
-    root = _cached_dir(fingerprint, ctx.seed)
+    weights = ctx.config.get("classifier_weights")  # --weights: the default classifier's backbone
+    root = _cached_dir(fingerprint, ctx.seed, weights)
     info_path = root / CLASSIFIER_INFO
     with file_lock(root.parent / f".{root.name}.lock"):
         if info_path.is_file():
@@ -123,8 +128,10 @@ def train_default_classifier(ctx: SeedContext, fingerprint: str) -> ClassifierRe
         config = load_recipe(recipes[CLASSIFIER_RECIPE])
         config.update(task=CLASSIFIER_TASK, recipe=str(recipes[CLASSIFIER_RECIPE]), logger="csv",
                       dataset=dataset_section(Path(ctx.data_dir)), minbench_version=__version__)
-        print(f"segmentation: training the default classifier ({CLASSIFIER_RECIPE} on {CLASSIFIER_TASK}) "
-              f"into {root}")
+        if weights:
+            config["model"]["init_args"]["weights"] = weights
+        notice(f"segmentation: training the default classifier ({CLASSIFIER_RECIPE} on {CLASSIFIER_TASK}) "
+               f"into {root}")
         shutil.rmtree(root, ignore_errors=True)  # an interrupted attempt: this cache entry is ours
         summary = run_recipe(get_card(CLASSIFIER_TASK), config, Path(ctx.data_dir), root, seeds=[ctx.seed],
                              leaderboard=False, quiet=ctx.quiet)
@@ -148,7 +155,7 @@ def resolve_classifier(ctx: SeedContext, fingerprint: str) -> ClassifierRef:
         if not path.is_file():
             raise UserError(f"--classifier {path}: no such checkpoint file")
         return _ref_from_checkpoint(path, "given")
-    run_ckpt = find_run_checkpoint(fingerprint)
+    run_ckpt = None if ctx.config.get("classifier_weights") else find_run_checkpoint(fingerprint)
     if run_ckpt is not None:
         return _ref_from_checkpoint(run_ckpt, "run")
     return train_default_classifier(ctx, fingerprint)

@@ -123,7 +123,18 @@ def generate(out: str | os.PathLike, *, seed: int = 0, size: str = "small", work
         (tmp / IMAGES_DIR).mkdir(parents=True)
         (tmp / MASKS_DIR).mkdir()
         tasks = [(seed, r.index, r.cls, r.satellite, cfg.width, cfg.height, str(tmp)) for r in plan.rows]
-        results = _run(tasks, n_workers, progress, f"synth {cfg.name}")
+        bar = None
+        if progress:
+            from minbench.console import progress as phase
+
+            bar = phase(f"synth {cfg.name} (seed {seed}, {n_workers} worker{'s' if n_workers > 1 else ''})", n,
+                        marks=4 if n >= 500 else 0, unit="images")
+        try:
+            results = _run(tasks, n_workers, bar)
+        except BaseException:
+            if bar is not None:
+                bar.close()
+            raise
         rows = []
         for r, res in zip(plan.rows, results):
             cls = classes[r.cls]
@@ -157,9 +168,9 @@ def generate(out: str | os.PathLike, *, seed: int = 0, size: str = "small", work
                            "workers": n_workers},
         }
         info = manifest.write_dataset(tmp, df, name="synth", version=GENERATOR_VERSION, source="synth", extra=extra)
-    if progress:
-        print(f"synth {cfg.name} (seed {seed}): {n} images in {seconds:.1f} s "
-              f"({n / max(seconds, 1e-9):.1f} images/s, {n_workers} worker{'s' if n_workers > 1 else ''}) -> {out}")
+    if bar is not None:  # its last line says what was made, where, how fast
+        bar.fields = f"{n / max(seconds, 1e-9):.1f} images/s -> {out}"
+        bar.close()
     return info
 
 
@@ -182,36 +193,26 @@ def _stats(df, results) -> dict[str, Any]:
     }
 
 
-def _run(tasks: list[tuple], n_workers: int, progress: bool, title: str) -> list[dict[str, Any]]:
-    """Render every task, in order, in this process or a pool, with an optional progress bar."""
-    bar = None
-    if progress:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        bar.start()
-        bar_task = bar.add_task(title, total=len(tasks))
+def _run(tasks: list[tuple], n_workers: int, bar=None) -> list[dict[str, Any]]:
+    """Render every task, in order, in this process or a pool, advancing ``bar`` (a
+    ``minbench.console`` phase) per image."""
     results: list[dict[str, Any]] = []
-    try:
-        if n_workers == 1:
-            it = map(render_sample, tasks)
-            pool = None
-        else:
-            import multiprocessing
+    if n_workers == 1:
+        it = map(render_sample, tasks)
+        pool = None
+    else:
+        import multiprocessing
 
-            # spawn: safe even when the caller already runs threads (torch, cv2); costs ~1 s to start.
-            pool = ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn"),
-                                       initializer=_worker_init)
-            it = pool.map(render_sample, tasks, chunksize=max(1, min(16, len(tasks) // (n_workers * 8))))
-        try:
-            for res in it:
-                results.append(res)
-                if bar is not None:
-                    bar.advance(bar_task)
-        finally:
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+        # spawn: safe even when the caller already runs threads (torch, cv2); costs ~1 s to start.
+        pool = ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_worker_init)
+        it = pool.map(render_sample, tasks, chunksize=max(1, min(16, len(tasks) // (n_workers * 8))))
+    try:
+        for res in it:
+            results.append(res)
+            if bar is not None:
+                bar.advance()
     finally:
-        if bar is not None:
-            bar.stop()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     return results

@@ -1,0 +1,111 @@
+"""The Python API: ``minbench.get_task`` / ``datamodule`` / ``score``, the lists and the
+leaderboards, lazy imports, and the README's example run as the README shows it."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import minbench
+from minbench.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def readme_block(heading: str) -> str:
+    """The first ```python block after ``heading`` in README.md."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text[text.index(heading):]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def test_the_readme_example_trains_a_model_and_scores_it(tiny_dataset, tmp_path, monkeypatch, capsys):
+    from minbench.data.locate import embedded_dir
+
+    # The example uses the embedded dataset; here that is the tiny one.
+    target = embedded_dir()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.symlink_to(tiny_dataset, target_is_directory=True)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(readme_block("## Python API"), "README.md", "exec"), {"__name__": "__readme__"})
+    printed = capsys.readouterr().out
+    assert printed.startswith("top1 ")
+    # The API's score is the CLI's score of the same file.
+    from minbench.cli import main
+
+    api = minbench.get_task("fewshot-10").score(tmp_path / "predictions.csv")
+    assert main(["score", "--task", "fewshot-10", "--predictions", str(tmp_path / "predictions.csv"),
+                 "--no-leaderboard", "--out", str(tmp_path / "s.json")]) == 0
+    import json
+
+    cli = json.loads((tmp_path / "s.json").read_text())
+    assert cli["metrics"] == pytest.approx(api.metrics) and cli["n_samples"] == api.n_samples
+
+
+def test_task_card_datamodule_and_lists(tiny_dataset):
+    task = minbench.get_task("segmentation")
+    assert task.card.kind == "segmentation" and task.id == "segmentation"
+    dm = task.datamodule(tiny_dataset, image_size=32, num_workers=0)
+    assert dm.task == "segmentation" and dm.image_size == 32
+    assert len(task.test_frame(tiny_dataset)) == int(task.test_frame(tiny_dataset)["segmentation"].sum())
+    assert set(minbench.list_tasks()) >= {"fewshot-10", "zeroshot", "segmentation", "size"}
+    assert "segmentation-gradcam" in minbench.list_recipes("segmentation")
+    assert "fewshot-small-cnn" not in minbench.list_recipes("segmentation")
+    assert "gradcam" in minbench.list_cams()
+    with pytest.raises(UserError, match="not a task"):
+        minbench.get_task("fewshot-11")
+
+
+def test_load_leaderboard_reads_the_boards_of_a_task(tiny_dataset, tmp_path):
+    from minbench.scoring.score import score_submission
+    from minbench.scoring.leaderboard import add_entry
+
+    rows = minbench.get_task("fewshot-10").test_frame(tiny_dataset)
+    sub = tmp_path / "p.csv"
+    rows[["sample_id", "species"]].rename(columns={"species": "pred_1"}).to_csv(sub, index=False)
+    add_entry("fewshot-10", score_submission("fewshot-10", sub, tiny_dataset), name="oracle", method="m",
+              source="submission")
+    boards = minbench.load_leaderboard("fewshot-10", dirs=[os.environ["MINBENCH_LEADERBOARDS"]])
+    assert len(boards) == 1 and boards[0]["entries"][0]["name"] == "oracle"
+    assert minbench.load_leaderboard("size", dirs=[os.environ["MINBENCH_LEADERBOARDS"]]) == []
+
+
+def test_import_and_lists_stay_light():
+    code = ("import sys, minbench\n"
+            "minbench.list_tasks(); minbench.list_recipes(); minbench.list_datasets(); minbench.get_task('size')\n"
+            "from minbench.cli import main\n"
+            "assert main(['list', 'tasks']) == 0 and main(['list', 'recipes']) == 0 and main(['list', 'datasets']) == 0\n"
+            "heavy = [m for m in ('torch', 'lightning', 'timm', 'torchvision') if m in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "benchmark")}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr
+
+
+def test_list_command_comes_from_the_registries(capsys, tmp_path, monkeypatch):
+    import json
+
+    from minbench.cli import main
+    from minbench.data.synth.splits import SIZES
+    from minbench.listing import EMBEDDED_SIZES
+    from minbench.models.cam import METHODS
+
+    assert tuple(SIZES) == EMBEDDED_SIZES
+    assert main(["list", "cams", "--json"]) == 0
+    assert [r["name"] for r in json.loads(capsys.readouterr().out)] == list(METHODS)
+    assert main(["list", "tasks", "--json"]) == 0
+    tasks = json.loads(capsys.readouterr().out)
+    assert {t["id"]: t["default_recipe"] for t in tasks}["segmentation"] == "segmentation-gradcam"
+    prepared = Path(os.environ["MINBENCH_HOME"]) / "datasets" / "mine"
+    prepared.mkdir(parents=True)
+    (prepared / "dataset.json").write_text(json.dumps({"name": "mineralimage5k", "version": "1", "n_samples": 5,
+                                                       "unavailable_tasks": {"size": "no sizes"}}))
+    assert main(["list", "datasets", "--json"]) == 0
+    found = {d["name"]: d for d in json.loads(capsys.readouterr().out)}
+    assert found["mineralimage5k 1"]["note"] == "unavailable: size" and "synth-small" in found
+    assert main(["list", "backbones"]) == 0 and "resnet50" in capsys.readouterr().out
