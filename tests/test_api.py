@@ -104,6 +104,7 @@ def test_list_command_comes_from_the_registries(capsys, tmp_path, monkeypatch):
     prepared = Path(os.environ["MINBENCH_HOME"]) / "datasets" / "mine"
     prepared.mkdir(parents=True)
     (prepared / "dataset.json").write_text(json.dumps({"name": "mineralimage5k", "version": "1", "n_samples": 5,
+                                                       "source": "release", "fingerprint": "sha256:0",
                                                        "unavailable_tasks": {"size": "no sizes"}}))
     assert main(["list", "datasets", "--json"]) == 0
     found = {d["name"]: d for d in json.loads(capsys.readouterr().out)}

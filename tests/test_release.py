@@ -321,4 +321,5 @@ def test_partial_release_prepares_what_is_there_and_names_what_is_not(release, t
     sub = tmp_path / "sub.csv"
     sub.write_text("sample_id,pred_1\n")
     assert main(["score", "--task", "fewshot-98", "--data", str(out), "--predictions", str(sub)]) == 2
-    assert capsys.readouterr().err.strip().count("\n") == 0
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "fewshot-98: not available" in err and "minerals_98.csv" in err

@@ -88,6 +88,8 @@ def list_backbones(pattern: str | None = None) -> list[str]:
 def list_datasets() -> list[dict[str, Any]]:
     """The embedded sizes (generated on first use) and every prepared dataset under
     ``$MINBENCH_HOME/datasets`` with its name, version, samples and unavailable tasks."""
+    from minbench.data.manifest import read_info
+    from minbench.errors import UserError
     from minbench.paths import cache_dir
 
     out: list[dict[str, Any]] = [{"name": f"synth-{s}", "kind": "embedded", "samples": None,
@@ -97,12 +99,12 @@ def list_datasets() -> list[dict[str, Any]]:
     root = cache_dir() / "datasets"
     for info_path in sorted(root.glob("*/dataset.json")) if root.is_dir() else []:
         try:
-            raw = json.loads(info_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            info = read_info(info_path.parent)
+        except UserError:
             continue
-        missing = raw.get("unavailable_tasks") or {}
-        out.append({"name": f"{raw.get('name')} {raw.get('version', '')}".strip(), "kind": "prepared",
-                    "samples": raw.get("n_samples"),
+        missing = info.unavailable_tasks
+        out.append({"name": f"{info.name} {info.version}".strip(), "kind": "prepared",
+                    "samples": info.n_samples,
                     "note": f"unavailable: {', '.join(missing)}" if missing else "", "path": str(info_path.parent)})
     return out
 

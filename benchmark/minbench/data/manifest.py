@@ -73,6 +73,18 @@ class DatasetInfo:
     n_samples: int
     extra: dict[str, Any]
 
+    @property
+    def unavailable_tasks(self) -> dict[str, str]:
+        """Task id -> why this dataset cannot serve it (a partial release; ``data prepare``)."""
+        found = self.extra.get("unavailable_tasks")
+        return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+
+    def require_task(self, task_id: str, where: str | Path) -> None:
+        """A ``UserError`` in one line when this dataset cannot serve ``task_id``."""
+        reason = self.unavailable_tasks.get(task_id)
+        if reason:
+            raise UserError(f"--task {task_id}: not available in {where} ({reason})")
+
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,

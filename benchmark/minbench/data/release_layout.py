@@ -184,16 +184,3 @@ def prefix_in(out: Path, root: Path, link_name: str) -> str:
         _link(out / "raw" / link_name, root.resolve())
         rel = f"raw/{link_name}"
     return "" if rel == "." else f"{rel}/"
-
-
-def unavailable_tasks(folder: str | os.PathLike) -> dict[str, str]:
-    """Tasks a prepared dataset cannot serve, with why (``dataset.json``'s
-    ``unavailable_tasks``, written by ``data prepare`` for a partial release); reads no
-    manifest. Empty for a complete or unreadable dataset."""
-    path = Path(folder) / "dataset.json"
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    found = raw.get("unavailable_tasks") if isinstance(raw, dict) else None
-    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}

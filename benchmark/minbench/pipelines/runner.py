@@ -288,7 +288,8 @@ def run_command(args) -> dict[str, Any] | None:
             folder.write_config(config)  # the hardware/logger it continues with
     else:
         config, card = resolve_config(args)
-        _check_dataset_serves(args.data, card)
+        if args.data is not None:  # a partial release refuses the task before anything runs
+            read_info(resolve_dataset(args.data)).require_task(card.id, args.data)
         if args.data is None and rank0:
             _announce_first_use()
         data_dir = resolve_dataset(args.data).resolve()
@@ -335,17 +336,6 @@ def run_recipe(card: TaskCard, config: dict[str, Any], data_dir: Path, out: Path
                 folder.seed_finished(s) for s in config["seeds"]):
             shutil.rmtree(folder.root, ignore_errors=True)
         raise
-
-
-def _check_dataset_serves(data_dir, card: TaskCard) -> None:
-    """A prepared dataset that lacks this task (a partial release) refuses it in one line."""
-    if data_dir is None:
-        return
-    from minbench.data.release_layout import unavailable_tasks
-
-    reason = unavailable_tasks(Path(data_dir)).get(card.id)
-    if reason:
-        raise UserError(f"--task {card.id}: not available in {data_dir} ({reason})")
 
 
 def _run_seeds(config: dict[str, Any], card: TaskCard, folder: RunFolder, data_dir: Path, module, *,

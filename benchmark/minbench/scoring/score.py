@@ -123,6 +123,7 @@ def load_task_data(task_id: str, data_dir: str | Path | None = None) -> TaskData
     card = get_card(task_id)
     folder = resolve_dataset(data_dir)
     info = read_info(folder)
+    info.require_task(card.id, folder)
     df = read_manifest(folder)
     return TaskData(card=card, folder=folder, info=info, manifest=df,
                     rows=card.rows(df, "test", where=str(folder)).reset_index(drop=True))
