@@ -16,6 +16,7 @@ A recipe is one YAML file in LightningCLI's shape::
 from __future__ import annotations
 
 import copy
+import json
 import difflib
 import importlib
 import inspect
@@ -153,3 +154,60 @@ def instantiate(section: dict[str, Any], where: str, base: type = object, **extr
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise UserError(f"{where}.init_args: {cls.__name__} takes no argument {name!r}{hint}")
     return cls(**kwargs)
+
+
+# ---- a run's identity: its config without run bookkeeping ---------------------------
+
+# Keys of a resolved run config that record the run, not the method: they never make two
+# runs different entries (seeds merge into one entry; the recipe's path differs between
+# checkouts; devices/strategy give the same numbers, DDP equals single-process).
+RUN_KEYS = ("name", "description", "seeds", "recipe", "dataset", "command", "minbench_version", "logger", "task")
+RUN_TRAINER_KEYS = ("devices", "strategy", "num_nodes")
+
+
+def config_identity(config: dict) -> dict:
+    """What makes a run config a method: ``RUN_KEYS`` (and hardware trainer keys) left out."""
+    out = {k: v for k, v in config.items() if k not in RUN_KEYS}
+    if isinstance(out.get("trainer"), dict):
+        out["trainer"] = {k: v for k, v in out["trainer"].items() if k not in RUN_TRAINER_KEYS}
+    return out
+
+
+def config_hash(config: dict) -> str:
+    """Hash of what makes a run config a method (``RUN_KEYS`` left out): 12 hex digits."""
+    import hashlib
+
+    text = json.dumps(config_identity(json.loads(json.dumps(config, default=str))), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config as ``{"a.b.c": value}`` (an empty mapping is a value)."""
+    if isinstance(obj, dict) and obj:
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: obj}
+
+
+def config_changes(config: dict | None) -> list[str]:
+    """How a run's resolved config differs from its recipe file (``config["recipe"]``),
+    e.g. ``["trainer.max_epochs=1"]``; run bookkeeping (``RUN_KEYS``) left out. Empty when
+    it runs the recipe as written, or names no recipe file (a submission, a baseline)."""
+    if not config or not config.get("recipe"):
+        return []
+    path = Path(str(config["recipe"]))
+    if not path.is_file():  # recorded on another machine: the shipped recipe of that name
+        path = shipped_recipes().get(path.stem)
+        if path is None:
+            return []
+    try:
+        recipe = load_recipe(path)
+    except UserError:
+        return []
+    ran = flatten(config_identity(json.loads(json.dumps(config, default=str))))
+    base = flatten(config_identity(json.loads(json.dumps(recipe, default=str))))
+    changes = [f"{k}={json.dumps(ran[k])}" for k in sorted(ran) if k not in base or base[k] != ran[k]]
+    changes += [f"{k} unset" for k in sorted(base) if k not in ran]
+    return changes

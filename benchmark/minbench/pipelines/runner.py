@@ -33,7 +33,7 @@ from typing import Any
 from minbench import __version__
 from minbench.cards import TaskCard, get_card
 from minbench.errors import UserError
-from minbench.pipelines.config import apply_override, load_recipe, recipe_path, shipped_recipes
+from minbench.pipelines.config import apply_override, flatten, load_recipe, recipe_path, shipped_recipes
 from minbench.pipelines.run_folder import RunFolder, is_rank_zero, jsonable
 
 DEFAULT_RECIPE_BY_KIND: dict[str, str] = {}  # filled from each kind module's DEFAULT_RECIPE
@@ -200,15 +200,6 @@ RESUMABLE_KEYS = ("trainer.devices", "trainer.accelerator", "trainer.strategy", 
                   "trainer.max_epochs", "logger")
 
 
-def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(obj, dict):
-        out: dict[str, Any] = {}
-        for k, v in obj.items():
-            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out or {prefix: {}}
-    return {prefix: obj}
-
-
 def resume_overrides(stored: dict[str, Any], args) -> dict[str, Any]:
     """The stored config with this command line's flags re-applied. Hardware, logger and
     ``--max-epochs`` may change (``RESUMABLE_KEYS``); any other flag or ``--set`` must
@@ -235,7 +226,7 @@ def resume_overrides(stored: dict[str, Any], args) -> dict[str, Any]:
         if path != str(stored.get("recipe")):
             origins["recipe"] = f"--config {args.config}"
             config["recipe"] = path
-    before, after = _flatten(stored), _flatten(config)
+    before, after = flatten(stored), flatten(config)
     differ = []
     for origin_key, flag in origins.items():
         changed = [k for k in set(before) | set(after)

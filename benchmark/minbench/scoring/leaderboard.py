@@ -39,6 +39,7 @@ from minbench.cards import KINDS, TaskCard, all_cards, get_card, is_fraction_nam
 from minbench.errors import UserError
 from minbench.io import file_lock, write_bytes_atomic, write_json_atomic
 from minbench.paths import cache_dir, shipped_dir
+from minbench.pipelines.config import config_changes, config_hash
 
 SCHEMA_ID = "minbench-leaderboard/2"
 OLD_SCHEMAS = ("minbench-leaderboard/1",)  # read and migrated in memory, never rewritten unasked
@@ -291,61 +292,8 @@ def load_boards(dirs: list[Path] | None = None) -> list[tuple[Path, dict]]:
 
 
 # ---- entry identity: seeds and configs ------------------------------------------------
-
-# Keys of a resolved run config that record the run, not the method: they never make two
-# runs different entries (seeds merge into one entry; the recipe's path differs between
-# checkouts; devices/strategy give the same numbers, DDP equals single-process).
-RUN_KEYS = ("name", "description", "seeds", "recipe", "dataset", "command", "minbench_version", "logger", "task")
-RUN_TRAINER_KEYS = ("devices", "strategy", "num_nodes")
-
-
-def _identity(config: dict) -> dict:
-    out = {k: v for k, v in config.items() if k not in RUN_KEYS}
-    if isinstance(out.get("trainer"), dict):
-        out["trainer"] = {k: v for k, v in out["trainer"].items() if k not in RUN_TRAINER_KEYS}
-    return out
-
-
-def config_hash(config: dict) -> str:
-    """Hash of what makes a run config a method (``RUN_KEYS`` left out): 12 hex digits."""
-    import hashlib
-
-    text = json.dumps(_identity(json.loads(json.dumps(config, default=str))), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-
-
-def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(obj, dict) and obj:
-        out = {}
-        for k, v in obj.items():
-            out.update(_flatten(v, f"{prefix}{k}."))
-        return out
-    return {prefix[:-1]: obj}
-
-
-def config_changes(config: dict | None) -> list[str]:
-    """How a run's resolved config differs from its recipe file (``config["recipe"]``),
-    e.g. ``["trainer.max_epochs=1"]``; run bookkeeping (``RUN_KEYS``) left out. Empty when
-    it runs the recipe as written, or names no recipe file (a submission, a baseline)."""
-    from minbench.pipelines.config import load_recipe, shipped_recipes
-
-    if not config or not config.get("recipe"):
-        return []
-    path = Path(str(config["recipe"]))
-    if not path.is_file():  # recorded on another machine: the shipped recipe of that name
-        path = shipped_recipes().get(path.stem)
-        if path is None:
-            return []
-    try:
-        recipe = load_recipe(path)
-    except UserError:
-        return []
-    ran = _flatten(_identity(json.loads(json.dumps(config, default=str))))
-    base = _flatten(_identity(json.loads(json.dumps(recipe, default=str))))
-    changes = [f"{k}={json.dumps(ran[k])}" for k in sorted(ran) if k not in base or base[k] != ran[k]]
-    changes += [f"{k} unset" for k in sorted(base) if k not in ran]
-    return changes
-
+# A run's identity (its config without run bookkeeping, ``config_hash``) and how it differs
+# from its recipe file (``config_changes``) belong to the recipe loader, pipelines/config.py.
 
 def _seed_record(seed, metrics, date, code_version, n_answered, sha) -> dict:
     return {"seed": seed, "metrics": dict(metrics), "date": date, "code_version": code_version,
