@@ -197,10 +197,15 @@ class _Row:
 
 
 def _overlay(view, mask, size):
+    """The mask's outline drawn on the photo (``data show``'s rule): the pixels inside keep
+    the photo's colours."""
     import numpy as np
     from PIL import Image
 
-    m = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.NEAREST)) > 0
-    out = view.astype(np.float32).copy()
-    out[m] = 0.45 * out[m] + 0.55 * np.array([0, 255, 0], np.float32)
-    return out.astype(np.uint8)
+    from minbench.data.show import mask_outline
+
+    band = np.asarray(mask_outline(Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.NEAREST),
+                                   width=2)) > 0
+    out = view.copy()
+    out[band] = (0, 255, 0)
+    return out
