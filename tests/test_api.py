@@ -73,6 +73,15 @@ def test_load_leaderboard_reads_the_boards_of_a_task(tiny_dataset, tmp_path):
     boards = minbench.load_leaderboard("fewshot-10", dirs=[os.environ["MINBENCH_LEADERBOARDS"]])
     assert len(boards) == 1 and boards[0]["entries"][0]["name"] == "oracle"
     assert minbench.load_leaderboard("size", dirs=[os.environ["MINBENCH_LEADERBOARDS"]]) == []
+    # The oracle against a file that is right on the first row only: paired, on the same samples.
+    worse = tmp_path / "w.csv"
+    first_only = rows[["sample_id", "species"]].rename(columns={"species": "pred_1"})
+    first_only.loc[1:, "pred_1"] = first_only["pred_1"].iloc[0]
+    first_only.to_csv(worse, index=False)
+    wrong = int((first_only["pred_1"] != rows["species"].to_numpy()).sum())
+    top1 = next(r for r in minbench.compare("fewshot-10", "oracle", worse, data=tiny_dataset).rows
+                if r["metric"] == "top1")
+    assert top1["diff"] == pytest.approx(wrong / len(rows)) and top1["ci"]["low"] <= top1["diff"] <= top1["ci"]["high"]
 
 
 def test_import_and_lists_stay_light():

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "Task", "get_task", "list_tasks", "list_recipes", "list_cams", "list_datasets",
+__all__ = ["__version__", "Task", "get_task", "compare", "list_tasks", "list_recipes", "list_cams", "list_datasets",
            "load_leaderboard"]
 
-_API = {"Task", "get_task", "list_tasks", "list_recipes", "list_cams", "list_datasets", "load_leaderboard"}
+_API = {"Task", "get_task", "compare", "list_tasks", "list_recipes", "list_cams", "list_datasets",
+        "load_leaderboard"}
 
 
 def __getattr__(name: str):

@@ -62,6 +62,15 @@ class Task:
         return score_submission(self.id, Path(predictions), data, **kwargs)
 
 
+def compare(task: str, a: str | Path, b: str | Path, data: str | Path | None = None, **kwargs: Any):
+    """``minbench compare``: A - B in every card metric with a paired bootstrap interval
+    and, for top-k accuracy, the exact McNemar test; ``a``/``b`` are leaderboard entry
+    names or predictions files. Keyword arguments go to ``minbench.scoring.compare.compare``."""
+    from minbench.scoring.compare import compare as _compare
+
+    return _compare(task, str(a), str(b), data_dir=data, **kwargs)
+
+
 def get_task(task_id: str) -> Task:
     """The task ``task_id`` (``list_tasks()`` names them); a ``UserError`` otherwise."""
     from minbench.cards import get_card
