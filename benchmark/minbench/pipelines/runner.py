@@ -294,15 +294,16 @@ def run_command(args) -> dict[str, Any] | None:
 
 def run_recipe(card: TaskCard, config: dict[str, Any], data_dir: Path, out: Path,
                seeds: list[int] | None = None, *, resume: bool = False, overwrite: bool = False,
-               leaderboard: bool = True, quiet: bool = False) -> dict[str, Any] | None:
+               leaderboard: bool = True, quiet: bool = False, summary: bool = True) -> dict[str, Any] | None:
     """Run a resolved recipe into the run folder ``out``: every seed not yet finished (the
     kind's ``run_seed``), then ``summary.json``. Returns the summary on global rank 0 (None
     on the other DDP ranks). The public entry point behind ``minbench run``; a pipeline that
     needs another run (the segmentation task's classifier) calls it too.
 
     ``config`` is ``resolve_config``'s result with a ``dataset`` section (``dataset_section``);
-    ``seeds`` replaces its seeds. A new run prepares ``out`` (``overwrite`` empties a finished
-    or unfinished run there) and writes the config; ``resume`` continues the run in ``out``.
+    ``seeds`` replaces its seeds; ``summary=False`` prints no summary table (a nested run).
+    A new run prepares ``out`` (``overwrite`` empties a finished or unfinished run there)
+    and writes the config; ``resume`` continues the run in ``out``.
     A ``UserError`` before any seed finished removes a folder this call created.
     """
     config = dict(config)
@@ -319,7 +320,7 @@ def run_recipe(card: TaskCard, config: dict[str, Any], data_dir: Path, out: Path
     module = kind_module(card.kind)
     try:
         return _run_seeds(config, card, folder, data_dir, module, resume=resume, leaderboard=leaderboard,
-                          quiet=quiet)
+                          quiet=quiet, show_summary=summary)
     except UserError:
         # A mistake found before any seed finished (bad backbone, weights, split ...): leave
         # no half run behind in a folder this command created, so a fixed re-run just works.
@@ -330,7 +331,7 @@ def run_recipe(card: TaskCard, config: dict[str, Any], data_dir: Path, out: Path
 
 
 def _run_seeds(config: dict[str, Any], card: TaskCard, folder: RunFolder, data_dir: Path, module, *,
-               resume: bool, leaderboard: bool, quiet: bool) -> dict[str, Any] | None:
+               resume: bool, leaderboard: bool, quiet: bool, show_summary: bool = True) -> dict[str, Any] | None:
     rank0 = is_rank_zero()
     seeds = list(config["seeds"])
     # Decided once, before any process of a DDP group starts, so every rank runs the same seeds.
@@ -353,7 +354,8 @@ def _run_seeds(config: dict[str, Any], card: TaskCard, folder: RunFolder, data_d
     summary = folder.finish(seeds, extra={"task": card.id, "recipe": config["name"],
                                           "headline": card.headline,
                                           "dataset": config["dataset"]})
-    _print_summary(card, summary, folder)
+    if show_summary:
+        _print_summary(card, summary, folder)
     return summary
 
 

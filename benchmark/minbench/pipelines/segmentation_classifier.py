@@ -134,10 +134,13 @@ def train_default_classifier(ctx: SeedContext, fingerprint: str) -> ClassifierRe
                f"into {root}")
         shutil.rmtree(root, ignore_errors=True)  # an interrupted attempt: this cache entry is ours
         summary = run_recipe(get_card(CLASSIFIER_TASK), config, Path(ctx.data_dir), root, seeds=[ctx.seed],
-                             leaderboard=False, quiet=ctx.quiet)
+                             leaderboard=False, quiet=ctx.quiet, summary=False)
         if summary is None:  # a non-zero DDP rank
             raise UserError("segmentation: train the classifier in one process (devices: 1)")
         result = RunFolder(root).seed_status(ctx.seed)
+        top1 = (result.get("metrics") or {}).get("top1")
+        notice(f"segmentation: default classifier trained ({CLASSIFIER_TASK} test top-1 "
+               f"{top1:.3f})" if top1 is not None else "segmentation: default classifier trained")
         ckpt = Path(result["checkpoint"])
         size = (config.get("data") or {}).get("init_args", {}).get("image_size")
         meta = {"checkpoint": str(ckpt), "fingerprint": fingerprint, "recipe": CLASSIFIER_RECIPE,
