@@ -44,7 +44,7 @@ def _classification(card, df, rows) -> list[dict]:
     for spec in card.metrics:
         chance[spec.name] = min(spec.k, n_classes) / n_classes if spec.kind == "topk_accuracy" else 1.0 / n_classes
     out = [_row("chance", f"a uniformly random ranking of the {n_classes} candidate classes", chance)]
-    if card.has_train:
+    if card.kind == "classification":  # a zero-shot task's training classes are never candidates
         train = card.rows(df, "train")["species"]
         if len(train):
             counts = train.value_counts()

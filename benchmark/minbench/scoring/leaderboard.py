@@ -639,7 +639,7 @@ def publish(task_id: str, name: str, *, source_dir: str | Path | None = None,
         raise UserError(f"publish: no entry {name!r} for task {task_id} in {src}")
     if len(found) > 1:
         raise UserError(f"publish: entry {name!r} of {task_id} is on {len(found)} boards "
-                        f"({', '.join(p.name for p, _, _ in found)}); pass --dir with one of them only")
+                        f"({', '.join(p.name for p, _, _ in found)}); pass --from with one of them only")
     path, board, entry = found[0]
     entry = json.loads(json.dumps(entry))
     data = None
