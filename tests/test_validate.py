@@ -38,6 +38,10 @@ def weights(tmp_path):
     (["--task", "fewshot-10", "--set", "trainer.logger=false"], "--logger"),
     (["--task", "fewshot-10", "--cam", "gradcam"], "--cam"),
     (["--task", "fewshot-10", "--max-epochs", "abc"], "--max-epochs"),
+    (["--task", "fewshot-10", "--set", "model.init_args.backbone=resnet_nope"],
+     "--set model.init_args.backbone=resnet_nope: backbone 'resnet_nope' is not a timm model"),
+    (["--task", "zeroshot", "--set", "model.init_args.backbone=resnet_nope"],
+     "--set model.init_args.backbone=resnet_nope: backbone 'resnet_nope' is not a timm model"),
 ])
 def test_mistakes_are_one_line_exit_2_before_any_data(args, names, weights, tmp_path, capsys):
     home = Path(os.environ["MINBENCH_HOME"])

@@ -215,6 +215,16 @@ def validate_run(config: dict[str, Any], card: TaskCard, origins: dict[str, str]
     if card.kind == "segmentation":
         _check_segmentation(config, problems)
     problems.raise_if_any()
+    backbone = ((config.get("model") or {}).get("init_args") or {}).get("backbone")
+    if isinstance(backbone, str):
+        # A name timm does not know would otherwise fail only after the data is generated and
+        # cached; this check imports timm (and torch), so it runs after the cheap ones.
+        from minbench.models.backbones import resolve_name
+
+        try:
+            resolve_name(backbone)
+        except UserError as exc:
+            raise UserError(f"{problems.where('model.init_args.backbone')}: {exc}") from None
     preflight = getattr(module, "preflight", None) if module is not None else None
     if preflight is not None:
         preflight(config)
