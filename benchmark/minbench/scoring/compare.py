@@ -72,14 +72,10 @@ def _entries(task: str, name: str, boards) -> list[tuple[Path, dict, dict]]:
     return [(p, b, e) for p, b in boards for e in b["entries"] if e["name"] == name]
 
 
-def _describe_ds(ds: dict) -> str:
-    return f"{ds.get('name')} {ds.get('version')} ({str(ds.get('fingerprint'))[:15]}…)"
-
-
 def resolve(task: str, a: str, b: str, *, data_dir=None, dirs=None) -> tuple[Side, Side]:
     """The two sides named by ``a`` and ``b``: a predictions file (scored now) or an entry
     name on one of the task's boards. Refuses (``UserError``) entries on different datasets."""
-    from minbench.scoring.leaderboard import entry_samples
+    from minbench.scoring.leaderboard import describe_dataset, entry_samples
 
     get_card(task)
     task_data = None
@@ -105,9 +101,9 @@ def resolve(task: str, a: str, b: str, *, data_dir=None, dirs=None) -> tuple[Sid
         fps.update({x: {task_data.info.fingerprint} for x in files})
     common = fps[a] & fps[b]
     if not common:
-        da = _describe_ds(found[a][0][1]["dataset"]) if a in found else _describe_ds(
+        da = describe_dataset(found[a][0][1]["dataset"]) if a in found else describe_dataset(
             {"name": task_data.info.name, "version": task_data.info.version, "fingerprint": task_data.info.fingerprint})
-        db = _describe_ds(found[b][0][1]["dataset"]) if b in found else _describe_ds(
+        db = describe_dataset(found[b][0][1]["dataset"]) if b in found else describe_dataset(
             {"name": task_data.info.name, "version": task_data.info.version, "fingerprint": task_data.info.fingerprint})
         raise UserError(f"compare: {a} is scored on {da} and {b} on {db}; results on different datasets are "
                         "never compared")

@@ -343,7 +343,8 @@ def _same_dataset(a: dict, b: dict) -> bool:
                                                                        b.get("fingerprint"))
 
 
-def _describe(ds: dict) -> str:
+def describe_dataset(ds: dict) -> str:
+    """A dataset as messages name it: name, version and fingerprint prefix."""
     fp = ds.get("fingerprint")
     return f"{ds.get('name')} {ds.get('version')}" + (f" ({fp[:20]}…)" if fp else " (published)")
 
@@ -353,8 +354,8 @@ def _check_fits(path: Path, board: dict, fresh: dict) -> None:
         raise UserError(f"{path}: a board for {board.get('task') or 'reference ' + str(board.get('kind'))}, "
                         f"not for {fresh.get('task') or 'reference ' + str(fresh.get('kind'))}")
     if not _same_dataset(board["dataset"], fresh["dataset"]):
-        raise UserError(f"{path}: holds results on {_describe(board['dataset'])}; this one is on "
-                        f"{_describe(fresh['dataset'])}. Results on different datasets never share a "
+        raise UserError(f"{path}: holds results on {describe_dataset(board['dataset'])}; this one is on "
+                        f"{describe_dataset(fresh['dataset'])}. Results on different datasets never share a "
                         f"leaderboard (its own file: {board_filename(fresh.get('task'), fresh['dataset'], fresh['reference'])})")
 
 
