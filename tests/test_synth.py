@@ -8,7 +8,6 @@ import json
 import cv2
 import numpy as np
 import pytest
-
 from minbench.cli import main
 from minbench.data import manifest
 from minbench.data.synth import GENERATOR_VERSION, generate
@@ -66,34 +65,44 @@ def test_mask_is_the_crystals_inside_the_specimen_box(tiny_dataset, df):
         assert not ((mask > 0) & ~inside).any(), row["sample_id"]
         # The masked pixels look like something other than the backdrop far from the specimen.
         background = ~inside
-        for box in [manifest.parse_box(row["cube_bbox"])] + json.loads(row["text_boxes"] or "[]"):
+        for box in [manifest.parse_box(row["cube_bbox"]) or (0, 0, 0, 0)] + json.loads(row["text_boxes"] or "[]"):
             bx1, by1, bx2, by2 = (int(v) for v in box)
             background[max(0, by1 - 3):by2 + 3, max(0, bx1 - 3):bx2 + 3] = False
         gaps.append(np.linalg.norm(img[mask > 0].mean(0) - img[background].mean(0)))
     assert np.median(gaps) > 30
 
 
-def test_size_is_the_longest_box_side_over_the_scale(df):
-    for _, row in df.iterrows():
-        x1, y1, x2, y2 = manifest.parse_box(row["bbox"])
-        assert row["size_cm"] * row["px_per_cm"] == pytest.approx(max(x2 - x1, y2 - y1), abs=0.15)
-        assert 1.0 < row["size_cm"] < 40
+def test_size_truth_is_a_3d_measurement_not_the_box_the_photo_shows(df):
+    from minbench.data.synth.scene import SIZE_ROUND_CM
+
+    assert ((df["size_cm"] / SIZE_ROUND_CM).round(6) % 1 == 0).all()   # recorded to the millimetre
+    assert df["size_cm"].between(1.4, 25.1).all()
+    box = df["bbox"].map(manifest.parse_box)
+    from_box = box.map(lambda b: max(b[2] - b[0], b[3] - b[1])) / df["px_per_cm"]
+    ratio = from_box / df["size_cm"]
+    # The box misses the depth and the specimen's own distance: mostly short, never wildly off.
+    assert (abs(ratio - 1) > 0.01).mean() > 0.8
+    assert ratio.between(0.35, 1.6).all() and ratio.median() < 1
 
 
-def test_cube_box_matches_the_scale_and_sits_beside_the_specimen(df):
+def test_cube_box_matches_the_scale_and_mostly_sits_beside_the_specimen(df):
+    ok, apart, with_cube = 0, 0, 0
     for _, row in df.iterrows():
-        cx1, cy1, cx2, cy2 = manifest.parse_box(row["cube_bbox"])
+        cube = manifest.parse_box(row["cube_bbox"])
+        if cube is None:   # some photos have no cube
+            continue
+        with_cube += 1
+        cx1, cy1, cx2, cy2 = cube
+        assert 0 <= cx1 < cx2 <= row["width"] and 0 <= cy1 < cy2 <= row["height"]
         edge_px = CUBE_EDGE_CM * row["px_per_cm"]
-        # Yaw 25-65 and pitch 20-40 degrees show three faces: a box 1.33-1.41 edges wide and
-        # 1.4-1.7 tall seen head-on; the perspective of a 20-40 degree lens, off-axis, widens that
-        # range (measured over 20k random poses: width 1.30-1.68, height 1.19-1.78).
-        assert 1.28 < (cx2 - cx1) / edge_px < 1.70, row["sample_id"]
-        assert 1.15 < (cy2 - cy1) / edge_px < 1.80, row["sample_id"]
-        assert 0 <= cx1 and cx2 <= row["width"] and 0 <= cy1 and cy2 <= row["height"]
+        # Yaw 25-65 and pitch 20-40 degrees show three faces, 1.30-1.68 edges wide and 1.19-1.78
+        # tall under a 20-40 degree lens; a cube cut by the frame is narrower.
+        ok += 1.28 < (cx2 - cx1) / edge_px < 1.70 and 1.15 < (cy2 - cy1) / edge_px < 1.80
         x1, y1, x2, y2 = manifest.parse_box(row["bbox"])
-        assert cx2 <= x1 or x2 <= cx1 or cy2 <= y1 or y2 <= cy1, "cube overlaps the specimen"
+        apart += cx2 <= x1 or x2 <= cx1 or cy2 <= y1 or y2 <= cy1
         for tx1, ty1, tx2, ty2 in json.loads(row["text_boxes"] or "[]"):
             assert tx2 <= x1 or x2 <= tx1 or ty2 <= y1 or y2 <= ty1, "label overlaps the specimen"
+    assert ok >= 0.85 * with_cube and apart >= 0.85 * with_cube and with_cube >= 0.85 * len(df)
 
 
 def test_fewshot_subsets_are_nested_stratified_and_frequency_ordered(tiny_dataset, df):
@@ -129,7 +138,10 @@ def test_zeroshot_classes_are_never_seen_in_fewshot_photos(tiny_dataset, df):
 def test_segmentation_and_size_sets(df):
     seg = df[df["segmentation"]]
     assert 5 <= len(seg) and (seg["fewshot_360"] == "test").all() and (seg["mask_path"] != "").all()
-    assert seg["species"].nunique() >= 5
+    assert seg["species"].nunique() >= 3
+    # The fewshot-10 classes' test rows come first (the default CAM classifier knows them).
+    f10_test = df[df["fewshot_10"] == "test"]
+    assert set(f10_test["sample_id"]) <= set(seg["sample_id"]) or set(seg["sample_id"]) <= set(f10_test["sample_id"])
     size = df[df["size"]]
     assert len(size) >= 10 and (size["size_cm"] > 0).all()
 

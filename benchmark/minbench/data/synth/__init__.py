@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 
-GENERATOR_VERSION = "1.8"
+GENERATOR_VERSION = "2.0"
 
 
 def generate(out: str | os.PathLike, *, seed: int = 0, size: str = "small", workers: int | None = None,

@@ -32,7 +32,7 @@ def render_sample(task: tuple) -> dict[str, Any]:
     import numpy as np
 
     from minbench.data.synth.render import CRYSTAL, camera, render
-    from minbench.data.synth.scene import sample_scene
+    from minbench.data.synth.scene import achromatic, sample_scene
     from minbench.data.synth.species import all_classes
 
     seed, index, cls_i, sat_i, width, height, folder = task
@@ -59,12 +59,16 @@ def render_sample(task: tuple) -> dict[str, Any]:
         "height": height,
         "description": scene.description,
         "bbox": list(truth.bbox),
-        "cube_bbox": list(truth.cube_bbox),
+        "cube_bbox": list(truth.cube_bbox) if truth.cube_bbox is not None else None,
         "text_boxes": [list(b) for b in truth.text_boxes],
         "px_per_cm": round(truth.px_per_cm, 4),
         "size_cm": round(truth.size_cm, 4),
         "mask_pixels": truth.mask_pixels,
         "satellite_species": sat.family.species if sat is not None else "",
+        # what the photo shows, for the dataset's realism statistics (dataset.json)
+        "look": {"form": scene.form.kind, "lustre": next(c.lustre for c in scene.crystals if not c.satellite),
+                 "achromatic": achromatic(next(c.rgb for c in scene.crystals if not c.satellite) * 255),
+                 "cube": scene.cube_mode, "rock": scene.rock},
     }
 
 
@@ -99,7 +103,7 @@ def generate(out: str | os.PathLike, *, seed: int = 0, size: str = "small", work
 
     from minbench.data import manifest
     from minbench.data.synth import GENERATOR_VERSION
-    from minbench.data.synth.scene import CUBE_EDGE_CM, class_text
+    from minbench.data.synth.scene import CUBE_EDGE_CM, SIZE_ROUND_CM, class_text
     from minbench.data.synth.species import all_classes
     from minbench.data.synth.splits import make_plan, size_config
     from minbench.io import atomic_path
@@ -155,8 +159,14 @@ def generate(out: str | os.PathLike, *, seed: int = 0, size: str = "small", work
         extra = {
             "seed": seed, "size": cfg.name, "cube_edge_cm": CUBE_EDGE_CM,
             "image_size": [cfg.width, cfg.height],
-            "size_cm_definition": "longest side of the specimen bbox (matrix + crystals) in px / px_per_cm",
-            "mask_definition": "pixels of the species' own crystals; matrix and satellite minerals excluded",
+            "size_cm_definition": ("the specimen's longest physical dimension in 3-D (matrix + crystals; calipers "
+                                   f"over all directions), to {SIZE_ROUND_CM} cm; the specimen stands at its own "
+                                   "depth from the cube, so box / px_per_cm is only an estimate of it"),
+            "px_per_cm_definition": "scale of the plane through the reference cube's centre",
+            "mask_definition": ("pixels of the class's own mineral bodies (crystals or aggregate) as seen, "
+                                "through translucency included; matrix, satellite minerals and the cube excluded"),
+            "class_rule": ("a class is a species, or a named variety of it: one form (habit x aggregate) with a "
+                           "run of its colours; two classes of one species never share a form"),
             "classes": {"fewshot_10": len(plan.fewshot_classes[0]), "fewshot_98": len(plan.fewshot_classes[1]),
                         "fewshot_360": len(plan.fewshot_classes[2]), "zeroshot": len(plan.zeroshot_classes)},
             "held_out_families": sorted({classes[i].family.species for i in plan.zeroshot_classes
@@ -190,7 +200,22 @@ def _stats(df, results) -> dict[str, Any]:
         "size_cm": {"min": float(df["size_cm"].min()), "median": float(df["size_cm"].median()),
                     "max": float(df["size_cm"].max())},
         "mask_share_median": round(float(np.median(mask_share)), 4),
+        "achromatic_share": round(float(np.mean([r["look"]["achromatic"] for r in results])), 4),
+        "metallic_share": round(float(np.mean([r["look"]["lustre"] in ("metallic", "submetallic")
+                                               for r in results])), 4),
+        "forms": _shares(r["look"]["form"] for r in results),
+        "lustres": _shares(r["look"]["lustre"] for r in results),
+        "cube": _shares(r["look"]["cube"] for r in results),
+        "own_hue_matrix_share": round(float(np.mean([r["look"]["rock"] == "own" for r in results])), 4),
     }
+
+
+def _shares(values) -> dict[str, float]:
+    from collections import Counter
+
+    counts = Counter(values)
+    total = sum(counts.values()) or 1
+    return {k: round(v / total, 4) for k, v in sorted(counts.items())}
 
 
 def _run(tasks: list[tuple], n_workers: int, bar=None) -> list[dict[str, Any]]:

@@ -191,3 +191,54 @@ def visible_faces(p: Placed) -> list[tuple[int, np.ndarray, float]]:
         out.append((int(f), f_pts, float(f_depth.mean())))
     out.sort(key=lambda t: -t[2])
     return out
+
+
+def _mesh_from(vertices: np.ndarray, triangles: np.ndarray, habit: str, massive: bool) -> Mesh:
+    """A Mesh of procedural geometry: one face per triangle (curved surfaces), outward normals."""
+    v = vertices - (vertices.max(0) + vertices.min(0)) / 2
+    v = v / max(float((v.max(0) - v.min(0)).max()), 1e-9)
+    a, b, c = v[triangles[:, 0]], v[triangles[:, 1]], v[triangles[:, 2]]
+    n = np.cross(b - a, c - a)
+    n /= np.linalg.norm(n, axis=1, keepdims=True) + 1e-12
+    flip = ((v[triangles].mean(1)) * n).sum(1) < 0
+    n[flip] *= -1
+    return Mesh(vertices=v, triangles=triangles.astype(np.int32), face_of=np.arange(len(triangles), dtype=np.int32),
+                normals=n, habit=habit, massive=massive)
+
+
+@lru_cache(maxsize=4)
+def sphere_mesh(subdivisions: int = 2) -> Mesh:
+    """An icosphere (80 faces at 1 subdivision, 320 at 2): the body of massive, granular and
+    botryoidal forms, pushed into lumps by :func:`lumpy`."""
+    t = (1 + 5 ** 0.5) / 2
+    verts = [(-1, t, 0), (1, t, 0), (-1, -t, 0), (1, -t, 0), (0, -1, t), (0, 1, t), (0, -1, -t), (0, 1, -t),
+             (t, 0, -1), (t, 0, 1), (-t, 0, -1), (-t, 0, 1)]
+    faces = [(0, 11, 5), (0, 5, 1), (0, 1, 7), (0, 7, 10), (0, 10, 11), (1, 5, 9), (5, 11, 4), (11, 10, 2),
+             (10, 7, 6), (7, 1, 8), (3, 9, 4), (3, 4, 2), (3, 2, 6), (3, 6, 8), (3, 8, 9), (4, 9, 5), (2, 4, 11),
+             (6, 2, 10), (8, 6, 7), (9, 8, 1)]
+    v = [np.array(p, float) / np.linalg.norm(p) for p in verts]
+    for _ in range(subdivisions):
+        def mid(i: int, j: int, cache: dict[tuple[int, int], int] = {}) -> int:  # noqa: B006 - one per pass
+            key = (min(i, j), max(i, j))
+            if key not in cache:
+                m = v[i] + v[j]
+                v.append(m / np.linalg.norm(m))
+                cache[key] = len(v) - 1
+            return cache[key]
+
+        faces = [f for a, b, c in faces for f in ((a, mid(a, b), mid(a, c)), (b, mid(b, c), mid(a, b)),
+                                                   (c, mid(a, c), mid(b, c)), (mid(a, b), mid(b, c), mid(a, c)))]
+    return _mesh_from(np.array(v), np.array(faces), "massive", True)
+
+
+@lru_cache(maxsize=1)
+def needle_mesh() -> Mesh:
+    """A thin hexagonal prism with a pointed end (12:1): one fibre of a fibrous or radiating aggregate."""
+    ang = np.arange(6) * np.pi / 3
+    ring = np.stack([np.cos(ang), np.sin(ang)], 1) * 0.5
+    verts = np.concatenate([np.c_[ring, np.zeros(6)], np.c_[ring, np.full(6, 11.0)], [[0, 0, 12.0], [0, 0, 0]]])
+    tris = []
+    for i in range(6):
+        j = (i + 1) % 6
+        tris += [(i, j, 6 + j), (i, 6 + j, 6 + i), (6 + i, 6 + j, 12), (j, i, 13)]
+    return _mesh_from(verts, np.array(tris), "fibrous", False)

@@ -1,9 +1,13 @@
 """Pixels of one photograph from its :class:`~minbench.data.synth.scene.Scene`.
 
-Geometry: the specimen lies in the plane of the cube's centre and is drawn at that plane's
-scale ``px_per_cm``; the cube is drawn in true perspective by a pin-hole camera of
-horizontal field of view ``fov_deg`` (20-40 degrees) whose distance makes that plane's
-scale ``px_per_cm``, three faces visible. Beside the RGB image a
+Geometry: a pin-hole camera of horizontal field of view ``fov_deg`` (20-40 degrees). The
+cube is drawn in true perspective, three faces visible; ``px_per_cm`` is the scale of the
+plane through its centre. The specimen stands ``depth_cm`` farther from the camera than the
+cube (in front when negative), so it is drawn at its own plane's scale, which the cube does
+not give. Its truth ``size_cm`` is its longest physical dimension in 3-D (calipers across
+the matrix's thickness and the crystals' depth included, recorded to ``SIZE_ROUND_CM``),
+not the 2-D box a photo shows. The specimen itself is drawn with an orthographic pose at
+its plane's scale (its own depth is small against the camera distance). Beside the RGB image a
 label map records which object owns each pixel, so the truth (mask, boxes) is exact.
 """
 
@@ -17,7 +21,7 @@ import cv2
 import numpy as np
 
 from minbench.data.synth.meshes import Placed, place, visible_faces
-from minbench.data.synth.scene import CUBE_EDGE_CM, ROCKS, Scene
+from minbench.data.synth.scene import CUBE_EDGE_CM, ROCKS, SIZE_ROUND_CM, Scene
 
 BG, MATRIX, CRYSTAL, SATELLITE, CUBE, LABEL = 0, 1, 2, 3, 4, 5
 SHIFT = 4  # cv2 fractional bits of polygon coordinates
@@ -26,10 +30,10 @@ SHIFT = 4  # cv2 fractional bits of polygon coordinates
 @dataclass
 class Truth:
     bbox: tuple[int, int, int, int]          # specimen: matrix + crystals + satellites, [x1, y1, x2, y2) pixels
-    cube_bbox: tuple[float, float, float, float]
+    cube_bbox: tuple[float, float, float, float] | None   # None: no cube in the photo
     text_boxes: list[tuple[int, int, int, int]]
-    px_per_cm: float
-    size_cm: float                            # longest side of bbox / px_per_cm
+    px_per_cm: float                          # scale of the plane through the cube's centre
+    size_cm: float                            # the specimen's longest physical (3-D) dimension
     mask_pixels: int
 
 
@@ -145,7 +149,11 @@ def draw_matrix(img: np.ndarray, labels: np.ndarray, poly: np.ndarray, scene: Sc
     mask = np.zeros((rh, rw), np.uint8)
     pts = np.round((poly - [x1, y1]) * (1 << SHIFT)).astype(np.int32)
     cv2.fillPoly(mask, [pts], 255, lineType=cv2.LINE_8, shift=SHIFT)
-    base, speckles = ROCKS[scene.rock]
+    if scene.rock == "own":   # massive material of the mineral itself: its hue, darker, grainier
+        own = np.asarray(scene.own_rock_rgb) * 255
+        base, speckles = tuple(own), (tuple(own * 0.6), tuple(np.minimum(own * 1.3, 255)), tuple(own * 0.85))
+    else:
+        base, speckles = ROCKS[scene.rock]
     base = np.array(base[::-1], np.float32)   # RGB -> BGR
     # Shading at quarter resolution (it is smooth): blotches, light across the blob, a darker rim.
     sw, sh = max(4, rw // 4), max(4, rh // 4)
@@ -314,54 +322,135 @@ def _overlap(a, b, margin: float = 0.0) -> bool:
     return not (a[2] + margin <= b[0] or b[2] + margin <= a[0] or a[3] + margin <= b[1] or b[3] + margin <= a[1])
 
 
+# Directions for the caliper measurement: the longest extent over 256 directions is within
+# 0.1% of the true diameter of the point set.
+def _caliper_dirs(n: int = 256) -> np.ndarray:
+    i = np.arange(n) + 0.5
+    phi = np.arccos(1 - i / n)              # a hemisphere is enough: a direction and its opposite agree
+    theta = math.pi * (1 + 5 ** 0.5) * i
+    return np.stack([np.cos(theta) * np.sin(phi), np.sin(theta) * np.sin(phi), np.cos(phi)], 1)
+
+
+_DIRS = _caliper_dirs()
+
+
+def longest_dimension(points: np.ndarray) -> float:
+    """The longest extent of a 3-D point set over all directions (what calipers measure)."""
+    proj = points @ _DIRS.T
+    return float((proj.max(0) - proj.min(0)).max())
+
+
+def _specimen_points(scene: Scene, blob: np.ndarray, unit: list[Placed]) -> np.ndarray:
+    """The specimen's 3-D points in matrix-radius units: the matrix outline at its front and back
+    faces, and the crystals' vertices standing on its front face."""
+    half = scene.matrix_depth / 2
+    parts = []
+    if len(blob):
+        parts += [np.c_[blob, np.full(len(blob), -half)], np.c_[blob, np.full(len(blob), half)]]
+    front = -half if len(blob) else 0.0
+    for u in unit:
+        z = u.z - u.z.max() + front + 0.25 * (u.z.max() - u.z.min())   # rooted a quarter deep in the matrix
+        parts.append(np.c_[u.xy, z])
+    return np.concatenate(parts)
+
+
+def _texture(img: np.ndarray, labels: np.ndarray, box, scene: Scene, rng: np.random.Generator) -> None:
+    """Striations (fine parallel grooves) or etch pits on the crystal pixels inside ``box``."""
+    h, w = labels.shape
+    x1, y1, x2, y2 = _roi(box, w, h)
+    if x2 - x1 < 4 or y2 - y1 < 4:
+        return
+    mask = labels[y1:y2, x1:x2] == CRYSTAL
+    if not mask.any():
+        return
+    yy, xx = np.mgrid[y1:y2, x1:x2].astype(np.float32)
+    if scene.texture == "striated":
+        th = rng.uniform(0, math.pi)
+        period = max(2.5, rng.uniform(3, 7) * w / 1024)
+        mod = 1 + 0.09 * np.sin(2 * math.pi * (xx * math.cos(th) + yy * math.sin(th)) / period)
+    else:
+        mod = np.ones_like(xx)
+        n = int(mask.sum() / max(60.0, (w / 256) ** 2 * 60))
+        py, px = np.nonzero(mask)
+        pick = rng.choice(len(py), min(n, len(py)), replace=False)
+        mod[py[pick], px[pick]] = rng.uniform(0.55, 0.8, len(pick))
+        mod = cv2.GaussianBlur(mod, (0, 0), max(0.6, w / 1024))
+    roi = img[y1:y2, x1:x2]
+    roi[mask] = np.clip(roi[mask].astype(np.float32) * mod[mask][:, None], 0, 255).astype(np.uint8)
+
+
 def render(scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, Truth]:
     """The photo (BGR uint8, before JPEG), the label map and the truth."""
     w, h = scene.width, scene.height
-    # 1. the specimen in matrix-radius units, to know its extent
+    # 1. the specimen in matrix-radius units, to know its extent and its 3-D size
     blob = _blob_polygon(scene, np.zeros(2), 1.0) if scene.matrix else np.zeros((0, 2))
     unit = [place(c.mesh, c.rotation, c.size, c.offset, c.stretch) for c in scene.crystals]
     pts = np.concatenate([blob] + [u.xy for u in unit])
     lo, hi = pts.min(0), pts.max(0)
     ex, ey = hi - lo
-    r_cm = scene.size_cm / max(ex, ey)            # cm per matrix-radius unit
-    e_units = CUBE_EDGE_CM / r_cm                  # cube edge in units
+    r_cm = scene.size_cm / longest_dimension(_specimen_points(scene, blob, unit))   # cm per unit
+    # The cube's plane is nearer (or farther) than the specimen's: its scale differs by the
+    # ratio of the two distances.
+    f = w / 2 / math.tan(math.radians(scene.fov_deg) / 2)
     m = 0.04 * w
     # The cube gets a strip of its own: room for its widest perspective box (1.75 x 1.85 edges)
     # plus a gap to the specimen of a margin and 0.4 edge, so the two never touch or blur together.
-    bw, bh, gap = 1.75, 1.85, 0.4
-    if scene.cube_side in ("left", "right"):
-        k = min((w - 3 * m) / (ex + (bw + gap) * e_units), (h - 2 * m) / max(ey, bh * e_units))
-    else:
-        k = min((h - 3 * m) / (ey + (bh + gap) * e_units), (w - 2 * m) / max(ex, bw * e_units))
-    k *= scene.fill
-    ppc = k / r_cm
+    bw, bh = 1.75, 1.85
+    gap = 0.4 if scene.cube_mode in ("beside", "cut") else 0.0
+    ratio = 1.0
+    for _ in range(3):   # the ratio depends on the distance, which depends on the layout: settle it
+        e_units = CUBE_EDGE_CM / r_cm * ratio         # cube edge in units of the specimen's plane
+        if scene.cube_side in ("left", "right"):
+            k = min((w - 3 * m) / (ex + (bw + gap) * e_units), (h - 2 * m) / max(ey, bh * e_units))
+        else:
+            k = min((h - 3 * m) / (ey + (bh + gap) * e_units), (w - 2 * m) / max(ex, bw * e_units))
+        k *= scene.fill
+        ppc_spec = k / r_cm
+        d_spec = f / ppc_spec
+        d_cube = max(0.5 * d_spec, d_spec - scene.depth_cm)
+        ratio = d_spec / d_cube
+    ppc = f / d_cube                                  # the cube plane's scale: what the cube measures
     edge = CUBE_EDGE_CM * ppc
     cube_w, cube_h = bw * edge, bh * edge
     spec_w, spec_h = ex * k, ey * k
     # 2. where the specimen and the cube go
     if scene.cube_side == "right":
         region = (m, m, w - 2 * m - cube_w - gap * edge, h - m)
-        cube_c = (w - m - cube_w / 2, rng.uniform(m + cube_h / 2, h - m - cube_h / 2))
+        cube_c = [w - m - cube_w / 2, rng.uniform(m + cube_h / 2, h - m - cube_h / 2)]
     elif scene.cube_side == "left":
         region = (2 * m + cube_w + gap * edge, m, w - m, h - m)
-        cube_c = (m + cube_w / 2, rng.uniform(m + cube_h / 2, h - m - cube_h / 2))
+        cube_c = [m + cube_w / 2, rng.uniform(m + cube_h / 2, h - m - cube_h / 2)]
     else:
         region = (m, m, w - m, h - 2 * m - cube_h - gap * edge)
-        cube_c = (rng.uniform(m + cube_w / 2, w - m - cube_w / 2), h - m - cube_h / 2)
+        cube_c = [rng.uniform(m + cube_w / 2, w - m - cube_w / 2), h - m - cube_h / 2]
     sx = rng.uniform(region[0], max(region[0], region[2] - spec_w))
     sy = rng.uniform(region[1], max(region[1], region[3] - spec_h))
+    if scene.cube_mode in ("touching", "occluded"):   # the specimen pushed against the cube's side
+        sx = {"right": max(region[0], region[2] - spec_w), "left": region[0]}.get(scene.cube_side, sx)
+        sy = max(region[1], region[3] - spec_h) if scene.cube_side == "bottom" else sy
     origin = np.array([sx, sy]) - lo * k
+    axis = 0 if scene.cube_side in ("left", "right") else 1
+    sign = {"right": 1, "left": -1, "bottom": 1}[scene.cube_side]
+    if scene.cube_mode == "occluded":    # slid a third of its width behind the specimen
+        cube_c[axis] -= sign * 0.35 * (cube_w if axis == 0 else cube_h)
+    elif scene.cube_mode == "cut":       # half out of the frame
+        cube_c[axis] += sign * (m + 0.5 * (cube_w if axis == 0 else cube_h))
     for u in unit:
         u.xy = u.xy * k + origin
         u.z = u.z * k
     blob_px = blob * k + origin
+    has_cube = scene.cube_mode != "absent"
 
-    # 3. backdrop with shadows, then matrix, crystals (back to front), cube, label
+    # 3. backdrop with shadows, then (a cube behind) matrix, crystals (back to front), cube, label
     shadow_off = -scene.light[:2] / max(1e-3, -scene.light[2]) * 0.06 * min(spec_w, spec_h)
     hulls = ([blob_px] if scene.matrix else []) + [cv2.convexHull(u.xy.astype(np.float32))[:, 0, :] for u in unit]
-    hulls.append(cube_outline(scene, cube_c, ppc))
+    if has_cube:
+        hulls.append(cube_outline(scene, cube_c, ppc))
     img = draw_background(scene, rng, hulls, shadow_off, shadow_blur=0.05 * min(spec_w, spec_h) + 1)
     labels = np.zeros((h, w), np.uint8)
+    cube_box = None
+    if scene.cube_mode == "occluded":
+        cube_box = draw_cube(img, labels, scene, cube_c, ppc)
     if scene.matrix:
         draw_matrix(img, labels, blob_px, scene, rng)
     # Crystals nearer the top of the picture stand behind the lower ones (they grow back from the viewer).
@@ -371,21 +460,31 @@ def render(scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarr
         cols = face_colours(u, c.rgb, c.rgb2, scene.light, c.lustre, rng)
         glassy = {"vitreous": 0.3, "adamantine": 0.45}.get(c.lustre, 0.0)
         draw_crystal(img, labels, u, cols, c.alpha, SATELLITE if c.satellite else CRYSTAL, edges=glassy)
-    cube_box = draw_cube(img, labels, scene, cube_c, ppc)
+    if scene.texture != "smooth":
+        own = [unit[i].bounds() for i, c in enumerate(scene.crystals) if not c.satellite]
+        box = (min(b[0] for b in own), min(b[1] for b in own), max(b[2] for b in own), max(b[3] for b in own))
+        _texture(img, labels, box, scene, rng)
+    if has_cube and scene.cube_mode != "occluded":
+        cube_box = draw_cube(img, labels, scene, cube_c, ppc)
+    if cube_box is not None:   # the part inside the frame
+        cube_box = (max(0.0, cube_box[0]), max(0.0, cube_box[1]), min(float(w), cube_box[2]),
+                    min(float(h), cube_box[3]))
     spec_mask = ((labels == MATRIX) | (labels == CRYSTAL) | (labels == SATELLITE)).astype(np.uint8)
-    bx, by, bw, bh = cv2.boundingRect(spec_mask)
-    bbox = (bx, by, bx + bw, by + bh)
+    bx, by, bw_, bh_ = cv2.boundingRect(spec_mask)
+    bbox = (bx, by, bx + bw_, by + bh_)
     (lw, lh), _, _, _ = label_layout(scene)
     text_boxes: list = []
     for _ in range(40):
         lx = int(rng.integers(0, max(1, w - lw)))
         ly = int(rng.integers(0, max(1, h - lh)))
         cand = (lx, ly, lx + lw, ly + lh)
-        if not _overlap(cand, bbox, 0.03 * w) and not _overlap(cand, cube_box, 0.03 * w) and lx + lw <= w and ly + lh <= h:
+        if not _overlap(cand, bbox, 0.03 * w) and (cube_box is None or not _overlap(cand, cube_box, 0.03 * w)) \
+                and lx + lw <= w and ly + lh <= h:
             text_boxes = draw_label(img, labels, scene, (lx, ly), rng)
             break
+    size = scene.size_cm if not SIZE_ROUND_CM else round(scene.size_cm / SIZE_ROUND_CM) * SIZE_ROUND_CM
     truth = Truth(bbox=bbox, cube_bbox=cube_box, text_boxes=text_boxes, px_per_cm=float(ppc),
-                  size_cm=float(max(bw, bh) / ppc), mask_pixels=int((labels == CRYSTAL).sum()))
+                  size_cm=float(size), mask_pixels=int((labels == CRYSTAL).sum()))
     return img, labels, truth
 
 
@@ -405,7 +504,7 @@ def camera(img: np.ndarray, scene: Scene, rng: np.random.Generator) -> np.ndarra
     sigma = scene.blur_sigma * w / 1024
     if sigma > 0.25:
         img = cv2.GaussianBlur(img, (0, 0), sigma)
-    gains = tuple(float(v) for v in scene.wb[::-1] * scene.exposure) + (0.0,)
+    gains = tuple(float(v) for v in (scene.wb * scene.light_tint)[::-1] * scene.exposure) + (0.0,)
     lin = _scratch(h, w)
     cv2.multiply(img, gains, dst=lin, dtype=cv2.CV_32F)
     bank = _noise_bank(h, w)

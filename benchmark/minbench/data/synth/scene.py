@@ -10,9 +10,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from minbench.data.synth.colors import describe_rgb
-from minbench.data.synth.meshes import Mesh, load_mesh, lumpy, random_rotation
-from minbench.data.synth.species import SynthClass
+from minbench.data.synth.colors import Colour, describe_rgb, srgb_to_lab
+from minbench.data.synth.meshes import (
+    Mesh,
+    load_mesh,
+    lumpy,
+    needle_mesh,
+    random_rotation,
+    sphere_mesh,
+)
+from minbench.data.synth.species import Form, SynthClass, form_words
 
 # Host rocks: base colour and speckle colours (sRGB).
 ROCKS: dict[str, tuple[tuple[int, int, int], tuple[tuple[int, int, int], ...]]] = {
@@ -28,6 +35,12 @@ ROCKS: dict[str, tuple[tuple[int, int, int], tuple[tuple[int, int, int], ...]]] 
 BACKGROUNDS = ("grey", "black", "white", "cloth")
 CLOTHS = ((30, 48, 92), (38, 70, 46), (96, 28, 36), (52, 52, 58), (150, 140, 120))
 CUBE_EDGE_CM = 1.27
+# Where the reference cube is: beside the specimen (the protocol), or, as in some museum
+# photos, touching it, partly hidden behind it, cut by the frame, or left out.
+CUBE_MODES = ("beside", "touching", "occluded", "cut", "absent")
+CUBE_MODE_P = (0.86, 0.04, 0.03, 0.03, 0.04)
+# Sizes are recorded as a curator measures them: the longest dimension, to the millimetre.
+SIZE_ROUND_CM = 0.1
 NUMBERS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 
 
@@ -74,62 +87,149 @@ class Scene:
     noise_sigma: float
     jpeg_quality: int
     satellite: SynthClass | None
+    form: Form | None = None
+    colour: Colour | None = None
+    own_rock_rgb: np.ndarray | None = None   # matrix of the mineral's own hue (rock == "own")
+    matrix_depth: float = 0.6      # matrix thickness, in matrix radii
+    depth_cm: float = 0.0          # how much farther from the camera the specimen stands than the cube
+    cube_mode: str = "beside"      # one of CUBE_MODES
+    texture: str = "smooth"        # crystal faces: smooth, striated or pitted
+    illuminant: str = "daylight"
     description: str = ""
 
 
-def _jitter_colour(rgb, rng: np.random.Generator, amount: float) -> np.ndarray:
-    """Within-class colour variation: lightness and saturation shifts, a small hue drift."""
+def _jitter_colour(rgb, rng: np.random.Generator) -> np.ndarray:
+    """Natural spread of one colour between specimens: saturation x0.65-1.25, lightness x0.7-1.2,
+    a small hue drift (impurity content and thickness vary; set by eye on museum photos)."""
     c = np.asarray(rgb, dtype=np.float64) / 255.0
     grey = c.mean()
-    sat = rng.uniform(1 - 0.35 * amount, 1 + 0.25 * amount)
-    c = grey + (c - grey) * sat
-    c = c * rng.uniform(1 - 0.3 * amount, 1 + 0.2 * amount)
-    c = c + rng.normal(0, 0.04 * amount, 3)
+    c = grey + (c - grey) * rng.uniform(0.65, 1.25)
+    c = c * rng.uniform(0.7, 1.2)
+    c = c + rng.normal(0, 0.04, 3)
     return np.clip(c, 0.02, 1.0)
 
 
+def achromatic(rgb) -> bool:
+    """Colourless, white, grey or black to the eye: CIE chroma below 12."""
+    lab = srgb_to_lab(np.asarray(rgb, dtype=np.float64))
+    return bool(np.hypot(lab[1], lab[2]) < 12.0)
+
+
+def pick_colour(colours, rng: np.random.Generator):
+    """One of a class's colours: the first listed is the usual one (weights 1, 1/2, 1/3, ...).
+
+    A gem database lists the prized colours first; in a museum's drawers a mineral that can be
+    colourless, white, grey or black (an allochromatic one, pure) is at least as often so as
+    any other colour, so those colours weigh as much as the first."""
+    w = 1.0 / np.arange(1, len(colours) + 1)
+    w[[achromatic(c.rgb) for c in colours]] = 1.0
+    return colours[int(rng.choice(len(colours), p=w / w.sum()))]
+
+
+# Crystals per specimen and their size (in matrix radii) for each aggregate form.
+FORM_LAYOUT = {  # (min count, max count, main size range, others' size share range, spread radius)
+    "crystal": (1, 2, (0.8, 1.5), (0.4, 0.8), 0.5),
+    "group": (3, 9, (0.6, 1.1), (0.4, 0.9), 0.7),
+    "druse": (14, 36, (0.16, 0.3), (0.5, 1.0), 0.95),
+    "massive": (1, 2, (1.1, 1.6), (0.5, 0.8), 0.3),
+    "granular": (24, 48, (0.18, 0.3), (0.6, 1.0), 0.75),
+    "botryoidal": (6, 18, (0.3, 0.55), (0.5, 1.0), 0.75),
+    "fibrous": (12, 30, (0.9, 1.5), (0.6, 1.0), 0.1),
+}
+
+
+def _form_mesh(form: Form, rng: np.random.Generator) -> Mesh:
+    if form.crystalline:
+        return load_mesh(form.habit)
+    if form.kind == "fibrous":
+        return needle_mesh()
+    if form.kind == "massive":
+        return lumpy(sphere_mesh(2), rng, amount=0.22)
+    if form.kind == "granular":
+        return lumpy(sphere_mesh(1), rng, amount=0.3)
+    return lumpy(sphere_mesh(2), rng, amount=0.04)   # botryoidal: near-spheres
+
+
 def _crystals_for(cls: SynthClass, rng: np.random.Generator, *, satellite: bool,
-                  colour_jitter: float) -> list[CrystalSpec]:
+                  form: Form | None = None, colour: Colour | None = None) -> tuple[list[CrystalSpec], Form, Colour]:
+    """The mineral's bodies on one specimen: its form, colour, lustre and transparency."""
     fam = cls.family
-    habit = fam.habits[min(int(rng.exponential(0.9)), len(fam.habits) - 1)]
-    mesh = load_mesh(habit)
-    if mesh.massive:
-        n = 1 if satellite else int(rng.integers(1, 3))
-    else:
-        n = int(rng.integers(1, 4)) if satellite else int(min(1 + rng.geometric(0.35), 9))
-    # A lustre range ("vitreous to pearly") shows its other end on some specimens.
+    form = form or cls.forms[int(rng.integers(len(cls.forms)))]
+    colour = colour or pick_colour(cls.colours, rng)
+    lo, hi, main_range, other_range, spread = FORM_LAYOUT[form.kind]
+    n = int(rng.integers(lo, hi + 1))
+    if satellite:
+        n, main_range, spread = min(n, 4), (0.15, 0.35), 0.9
+    # A lustre range ("vitreous to pearly") shows its other end on some specimens; massive and
+    # granular aggregates of a glassy mineral look dull (many small scattering grains).
     lustre = fam.lustre_alt if rng.random() < 0.25 else fam.lustre
-    base = _jitter_colour(cls.colour.rgb, rng, colour_jitter)
-    base2 = _jitter_colour(cls.colour.rgb2, rng, colour_jitter) if cls.colour.rgb2 else None
-    alpha = 0.6 if cls.colour.colourless else (0.85 if lustre == "vitreous" and base.mean() > 0.7 else 1.0)
-    main_size = (rng.uniform(0.15, 0.35) if satellite else rng.uniform(0.7, 1.5)) * (1.2 if mesh.massive else 1.0)
+    if form.kind in ("massive", "granular") and lustre in ("vitreous", "adamantine") and rng.random() < 0.5:
+        lustre = "earthy" if form.kind == "massive" else "resinous"
+    base = _jitter_colour(colour.rgb, rng)
+    base2 = _jitter_colour(colour.rgb2, rng) if colour.rgb2 else None
+    if lustre in ("metallic", "submetallic"):   # metals show their colour mostly in the highlights
+        base = base.mean() + (base - base.mean()) * 0.6
+    # Glassy crystals let the backdrop through: colourless ones most, pale ones a little.
+    light_body = achromatic(base * 255) and base.mean() > 0.6
+    if not form.crystalline or lustre in ("metallic", "submetallic", "earthy"):
+        alpha = 1.0
+    elif colour.colourless or light_body:
+        alpha = float(rng.uniform(0.5, 0.75))
+    else:
+        alpha = float(rng.uniform(0.8, 0.95)) if lustre == "vitreous" and base.mean() > 0.55 else 1.0
+    main_size = rng.uniform(*main_range)
+    shared = random_rotation(rng)
     out = []
     for i in range(n):
-        m = lumpy(mesh, rng) if mesh.massive else mesh
-        stretch = np.array([1.0, 1.0, 1.0]) if mesh.massive else rng.uniform(0.85, 1.2, 3)
-        size = main_size * (1.0 if i == 0 else rng.uniform(0.4, 0.9))
-        # Crystals sit on the upper part of the matrix, the first near the middle.
-        ang = rng.uniform(-math.pi, 0) if i else rng.uniform(-2.4, -0.7)
-        rad = rng.uniform(0.0, 0.35) if i == 0 else rng.uniform(0.25, 0.85)
+        m = _form_mesh(form, rng) if not form.crystalline else load_mesh(form.habit)
+        stretch = rng.uniform(0.85, 1.2, 3) if form.crystalline else np.ones(3)
+        size = main_size * (1.0 if i == 0 else rng.uniform(*other_range))
+        if form.kind == "fibrous":   # fibres radiate from one point: rotations near a shared one
+            jitter = random_rotation(rng)
+            rotation = _blend_rotation(shared, jitter, 0.35)
+            ang = 0.0
+            rad = 0.0
+        else:
+            rotation = random_rotation(rng)
+            # Bodies sit on the upper part of the matrix, the first near the middle.
+            ang = rng.uniform(-math.pi, 0) if i else rng.uniform(-2.4, -0.7)
+            rad = rng.uniform(0.0, 0.35 * spread) if i == 0 else rng.uniform(0.2, 1.0) * spread
         if satellite:
             ang, rad = rng.uniform(-math.pi, math.pi), rng.uniform(0.35, 0.9)
         offset = (rad * math.cos(ang), rad * math.sin(ang) * 0.8)
-        colour = np.clip(base * rng.uniform(0.92, 1.08), 0, 1)
-        out.append(CrystalSpec(mesh=m, rotation=random_rotation(rng), stretch=stretch, size=size, offset=offset,
-                               rgb=colour, rgb2=base2, alpha=alpha, lustre=lustre, satellite=satellite))
-    return out
+        tone = np.clip(base * rng.uniform(0.92, 1.08), 0, 1)
+        out.append(CrystalSpec(mesh=m, rotation=rotation, stretch=stretch, size=size, offset=offset,
+                               rgb=tone, rgb2=base2, alpha=alpha, lustre=lustre, satellite=satellite))
+    return out, form, colour
+
+
+def _blend_rotation(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    """A rotation between ``a`` and ``b`` (t=0: a): re-orthonormalised linear blend, enough for spread."""
+    u, _, vt = np.linalg.svd((1 - t) * a + t * b)
+    r = u @ vt
+    return r if np.linalg.det(r) > 0 else -r
+
+
+# Illuminants of museum photography (tungsten lamps, daylight, fluorescent tubes) as RGB gains
+# before the camera's white balance, which corrects them only in part.
+ILLUMINANTS = {"daylight": (1.0, 1.0, 1.0), "tungsten": (1.0, 0.86, 0.66), "fluorescent": (0.94, 1.0, 0.92),
+               "overcast": (0.92, 0.97, 1.0)}
+# The rock a species' specimens usually sit on, by mineral class (where it forms).
+USUAL_ROCK = {"Carbonates": "cream limestone", "Sulfides": "rusty gossan", "Sulfates": "cream limestone",
+              "Halides": "white quartz", "Oxides": "dark basalt", "Native Elements": "white quartz",
+              "Phosphates": "grey granite", "Tungstates": "white quartz", "Chromates": "rusty gossan",
+              "Inosilicates": "grey-green schist", "Nesosilicates": "grey-green schist",
+              "Cyclosilicates": "pink granite", "Tectosilicates": "grey granite"}
 
 
 def sample_scene(cls: SynthClass, rng: np.random.Generator, *, width: int, height: int,
-                 satellite: SynthClass | None, colour_jitter: float = 0.7) -> Scene:
-    """Draw every random choice of one photograph. ``colour_jitter`` scales the within-class colour
-    variation (1: saturation x0.65-1.25, lightness x0.7-1.2, hue drift 0.04; 0.7 was tuned so a
-    small CNN from scratch lands around 30-40% top-1 on fewshot-98 small)."""
+                 satellite: SynthClass | None) -> Scene:
+    """Draw every random choice of one photograph."""
     size_cm = float(np.clip(rng.lognormal(math.log(5.0), 0.55), 1.5, 25.0))
     matrix = rng.random() < 0.9
-    crystals = _crystals_for(cls, rng, satellite=False, colour_jitter=colour_jitter)
+    crystals, form, colour = _crystals_for(cls, rng, satellite=False)
     if satellite is not None:
-        crystals += _crystals_for(satellite, rng, satellite=True, colour_jitter=colour_jitter)
+        crystals += _crystals_for(satellite, rng, satellite=True)[0]
         # Satellites grow beside the main crystals: some in front, some behind.
         rng.shuffle(crystals)
     n_prof = 40
@@ -154,18 +254,32 @@ def sample_scene(cls: SynthClass, rng: np.random.Generator, *, width: int, heigh
         bg = (cloth * rng.uniform(0.9, 1.2), cloth * rng.uniform(0.5, 0.8))
     light = np.array([rng.uniform(-0.7, 0.7), rng.uniform(-0.9, -0.2), -rng.uniform(0.5, 1.0)])
     light /= np.linalg.norm(light)
-    rock = str(rng.choice(list(ROCKS)))
+    # The matrix: the species' usual rock, another rock, or massive material of the mineral's own hue.
+    r = rng.random()
+    own_rgb = None
+    if r < 0.2:
+        rock = "own"
+        own_rgb = np.clip(crystals[0].rgb * rng.uniform(0.55, 0.85), 0.04, 1.0) if not crystals[0].satellite \
+            else np.clip(_jitter_colour(colour.rgb, rng) * 0.7, 0.04, 1.0)
+    elif r < 0.65 and cls.family.category in USUAL_ROCK:
+        rock = USUAL_ROCK[cls.family.category]
+    else:
+        rock = str(rng.choice(list(ROCKS)))
     # The cube is light, or dark on a light backdrop: never lost against its background.
     p_dark = 0.35 if (bg[0].mean() + bg[1].mean()) / 2 > 0.5 else 0.0
     cube_rgb = np.full(3, rng.uniform(0.12, 0.22) if rng.random() < p_dark else rng.uniform(0.8, 0.95))
     labels = [f"FMM {int(rng.integers(1, 99999)):05d}", f"No {int(rng.integers(1, 11))}_{int(rng.integers(100, 99999))}"]
     if rng.random() < 0.5:
         labels.append(f"coll. {int(rng.integers(1, 11))}")
+    illuminant = str(rng.choice(list(ILLUMINANTS), p=[0.45, 0.3, 0.15, 0.1]))
+    # White balance removes most of the illuminant's cast, never all of it.
+    cast = np.array(ILLUMINANTS[illuminant]) ** rng.uniform(0.15, 0.45)
+    cube_mode = str(rng.choice(CUBE_MODES, p=CUBE_MODE_P))
     scene = Scene(
         width=width, height=height, size_cm=size_cm, fill=float(rng.uniform(0.7, 0.95)), matrix=matrix,
         matrix_shape=profile, matrix_aspect=float(rng.uniform(0.55, 0.95)), rock=rock,
         crystals=crystals, background=background, bg_colours=bg, light=light,
-        light_tint=np.array([1.0, 1.0, 1.0]) + rng.normal(0, 0.03, 3),
+        light_tint=cast * (1 + rng.normal(0, 0.02, 3)),
         cube_side=str(rng.choice(["left", "right", "bottom"], p=[0.4, 0.4, 0.2])),
         cube_yaw=float(np.radians(rng.uniform(25, 65))), cube_pitch=float(np.radians(rng.uniform(20, 40))),
         cube_rgb=cube_rgb,
@@ -173,6 +287,10 @@ def sample_scene(cls: SynthClass, rng: np.random.Generator, *, width: int, heigh
         wb=np.clip(1 + rng.normal(0, 0.05, 3), 0.85, 1.15), exposure=float(np.clip(rng.normal(1.0, 0.12), 0.7, 1.3)),
         vignette=float(rng.uniform(0.0, 0.35)), blur_sigma=float(rng.choice([0.0, rng.uniform(0.3, 1.8)], p=[0.3, 0.7])),
         noise_sigma=float(rng.uniform(1.0, 6.0)), jpeg_quality=int(rng.integers(72, 96)), satellite=satellite,
+        form=form, colour=colour, own_rock_rgb=own_rgb, matrix_depth=float(rng.uniform(0.4, 0.9)),
+        depth_cm=float(np.clip(rng.normal(0, 0.35), -1, 1) * size_cm), cube_mode=cube_mode,
+        texture=str(rng.choice(["smooth", "striated", "pitted"], p=[0.6, 0.25, 0.15])) if form.crystalline
+        else "smooth", illuminant=illuminant,
     )
     scene.description = describe(cls, scene)
     return scene
@@ -182,38 +300,48 @@ def _lustre_words(text: str) -> str:
     return text.split(";")[0].split("(")[0].strip().lower() or "vitreous"
 
 
+FORM_PHRASE = {"druse": "a druse of {n} small {habit} crystals", "massive": "a massive aggregate",
+               "granular": "a granular aggregate", "botryoidal": "a botryoidal aggregate",
+               "fibrous": "a fibrous, radiating aggregate"}
+
+
 def describe(cls: SynthClass, scene: Scene) -> str:
-    """English text of what the photo shows: habit, colour, lustre, crystal system, matrix, satellites."""
+    """English text of what the photo shows: form, colour, lustre, crystal system, matrix, satellites."""
     fam = cls.family
     own = [c for c in scene.crystals if not c.satellite]
+    form = scene.form
     habit = own[0].mesh.habit
-    colour = cls.colour.name
-    if own[0].mesh.massive:
-        body = f"a massive {habit if habit != 'massive' else 'nodular'} aggregate" if len(own) == 1 else \
-            f"{NUMBERS[len(own) - 1]} {habit if habit != 'massive' else 'nodular'} masses"
+    if form.kind in FORM_PHRASE:
+        body = FORM_PHRASE[form.kind].format(n="many" if len(own) > 10 else NUMBERS[len(own) - 1], habit=habit)
     elif len(own) == 1:
         body = f"a single {habit} crystal"
     else:
         body = f"a group of {NUMBERS[len(own) - 1]} {habit} crystals"
     clarity = "transparent" if own[0].alpha < 0.7 else ("translucent" if own[0].alpha < 1 else "opaque")
-    tint = f"{colour} and {clarity}" if cls.colour.colourless else f"{colour} in colour, {clarity}"
-    text = (f"Specimen showing {body}, {tint}, with {_lustre_words(fam.lustre_text)} lustre; "
+    colour = scene.colour.name
+    tint = f"{colour} and {clarity}" if scene.colour.colourless else f"{colour} in colour, {clarity}"
+    surface = {"striated": "; striated faces", "pitted": "; etched, pitted faces"}.get(scene.texture, "")
+    text = (f"Specimen showing {body}, {tint}, with {own[0].lustre} lustre{surface}; "
             f"{fam.crystal_system} crystal system.")
-    text += f" On a {scene.rock} matrix." if scene.matrix else " Without matrix."
+    if not scene.matrix:
+        text += " Without matrix."
+    elif scene.rock == "own":
+        text += " On massive material of the same mineral."
+    else:
+        text += f" On a {scene.rock} matrix."
     if scene.satellite is not None:
         sat = [c for c in scene.crystals if c.satellite]
         sat_colour = describe_rgb(sat[0].rgb * 255)
         text += (f" Accompanied by small {sat_colour} {sat[0].mesh.habit} crystals of another mineral "
-                 f"({_lustre_words(scene.satellite.family.lustre_text)} lustre).")
+                 f"({sat[0].lustre} lustre).")
     return text
 
 
 def class_text(cls: SynthClass) -> str:
     """A field-guide line for a class, from the database alone (no photo): what a zero-shot
-    model may be told about a species it has never seen."""
+    model may be told about a class it has never seen."""
     fam = cls.family
-    habits = list(dict.fromkeys(load_mesh(h).habit for h in fam.habits))
-    colour = cls.colour.name if cls.label == fam.species else f"{cls.variety} ({cls.colour.name})" \
-        if cls.variety != cls.colour.name else cls.colour.name
-    return (f"{cls.label}: {colour}; {_lustre_words(fam.lustre_text)} lustre; {fam.crystal_system} crystal system; "
-            f"habit {', '.join(habits)}; {fam.category.lower()}.")
+    forms = ", ".join(dict.fromkeys(form_words(f) for f in cls.forms))
+    colours = ", ".join(c.name for c in cls.colours[:4])
+    return (f"{cls.label}: {colours}; {_lustre_words(fam.lustre_text)} lustre; {fam.crystal_system} crystal system; "
+            f"occurs as {forms}; {fam.category.lower()}.")

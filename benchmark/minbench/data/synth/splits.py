@@ -6,9 +6,13 @@
   the 98 most frequent, ``fewshot_360`` the 360 most frequent (scaled down for ``tiny``).
   Every row of a subset is train or test, stratified per class (>= 1 of each), and a row
   keeps the same role in every subset it belongs to.
-- ``zeroshot``: classes outside every few-shot subset — whole families held out, plus the
-  rarest varieties — so no zero-shot class is ever trained on (not even as a satellite).
-- ``segmentation``: few-shot *test* rows spread over many classes (masks exist for all rows).
+- ``zeroshot``: every class of whole species held out of all training: groups of species
+  that share no habit mesh and no crystal-form set with any other species
+  (``species.linked_species``), so no unseen class shares a family, a mesh or a form set
+  with a class any model trains on (not even as a satellite in a training photo). Counts
+  per unseen class are long-tailed (``zeroshot_max`` for the commonest, down to 1).
+- ``segmentation``: few-shot *test* rows, from the fewshot-10 classes first (the classes
+  the default CAM classifier is trained on), spread over the classes.
 - ``size``: a random share of all rows (size_cm and px_per_cm are recorded for all rows).
 """
 
@@ -34,8 +38,8 @@ class SizeConfig:
     fewshot: tuple[int, int, int]   # classes in fewshot_10 / _98 / _360
     scale: float                    # share of the real per-class counts
     min_per_class: int              # floor, so every class has train and test rows
-    zeroshot_classes: int | None    # None: every class left outside the few-shot subsets
-    zeroshot_min: int
+    zeroshot_classes: int           # at least this many unseen classes (whole held-out species)
+    zeroshot_max: int               # images of the commonest unseen class; the rarest have 1
     segmentation: int
     size_share: float
     satellite_share: float = 0.3
@@ -44,13 +48,20 @@ class SizeConfig:
 
 SIZES: dict[str, SizeConfig] = {
     "tiny": SizeConfig("tiny", 256, 192, (3, 8, 20), scale=0.03, min_per_class=3, zeroshot_classes=8,
-                       zeroshot_min=2, segmentation=10, size_share=0.4),
-    "small": SizeConfig("small", 1024, 768, (10, 98, 360), scale=1 / 16, min_per_class=3, zeroshot_classes=None,
-                        zeroshot_min=4, segmentation=48, size_share=0.4),
-    "full": SizeConfig("full", 1024, 768, (10, 98, 360), scale=1.0, min_per_class=17, zeroshot_classes=None,
-                       zeroshot_min=17, segmentation=120, size_share=0.4),
+                       zeroshot_max=3, segmentation=10, size_share=0.4),
+    # The fresh-machine default: every command in minutes on a laptop CPU.
+    "small": SizeConfig("small", 1024, 768, (10, 98, 360), scale=1 / 16, min_per_class=3, zeroshot_classes=60,
+                        zeroshot_max=6, segmentation=48, size_share=0.4),
+    # Big enough to rank methods: test splits of >= 500 (fewshot-10), >= 1,000 (fewshot-98 and
+    # -360) images, >= 100 unseen classes, >= 150 segmentation and >= 1,000 size photos.
+    "benchmark": SizeConfig("benchmark", 1024, 768, (10, 98, 360), scale=0.16, min_per_class=5,
+                            zeroshot_classes=100, zeroshot_max=12, segmentation=160, size_share=0.3,
+                            test_share=0.4),
+    "full": SizeConfig("full", 1024, 768, (10, 98, 360), scale=1.0, min_per_class=17, zeroshot_classes=100,
+                       zeroshot_max=40, segmentation=120, size_share=0.4),
 }
-HELD_OUT_FAMILY_SHARE = 0.08
+
+MAX_HELD_GROUP = 5   # linked species groups up to this size may be held out for zero-shot
 
 
 def size_config(size: str) -> SizeConfig:
@@ -90,43 +101,51 @@ class Plan:
 
 def make_plan(classes: tuple[SynthClass, ...], cfg: SizeConfig, seed: int) -> Plan:
     """Every row of the dataset with its class, satellite and set membership (deterministic in seed)."""
+    from minbench.data.synth.species import linked_species
+
     rng = np.random.default_rng([seed, 0x5EED])
     n10, n98, n360 = cfg.fewshot
     fam_ids = sorted({c.family.id for c in classes})
     fam_of = {c.family.id: c.family for c in classes}
     fam_score = {f: fam_of[f].commonness * rng.lognormal(0, 0.8) for f in fam_ids}
-    # Held-out families: drawn among the less common ones, as a museum's rarities would be.
-    n_zs_target = cfg.zeroshot_classes if cfg.zeroshot_classes is not None else \
-        max(1, int(round(HELD_OUT_FAMILY_SHARE * len(classes))))
-    by_rarity = sorted(fam_ids, key=lambda f: fam_score[f])
-    candidates = by_rarity[: max(1, len(by_rarity) // 2)]
-    rng.shuffle(candidates)
-    held, held_classes = [], 0
-    for f in candidates:
-        if held_classes >= n_zs_target:
-            break
-        held.append(f)
-        held_classes += sum(1 for c in classes if c.family.id == f)
+    # Held-out species: whole groups that share no mesh or form set with another species (the
+    # large linked groups of common habits stay trained), in a random order, until they hold
+    # enough classes; a group that would leave too few classes to train on is passed over.
+    groups = [sorted(g & set(fam_ids)) for g in linked_species()]
+    groups = [g for g in groups if g and len(g) <= MAX_HELD_GROUP]
+    per_species = {f: sum(1 for c in classes if c.family.id == f) for f in fam_ids}
+    held: list[str] = []
+    n_held = 0
+    for i in rng.permutation(len(groups)):
+        size = sum(per_species[f] for f in groups[i])
+        if n_held >= cfg.zeroshot_classes or len(classes) - n_held - size < n360:
+            continue
+        held += groups[i]
+        n_held += size
+    if n_held < cfg.zeroshot_classes:
+        raise UserError(f"size {cfg.name!r} needs {cfg.zeroshot_classes} unseen classes, "
+                        f"the held-out species give {n_held}")
     held_set = set(held)
-    # A museum's commonest classes are mostly different species: a family's k-th variety
-    # (in a random order) ranks as if its family were (k + 1)^1.2 times rarer.
+    # A museum's commonest classes are mostly different species: a species' k-th class (the
+    # species class first, then its varieties in order) ranks as if (k + 1)^1.2 times rarer.
     score = np.array([fam_score[c.family.id] * rng.lognormal(0, 0.5) for c in classes])
     for f in fam_ids:
         members = [i for i, c in enumerate(classes) if c.family.id == f]
-        for k, i in enumerate(sorted(members, key=lambda i: -score[i])):
+        for k, i in enumerate(members):
             score[i] /= (k + 1) ** 1.2
     ranked = [i for i in np.argsort(-score, kind="stable").tolist() if classes[i].family.id not in held_set]
     if len(ranked) < n360:
         raise UserError(f"size {cfg.name!r} needs {n360} few-shot classes, the database gives {len(ranked)}")
+    # The commonest classes of a museum are species names: the fewshot-10 classes are species classes.
+    top = [i for i in ranked if not classes[i].variety][:n10]
+    ranked = top + [i for i in ranked if i not in set(top)]
     fewshot = ranked[:n360]
-    zeroshot = sorted([i for i, c in enumerate(classes) if c.family.id in held_set]) + ranked[n360:]
-    if cfg.zeroshot_classes is not None:
-        zeroshot = zeroshot[: cfg.zeroshot_classes]
+    zeroshot = [i for i in np.argsort(-score, kind="stable").tolist() if classes[i].family.id in held_set]
     stretch = 360 / n360
     counts = {ci: max(cfg.min_per_class, int(round(cfg.scale * real_count((r + 1) * stretch))))
               for r, ci in enumerate(fewshot)}
-    for j, ci in enumerate(zeroshot):
-        counts[ci] = max(cfg.zeroshot_min, int(round(cfg.scale * real_count((n360 + 1 + j) * stretch))))
+    for j, ci in enumerate(zeroshot):  # long-tailed: zeroshot_max images for the commonest, 1 for the rarest
+        counts[ci] = max(1, int(round(cfg.zeroshot_max * (1 + j) ** -0.75)))
     rank_of = {ci: r for r, ci in enumerate(fewshot)}
     fewshot_pool = np.array(fewshot)
     all_pool = np.array(fewshot + zeroshot)
@@ -155,18 +174,21 @@ def make_plan(classes: tuple[SynthClass, ...], cfg: SizeConfig, seed: int) -> Pl
     rows = [rows[i] for i in order]
     for i, row in enumerate(rows):
         row.index = i
-    # Segmentation: few-shot test rows, one class at a time in rank order so many classes are covered.
+    # Segmentation: few-shot test rows, one class at a time in rank order so many classes are
+    # covered; the fewshot-10 classes first (the default CAM's classifier knows them), then on.
     by_class: dict[int, list[RowPlan]] = {}
     for row in rows:
         if row.fewshot[2] == "test":
             by_class.setdefault(row.cls, []).append(row)
-    picked, depth = 0, 0
-    while picked < cfg.segmentation and any(len(v) > depth for v in by_class.values()):
-        for ci in fewshot:
-            if picked < cfg.segmentation and len(by_class.get(ci, [])) > depth:
-                by_class[ci][depth].segmentation = True
-                picked += 1
-        depth += 1
+    picked = 0
+    for tier in (fewshot[:n10], fewshot[n10:]):
+        depth = 0
+        while picked < cfg.segmentation and any(len(by_class.get(ci, [])) > depth for ci in tier):
+            for ci in tier:
+                if picked < cfg.segmentation and len(by_class.get(ci, [])) > depth:
+                    by_class[ci][depth].segmentation = True
+                    picked += 1
+            depth += 1
     n_size = max(1, int(round(cfg.size_share * len(rows))))
     for i in rng.choice(len(rows), n_size, replace=False):
         rows[int(i)].size = True
