@@ -20,6 +20,22 @@ from __future__ import annotations
 import os
 
 GENERATOR_VERSION = "1.8"
+# Seeds are integers in [0, SEED_LIMIT): what numpy's SeedSequence takes as one word, and a
+# short, stable part of the cache folder's name.
+SEED_LIMIT = 2**32
+
+
+def check_seed(seed) -> int:
+    """``seed`` as an int when it is one in ``[0, SEED_LIMIT)``; a one-line ``UserError`` otherwise."""
+    import numbers
+
+    from minbench.errors import UserError
+
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise UserError(f"--seed {seed!r}: must be an integer (0 <= seed < 2**32)")
+    if not 0 <= int(seed) < SEED_LIMIT:
+        raise UserError(f"--seed {seed}: out of range (0 <= seed < 2**32)")
+    return int(seed)
 
 
 def generate(out: str | os.PathLike, *, seed: int = 0, size: str = "small", workers: int | None = None,
@@ -28,7 +44,9 @@ def generate(out: str | os.PathLike, *, seed: int = 0, size: str = "small", work
 
     ``size``: ``tiny`` (tests, 256x192), ``small`` (the default, 1024x768) or ``full``
     (near the real subset sizes). Same seed, version and size give identical bytes whatever
-    the number of ``workers`` (default: all cores). ``progress`` shows a bar and a summary.
+    the number of ``workers`` (default: all cores): nothing run-dependent (time taken, worker
+    count, paths) is written into ``out``. ``seed``: an integer, ``0 <= seed < 2**32``.
+    ``progress`` shows a bar and a summary (with the images/s).
     """
     from minbench.data.synth.driver import generate as _generate
 
