@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import multiprocessing
+import os
 
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from minbench.data import cache as cache_mod
 from minbench.data import manifest
 from minbench.data.cache import READY, SKIPPED, TODO, ImageCache
 from minbench.data.decode import load_rgb, resize_square
+from minbench.errors import UserError
 from test_datamodule import make_dataset
 
 
@@ -83,6 +86,70 @@ def test_interrupted_build_is_never_taken_for_a_whole_one(dataset, tmp_path, mon
     for pos in range(c.n):
         if whole.status[pos] == READY:
             assert np.array_equal(fresh.read_image(pos), whole.read_image(pos))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_cache_is_named_in_one_line_and_a_built_one_still_reads(dataset, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    built = _cache(dataset, tmp_path / "built")
+    built.ensure(range(built.n))
+    ro.chmod(0o555)
+    built.folder.chmod(0o555)
+    try:
+        c = _cache(dataset, ro)
+        with pytest.raises(UserError) as exc:
+            c.ensure(range(c.n))
+        message = str(exc.value)
+        assert message.startswith(f"{c.folder}: cannot write the decoded-image cache there (Permission denied")
+        assert "MINBENCH_HOME" in message and "\n" not in message
+        again = _cache(dataset, tmp_path / "built")  # nothing left to decode: reading needs no writes
+        assert again.ensure(range(c.n)) == 0 and again.read_image(5).shape == (24, 24, 3)
+    finally:
+        ro.chmod(0o755)
+        built.folder.chmod(0o755)
+
+
+def test_a_read_only_file_system_is_named_before_decoding(dataset, tmp_path, monkeypatch):
+    """The test above, for root too: the store's lock file cannot be made."""
+    def read_only(path):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+    monkeypatch.setattr(cache_mod, "file_lock", read_only)
+    monkeypatch.setattr(cache_mod, "_build_one", lambda job: pytest.fail("decoded into a read-only cache"))
+    c = _cache(dataset, tmp_path)
+    with pytest.raises(UserError, match=r"cannot write the decoded-image cache there \(Read-only file system\)"):
+        c.ensure(range(c.n))
+
+
+def test_a_full_disk_mid_build_is_one_line_and_the_next_build_finishes(dataset, tmp_path, monkeypatch):
+    monkeypatch.setattr(cache_mod, "_CHUNK", 4)
+    real = os.pwrite
+    writes = []
+
+    def fills_up(fd, data, offset):
+        if len(writes) == 6:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        writes.append(offset)
+        return real(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", fills_up)
+    c = _cache(dataset, tmp_path)
+    with pytest.raises(UserError) as exc:
+        c.ensure(range(c.n))
+    monkeypatch.setattr(os, "pwrite", real)
+    assert str(exc.value) == (f"{c.folder}: cannot write the decoded-image cache there (No space left on device); "
+                              "free some space, or point MINBENCH_HOME (or the data module's cache_dir) at "
+                              "another folder")
+    fresh = _cache(dataset, tmp_path)
+    done = int((fresh.status != TODO).sum())
+    assert 0 < done < c.n  # the chunks committed before the disk filled stay usable
+    assert fresh.ensure(range(c.n)) == c.n - done
+    whole = _cache(dataset, tmp_path / "other")
+    whole.ensure(range(c.n))
+    assert np.array_equal(fresh.status, whole.status)
+    for pos in np.flatnonzero(whole.status == READY):
+        assert np.array_equal(fresh.read_image(pos), whole.read_image(pos))
 
 
 def test_damaged_store_is_rebuilt(dataset, tmp_path):

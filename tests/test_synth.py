@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
+import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -18,8 +22,9 @@ FEWSHOT = ("fewshot_10", "fewshot_98", "fewshot_360")
 
 
 def _hashes(folder) -> dict[str, str]:
+    """Every file under ``folder`` (relative path -> sha256), dataset.json included."""
     return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "dataset.json"}
+            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +33,16 @@ def df(tiny_dataset):
 
 
 def test_same_seed_gives_identical_bytes_whatever_the_worker_count(tiny_dataset, tmp_path):
+    """Every file of the folder, dataset.json and the Parquet manifest included: no time taken,
+    worker count or path is recorded in the dataset (the fixture ran one worker, this a pool)."""
     again = tmp_path / "again"
     generate(again, seed=0, size="tiny", workers=2)
     assert (again / manifest.MANIFEST_FILE).read_bytes() == (tiny_dataset / manifest.MANIFEST_FILE).read_bytes()
-    assert _hashes(again) == _hashes(tiny_dataset)
+    assert (again / manifest.DATASET_FILE).read_bytes() == (tiny_dataset / manifest.DATASET_FILE).read_bytes()
+    ours = _hashes(again)
+    assert {"dataset.json", "manifest.parquet"} < set(ours) and len(ours) > 2 * manifest.read_info(again).n_samples
+    assert ours == _hashes(tiny_dataset)
+    assert sorted(p.name for p in again.rglob("*") if p.is_dir()) == ["images", "masks"]
     other = tmp_path / "other"
     generate(other, seed=1, size="tiny", workers=1)
     assert manifest.read_info(other).fingerprint != manifest.read_info(tiny_dataset).fingerprint
@@ -186,10 +197,198 @@ def test_an_interrupted_run_leaves_no_dataset_behind(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(size="huge"), "--size 'huge'"),
-    (dict(size="tiny", workers=0), "--workers 0"),
-    (dict(size="tiny", seed=-1), "--seed -1"),
+    ({"size": "huge"}, "--size 'huge'"),
+    ({"size": "tiny", "workers": 0}, "--workers 0"),
+    ({"size": "tiny", "workers": 1.5}, "--workers 1.5"),
+    ({"size": "tiny", "seed": -1}, "--seed -1: out of range"),
+    ({"size": "tiny", "seed": 2**32}, "--seed 4294967296: out of range"),
+    ({"size": "tiny", "seed": 1.5}, "--seed 1.5: must be an integer"),
+    ({"size": "tiny", "seed": "3"}, "--seed '3': must be an integer"),
+    ({"size": "tiny", "seed": True}, "--seed True: must be an integer"),
 ])
 def test_bad_arguments_are_user_errors(tmp_path, kwargs, message):
     with pytest.raises(UserError, match=message):
         generate(tmp_path / "x", **kwargs)
+    assert list(tmp_path.iterdir()) == []  # refused before anything was written
+
+
+def test_the_largest_seed_is_taken():
+    from minbench.data.synth import SEED_LIMIT, check_seed
+
+    assert check_seed(np.int64(SEED_LIMIT - 1)) == SEED_LIMIT - 1 and check_seed(0) == 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--size", "huge"], "argument --size: invalid choice: 'huge'"),
+    (["--seed", "-1"], "argument --seed: -1 is out of range (0 <= seed < 2**32)"),
+    (["--seed", str(2**32)], "argument --seed: 4294967296 is out of range"),
+    (["--seed", "1.5"], "argument --seed: '1.5' is not an integer"),
+    (["--workers", "0"], "argument --workers: '0' is not a whole number of at least 1"),
+])
+def test_cli_bad_size_seed_or_workers_is_one_line_exit_2_before_any_work(argv, message, tmp_path, capsys, monkeypatch):
+    from minbench.data.synth import driver
+
+    monkeypatch.setattr(driver, "generate", _must_not_run)
+    with pytest.raises(SystemExit) as exc:  # argparse's own exit, through minbench's one-line parser
+        main(["data", "generate", *argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def _must_not_run(*args, **kwargs):
+    raise AssertionError("the generator ran on bad input")
+
+
+def _count_renders(monkeypatch):
+    from minbench.data.synth import driver
+
+    calls = []
+    real = driver.render_sample
+
+    def counting(task):
+        calls.append(task[1])
+        return real(task)
+
+    monkeypatch.setattr(driver, "render_sample", counting)
+    return calls
+
+
+def _one_error_line(capsys) -> str:
+    """The one error line; before it at most a progress line, which says it stopped."""
+    lines = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in lines if line.startswith("minbench: error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0] and "Traceback" not in "\n".join(lines), lines
+    assert all(line.endswith(" · stopped") for line in lines[:-1]), lines
+    return errors[0]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_out_or_cache_is_named_before_rendering(tmp_path, capsys, monkeypatch):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    calls = _count_renders(monkeypatch)
+    try:
+        assert main(["data", "generate", "--size", "tiny", "--out", str(ro / "data")]) == 2
+        err = _one_error_line(capsys)
+        assert f"{ro}: cannot write the dataset data there (Permission denied)" in err and "--out" in err
+        monkeypatch.setenv("MINBENCH_HOME", str(ro / "home"))  # the cache's default folder, not makeable
+        assert main(["data", "generate", "--size", "tiny"]) == 2
+        assert f"{ro / 'home' / 'datasets'}: cannot write the dataset synth-tiny" in _one_error_line(capsys)
+        assert calls == [] and list(ro.iterdir()) == []
+    finally:
+        ro.chmod(0o755)
+
+
+def test_a_read_only_file_system_is_named_before_rendering(tmp_path, capsys, monkeypatch):
+    """What the test above shows, for root too: the folder refuses the first file made in it."""
+    import tempfile
+
+    real = tempfile.mkstemp
+    ro = tmp_path / "ro"
+    ro.mkdir()
+
+    def read_only(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir) == ro:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(Path(dir) / ".probe"))
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    calls = _count_renders(monkeypatch)
+    assert main(["data", "generate", "--size", "tiny", "--out", str(ro / "data")]) == 2
+    err = _one_error_line(capsys)
+    assert f"{ro}: cannot write the dataset data there (Read-only file system)" in err
+    assert calls == [] and list(ro.iterdir()) == []
+
+
+def _disk_full_while_rendering(monkeypatch):
+    from minbench.data.synth import driver
+
+    real = driver.render_sample
+    done = []
+
+    def fills_the_disk(task):
+        if len(done) == 5:  # the sixth image's write finds the disk full
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), f"{task[-1]}/images/x.jpg")
+        done.append(task[1])
+        return real(task)
+
+    monkeypatch.setattr(driver, "render_sample", fills_the_disk)
+
+
+def _disk_full_writing_the_manifest(monkeypatch):
+    import pandas as pd
+
+    def fills_the_disk(self, path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", fills_the_disk)
+
+
+@pytest.mark.parametrize("fill", [_disk_full_while_rendering, _disk_full_writing_the_manifest])
+def test_a_full_disk_mid_generation_is_one_line_and_leaves_the_old_dataset(fill, tiny_dataset, tmp_path, capsys,
+                                                                           monkeypatch):
+    out = tmp_path / "data"
+    shutil.copytree(tiny_dataset, out)  # a dataset made before; a failed regeneration keeps it
+    before = _hashes(out)
+    fill(monkeypatch)
+    assert main(["data", "generate", "--size", "tiny", "--out", str(out), "--workers", "1"]) == 2
+    err = _one_error_line(capsys)
+    assert (f"{tmp_path}: cannot write the dataset data there (No space left on device); free some space, "
+            "or choose another folder") in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # the temporary folder is gone
+    assert _hashes(out) == before
+
+
+def test_an_interrupted_first_use_is_never_taken_and_the_next_one_regenerates(tiny_dataset, monkeypatch):
+    """The embedded dataset as ``run`` finds it: interrupt its generation (and fake what a
+    killed one leaves: a temporary folder, a replaced copy, a folder without its
+    dataset.json); the next lookup ignores all that and generates the same bytes."""
+    from minbench.data import locate
+    from minbench.data.synth import driver
+
+    monkeypatch.setattr(locate, "DEFAULT_SYNTH_SIZE", "tiny")  # what `run` uses, made small
+    folder = locate.embedded_dir()
+    real = driver.render_sample
+    done = []
+
+    def interrupted(task):
+        if len(done) == 5:
+            raise KeyboardInterrupt
+        done.append(task[1])
+        return real(task)
+
+    monkeypatch.setattr(driver, "render_sample", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        locate.resolve_dataset(None)
+    assert not folder.exists() and [p.name for p in folder.parent.iterdir()] == [f".{folder.name}.lock"]
+    monkeypatch.setattr(driver, "render_sample", real)
+
+    # what a SIGKILL or a power cut could leave, and a folder a manifest-only lookup would take
+    leftover = folder.parent / f".{folder.name}.k1ll3d.tmp"
+    (leftover / "images").mkdir(parents=True)
+    (leftover / "images" / "synth_000000.jpg").write_bytes(b"half")
+    (folder.parent / f".{folder.name}.old-4242").mkdir()
+    folder.mkdir()
+    shutil.copy(tiny_dataset / manifest.MANIFEST_FILE, folder / manifest.MANIFEST_FILE)
+    assert not locate.is_dataset(folder)
+    with pytest.raises(UserError, match="not generated yet"):
+        locate.resolve_dataset(None, generate_if_missing=False)
+
+    assert locate.resolve_dataset(None) == folder
+    assert locate.is_dataset(folder) and _hashes(folder) == _hashes(tiny_dataset)
+    assert sorted(p.name for p in folder.parent.iterdir()) == sorted([f".{folder.name}.lock", folder.name])
+    calls = _count_renders(monkeypatch)
+    assert locate.resolve_dataset(None) == folder and calls == []  # complete: taken as it is
+
+
+def test_embedded_generation_checks_its_arguments_before_any_work(monkeypatch):
+    from minbench.data import locate
+    from minbench.paths import cache_dir
+
+    with pytest.raises(UserError, match="--size 'huge'"):
+        locate.generate_embedded("huge")
+    with pytest.raises(UserError, match="--seed -3"):
+        locate.generate_embedded("tiny", -3)
+    assert not (cache_dir() / "datasets").exists()

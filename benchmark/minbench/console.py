@@ -143,29 +143,31 @@ class Phase:
     def advance(self, n: float = 1, fields: str | None = None) -> None:
         self.update(self.done + n, fields)
 
-    def _print_line(self, final: bool = False) -> None:
+    def _print_line(self, final: bool = False, stopped: bool = False) -> None:
         total = f"/{self.total:g}" if self.total else ""
         elapsed = time.perf_counter() - self._started
         tail = f" · {self.fields}" if self.fields else ""
         unit = f" {self.unit}" if self.unit else ""
-        print(f"{self.description}: {self.done:g}{total}{unit} · {_duration(elapsed)}{tail}"
-              f"{' · done' if final else ''}", file=sys.stderr, flush=True)
+        end = " · stopped" if stopped else " · done" if final else ""
+        print(f"{self.description}: {self.done:g}{total}{unit} · {_duration(elapsed)}{tail}{end}",
+              file=sys.stderr, flush=True)
 
-    def close(self) -> None:
+    def close(self, stopped: bool = False) -> None:
+        """End the phase; ``stopped``: it did not finish (an error or an interrupt follows)."""
         if not self._enabled:
             return
         if self._live is not None:
             self._live.stop()
             self._live = None
         else:
-            self._print_line(final=True)
+            self._print_line(final=True, stopped=stopped)
         self._enabled = False
 
     def __enter__(self) -> "Phase":
         return self
 
     def __exit__(self, *exc) -> None:
-        self.close()
+        self.close(stopped=exc[0] is not None)
 
 
 def progress(description: str, total: float | None, *, marks: int = 0, unit: str = "") -> Phase:

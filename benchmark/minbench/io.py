@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -10,6 +11,12 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
+
+from minbench.errors import UserError
+
+# A write that fails with one of these is the user's to fix (a full disk, a read-only or
+# forbidden folder), not a bug: it becomes a one-line UserError naming the folder.
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS})
 
 
 @contextlib.contextmanager
@@ -69,3 +76,50 @@ def file_lock(lock_path: str | os.PathLike) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def storage_error(exc: BaseException, folder: str | os.PathLike, what: str, hint: str = "") -> UserError | None:
+    """The one-line ``UserError`` for a write into ``folder`` that failed because the disk is
+    full or the folder is read-only or forbidden; None for any other error (a bug: keep it).
+    ``hint`` says where else to write (e.g. "choose another folder with --out")."""
+    if not isinstance(exc, OSError) or exc.errno not in STORAGE_ERRNOS:
+        return None
+    reason = os.strerror(exc.errno)
+    if exc.filename and not _inside(exc.filename, folder):  # e.g. a parent that could not be made
+        reason += f": {exc.filename}"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        hint = "free some space" + (f", or {hint}" if hint else "")
+    return UserError(f"{folder}: cannot write {what} there ({reason})" + (f"; {hint}" if hint else ""))
+
+
+def _inside(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
+    try:
+        return Path(os.path.abspath(path)).is_relative_to(os.path.abspath(folder))
+    except (TypeError, ValueError):
+        return False
+
+
+@contextlib.contextmanager
+def storage_errors(folder: str | os.PathLike, what: str, hint: str = "") -> Iterator[None]:
+    """Turn a full disk or a read-only/forbidden folder met inside the block into a one-line
+    ``UserError`` naming ``folder`` (see :func:`storage_error`); other errors pass unchanged.
+    Put it outside an :func:`atomic_path` so the temporary is removed first."""
+    try:
+        yield
+    except OSError as exc:
+        err = storage_error(exc, folder, what, hint)
+        if err is None:
+            raise
+        raise err from None
+
+
+def ensure_writable(folder: str | os.PathLike, what: str, hint: str = "") -> Path:
+    """Create ``folder`` (and its parents) and prove a file can be made in it, before any slow
+    work; a one-line ``UserError`` naming the folder when it is read-only, forbidden or full."""
+    folder = Path(folder)
+    with storage_errors(folder, what, hint):
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".minbench-probe.", suffix=".tmp", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    return folder

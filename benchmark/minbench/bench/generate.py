@@ -63,13 +63,14 @@ def _cpu_seconds() -> float:
 
 
 def _run(args) -> int:
-    from minbench.data.synth import GENERATOR_VERSION, generate
+    from minbench.data.synth import GENERATOR_VERSION, check_seed, generate
     from minbench.data.synth.driver import IMAGES_DIR, MASKS_DIR, _run as render_all
     from minbench.data.synth.species import all_classes
     from minbench.data.synth.splits import make_plan, size_config
     from minbench.errors import UserError
 
     cfg = size_config(args.size)
+    check_seed(args.seed)
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit {args.limit}: must be at least 1")
     workers = args.workers or os.cpu_count() or 1
@@ -86,7 +87,7 @@ def _run(args) -> int:
             (Path(tmp) / IMAGES_DIR).mkdir()
             (Path(tmp) / MASKS_DIR).mkdir()
             tasks = [(args.seed, r.index, r.cls, r.satellite, cfg.width, cfg.height, tmp) for r in rows]
-            render_all(tasks, min(workers, len(tasks)), False, "")
+            render_all(tasks, min(workers, len(tasks)))
             n = len(tasks)
         seconds = time.perf_counter() - t0
         cpu = _cpu_seconds() - cpu0

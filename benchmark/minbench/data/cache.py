@@ -36,13 +36,14 @@ import pandas as pd
 from minbench.data.decode import DECODE_VERSION, BadImage, load_rgb, resize_mask, resize_square
 from minbench.data.manifest import fingerprint
 from minbench.data.masks import read_truth_mask
-from minbench.io import atomic_path, file_lock, write_json_atomic, write_text_atomic
+from minbench.io import atomic_path, file_lock, storage_errors, write_json_atomic, write_text_atomic
 
 log = logging.getLogger("minbench.data")
 
 TODO, READY, SKIPPED = 0, 1, 2
 _CHUNK = 256  # rows per commit of the index: progress survives an interrupted build
 _PROBE_DRAFT = 64  # the native path's probe decodes at a small draft scale: fast, still full-file
+_WRITE_HINT = "point MINBENCH_HOME (or the data module's cache_dir) at another folder"
 
 
 def default_root() -> Path:
@@ -157,7 +158,13 @@ class ImageCache:
     def ensure(self, positions, workers: int = 0, progress: bool = False) -> int:
         """Build every row of ``positions`` not built yet; returns how many were decoded."""
         if not len(self.missing(positions)):
-            return 0
+            return 0  # a store already built is read even from a read-only cache
+        # a read-only cache is named before any decoding; a disk filling up meanwhile too
+        # (the rows written so far stay usable: the index marks only fsynced chunks ready)
+        with storage_errors(self.folder, "the decoded-image cache", _WRITE_HINT):
+            return self._ensure(positions, workers, progress)
+
+    def _ensure(self, positions, workers: int, progress: bool) -> int:
         self.folder.mkdir(parents=True, exist_ok=True)
         with file_lock(self.folder / ".lock"):
             self._load_index()  # another process may have built them while we waited
@@ -187,6 +194,7 @@ class ImageCache:
 
             bar = phase(f"decoding images into the cache {self.folder.name}", len(jobs),
                         marks=4 if len(jobs) >= 500 else 0, unit="images")
+        finished = False
         try:
             for start in range(0, len(jobs), _CHUNK):
                 chunk = jobs[start:start + _CHUNK]
@@ -203,13 +211,14 @@ class ImageCache:
                         bar.advance()
                 self._sync_data()
                 self._write_index()  # only now are this chunk's rows marked ready
+            finished = True
         finally:
             if pool:
                 pool.shutdown()
             else:
                 _close_worker_fds()
             if bar:
-                bar.close()
+                bar.close(stopped=not finished)
 
     def _sync_data(self) -> None:
         for path, _ in self._data_files():

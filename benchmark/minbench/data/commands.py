@@ -16,12 +16,12 @@ def register(sub) -> None:
 
     g = verbs.add_parser("generate", help="generate the embedded (synthetic) dataset")
     g.add_argument("--out", type=Path, default=None, help="target folder (default: the cache)")
-    g.add_argument("--seed", type=int, default=DEFAULT_SYNTH_SEED)
+    g.add_argument("--seed", type=_seed, default=DEFAULT_SYNTH_SEED, help="an integer, 0 <= seed < 2**32")
     from minbench.listing import EMBEDDED_SIZES
 
     g.add_argument("--size", choices=EMBEDDED_SIZES, default=DEFAULT_SYNTH_SIZE,
                    help="tiny: tests; small: the default, fast on a laptop; full: near the real subset sizes")
-    g.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    g.add_argument("--workers", type=_workers, default=None, help="processes (default: all cores)")
     console.add_flags(g)
     g.set_defaults(func=_generate)
 
@@ -48,12 +48,41 @@ def register(sub) -> None:
     s.set_defaults(func=_show)
 
 
+def _seed(text: str) -> int:
+    """``--seed``: checked while parsing, so a bad one is argparse's one line, exit 2."""
+    import argparse
+
+    from minbench.data.synth import check_seed
+    from minbench.errors import UserError
+
+    try:
+        return check_seed(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer (0 <= seed < 2**32)") from None
+    except UserError:
+        raise argparse.ArgumentTypeError(f"{text} is out of range (0 <= seed < 2**32)") from None
+
+
+def _workers(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
 def _generate(args) -> int:
-    from minbench.data.locate import embedded_dir
+    from minbench.data.locate import generate_embedded
     from minbench.data.synth import generate
 
-    out = args.out or embedded_dir(args.size, args.seed)
-    generate(out, seed=args.seed, size=args.size, workers=args.workers, progress=True)
+    if args.out is None:  # the cache's copy: locked against a concurrent first use, leftovers cleaned
+        generate_embedded(args.size, args.seed, workers=args.workers, replace=True)
+    else:
+        generate(args.out, seed=args.seed, size=args.size, workers=args.workers, progress=True)
     return 0
 
 

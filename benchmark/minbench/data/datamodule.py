@@ -83,7 +83,7 @@ from minbench.data.cache import ImageCache, default_root
 from minbench.data.context import TaskContext
 from minbench.data.datasets import CachedImages, EpochSampler, NativeImages, passthrough_collate
 from minbench.errors import UserError
-from minbench.io import write_json_atomic
+from minbench.io import storage_errors, write_json_atomic
 
 log = logging.getLogger("minbench.data")
 
@@ -246,7 +246,9 @@ class MineralDataModule(L.LightningDataModule):
             raise UserError(f"{self.dataset_dir}: task {self.task!r} has no train rows")
         self._build([p for n in names for p in self.positions[n]])
         if "val" in names and self.split_record is not None and not self.split_path.is_file():
-            write_json_atomic(self.split_path, self.split_record)
+            with storage_errors(self.split_path.parent, "the validation split record",
+                                "point MINBENCH_HOME (or cache_dir) at another folder"):
+                write_json_atomic(self.split_path, self.split_record)
         for name in names:
             if name not in self._datasets:
                 self._datasets[name] = self._make_dataset(name)

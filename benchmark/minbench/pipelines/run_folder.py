@@ -32,7 +32,7 @@ from typing import Any, Iterable
 import yaml
 
 from minbench.errors import UserError
-from minbench.io import write_json_atomic, write_text_atomic
+from minbench.io import ensure_writable, write_json_atomic, write_text_atomic
 
 CONFIG_FILE = "config.yaml"
 SUMMARY_FILE = "summary.json"
@@ -131,7 +131,7 @@ class RunFolder:
                     shutil.rmtree(child)
                 else:
                     child.unlink()
-        root.mkdir(parents=True, exist_ok=True)
+        ensure_writable(root, "the run", "choose another --out")  # a read-only or full folder: one line
 
     def write_config(self, config: dict[str, Any]) -> None:
         """Write the resolved config (it carries the marker that makes this a run folder)."""

@@ -360,10 +360,9 @@ def _run_seeds(config: dict[str, Any], card: TaskCard, folder: RunFolder, data_d
 
 
 def _announce_first_use() -> None:
-    from minbench.data.locate import embedded_dir
-    from minbench.data.manifest import MANIFEST_FILE
+    from minbench.data.locate import embedded_dir, is_dataset
 
-    if not (embedded_dir() / MANIFEST_FILE).is_file():
+    if not is_dataset(embedded_dir()):
         from minbench.console import notice
 
         notice(f"minbench: generating the embedded dataset into {embedded_dir()} (first use only)")

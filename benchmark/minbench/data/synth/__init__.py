@@ -1,16 +1,21 @@
 """The embedded dataset ``synth``: a procedural, deterministic imitation of the Fersman
 Mineralogical Museum photographs (MineralImage5k), so every command works offline.
 
-Species come from gemmology-mineral-database (``species.py``); crystals are its habit
-meshes (``meshes.py``), posed and shaded by lustre on a host-rock matrix beside a
-reference cube and a paper label (``scene.py`` chooses, ``render.py`` draws); the splits
-have the release's shape (``splits.py``); ``driver.py`` drives it all (a module named ``generate`` would shadow the function).
+Species come from gemmology-mineral-database (``species.py``: trade names folded into their
+species; a class is a species or a named variety that differs from its siblings in form);
+crystals are its habit meshes, non-crystalline aggregates are procedural (``meshes.py``),
+posed and shaded by lustre on a matrix beside a reference cube and a paper label
+(``scene.py`` chooses, ``render.py`` draws); the splits have the release's shape and hold
+out whole species for zero-shot (``splits.py``); ``driver.py`` drives it all (a module named
+``generate`` would shadow the function).
 
-Truth recorded per row: species (class label, e.g. ``"fluorite, green variety"``),
-variety, satellites, description, ``mask_path`` (the species' own crystals only; the
-matrix and satellite minerals are excluded), ``bbox`` (specimen = matrix + crystals +
-satellites), ``cube_bbox``, ``text_boxes`` (label lines), ``px_per_cm`` (scale of the
-specimen plane) and ``size_cm`` (longest side of ``bbox`` in px / ``px_per_cm``).
+Truth recorded per row: class label (``"fluorite"``, ``"quartz, prismatic druse"``),
+variety, satellites, description, ``mask_path`` (the class's own mineral bodies; the matrix,
+satellite minerals and the cube are excluded), ``bbox`` (specimen = matrix + crystals +
+satellites), ``cube_bbox`` (empty when the photo has no cube), ``text_boxes`` (label
+lines), ``px_per_cm`` (scale of the plane through the cube's centre) and ``size_cm`` (the
+specimen's longest 3-D dimension, to the millimetre; not its 2-D box over the cube's scale).
+Same seed and size, same bytes in every file.
 
 Only this file is imported by ``minbench --help`` paths; the heavy parts load on use.
 """
@@ -20,6 +25,22 @@ from __future__ import annotations
 import os
 
 GENERATOR_VERSION = "2.0"
+# Seeds are integers in [0, SEED_LIMIT): what numpy's SeedSequence takes as one word, and a
+# short, stable part of the cache folder's name.
+SEED_LIMIT = 2**32
+
+
+def check_seed(seed) -> int:
+    """``seed`` as an int when it is one in ``[0, SEED_LIMIT)``; a one-line ``UserError`` otherwise."""
+    import numbers
+
+    from minbench.errors import UserError
+
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise UserError(f"--seed {seed!r}: must be an integer (0 <= seed < 2**32)")
+    if not 0 <= int(seed) < SEED_LIMIT:
+        raise UserError(f"--seed {seed}: out of range (0 <= seed < 2**32)")
+    return int(seed)
 
 
 def generate(out: str | os.PathLike, *, seed: int = 0, size: str = "small", workers: int | None = None,
@@ -28,7 +49,9 @@ def generate(out: str | os.PathLike, *, seed: int = 0, size: str = "small", work
 
     ``size``: ``tiny`` (tests, 256x192), ``small`` (the default, 1024x768) or ``full``
     (near the real subset sizes). Same seed, version and size give identical bytes whatever
-    the number of ``workers`` (default: all cores). ``progress`` shows a bar and a summary.
+    the number of ``workers`` (default: all cores): nothing run-dependent (time taken, worker
+    count, paths) is written into ``out``. ``seed``: an integer, ``0 <= seed < 2**32``.
+    ``progress`` shows a bar and a summary (with the images/s).
     """
     from minbench.data.synth.driver import generate as _generate
 

@@ -78,6 +78,9 @@ def _worker_init() -> None:
     cv2.setNumThreads(1)   # one process per core already
 
 
+WRITE_HINT = "choose another folder (--out, or MINBENCH_HOME for the cache)"
+
+
 def _check_out(out: Path) -> None:
     """Refuse to replace a folder that is not a synth dataset (a typo in --out must not eat a home folder)."""
     if not out.exists():
@@ -102,19 +105,20 @@ def generate(out: str | os.PathLike, *, seed: int = 0, size: str = "small", work
     import pandas as pd
 
     from minbench.data import manifest
-    from minbench.data.synth import GENERATOR_VERSION
+    from minbench.data.synth import GENERATOR_VERSION, check_seed
     from minbench.data.synth.scene import CUBE_EDGE_CM, SIZE_ROUND_CM, class_text
     from minbench.data.synth.species import all_classes
     from minbench.data.synth.splits import make_plan, size_config
-    from minbench.io import atomic_path
+    from minbench.io import atomic_path, ensure_writable, storage_errors
 
     cfg = size_config(size)
-    if workers is not None and workers < 1:
-        raise UserError(f"--workers {workers}: must be at least 1")
-    if not isinstance(seed, int) or seed < 0:
-        raise UserError(f"--seed {seed}: must be a non-negative integer")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise UserError(f"--workers {workers!r}: must be an integer of at least 1")
+    seed = check_seed(seed)
     out = Path(out).expanduser()
     _check_out(out)
+    # a read-only or forbidden folder is named now, before anything is rendered
+    ensure_writable(out.parent, f"the dataset {out.name}", WRITE_HINT)
     classes = all_classes()
     plan = make_plan(classes, cfg, seed)
     n = len(plan.rows)
@@ -123,7 +127,8 @@ def generate(out: str | os.PathLike, *, seed: int = 0, size: str = "small", work
         n_workers = 1
     n_workers = max(1, min(n_workers, n))
     t0 = time.perf_counter()
-    with atomic_path(out) as tmp:
+    # a full disk or a folder made read-only meanwhile: one line naming the folder, no half dataset
+    with storage_errors(out.parent, f"the dataset {out.name}", WRITE_HINT), atomic_path(out) as tmp:
         (tmp / IMAGES_DIR).mkdir(parents=True)
         (tmp / MASKS_DIR).mkdir()
         tasks = [(seed, r.index, r.cls, r.satellite, cfg.width, cfg.height, str(tmp)) for r in plan.rows]
@@ -137,7 +142,7 @@ def generate(out: str | os.PathLike, *, seed: int = 0, size: str = "small", work
             results = _run(tasks, n_workers, bar)
         except BaseException:
             if bar is not None:
-                bar.close()
+                bar.close(stopped=True)
             raise
         rows = []
         for r, res in zip(plan.rows, results):
@@ -174,8 +179,7 @@ def generate(out: str | os.PathLike, *, seed: int = 0, size: str = "small", work
             "class_descriptions": {classes[i].label: class_text(classes[i])
                                    for i in sorted(set(r.cls for r in plan.rows))},
             "stats": _stats(df, results),
-            "generation": {"seconds": round(seconds, 2), "images_per_s": round(n / max(seconds, 1e-9), 2),
-                           "workers": n_workers},
+            # nothing run-dependent (time taken, workers, paths): same seed and size, same bytes
         }
         info = manifest.write_dataset(tmp, df, name="synth", version=GENERATOR_VERSION, source="synth", extra=extra)
     if bar is not None:  # its last line says what was made, where, how fast
