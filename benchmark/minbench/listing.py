@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 WHAT = ("tasks", "recipes", "cams", "backbones", "datasets")
-EMBEDDED_SIZES = ("tiny", "small", "full")  # data/synth/splits.py SIZES (kept light here; a test compares)
+EMBEDDED_SIZES = ("tiny", "small", "benchmark", "full")  # data/synth/splits.py SIZES (kept light here; a test compares)
 
 
 def list_tasks() -> list[dict[str, Any]]:

@@ -9,11 +9,12 @@ import time
 from pathlib import Path
 
 from minbench.bench import add_json_argument, report
+from minbench.listing import EMBEDDED_SIZES
 
 
 def register(sub) -> None:
     p = sub.add_parser("generate", help="synth generation speed (images/s) and time per stage")
-    p.add_argument("--size", choices=("tiny", "small", "full"), default="small")
+    p.add_argument("--size", choices=EMBEDDED_SIZES, default="small")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--limit", type=int, default=None,
                    help="render only the first N images of the plan (default: generate the whole dataset)")

@@ -110,7 +110,8 @@ def make_plan(classes: tuple[SynthClass, ...], cfg: SizeConfig, seed: int) -> Pl
     fam_score = {f: fam_of[f].commonness * rng.lognormal(0, 0.8) for f in fam_ids}
     # Held-out species: whole groups that share no mesh or form set with another species (the
     # large linked groups of common habits stay trained), in a random order, until they hold
-    # enough classes; a group that would leave too few classes to train on is passed over.
+    # enough classes; a group that would leave too few classes to train on, or hold far more than
+    # the pool needs, is passed over.
     groups = [sorted(g & set(fam_ids)) for g in linked_species()]
     groups = [g for g in groups if g and len(g) <= MAX_HELD_GROUP]
     per_species = {f: sum(1 for c in classes if c.family.id == f) for f in fam_ids}
@@ -118,7 +119,8 @@ def make_plan(classes: tuple[SynthClass, ...], cfg: SizeConfig, seed: int) -> Pl
     n_held = 0
     for i in rng.permutation(len(groups)):
         size = sum(per_species[f] for f in groups[i])
-        if n_held >= cfg.zeroshot_classes or len(classes) - n_held - size < n360:
+        if (n_held >= cfg.zeroshot_classes or len(classes) - n_held - size < n360
+                or n_held + size > 2 * cfg.zeroshot_classes + 10):   # nor one that would swamp the pool
             continue
         held += groups[i]
         n_held += size
