@@ -64,7 +64,7 @@ images or pixels); at 64 px one CPU thread embeds several hundred photos a secon
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
