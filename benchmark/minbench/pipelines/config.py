@@ -161,9 +161,11 @@ def instantiate(section: dict[str, Any], where: str, base: type = object, **extr
 # ---- a run's identity: its config without run bookkeeping ---------------------------
 
 # Keys of a resolved run config that record the run, not the method: they never make two
-# runs different entries (the role too: it labels the entry, it is not a change of method) (seeds merge into one entry; the recipe's path differs between
-# checkouts; devices/strategy give the same numbers, DDP equals single-process).
-RUN_KEYS = ("name", "description", "role", "seeds", "recipe", "dataset", "command", "minbench_version", "logger", "task")
+# runs different entries (seeds merge into one entry; the recipe's path differs between
+# checkouts; the role labels an entry, it does not change the method; devices/strategy give
+# the same numbers, DDP equals single-process).
+RUN_KEYS = ("name", "description", "role", "seeds", "recipe", "dataset", "command", "minbench_version", "logger",
+            "task")
 RUN_TRAINER_KEYS = ("devices", "strategy", "num_nodes")
 
 

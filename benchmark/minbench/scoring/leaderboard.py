@@ -417,10 +417,10 @@ def _entry(*, name: str, method: str, source: str, metrics: dict, ci: dict, n_sa
            citation: str | None = None, role: str = "method", **extra) -> dict:
     _, std = _seed_summary(seeds, list(metrics))
     return {"id": uuid.uuid4().hex[:12], "name": name, "method": method, "role": role, "source": source,
-            "metrics": metrics,
-            "ci": ci, "n_samples": n_samples, "date": date, "code_version": code_version, "config": config,
-            "seeds": seeds, "n_seeds": len(seeds), "std": {k: v for k, v in std.items() if v is not None},
-            "config_hash": None, "modified": None, "samples": None, "citation": citation, **extra}
+            "metrics": metrics, "ci": ci, "n_samples": n_samples, "date": date, "code_version": code_version,
+            "config": config, "seeds": seeds, "n_seeds": len(seeds),
+            "std": {k: v for k, v in std.items() if v is not None}, "config_hash": None, "modified": None,
+            "samples": None, "citation": citation, **extra}
 
 
 def add_entry(task_id: str, result, *, name: str, method: str, source: str, config: dict | None = None,
@@ -430,10 +430,10 @@ def add_entry(task_id: str, result, *, name: str, method: str, source: str, conf
     """Record a ``ScoreResult`` on its task's leaderboard; returns the board's path.
 
     ``source``: ``run`` (a ``minbench run`` made it; pass its resolved ``config`` and
-    ``seed``) or ``submission``. ``role``: ``method`` (default) or ``reference`` (a
-    reference baseline, labelled so on the board; ranked and compared alike). The board is ``<dir>/<task>--<dataset>-<fp8>.json``
-    (``dir``: ``leaderboard_dir``, else ``default_leaderboard_dir()``), or ``path`` when given
-    (refused if it holds another dataset).
+    ``seed``) or ``submission``; ``role``: ``method`` (default) or ``reference`` (a
+    reference baseline, labelled so on the board; ranked and compared alike). The board is
+    ``<dir>/<task>--<dataset>-<fp8>.json`` (``dir``: ``leaderboard_dir``, else
+    ``default_leaderboard_dir()``), or ``path`` when given (refused if it holds another dataset).
 
     One entry per (name, resolved config): a run's seed joins the entry of its recipe and
     config (the same seed replaces that seed only; mean, std and the interval are over its
