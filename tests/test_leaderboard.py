@@ -121,6 +121,25 @@ def test_two_writers_at_once_both_land(boards, tmp_path):
     assert names == {f"{t}-{i}" for t in "xyz" for i in range(15)}
 
 
+def test_an_entry_is_a_method_or_a_reference_and_keeps_its_role(boards):
+    path = L.add_entry("fewshot-10", result(0.5), name="colour", method="colour only", source="run",
+                       config={"k": 20}, seed=0, role="reference")
+    L.add_entry("fewshot-10", result(0.7), name="cnn", method="", source="run")
+    L.add_entry("fewshot-10", result(0.6), name="colour", method="colour only", source="run", config={"k": 20},
+                seed=1, role="reference")  # a second seed joins the reference entry
+    entries = {e["name"]: e for e in L.load_board(path)["entries"]}
+    assert (entries["colour"]["role"], entries["colour"]["n_seeds"], entries["cnn"]["role"]) == ("reference", 2, "method")
+    assert [e["name"] for _, e in render.ranked(L.load_board(path))] == ["cnn", "colour"]  # ranked like any entry
+    with pytest.raises(UserError, match="role 'floor' is not one of method, reference"):
+        L.add_entry("fewshot-10", result(0.5), name="x", method="", source="run", role="floor")
+    # boards written before roles existed: every entry is a method
+    board = json.loads(path.read_text())
+    for e in board["entries"]:
+        e.pop("role")
+    path.write_text(json.dumps(board))
+    assert not any(render.is_reference(e) for e in L.load_board(path)["entries"])
+
+
 def _valid_board() -> dict:
     b = L.new_board(__import__("minbench.cards", fromlist=["get_card"]).get_card("fewshot-10"),
                     {"name": "synth", "version": "1", "source": "synth", "fingerprint": FP_A})
@@ -140,6 +159,7 @@ def _valid_board() -> dict:
     (lambda b: b["entries"][0].update(source="published"), "entries[0].citation: a published entry needs"),
     (lambda b: b.update(headline="top7"), "headline: 'top7' is not among the metrics"),
     (lambda b: b["entries"][0].update(n_samples=-1), "entries[0].n_samples: negative"),
+    (lambda b: b["entries"][0].update(role="floor"), "entries[0].role: 'floor' is not one of method, reference"),
 ])
 def test_validation_on_read_names_the_field(tmp_path, edit, message):
     b = _valid_board()

@@ -42,6 +42,8 @@ def weights(tmp_path):
      "--set model.init_args.backbone=resnet_nope: backbone 'resnet_nope' is not a timm model"),
     (["--task", "zeroshot", "--set", "model.init_args.backbone=resnet_nope"],
      "--set model.init_args.backbone=resnet_nope: backbone 'resnet_nope' is not a timm model"),
+    (["--task", "fewshot-10", "--set", "role=baseline"],
+     "--set role=baseline: 'baseline' is not one of method, reference"),
 ])
 def test_mistakes_are_one_line_exit_2_before_any_data(args, names, weights, tmp_path, capsys):
     home = Path(os.environ["MINBENCH_HOME"])

@@ -1,9 +1,9 @@
 """``minbench list tasks|recipes|cams|backbones|datasets``: what there is to run.
 
 Every list comes from the registry that owns it: the task cards (``cards.py``), the
-recipes in ``baselines/``, the CAM registry (``models/cam.py``), the backbone aliases
-(``models/backbones.py``) and timm, and the datasets (the embedded sizes and the prepared
-datasets under ``$MINBENCH_HOME/datasets``). Tasks, recipes and datasets import no
+recipes in ``baselines/``, the CAM registry (``models/cam.py``), the backbone aliases and
+feature extractors (``models/backbones.py``) and timm, and the datasets (the embedded sizes
+and the prepared datasets under ``$MINBENCH_HOME/datasets``). Tasks, recipes and datasets import no
 deep-learning framework; the Python API (``minbench.list_tasks()`` ...) returns the same.
 """
 
@@ -73,11 +73,11 @@ def list_cams() -> list[str]:
 
 
 def list_backbones(pattern: str | None = None) -> list[str]:
-    """The short backbone names recipes use; with ``pattern`` (e.g. ``resnet*``), the
-    matching timm model names too."""
-    from minbench.models.backbones import ALIASES
+    """The short backbone names recipes use (timm aliases, then the feature extractors
+    without weights); with ``pattern`` (e.g. ``resnet*``), the matching timm model names too."""
+    from minbench.models.backbones import ALIASES, HANDCRAFTED
 
-    names = [f"{k} ({v})" for k, v in ALIASES.items()]
+    names = [f"{k} ({v})" for k, v in ALIASES.items()] + [f"{k} ({what})" for k, (_, what) in HANDCRAFTED.items()]
     if pattern:
         import timm
 

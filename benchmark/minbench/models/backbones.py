@@ -12,6 +12,10 @@ Weights come from, in order of preference:
 3. Neither: random initialisation (the embedded default recipe trains from scratch).
 
 ``ALIASES`` maps the short names the recipes use to timm names; any timm name works too.
+``HANDCRAFTED`` names the feature extractors that are not timm models and have no weights
+(``colour-stats``: colour statistics of the whole photo, ``models/colour_features.py``);
+they give pooled features only (``num_classes=0``), for the training-free
+``FeatureBaselineTask``, and take no ``weights``.
 """
 
 from __future__ import annotations
@@ -40,6 +44,12 @@ ALIASES: dict[str, str] = {
     "efficientnet-b0": "efficientnet_b0.ra_in1k",
 }
 
+#: feature extractors without weights that are not timm models: name -> (class path, what it is)
+HANDCRAFTED: dict[str, tuple[str, str]] = {
+    "colour-stats": ("minbench.models.colour_features.ColourStats",
+                     "CIE L*a*b* histograms and moments of the whole photo; no weights"),
+}
+
 HUB_HOST = ("huggingface.co", 443)
 _MINBENCH_CKPT_PREFIXES = ("model.", "backbone.")
 
@@ -47,13 +57,15 @@ _MINBENCH_CKPT_PREFIXES = ("model.", "backbone.")
 def resolve_name(name: str) -> str:
     """An alias or timm name (with optional ``.tag``) -> the timm name; ``UserError``
     listing close timm names when it is unknown."""
+    if name in HANDCRAFTED:
+        return name
     import timm
 
     full = ALIASES.get(name, name)
     arch = full.split(".", 1)[0]
     if timm.is_model(arch):
         return full
-    known = sorted(set(timm.list_models()) | set(ALIASES))
+    known = sorted(set(timm.list_models()) | set(ALIASES) | set(HANDCRAFTED))
     close = difflib.get_close_matches(name.lower(), known, n=5, cutoff=0.6)
     hint = f"; close timm names: {', '.join(close)}" if close else "; see timm.list_models()"
     raise UserError(f"backbone {name!r} is not a timm model{hint}")
@@ -161,8 +173,11 @@ def create_backbone(name: str, *, num_classes: int, pretrained: bool = False, we
     """A timm model with a ``num_classes`` head (``0`` = pooled features, no head).
 
     ``kwargs`` go to ``timm.create_model`` (e.g. ``drop_rate``, ``img_size`` for a ViT at
-    another resolution, ``channels`` for a narrower ResNet).
+    another resolution, ``channels`` for a narrower ResNet). A ``HANDCRAFTED`` name builds
+    its extractor with ``kwargs`` (features only; ``pretrained`` means nothing to it).
     """
+    if name in HANDCRAFTED:
+        return _create_handcrafted(name, num_classes=num_classes, weights=weights, **kwargs)
     import timm
 
     full = resolve_name(name)
@@ -196,6 +211,21 @@ def create_backbone(name: str, *, num_classes: int, pretrained: bool = False, we
                             "where there is a network and pass --weights PATH "
                             "(or set pretrained: false to train from scratch)") from None
     return timm.create_model(full, pretrained=False, num_classes=num_classes, **kwargs)
+
+
+def _create_handcrafted(name: str, *, num_classes: int, weights: str | Path | None, **kwargs: Any) -> nn.Module:
+    from minbench.pipelines.config import import_class
+
+    if num_classes:
+        raise UserError(f"backbone {name!r} has no trainable layers: use it with the training-free "
+                        "minbench.trainers.classification.FeatureBaselineTask")
+    if weights is not None:
+        raise UserError(f"--weights {weights}: backbone {name!r} has no weights")
+    cls = import_class(HANDCRAFTED[name][0], "backbone")
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"model.init_args.model_kwargs: backbone {name!r}: {exc}") from None
 
 
 def _head_rows(full_name: str, sd: dict[str, torch.Tensor]) -> int | None:

@@ -4,6 +4,8 @@ A recipe is one YAML file in LightningCLI's shape::
 
     name: small-cnn                       # optional (default: the file name)
     description: what the recipe is       # optional, goes to the leaderboard entry
+    role: reference                       # optional: a reference baseline (what one cue alone solves),
+                                          # marked so on the board; default: method
     task: fewshot-10                      # default task; --task overrides
     seeds: [0]                            # default seeds; --seed/--seeds override
     model: {class_path: minbench.trainers.classification.ClassificationTask, init_args: {...}}
@@ -28,7 +30,7 @@ import yaml
 from minbench.errors import UserError
 from minbench.paths import shipped_dir
 
-SECTIONS = ("name", "description", "task", "seeds", "model", "data", "trainer", "logger")
+SECTIONS = ("name", "description", "role", "task", "seeds", "model", "data", "trainer", "logger")
 
 #: class paths of earlier versions -> today's, so a stored run's ``config.yaml``
 #: (``--resume``, classifier sourcing) still resolves after a rename
@@ -160,8 +162,10 @@ def instantiate(section: dict[str, Any], where: str, base: type = object, **extr
 
 # Keys of a resolved run config that record the run, not the method: they never make two
 # runs different entries (seeds merge into one entry; the recipe's path differs between
-# checkouts; devices/strategy give the same numbers, DDP equals single-process).
-RUN_KEYS = ("name", "description", "seeds", "recipe", "dataset", "command", "minbench_version", "logger", "task")
+# checkouts; the role labels an entry, it does not change the method; devices/strategy give
+# the same numbers, DDP equals single-process).
+RUN_KEYS = ("name", "description", "role", "seeds", "recipe", "dataset", "command", "minbench_version", "logger",
+            "task")
 RUN_TRAINER_KEYS = ("devices", "strategy", "num_nodes")
 
 

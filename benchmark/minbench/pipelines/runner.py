@@ -61,7 +61,8 @@ class SeedContext:
     def score(self, predictions: Path, *, name: str | None = None, method: str | None = None):
         """Score ``predictions`` with the scorer, write ``score.json`` and add the
         leaderboard entry ``name`` (default: the recipe's name) described by ``method``
-        (default: the recipe's description), unless ``--no-leaderboard``.
+        (default: the recipe's description) in the recipe's ``role`` (``method`` or
+        ``reference``), unless ``--no-leaderboard``.
 
         Returns the full ``minbench.scoring.score.ScoreResult`` (metrics, intervals,
         per-sample rows): report from it, never from a second computation.
@@ -76,7 +77,8 @@ class SeedContext:
             from minbench.scoring.leaderboard import add_entry
 
             path = add_entry(self.card.id, result, name=name, method=method, source="run",
-                             config=jsonable(self.config), seed=self.seed, data_dir=self.data_dir)
+                             config=jsonable(self.config), seed=self.seed, data_dir=self.data_dir,
+                             role=self.config.get("role"))
             self.extras["leaderboard"] = str(path)
         return result
 

@@ -2,8 +2,8 @@
 
 Each of ``minbench.models.saliency_baselines.BASELINES`` (``centre``, ``colour``,
 ``border``) writes a mask per image under ``baselines/<name>/``, which the scorer scores
-(and the leaderboard records, when enabled); ``compare`` says plainly when the CAM does not
-beat one of them.
+(and the leaderboard records as reference rows, when enabled); ``compare`` says plainly
+when the CAM does not beat one of them.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def run_baselines(ctx: SeedContext, task_data) -> dict[str, dict[str, Any]]:
             from minbench.scoring.leaderboard import add_entry
 
             add_entry(ctx.card.id, res, name=f"baseline/{name}", method=f"reference baseline: {description}",
-                      source="run", config={"baseline": name}, seed=None)
+                      source="run", config={"baseline": name}, seed=None, role="reference")
         results[name] = {"metrics": {k: float(v) for k, v in res.metrics.items()}, "ci": res.ci,
                          "description": description, "per_sample": res.per_sample}
     return results

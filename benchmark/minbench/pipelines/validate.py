@@ -209,6 +209,12 @@ def validate_run(config: dict[str, Any], card: TaskCard, origins: dict[str, str]
     if not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
                                               for s in seeds):
         problems.add("seeds", f"{seeds!r}: a list of non-negative integers")
+    role = config.get("role")
+    if role is not None:
+        from minbench.scoring.leaderboard import ROLES
+
+        if role not in ROLES:
+            problems.add("role", f"{role!r} is not one of {', '.join(ROLES)}")
     weights = ((config.get("model") or {}).get("init_args") or {}).get("weights")
     if weights is not None:
         _check_file(weights, "model.init_args.weights", problems, "weights")

@@ -10,8 +10,10 @@ once both land and a failure leaves the board and its files as they were.
 An entry is one method: a run's seeds join the entry of its recipe and config (mean,
 std, per-seed values; ``config_changes`` marks a config that differs from its recipe,
 which then gets an entry of its own), and its per-sample results are kept beside the
-board (``samples.py``) for paired comparisons and rank groups (``compare.py``). New
-entries go to the user's folder (``default_leaderboard_dir``), never the shipped boards.
+board (``samples.py``) for paired comparisons and rank groups (``compare.py``). An entry's
+``role`` (``ROLES``) says whether it is a method or a reference baseline (a recipe's
+``role: reference``): both are ranked and compared alike; the boards label reference rows.
+New entries go to the user's folder (``default_leaderboard_dir``), never the shipped boards.
 
 Three kinds of board:
 
@@ -44,6 +46,9 @@ from minbench.pipelines.config import config_changes, config_hash
 SCHEMA_ID = "minbench-leaderboard/2"
 OLD_SCHEMAS = ("minbench-leaderboard/1",)  # read and migrated in memory, never rewritten unasked
 SOURCES = ("run", "submission", "published")
+#: an entry's role: a ``method``, or a ``reference`` baseline (what one simple cue alone
+#: solves, e.g. colour only), ranked and compared like a method and labelled as a reference
+ROLES = ("method", "reference")
 ENV_DIR = "MINBENCH_LEADERBOARDS"
 
 
@@ -187,6 +192,8 @@ def validate_board(board: Any, where: str = "leaderboard") -> dict:
             c.fail(f"{at}.name", f"{name!r} appears twice (names are unique on a board)")
         seen.add(name)
         c.need(e, "method", (str,), at)
+        if e.get("role", "method") not in ROLES:
+            c.fail(f"{at}.role", f"{e['role']!r} is not one of {', '.join(ROLES)}")
         source = c.need(e, "source", (str,), at)
         if source not in SOURCES:
             c.fail(f"{at}.source", f"{source!r} is not one of {', '.join(SOURCES)}")
@@ -407,23 +414,26 @@ def _locked_add(path: Path, fresh: dict, entry: dict) -> Path:
 
 def _entry(*, name: str, method: str, source: str, metrics: dict, ci: dict, n_samples: int | None,
            date: str, code_version: str | None, config: dict | None, seeds: list[dict],
-           citation: str | None = None, **extra) -> dict:
+           citation: str | None = None, role: str = "method", **extra) -> dict:
     _, std = _seed_summary(seeds, list(metrics))
-    return {"id": uuid.uuid4().hex[:12], "name": name, "method": method, "source": source, "metrics": metrics,
-            "ci": ci, "n_samples": n_samples, "date": date, "code_version": code_version, "config": config,
-            "seeds": seeds, "n_seeds": len(seeds), "std": {k: v for k, v in std.items() if v is not None},
-            "config_hash": None, "modified": None, "samples": None, "citation": citation, **extra}
+    return {"id": uuid.uuid4().hex[:12], "name": name, "method": method, "role": role, "source": source,
+            "metrics": metrics, "ci": ci, "n_samples": n_samples, "date": date, "code_version": code_version,
+            "config": config, "seeds": seeds, "n_seeds": len(seeds),
+            "std": {k: v for k, v in std.items() if v is not None}, "config_hash": None, "modified": None,
+            "samples": None, "citation": citation, **extra}
 
 
 def add_entry(task_id: str, result, *, name: str, method: str, source: str, config: dict | None = None,
               seed: int | None = None, leaderboard_dir: str | Path | None = None,
-              path: str | Path | None = None, data_dir: str | Path | None = None, task_data=None) -> Path:
+              path: str | Path | None = None, data_dir: str | Path | None = None, task_data=None,
+              role: str | None = None) -> Path:
     """Record a ``ScoreResult`` on its task's leaderboard; returns the board's path.
 
     ``source``: ``run`` (a ``minbench run`` made it; pass its resolved ``config`` and
-    ``seed``) or ``submission``. The board is ``<dir>/<task>--<dataset>-<fp8>.json``
-    (``dir``: ``leaderboard_dir``, else ``default_leaderboard_dir()``), or ``path`` when given
-    (refused if it holds another dataset).
+    ``seed``) or ``submission``; ``role``: ``method`` (default) or ``reference`` (a
+    reference baseline, labelled so on the board; ranked and compared alike). The board is
+    ``<dir>/<task>--<dataset>-<fp8>.json`` (``dir``: ``leaderboard_dir``, else
+    ``default_leaderboard_dir()``), or ``path`` when given (refused if it holds another dataset).
 
     One entry per (name, resolved config): a run's seed joins the entry of its recipe and
     config (the same seed replaces that seed only; mean, std and the interval are over its
@@ -442,6 +452,9 @@ def add_entry(task_id: str, result, *, name: str, method: str, source: str, conf
         raise UserError(f"the result is for task {result.task_id}, not {task_id}")
     if not str(name).strip():
         raise UserError("--name: empty (give the entry a name)")
+    role = role or "method"
+    if role not in ROLES:
+        raise UserError(f"role {role!r} is not one of {', '.join(ROLES)}")
     card = get_card(task_id)
     dataset = {k: result.dataset.get(k) for k in ("name", "version", "source", "fingerprint")}
     if not dataset.get("fingerprint"):
@@ -478,7 +491,7 @@ def add_entry(task_id: str, result, *, name: str, method: str, source: str, conf
         mean, std = _seed_summary(seeds, names)
         entry = _entry(name=name, method=method or "", source=source, metrics=mean, ci=result.ci,
                        n_samples=int(result.n_samples), date=result.scored_at, code_version=result.code_version,
-                       config=config, seeds=seeds, n_answered=int(result.n_answered),
+                       config=config, seeds=seeds, role=role, n_answered=int(result.n_answered),
                        submission_sha256=result.submission.get("sha256"), task_version=result.task_version)
         entry["std"] = std
         entry["config_hash"], entry["modified"] = chash, (changes if source == "run" else None)

@@ -2,8 +2,11 @@
 
 Boards are grouped by task: the scored boards (one per dataset fingerprint, each ranked
 on its own), then published numbers for the task, then reference boards of other
-datasets of the same kind (listed, never ranked). The HTML page is self-contained:
-inline CSS, inline JS for sorting, inline SVG for the intervals and charts.
+datasets of the same kind (listed, never ranked). Reference rows (entries whose ``role``
+is ``reference``: a baseline showing what one simple cue alone solves, e.g. colour) are
+ranked and compared like the others and labelled ``(ref)`` with a note under the board.
+The HTML page is self-contained: inline CSS, inline JS for sorting, inline SVG for the
+intervals and charts.
 """
 
 from __future__ import annotations
@@ -17,6 +20,20 @@ from pathlib import Path
 from minbench.cards import TaskCard, all_cards, is_fraction_kind, is_fraction_name
 
 FORMATS = ("table", "markdown", "html")
+#: the label before a reference row's name (``role: reference``), in every format
+REFERENCE_MARK = "(ref)"
+REFERENCE_NOTE = (f"{REFERENCE_MARK} reference row: a baseline that shows what one simple cue alone solves "
+                  "(its method says which), ranked and compared like every entry")
+
+
+def is_reference(entry: dict) -> bool:
+    """Whether an entry is a reference baseline (``role: reference``) rather than a method."""
+    return entry.get("role") == "reference"
+
+
+def shown_name(entry: dict) -> str:
+    """An entry's name as shown: reference rows carry ``REFERENCE_MARK`` in front."""
+    return f"{REFERENCE_MARK} {entry['name']}" if is_reference(entry) else entry["name"]
 
 
 # ---- grouping and ranking -------------------------------------------------------------
@@ -189,6 +206,8 @@ def board_view(path: Path, board: dict) -> BoardView:
     if groups and groups.ranks:
         notes.insert(0, "rank: best–worst rank given the paired 95% intervals of the headline difference "
                         "against every other entry")
+    if any(is_reference(r.entry) for r in rows):
+        notes.append(REFERENCE_NOTE)
     return BoardView(rows, notes, list(board.get("floors") or []))
 
 
@@ -232,7 +251,7 @@ def render_table(sections: list[TaskSection], console=None, *, wide: bool | None
             rows = []
             for r in view.rows:
                 e = r.entry
-                cells = [r.group, e["name"]] + ([method_text(e), e["source"]] if wide else [])
+                cells = [r.group, shown_name(e)] + ([method_text(e), e["source"]] if wide else [])
                 for c in shown:
                     text = fmt(e["metrics"].get(c["name"]), c)
                     ci = fmt_ci(e.get("ci", {}).get(c["name"]), c)
@@ -291,7 +310,7 @@ def render_markdown(sections: list[TaskSection]) -> str:
                          + "|")
             for r in view.rows:
                 e = r.entry
-                cells = [_md(r.group), _md(e["name"]), _md(method_text(e)), e["source"]]
+                cells = [_md(r.group), _md(shown_name(e)), _md(method_text(e)), e["source"]]
                 for c in cols:
                     value = fmt(e["metrics"].get(c["name"]), c)
                     ci = fmt_ci(e.get("ci", {}).get(c["name"]), c)
@@ -332,6 +351,7 @@ table.lb td.head{font-weight:600}
 .chart{margin:.3rem 0 1rem}.chart text{font-size:11px;fill:#1d2430}
 .src{color:#5b6678;font-size:.9em}.origin{font-size:.75em;color:#5b6678;font-weight:400}
 table.floors{opacity:.8;width:auto}.empty{color:#5b6678;font-style:italic}
+tr.reference td{background:#f7f8fa;color:#4a5466}.refmark{font-size:.8em;color:#5b6678;font-weight:600}
 """
 
 _JS = r"""
@@ -438,7 +458,7 @@ def _chart(board: dict, col: dict, rows: list[tuple[int | None, dict]]) -> str:
     for j, (rank, e) in enumerate(items):
         y = top + row_h * j + row_h / 2
         v = e["metrics"][col["name"]]
-        label = (f"{rank}. " if rank else "") + e["name"]
+        label = (f"{rank}. " if rank else "") + shown_name(e)
         label = label if len(label) <= 34 else label[:33] + "…"
         out.append(f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end">{_e(label)}</text>')
         ci = e.get("ci", {}).get(col["name"]) or {}
@@ -448,7 +468,7 @@ def _chart(board: dict, col: dict, rows: list[tuple[int | None, dict]]) -> str:
                        f'stroke="#7aa7e6" stroke-width="3"/>')
             for xx in (x1, x2):
                 out.append(f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{y - 5:.1f}" y2="{y + 5:.1f}" stroke="#7aa7e6" stroke-width="2"/>')
-        colour = "#b7791f" if e["source"] == "published" else "#173e7a"
+        colour = "#b7791f" if e["source"] == "published" else "#8a94a6" if is_reference(e) else "#173e7a"
         out.append(f'<circle class="point" cx="{x(v):.1f}" cy="{y:.1f}" r="5" fill="{colour}">'
                    f'<title>{_e(e["name"])}: {_e(fmt(v, col))} {_e(fmt_ci(ci, col))}</title></circle>')
     return "".join(out) + "</svg>"
@@ -480,7 +500,9 @@ def _html_board(s: TaskSection, board: dict, table_id: str, path: Path) -> str:
     for r in view.rows:
         rank, e = r.rank, r.entry
         tds = [f'<td class="num" data-value="{rank if rank else ""}">{_e(r.group)}</td>',
-               f'<td>{_e(e["name"])}</td>', f'<td>{_e(method_text(e))}</td>', f'<td>{_e(e["source"])}</td>']
+               f'<td data-value="{_e(e["name"])}">' + (f'<span class="refmark">{_e(REFERENCE_MARK)}</span> '
+                                                       if is_reference(e) else "") + f'{_e(e["name"])}</td>',
+               f'<td>{_e(method_text(e))}</td>', f'<td>{_e(e["source"])}</td>']
         for c in cols:
             v = e["metrics"].get(c["name"])
             cell = _e(fmt(v, c))
@@ -492,7 +514,8 @@ def _html_board(s: TaskSection, board: dict, table_id: str, path: Path) -> str:
         tds += [f'<td class="num" data-value="{e["n_samples"] if e["n_samples"] is not None else ""}">'
                 f'{e["n_samples"] if e["n_samples"] is not None else ""}</td>', f'<td class="num">{_e(r.seeds)}</td>',
                 f'<td>{_e(e["date"][:10])}</td>']
-        out.append(f'<tr data-name="{_e(e["name"])}">{"".join(tds)}</tr>')
+        ref = ' class="reference"' if is_reference(e) else ""
+        out.append(f'<tr data-name="{_e(e["name"])}"{ref}>{"".join(tds)}</tr>')
     out.append("</tbody></table>")
     if view.floors:
         out.append('<table class="lb floors"><thead><tr><th>Floor (not ranked)</th>'

@@ -145,6 +145,9 @@ class FeatureBaselineTask(ClassificationTask):
     module's ``augment: false``) that collects their embeddings; the head is fitted from
     all ranks' embeddings before the first evaluation. No optimiser, no gradient.
 
+    The backbone is a timm model, or a feature extractor without weights
+    (``minbench.models.backbones.HANDCRAFTED``: ``colour-stats``, the colour-only reference).
+
     Args:
         head: ``prototype`` (nearest class mean) or ``knn``.
         k, temperature: the kNN's neighbours and vote temperature.
@@ -180,6 +183,14 @@ class FeatureBaselineTask(ClassificationTask):
         # DistributedDataParallel refuses a module with nothing to train; this unused
         # scalar lets the same recipe run under DDP (no backward ever touches it).
         self.ddp_anchor = nn.Parameter(torch.zeros(()))
+
+    def configure_data(self, context) -> None:
+        """A feature extractor that reads pixel values (``backbone: colour-stats``) is told the
+        normalisation the batches were made with (the data's ``TaskContext.mean/std``)."""
+        super().configure_data(context)
+        set_normalisation = getattr(self.model, "set_input_normalisation", None)
+        if set_normalisation is not None and context.mean and context.std:
+            set_normalisation(context.mean, context.std)
 
     @torch.no_grad()
     def embed(self, images: torch.Tensor) -> torch.Tensor:
