@@ -81,6 +81,8 @@ def test_splits_sizes_and_zeroshot(release, tmp_path):
     assert sizes == pytest.approx(release.sizes)  # '2,5' read as 2.5, joined through path_final
     info = manifest.read_info(out)
     assert "seeded stratified" in info.extra["split_policy"]["fewshot_10"]
+    # the release names a class by its English name only: no class-level text beyond the label
+    assert info.class_texts == {} and "class_text_policy" in info.extra
 
 
 def test_segmentation_masks_match_their_images(release, tmp_path):

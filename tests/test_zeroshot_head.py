@@ -28,46 +28,19 @@ def test_chunked_top_k_equals_full_matrix_top_k(classes, chunk, k):
     assert torch.allclose(values, ref_v, atol=1e-6)
 
 
-def test_own_class_score_is_replaced_in_whichever_chunk_holds_it():
-    cls, img = _emb(40, seed=3), _emb(8, seed=4)
-    own = torch.tensor([0, 13, 39, -1, 5, 25, 26, 9])
-    own_score = torch.full((8,), 5.0)  # above any cosine: the own class must come first
-    own_score[4] = float("nan")  # NaN: nothing to replace
-    values, indices = zh.TopKScorer(cls, k=3, chunk=13).score(img, own, own_score)
-    for i in (0, 1, 2, 5, 6, 7):
-        assert indices[i, 0] == own[i] and values[i, 0] == 5.0
-    full = img @ cls.T
-    assert torch.equal(indices[3], torch.topk(full[3], 3).indices)
-    assert torch.equal(indices[4], torch.topk(full[4], 3).indices)
-
-
-def test_leave_one_out_excludes_the_images_own_description():
-    # class 0 described by rows a, b; class 1 by row c alone
-    rows = _emb(3, seed=5)
-    owner = [0, 0, 1]
-    names = _emb(2, seed=6)
-    _, sums, counts = zh.group_mean(rows, owner, 2)
-    img = rows[0:1].clone()  # an image that looks exactly like its own description
-    own = torch.tensor([0])
-    score = zh.leave_one_out_scores(img, own, rows[0:1], names, sums, counts, "descriptions")
-    assert torch.allclose(score, (img * rows[1:2]).sum(-1))  # only the other sample's text
-    # a class described by the image's own text alone falls back to its name
-    score = zh.leave_one_out_scores(rows[2:3], torch.tensor([1]), rows[2:3], names, sums, counts, "descriptions")
-    assert torch.allclose(score, (rows[2:3] * names[1:2]).sum(-1))
-    assert torch.isnan(zh.leave_one_out_scores(img, torch.tensor([-1]), rows[:1], names, sums, counts,
-                                               "descriptions")).all()
-
-
-def test_combine_mixes_names_and_descriptions_and_keeps_names_without_descriptions():
-    names, desc = _emb(3, seed=7), _emb(3, seed=8)
-    counts = torch.tensor([2, 0, 1])
-    both = zh.combine(names, desc, counts, "both", alpha=0.5)
-    assert torch.allclose(both[0], F.normalize(desc[0] + names[0], dim=0), atol=1e-6)
+def test_combine_mixes_names_and_class_texts_and_keeps_names_without_one():
+    names, text = _emb(3, seed=7), _emb(3, seed=8)
+    has = torch.tensor([True, False, True])
+    both = zh.combine(names, text, has, "both", alpha=0.5)
+    assert torch.allclose(both[0], F.normalize(text[0] + names[0], dim=0), atol=1e-6)
     assert torch.allclose(both[1], names[1])
-    assert torch.allclose(zh.combine(names, desc, counts, "descriptions")[2], desc[2])
-    assert torch.allclose(zh.combine(names, desc, counts, "names"), names)
-    with pytest.raises(UserError, match="text source 'poem'"):
-        zh.combine(names, desc, counts, "poem")
+    assert torch.allclose(zh.combine(names, text, has, "class_text")[2], text[2])
+    assert torch.allclose(zh.combine(names, text, has, "class_text")[1], names[1])
+    assert torch.allclose(zh.combine(names, text, has, "names"), names)
+    with pytest.raises(UserError, match="text source: 'poem'"):
+        zh.combine(names, text, has, "poem")
+    with pytest.raises(UserError, match="'descriptions' is no longer offered"):
+        zh.combine(names, text, has, "descriptions")
 
 
 def test_name_prompts_ensemble_templates_and_synonyms():

@@ -6,7 +6,8 @@ it to the task's ``configure_data(context)`` before any step runs (once per cont
 many ``fit``/``validate``/``predict`` calls follow). Code that drives a task without a
 Lightning ``Trainer`` calls ``task.configure_data(dm.task_context())`` itself. Nothing else
 passes data to a model: batches carry the images and per-row fields, the context carries the
-rest (the manifest, the splits, the classes, the normalisation, the dataset's origin).
+rest (the manifest, the splits, the classes, the normalisation, the dataset's origin, the
+class-level texts).
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ class TaskContext:
             unreadable images drop out: a batch never holds a row outside them).
         classes: the training classes, index = label (the batches' ``label``).
         mean, std: the normalisation of the batches' images (per channel).
+        class_texts: label -> class-level text (``DatasetInfo.class_texts``: the embedded
+            data's field-guide line per class from the mineral database). It is the only
+            text besides the label a zero-shot model may use for a class it never trained
+            on: written per class, never built from samples (a test image's own
+            ``description`` must never reach a prediction). Classes without one (every
+            class of the real release, which gives only the English name per class) are
+            named by their label alone.
     """
 
     card: "TaskCard"
@@ -48,6 +56,7 @@ class TaskContext:
     classes: tuple[str, ...] = ()
     mean: tuple[float, ...] = ()
     std: tuple[float, ...] = ()
+    class_texts: Mapping[str, str] = field(default_factory=dict)
 
     def split_positions(self, split: str) -> np.ndarray:
         """Manifest row positions of ``split`` (empty when the task has no such split)."""

@@ -367,10 +367,11 @@ class MineralDataModule(L.LightningDataModule):
         if context is None:
             from minbench.data.manifest import read_info
 
-            context = TaskContext(card=self.card, root=Path(self.dataset_dir),
-                                  source=read_info(self.dataset_dir).source, frame=self.frame,
+            info = read_info(self.dataset_dir)
+            context = TaskContext(card=self.card, root=Path(self.dataset_dir), source=info.source, frame=self.frame,
                                   positions={k: np.asarray(v, np.int64) for k, v in self.positions.items()},
-                                  classes=tuple(self.classes), mean=tuple(self.mean), std=tuple(self.std))
+                                  classes=tuple(self.classes), mean=tuple(self.mean), std=tuple(self.std),
+                                  class_texts=info.class_texts)
             self._task_context = context
         return context
 

@@ -24,6 +24,9 @@ from minbench.io import atomic_path, write_json_atomic
 MANIFEST_FILE = "manifest.parquet"
 DATASET_FILE = "dataset.json"
 SCHEMA_VERSION = 1
+#: ``dataset.json`` key of the class-level texts: label -> one line about the class (the
+#: embedded data's field-guide line from the mineral database), written by the generator
+CLASS_TEXTS_KEY = "class_descriptions"
 
 FEWSHOT_COLUMNS = ("fewshot_10", "fewshot_98", "fewshot_360")
 FEWSHOT_VALUES = ("train", "test", "")
@@ -78,6 +81,17 @@ class DatasetInfo:
         """Task id -> why this dataset cannot serve it (a partial release; ``data prepare``)."""
         found = self.extra.get("unavailable_tasks")
         return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+
+    @property
+    def class_texts(self) -> dict[str, str]:
+        """Label -> class-level text (``dataset.json``'s ``class_descriptions``): what a
+        zero-shot model may be told about a class it never saw, written per class, never
+        read from a sample. Empty when the dataset gives none (the real release: there a
+        class is named by its label alone). Blank or non-text values are left out."""
+        found = self.extra.get(CLASS_TEXTS_KEY)
+        if not isinstance(found, dict):
+            return {}
+        return {str(k): " ".join(v.split()) for k, v in found.items() if isinstance(v, str) and v.strip()}
 
     def require_task(self, task_id: str, where: str | Path) -> None:
         """A ``UserError`` in one line when this dataset cannot serve ``task_id``."""

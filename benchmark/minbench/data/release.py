@@ -22,6 +22,12 @@ Decisions (also recorded in ``dataset.json``):
   on a few-shot subset has seen some of them. The benchmark's zero-shot set is every
   row with a photo whose species is in no few-shot subset (train or test), so it is
   disjoint from every class a baseline trains on.
+- Class-level text (what a zero-shot model may be told about a class it never saw): the
+  release gives, per class, only its English name, which is the class label (``species``).
+  ``dataset.json`` therefore holds no ``class_descriptions`` and a zero-shot class is named
+  by its label in prompt templates. The per-sample ``description`` and ``variety``
+  belong to samples, so they are never turned into a class's text (a zero-shot class's
+  samples are the test set); a model trains on its training rows' descriptions only.
 - Orientation: width/height are the displayed size (EXIF orientation applied), and
   ``bbox``/``text_boxes`` are in that frame; loaders must apply EXIF orientation (PIL
   ``ImageOps.exif_transpose``; ``cv2.imread`` does by default). ``mineral_boxes`` is kept
@@ -168,6 +174,8 @@ def _prepare(source: Path, out: Path, progress: bool) -> PrepareReport:
         "split_policy": report.split_policy,
         "zeroshot_policy": "rows whose species is in no few-shot subset (train or test): the paper's "
                            "zero-shot set (all classes) minus the few-shot classes",
+        "class_text_policy": "no class descriptions: the release names a class by its English name only "
+                             "(the label); sample descriptions and varieties are never a class's text",
         "orientation": "width/height/bbox/text_boxes in the displayed frame (EXIF orientation applied)",
         "masks": "masks/<sample_id>.png, 255 = mineral, at the image's displayed size",
         "reference_cube_cm": REFERENCE_CUBE_CM,

@@ -1,15 +1,13 @@
 """Class texts and chunked scoring for zero-shot classification.
 
-A candidate class is described by text: its name put into prompt templates (several
-templates, ensembled by averaging their embeddings, as CLIP does) and/or the English
-descriptions of its samples (averaged). Images are then scored against every class
-embedding; ``TopKScorer`` does this chunk by chunk over the classes and keeps only a
-running top-k per image, so 10,000 images x 5,000 classes never exist as one matrix.
-
-Descriptions belong to samples, so a test image's own description would leak into its
-class's prototype. ``leave_one_out_scores`` gives each image the score of its class as
-built WITHOUT its own description (a class described by that one sample alone falls back
-to its name), and the scorer puts that score in place of the leaky one.
+A candidate class is described by class-level text only (the protocol: nothing a
+prediction uses may come from the test split's labels or its samples' own text): its
+name put into prompt templates (several templates, ensembled by averaging their
+embeddings, as CLIP does) and/or its class description (``TaskContext.class_texts``: one
+line per class, written by the dataset, never built from samples). Images are then
+scored against every class embedding; ``TopKScorer`` does this chunk by chunk over the
+classes and keeps only a running top-k per image, so 10,000 images x 5,000 classes never
+exist as one matrix.
 """
 
 from __future__ import annotations
@@ -32,7 +30,26 @@ DEFAULT_TEMPLATES: tuple[str, ...] = (
     "a mineral specimen of {} from a museum collection.",
 )
 
-TEXT_SOURCES = ("names", "descriptions", "both")
+#: where a class's text comes from: ``names`` (templates x names), ``class_text`` (the
+#: dataset's class description; the name where a class has none) or ``both`` (mixed)
+TEXT_SOURCES = ("names", "class_text", "both")
+#: text sources that were removed, and why (a stored run or an old recipe naming one is refused)
+RETIRED_TEXT_SOURCES = {
+    "descriptions": "named unseen classes by the descriptions of the test samples (test-set text in "
+                    "every prediction), which the protocol forbids",
+}
+
+
+def check_text_source(value, where: str = "model.init_args.text_source") -> str:
+    """``value`` when it is a known text source, else a one-line ``UserError`` (a retired
+    source says why it went and what to use instead)."""
+    if value in RETIRED_TEXT_SOURCES:
+        raise UserError(f"{where}: {value!r} is no longer offered: it {RETIRED_TEXT_SOURCES[value]}; use "
+                        "'class_text' (the dataset's class descriptions), 'names' (prompt templates x "
+                        "names) or 'both'")
+    if value not in TEXT_SOURCES:
+        raise UserError(f"{where}: {value!r} is not one of {', '.join(TEXT_SOURCES)}")
+    return value
 
 
 # ----------------------------------------------------------------------------- templates
@@ -176,45 +193,22 @@ def group_mean(emb, owner, num_classes: int):
     return F.normalize(sums, dim=-1), sums, counts
 
 
-def combine(name_emb, desc_emb, desc_counts, source: str, alpha: float = 0.5):
-    """Class embeddings from name prompts and/or descriptions (``source`` in TEXT_SOURCES).
+def combine(name_emb, text_emb, has_text, source: str, alpha: float = 0.5):
+    """Class embeddings from name prompts and/or class texts (``source`` in TEXT_SOURCES).
 
-    ``both`` mixes ``alpha * descriptions + (1 - alpha) * names``; a class without any
-    description keeps its name embedding whatever the source.
+    ``class_text`` takes the class text; ``both`` mixes ``alpha * class text + (1 - alpha)
+    * names``; a class without a class text (``has_text`` False) keeps its name embedding
+    whatever the source.
     """
     import torch.nn.functional as F
 
-    if source not in TEXT_SOURCES:
-        raise UserError(f"text source {source!r} is unknown (known: {', '.join(TEXT_SOURCES)})")
-    if source == "names" or desc_emb is None:
+    check_text_source(source, where="text source")
+    if source == "names" or text_emb is None:
         return F.normalize(name_emb, dim=-1)
-    has = (desc_counts > 0).unsqueeze(1)
-    w = 1.0 if source == "descriptions" else alpha
-    mixed = F.normalize(w * desc_emb + (1 - w) * name_emb, dim=-1)
+    has = has_text.bool().unsqueeze(1)
+    w = 1.0 if source == "class_text" else alpha
+    mixed = F.normalize(w * F.normalize(text_emb, dim=-1) + (1 - w) * F.normalize(name_emb, dim=-1), dim=-1)
     return F.normalize(name_emb, dim=-1).where(~has, mixed)
-
-
-def leave_one_out_scores(image_emb, own_class, own_text, name_emb, desc_sums, desc_counts,
-                         source: str, alpha: float = 0.5):
-    """Score of each image against its own class built without its own description.
-
-    ``own_class`` (B,) long, -1 where the image's description is not in any class's pool;
-    ``own_text`` (B, D) the image's own (normalised) description embedding. Returns (B,)
-    scores (NaN where ``own_class`` is -1: nothing to replace).
-    """
-    import torch
-    import torch.nn.functional as F
-
-    out = torch.full((image_emb.shape[0],), float("nan"), dtype=image_emb.dtype, device=image_emb.device)
-    sel = own_class >= 0
-    if source == "names" or not bool(sel.any()):
-        return out
-    c = own_class[sel]
-    rest = desc_sums[c] - F.normalize(own_text[sel], dim=-1)
-    rest_count = desc_counts[c] - 1
-    proto = combine(name_emb[c], F.normalize(rest, dim=-1), rest_count, source, alpha)
-    out[sel] = (F.normalize(image_emb[sel], dim=-1) * proto).sum(-1)
-    return out
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -222,8 +216,7 @@ def leave_one_out_scores(image_emb, own_class, own_text, name_emb, desc_sums, de
 class TopKScorer:
     """Scores image batches against all classes in chunks, keeping a running top-k.
 
-    Memory per call is ``batch x chunk`` scores plus the running ``batch x k`` lists;
-    ``scores[i, own_class[i]]`` is replaced by ``own_score[i]`` where given (leave-one-out).
+    Memory per call is ``batch x chunk`` scores plus the running ``batch x k`` lists.
     """
 
     def __init__(self, class_emb, k: int = 10, chunk: int = 2048):
@@ -240,7 +233,7 @@ class TopKScorer:
     def num_classes(self) -> int:
         return self.class_emb.shape[0]
 
-    def score(self, image_emb, own_class=None, own_score=None):
+    def score(self, image_emb):
         """Top-k (values, class indices) of one batch of image embeddings, best first."""
         import torch
         import torch.nn.functional as F
@@ -249,17 +242,8 @@ class TopKScorer:
         b = img.shape[0]
         best_v = torch.full((b, self.k), float("-inf"), device=img.device)
         best_i = torch.full((b, self.k), -1, dtype=torch.long, device=img.device)
-        if own_class is not None:
-            own_class = own_class.to(img.device)
-            own_score = own_score.to(img.device, torch.float32)
-            replace = (own_class >= 0) & ~torch.isnan(own_score)
-        rows = torch.arange(b, device=img.device)
         for start in range(0, self.num_classes, self.chunk):
             block = img @ self.class_emb[start:start + self.chunk].T
-            if own_class is not None:
-                local = own_class - start
-                hit = replace & (local >= 0) & (local < block.shape[1])
-                block[rows[hit], local[hit]] = own_score[hit]
             # top-k of the chunk first, then merge two k-lists: no copy of the whole chunk
             v, pos = torch.topk(block, min(self.k, block.shape[1]), dim=1)
             v, sel = torch.topk(torch.cat([best_v, v], 1), self.k, dim=1)
@@ -267,9 +251,9 @@ class TopKScorer:
             best_v = v
         return best_v, best_i
 
-    def add(self, image_emb, own_class=None, own_score=None) -> None:
+    def add(self, image_emb) -> None:
         """Score a batch and keep its top-k for ``result``."""
-        v, i = self.score(image_emb, own_class, own_score)
+        v, i = self.score(image_emb)
         self._values.append(v.cpu())
         self._indices.append(i.cpu())
 

@@ -3,6 +3,9 @@
 ``minbench run`` calls ``validate_run`` after the recipe and the command line are merged
 and before the dataset is generated, cached or any model is built. It checks:
 
+- options a kind retired (the kind module's ``retired_options(config)``, e.g. the zero-shot
+  ``text_source: descriptions`` that named unseen classes by test samples' text): one line
+  each, naming what to use instead, also for an old recipe or a stored run (``--resume``);
 - every ``model`` / ``data`` init argument (nested ``class_path`` objects too) against the
   target's ``__init__``: the name exists and the value fits the annotation;
 - every ``trainer`` key against ``lightning.pytorch.Trainer``'s signature, and the keys
@@ -88,7 +91,8 @@ def _params(class_path: str, where: str, problems: Problems, key: str):
     return params, any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()), getattr(cls, "__name__", name)
 
 
-def _check_args(section: dict[str, Any], key: str, problems: Problems, injected: set[str] = frozenset()) -> None:
+def _check_args(section: dict[str, Any], key: str, problems: Problems, injected: set[str] = frozenset(),
+                skip: set[str] = frozenset()) -> None:
     from minbench.pipelines import signatures
 
     class_path = section.get("class_path")
@@ -105,6 +109,8 @@ def _check_args(section: dict[str, Any], key: str, problems: Problems, injected:
         return
     for name, value in args.items():
         arg_key = f"{key}.init_args.{name}"
+        if arg_key in skip:  # a retired option, already reported
+            continue
         if name not in params:
             if var_kw or name in injected:
                 continue
@@ -196,10 +202,16 @@ def validate_run(config: dict[str, Any], card: TaskCard, origins: dict[str, str]
                  module=None) -> None:
     """Every check above; raises one ``UserError`` with a line per mistake."""
     problems = Problems(dict(origins or {}), str(config.get("recipe") or "recipe"))
+    retired = getattr(module, "retired_options", None) if module is not None else None
+    # dotted key -> why it went and what to use instead (None: covered by another key's line)
+    retired = retired(config) if retired is not None else {}
+    for key, message in retired.items():
+        if message:
+            problems.add(key, message)
     for section in ("model", "data"):
         part = config.get(section)
         if isinstance(part, dict):
-            _check_args(part, section, problems, INJECTED[section])
+            _check_args(part, section, problems, INJECTED[section], skip=set(retired))
     _check_trainer(config.get("trainer") or {}, problems)
     _check_limit(config, problems)
     logger = config.get("logger", "csv")

