@@ -390,3 +390,18 @@ def test_a_multi_seed_trial_run_leaves_one_marked_entry(tiny_dataset, tmp_path, 
     assert [r["seed"] for r in e["seeds"]] == [0, 1] and e["samples"]["seeds"] == [0, 1]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert e["metrics"]["top1"] == pytest.approx(summary["metrics"]["top1"]["mean"])
+
+
+def test_entries_on_boards_of_two_datasets_are_compared_on_the_one_data_names(boards, tmp_path):
+    other = "sha256:" + "e" * 32
+    for fp, p in ((FP, 0.5), (other, 0.7)):
+        L.add_entry("fewshot-10", _result(_hits(p, 0), fp=fp), name="a", method="", source="submission")
+        L.add_entry("fewshot-10", _result(_hits(0.5, 1), fp=fp), name="b", method="", source="submission")
+    with pytest.raises(UserError, match=r"a and b are both on boards of 2 datasets .* choose one with --data"):
+        C.compare("fewshot-10", "a", "b", dirs=[boards])
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "dataset.json").write_text(json.dumps({"name": "synth", "version": "1", "source": "synth",
+                                                   "fingerprint": other, "n_samples": 120}))
+    cmp = C.compare("fewshot-10", "a", "b", dirs=[boards], data_dir=data, n_resamples=50)
+    assert cmp.a.dataset["fingerprint"] == other and cmp.rows[0]["a"] == pytest.approx(_hits(0.7, 0).mean())

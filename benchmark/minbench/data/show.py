@@ -1,8 +1,9 @@
 """``minbench data show``: a contact sheet of samples with their truth drawn on top.
 
 Each tile shows the photo as it is, the mask's outline (magenta), the specimen box (green), the reference-cube
-box (blue), the label's text boxes (red), and under it the species (and the size for rows
-of the size set). Nothing is filled: every mark is an outline, so the photo's colours stay
+box (blue), the label's text boxes (red), and under it the class (a species or a named
+variety), the size for rows of the size set (on the embedded data, the specimen's longest
+3-D dimension) and, for an embedded photo without a reference cube, "no cube". Nothing is filled: every mark is an outline, so the photo's colours stay
 the specimen's own. Works on any manifest: what a row lacks (mask, boxes) is simply not drawn.
 """
 
@@ -97,7 +98,9 @@ def _tile(folder: Path, row, show_size: bool):
         caption += f"  |  {row['size_cm']:.1f} cm"
     font = _font(13)
     draw.text((6, TILE_H + 4), caption[:48], fill=(240, 240, 240), font=font)
-    draw.text((6, TILE_H + 21), str(row["sample_id"])[:48], fill=(150, 150, 150), font=font)
+    # An embedded photo without a cube says so: its size truth exists, a cube reader must abstain.
+    note = "  |  no cube" if row.get("source") == "synth" and not str(row.get("cube_bbox") or "") else ""
+    draw.text((6, TILE_H + 21), (str(row["sample_id"]) + note)[:48], fill=(150, 150, 150), font=font)
     return tile
 
 

@@ -84,7 +84,9 @@ def register(sub) -> None:
     c.add_argument("--task", required=True, help="task id")
     c.add_argument("a", help="entry name (on the task's boards) or predictions file")
     c.add_argument("b", help="entry name or predictions file")
-    c.add_argument("--data", type=Path, default=None, help="dataset of predictions files (default: the embedded one)")
+    c.add_argument("--data", type=Path, default=None,
+                   help="dataset of predictions files (default: the embedded one), and the board to take "
+                        "entries from when they are on boards of several datasets")
     c.add_argument("--dir", type=Path, action="append", default=None,
                    help="boards folder to look entries up in (repeatable; default: yours and the shipped ones)")
     c.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")

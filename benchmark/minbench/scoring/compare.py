@@ -107,7 +107,7 @@ def resolve(task: str, a: str, b: str, *, data_dir=None, dirs=None) -> tuple[Sid
             {"name": task_data.info.name, "version": task_data.info.version, "fingerprint": task_data.info.fingerprint})
         raise UserError(f"compare: {a} is scored on {da} and {b} on {db}; results on different datasets are "
                         "never compared")
-    fp = sorted(common)[0]
+    fp = _pick_dataset(common, found, a, b, data_dir)
     sides = []
     for x in (a, b):
         if x in files:
@@ -120,6 +120,25 @@ def resolve(task: str, a: str, b: str, *, data_dir=None, dirs=None) -> tuple[Sid
             raise UserError(f"compare: {x}: {exc}") from None
         sides.append(Side(x, board["dataset"], s, f"entry of {path}"))
     return sides[0], sides[1]
+
+
+def _pick_dataset(common: set, found: dict, a: str, b: str, data_dir) -> str:
+    """The dataset both entries are compared on: the only one they share, else the one ``--data``
+    names; several and no ``--data`` is refused (a silent pick could compare the wrong boards)."""
+    if len(common) == 1:
+        return next(iter(common))
+    if data_dir is not None:
+        from minbench.data.manifest import read_info
+
+        want = read_info(data_dir).fingerprint
+        if want in common:
+            return want
+    from minbench.scoring.leaderboard import describe_dataset
+
+    names = sorted({describe_dataset(bd["dataset"]) for x in (a, b) for _, bd, _ in found.get(x, [])
+                    if bd["dataset"]["fingerprint"] in common})
+    raise UserError(f"compare: {a} and {b} are both on boards of {len(common)} datasets ({'; '.join(names)}); "
+                    "choose one with --data DIR")
 
 
 # ---- the comparison -------------------------------------------------------------------
