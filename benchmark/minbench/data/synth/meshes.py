@@ -217,8 +217,10 @@ def sphere_mesh(subdivisions: int = 2) -> Mesh:
              (10, 7, 6), (7, 1, 8), (3, 9, 4), (3, 4, 2), (3, 2, 6), (3, 6, 8), (3, 8, 9), (4, 9, 5), (2, 4, 11),
              (6, 2, 10), (8, 6, 7), (9, 8, 1)]
     v = [np.array(p, float) / np.linalg.norm(p) for p in verts]
-    for _ in range(subdivisions):
-        def mid(i: int, j: int, cache: dict[tuple[int, int], int] = {}) -> int:  # noqa: B006 - one per pass
+    for _ in range(subdivisions):   # each triangle into four, new vertices pushed onto the sphere
+        cache: dict[tuple[int, int], int] = {}
+
+        def mid(i: int, j: int, cache=cache) -> int:
             key = (min(i, j), max(i, j))
             if key not in cache:
                 m = v[i] + v[j]

@@ -181,7 +181,7 @@ def _crystals_for(cls: SynthClass, rng: np.random.Generator, *, satellite: bool,
     shared = random_rotation(rng)
     out = []
     for i in range(n):
-        m = _form_mesh(form, rng) if not form.crystalline else load_mesh(form.habit)
+        m = _form_mesh(form, rng)
         stretch = rng.uniform(0.85, 1.2, 3) if form.crystalline else np.ones(3)
         size = main_size * (1.0 if i == 0 else rng.uniform(*other_range))
         if form.kind == "fibrous":   # fibres radiate from one point: rotations near a shared one

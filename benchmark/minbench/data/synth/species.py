@@ -246,25 +246,24 @@ def form_words(form: Form) -> str:
     return {"crystal": f"{habit} crystal", "group": f"{habit} group", "druse": f"{habit} druse"}[form.kind]
 
 
-def build_classes(sp: Species, max_classes: int) -> list[SynthClass]:
-    """Up to ``max_classes`` classes of a species: the species class (its first two forms, every
-    colour) and varieties (one further form each, with a run of the species' colours)."""
+def build_classes(sp: Species) -> list[SynthClass]:
+    """Every class of a species: the species class (its first two forms, every colour) and one
+    variety per further form, with a run of the species' colours."""
     forms = species_forms(sp)
     out = [SynthClass(label=sp.species, family=sp, variety="", forms=tuple(forms[:2]), colours=sp.colours)]
     n = len(sp.colours)
-    for k, form in enumerate(forms[2:max(2, max_classes + 1)]):
-        width = min(n, 1 + (k % 3))
-        start = (k * 2) % n
+    for k, form in enumerate(forms[2:]):
+        start, width = (k * 2) % n, min(n, 1 + (k % 3))
         colours = tuple(sp.colours[(start + j) % n] for j in range(width))
         out.append(SynthClass(label=f"{sp.species}, {form_words(form)}", family=sp, variety=form_words(form),
                               forms=(form,), colours=colours))
-    return out[:max_classes]
+    return out
 
 
 @lru_cache(maxsize=1)
 def all_classes() -> tuple[SynthClass, ...]:
     """Every class of every species (species class first, then its varieties), in species order."""
-    classes = [c for sp in load_species() for c in build_classes(sp, 10 ** 6)]
+    classes = [c for sp in load_species() for c in build_classes(sp)]
     labels = [c.label for c in classes]
     if len(set(labels)) != len(labels):   # two habits with the same words: number them
         seen: dict[str, int] = {}
@@ -279,7 +278,7 @@ def all_classes() -> tuple[SynthClass, ...]:
     return tuple(classes)
 
 
-def linked_species(classes=None) -> list[set[str]]:
+def linked_species() -> list[set[str]]:
     """Species ids joined when they share a habit mesh or a crystal-form set (connected groups):
     a zero-shot class must come from a group no trained class belongs to."""
     species = load_species()
