@@ -261,6 +261,23 @@ def test_build_torchmetrics_matches_the_scorer():
     assert logged["top10"] == 1.0
 
 
+def test_build_torchmetrics_keeps_top_k_apart_when_the_first_batch_has_no_near_misses():
+    import torch
+
+    from minbench.scoring.training_metrics import build_torchmetrics
+
+    card = get_card("fewshot-10")
+    coll = build_torchmetrics(card, 12).clone(prefix="val/")
+    logits = torch.eye(12)[:4] * 5            # first batch: all right at rank 1, so top1 == top3
+    coll.update(logits, torch.arange(4))
+    second = torch.zeros(4, 12)
+    second[:, 0], second[:, 1] = 3.0, 2.0     # second batch: truth 1 is always second
+    coll.update(second, torch.ones(4, dtype=torch.long))
+    logged = {k: float(v) for k, v in coll.compute().items()}
+    assert logged["val/top1"] == pytest.approx(4 / 8)
+    assert logged["val/top3"] == pytest.approx(1.0)
+
+
 def test_build_torchmetrics_refuses_other_kinds():
     from minbench.scoring.training_metrics import build_torchmetrics
 

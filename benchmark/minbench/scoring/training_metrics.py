@@ -56,4 +56,7 @@ def build_torchmetrics(card: TaskCard, num_classes: int) -> torchmetrics.MetricC
             metrics[spec.name] = PresentClassRecall(num_classes=num_classes)
         else:
             raise ValueError(f"{card.path}: metric kind {spec.kind!r} has no training-time torchmetrics form")
-    return torchmetrics.MetricCollection(metrics)
+    # compute_groups=False: torchmetrics merges metrics whose states agree after the first
+    # update, and top-1/top-k agree whenever that batch has no near misses; top-k would then
+    # log top-1 for the rest of the run.
+    return torchmetrics.MetricCollection(metrics, compute_groups=False)

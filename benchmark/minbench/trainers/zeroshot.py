@@ -205,16 +205,9 @@ class ZeroShotTask(BaseTask):
 
     def build_val_metrics(self) -> None:
         """The card's metrics over the seen classes, for validation on held-out seen images."""
-        import torchmetrics
-
         from minbench.scoring.training_metrics import build_torchmetrics
 
-        card_metrics = build_torchmetrics(self.card, max(len(self.seen_classes), 2))
-        # compute_groups=False: torchmetrics merges metrics whose states agree after the
-        # first update, and top-1/top-5 agree whenever the first batch has no near misses,
-        # after which top-5 would report top-1 for the rest of the epoch.
-        self.val_metrics = torchmetrics.MetricCollection(dict(card_metrics.items()), prefix="val/",
-                                                         compute_groups=False)
+        self.val_metrics = build_torchmetrics(self.card, max(len(self.seen_classes), 2)).clone(prefix="val/")
 
     def _logit_scale(self) -> torch.Tensor:
         return torch.tensor(100.0, device=self.device)
