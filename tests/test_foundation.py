@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 
 import pandas as pd
 import pytest
@@ -153,6 +155,26 @@ def test_failed_atomic_write_leaves_the_old_file(tmp_path):
             raise RuntimeError("interrupted")
     assert json.loads(target.read_text()) == {"v": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["board.json"]
+
+
+def test_leftovers_are_those_of_writers_no_longer_running(tmp_path):
+    from minbench.io import leftovers_of
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that has ended and been reaped: what a killed writer leaves
+    target = tmp_path / "data"
+    mine = tmp_path / f".data.{os.getpid()}.abc123.tmp"
+    killed = tmp_path / f".data.{dead.pid}.xyz789.tmp"
+    replaced = tmp_path / f".data.old-{dead.pid}"
+    unknown = tmp_path / ".data.nopid.tmp"
+    other = tmp_path / f".database.{dead.pid}.q.tmp"
+    for p in (mine, killed, replaced, unknown, other):
+        p.mkdir()
+    assert sorted(leftovers_of(target)) == sorted([killed, replaced])
+    assert sorted(leftovers_of(target, all_writers=True)) == sorted([mine, killed, replaced, unknown])
+    with atomic_path(target) as tmp:
+        tmp.write_text("new")
+        assert tmp.name.startswith(f".data.{os.getpid()}.") and tmp not in leftovers_of(target)
 
 
 def test_cli_user_error_is_one_line_and_nonzero(tmp_path, capsys):

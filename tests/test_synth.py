@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import cv2
@@ -339,6 +340,25 @@ def test_a_full_disk_mid_generation_is_one_line_and_leaves_the_old_dataset(fill,
             "or choose another folder") in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # the temporary folder is gone
     assert _hashes(out) == before
+
+
+def test_generating_into_out_removes_what_a_killed_generation_left_beside_it(tmp_path, monkeypatch):
+    from minbench.data.synth import driver
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    left = tmp_path / f".data.{dead.pid}.k1ll3d.tmp"      # a SIGKILLed generation's temporary
+    (left / "images").mkdir(parents=True)
+    live = tmp_path / f".data.{os.getpid()}.busy.tmp"     # a running one's: not ours to touch
+    live.mkdir()
+
+    def interrupted(task):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(driver, "render_sample", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        driver.generate(tmp_path / "data", size="tiny", workers=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name]
 
 
 def test_an_interrupted_first_use_is_never_taken_and_the_next_one_regenerates(tiny_dataset, monkeypatch):

@@ -29,7 +29,8 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    # the pid in the name lets a later writer tell a killed writer's leftovers from a live one's
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     tmp.unlink()
@@ -47,6 +48,39 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
+
+
+def leftovers_of(target: str | os.PathLike, *, all_writers: bool = False) -> list[Path]:
+    """What interrupted ``atomic_path`` writes of ``target`` left beside it (temporaries and
+    replaced copies) by processes no longer running; by every process with ``all_writers``
+    (for a caller that holds ``target``'s lock, so no writer can be live)."""
+    target = Path(target)
+    found = []
+    for path in [*target.parent.glob(f".{target.name}.*.tmp"), *target.parent.glob(f".{target.name}.old-*")]:
+        middle = path.name[len(target.name) + 2:]
+        pid = middle[4:] if middle.startswith("old-") else middle.split(".", 1)[0]
+        if all_writers or (pid.isdigit() and not _running(int(pid))):
+            found.append(path)
+    return found
+
+
+def remove_paths(paths: list[Path]) -> None:
+    """Delete files and folders (a symlink itself, never what it points to)."""
+    for path in paths:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: alive, another user's
+        return True
+    return True
 
 
 def write_bytes_atomic(target: str | os.PathLike, data: bytes) -> None:

@@ -9,12 +9,11 @@ folder's lock, before it is generated again.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from minbench.data.manifest import MANIFEST_FILE
 from minbench.errors import UserError
-from minbench.io import ensure_writable, file_lock
+from minbench.io import ensure_writable, file_lock, leftovers_of, remove_paths
 from minbench.paths import cache_dir
 
 DEFAULT_SYNTH_SIZE = "small"
@@ -74,15 +73,11 @@ def _remove_leftovers(folder: Path) -> None:
     it is not a complete dataset (it is the cache's own, by name)."""
     from minbench.console import notice
 
-    stale = [*folder.parent.glob(f".{folder.name}.*.tmp"), *folder.parent.glob(f".{folder.name}.old-*")]
+    stale = leftovers_of(folder, all_writers=True)
     if folder.exists() and not is_dataset(folder):
         notice(f"minbench: {folder} is not a complete dataset (an interrupted generation?); generating it again")
         stale.append(folder)
-    for path in stale:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
+    remove_paths(stale)
 
 
 def resolve_dataset(data: str | Path | None, *, generate_if_missing: bool = True) -> Path:

@@ -109,7 +109,7 @@ def generate(out: str | os.PathLike, *, seed: int = 0, size: str = "small", work
     from minbench.data.synth.scene import CUBE_EDGE_CM, SIZE_ROUND_CM, class_text
     from minbench.data.synth.species import all_classes
     from minbench.data.synth.splits import make_plan, size_config
-    from minbench.io import atomic_path, ensure_writable, storage_errors
+    from minbench.io import atomic_path, ensure_writable, leftovers_of, remove_paths, storage_errors
 
     cfg = size_config(size)
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
@@ -119,6 +119,8 @@ def generate(out: str | os.PathLike, *, seed: int = 0, size: str = "small", work
     _check_out(out)
     # a read-only or forbidden folder is named now, before anything is rendered
     ensure_writable(out.parent, f"the dataset {out.name}", WRITE_HINT)
+    # a killed earlier generation's temporary beside `out` (never read as a dataset, but large)
+    remove_paths(leftovers_of(out))
     classes = all_classes()
     plan = make_plan(classes, cfg, seed)
     n = len(plan.rows)
