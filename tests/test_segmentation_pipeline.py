@@ -55,8 +55,10 @@ def test_run_finds_a_fewshot_run_and_writes_everything(tiny_dataset, tmp_path, m
     seed = out / "seed0"
     status = json.loads((seed / "status.json").read_text())
     assert status["state"] == "finished"
+    identity = status["classifier"].pop("identity")
     assert status["classifier"] == {"checkpoint": str(ckpt), "source": "run", "recipe": "fewshot-small-cnn",
                                     "task": "fewshot-10", "num_classes": 3}
+    assert identity["recipe"] == "fewshot-small-cnn" and len(identity["config_hash"]) == 12
     # The classifier's training size (48 px) from its run config; the deepest stage with
     # >= 7 x 7 cells there is layer1 (12 x 12).
     assert status["cam"]["image_size"] == 48 and status["cam"]["target_layers"] == ["layer1"]
@@ -84,6 +86,67 @@ def test_run_finds_a_fewshot_run_and_writes_everything(tiny_dataset, tmp_path, m
     board = json.loads(next(leaderboards.glob("segmentation--*.json")).read_text())
     names = {e["name"] for e in board["entries"]}
     assert names == {"gradcam/fewshot-small-cnn", "baseline/centre", "baseline/colour", "baseline/border"}
+
+
+def test_seeds_of_different_classifiers_never_share_an_entry(tiny_dataset, tmp_path, monkeypatch, leaderboards):
+    """The recipe leaves ``classifier`` open (null); the classifier it resolves to is part of
+    the entry's identity, so a retrained or edited classifier starts a new entry."""
+    from minbench.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    fake_fewshot_run(tmp_path / "runs", tiny_dataset)
+
+    def run(seed):
+        assert main(["run", "--task", "segmentation", "--data", str(tiny_dataset), "--out", str(tmp_path / "seg"),
+                     "--quiet", "--overwrite", "--seed", str(seed)]) == 0
+        board = json.loads(next(leaderboards.glob("segmentation--*.json")).read_text())
+        entry = next(e for e in board["entries"] if e["name"].startswith("gradcam/"))
+        return entry["name"], [r["seed"] for r in entry["seeds"]], entry
+
+    assert run(0)[:2] == ("gradcam/fewshot-small-cnn", [0])
+    name, seeds, entry = run(1)
+    assert (name, seeds) == ("gradcam/fewshot-small-cnn", [0, 1])   # same classifier: seeds join
+    assert entry["modified"] == [] and entry["config"]["resolved"]["classifier"]["recipe"] == "fewshot-small-cnn"
+    config_path = tmp_path / "runs" / "fewshot-10" / "fewshot-small-cnn" / "config.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    config["data"]["init_args"]["image_size"] = 40                   # another classifier method
+    config_path.write_text(yaml.safe_dump(config))
+    assert run(2)[:2] == ("gradcam/fewshot-small-cnn", [2])         # a new entry, not a third seed
+
+
+def test_a_cached_default_classifier_of_another_recipe_config_is_not_reused(tiny_dataset, tmp_path, monkeypatch):
+    from minbench.data.manifest import read_info
+    from minbench.pipelines import runner, segmentation_classifier as sc
+
+    monkeypatch.setenv("MINBENCH_HOME", str(tmp_path / "home"))
+    fingerprint = read_info(tiny_dataset).fingerprint
+    ctx = runner.SeedContext.__new__(runner.SeedContext)
+    ctx.config, ctx.seed, ctx.data_dir, ctx.quiet = {"model": {}}, 0, tiny_dataset, True
+    config, chash = sc.default_classifier_config(ctx)
+    ctx.config["classifier_weights"] = "backbone.pt"
+    assert sc.default_classifier_config(ctx)[1] != chash   # --weights: another classifier
+    del ctx.config["classifier_weights"]
+
+    class Trained(Exception):
+        pass
+
+    def trains(*args, **kwargs):
+        raise Trained
+
+    monkeypatch.setattr(runner, "run_recipe", trains)
+    root = sc._cached_dir(fingerprint, 0, chash)
+    ckpt = tiny_checkpoint(root / "best.ckpt")
+    meta = {"checkpoint": str(ckpt), "fingerprint": fingerprint, "recipe": sc.CLASSIFIER_RECIPE,
+            "task": sc.CLASSIFIER_TASK, "image_size": 64, "seed": 0}
+    (root / sc.CLASSIFIER_INFO).write_text(json.dumps({**meta, "config_hash": "0" * 12}))
+    with pytest.raises(Trained):  # trained by an older or edited recipe: trained again
+        sc.train_default_classifier(ctx, fingerprint)
+    root.mkdir(parents=True, exist_ok=True)
+    ckpt = tiny_checkpoint(root / "best.ckpt")
+    (root / sc.CLASSIFIER_INFO).write_text(json.dumps({**meta, "config_hash": chash}))
+    ref = sc.train_default_classifier(ctx, fingerprint)
+    assert (ref.source, ref.checkpoint, ref.identity) == ("cached", ckpt, {"recipe": sc.CLASSIFIER_RECIPE,
+                                                                           "config_hash": chash})
 
 
 def test_given_classifier_and_options(tiny_dataset, tmp_path, monkeypatch, leaderboards):

@@ -167,6 +167,10 @@ def instantiate(section: dict[str, Any], where: str, base: type = object, **extr
 RUN_KEYS = ("name", "description", "role", "seeds", "recipe", "dataset", "command", "minbench_version", "logger",
             "task")
 RUN_TRAINER_KEYS = ("devices", "strategy", "num_nodes")
+# What a run found at run time for a recipe value it left open (the classifier a null
+# segmentation ``classifier`` resolved to): part of the method's identity, so seeds of
+# different classifiers never merge, but never a change from the recipe.
+RESOLVED_KEY = "resolved"
 
 
 def config_identity(config: dict) -> dict:
@@ -211,6 +215,7 @@ def config_changes(config: dict | None) -> list[str]:
     except UserError:
         return []
     ran = flatten(config_identity(json.loads(json.dumps(config, default=str))))
+    ran = {k: v for k, v in ran.items() if k != RESOLVED_KEY and not k.startswith(f"{RESOLVED_KEY}.")}
     base = flatten(config_identity(json.loads(json.dumps(recipe, default=str))))
     changes = [f"{k}={json.dumps(ran[k])}" for k in sorted(ran) if k not in base or base[k] != ran[k]]
     changes += [f"{k} unset" for k in sorted(base) if k not in ran]

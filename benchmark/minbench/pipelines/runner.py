@@ -58,11 +58,13 @@ class SeedContext:
     def recipe_name(self) -> str:
         return str(self.config.get("name", "run"))
 
-    def score(self, predictions: Path, *, name: str | None = None, method: str | None = None):
+    def score(self, predictions: Path, *, name: str | None = None, method: str | None = None,
+              resolved: dict | None = None):
         """Score ``predictions`` with the scorer, write ``score.json`` and add the
         leaderboard entry ``name`` (default: the recipe's name) described by ``method``
         (default: the recipe's description) in the recipe's ``role`` (``method`` or
-        ``reference``), unless ``--no-leaderboard``.
+        ``reference``), unless ``--no-leaderboard``. ``resolved``: what the run found for
+        values its recipe left open (``config.RESOLVED_KEY``), part of the entry's identity.
 
         Returns the full ``minbench.scoring.score.ScoreResult`` (metrics, intervals,
         per-sample rows): report from it, never from a second computation.
@@ -76,8 +78,11 @@ class SeedContext:
         if self.leaderboard:
             from minbench.scoring.leaderboard import add_entry
 
+            from minbench.pipelines.config import RESOLVED_KEY
+
+            config = jsonable({**self.config, **({RESOLVED_KEY: resolved} if resolved else {})})
             path = add_entry(self.card.id, result, name=name, method=method, source="run",
-                             config=jsonable(self.config), seed=self.seed, data_dir=self.data_dir,
+                             config=config, seed=self.seed, data_dir=self.data_dir,
                              role=self.config.get("role"))
             self.extras["leaderboard"] = str(path)
         return result

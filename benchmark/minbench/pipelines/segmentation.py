@@ -74,7 +74,8 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
     hp = model.hparams
     cam_label = describe_cam(hp, model.extractor.layer_names)
     scored = ctx.score(ctx.dir / PREDICTIONS_DIR, name=f"{hp.cam}/{ref.recipe}",
-                       method=f"{cam_label} of {ref.recipe} ({ref.task or 'classifier'})")
+                       method=f"{cam_label} of {ref.recipe} ({ref.task or 'classifier'})",
+                       resolved={"classifier": ref.identity})
     metrics, cam_result = dict(scored.metrics), {"ci": scored.ci}
 
     t1 = time.perf_counter()
@@ -95,7 +96,7 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
                 "target_layers": model.extractor.layer_names, "threshold": hp.threshold,
                 "threshold_value": model.threshold_value, "upsample": hp.upsample, "image_size": image_size},
         "classifier": {"checkpoint": str(ref.checkpoint), "source": ref.source, "recipe": ref.recipe,
-                       "task": ref.task, "num_classes": len(classes)},
+                       "task": ref.task, "num_classes": len(classes), "identity": ref.identity},
         "baselines": {k: {"metrics": v["metrics"], "ci": v["ci"], "description": v["description"]}
                       for k, v in baselines.items()},
         "verdict": verdicts,

@@ -31,6 +31,9 @@ class ClassifierRef:
     image_size: int | None  # its training input side, when known
     recipe: str
     task: str
+    #: what makes two seeds' classifiers the same method (the segmentation entry's identity):
+    #: the hash of the run config it was trained by, or of the checkpoint file when given
+    identity: dict[str, str] | None = None
 
 
 def _run_config(checkpoint: Path) -> dict[str, Any] | None:
@@ -49,14 +52,23 @@ def _run_config(checkpoint: Path) -> dict[str, Any] | None:
 
 
 def _ref_from_checkpoint(path: Path, source: str) -> ClassifierRef:
+    import hashlib
+
+    from minbench.pipelines.config import config_hash
+
     config = _run_config(path) or {}
     size = ((config.get("data") or {}).get("init_args") or {}).get("image_size")
     info = path.parent / CLASSIFIER_INFO
     if info.is_file():
         meta = json.loads(info.read_text(encoding="utf-8"))
         size = meta.get("image_size", size)
+    if source == "given":  # any file: its bytes are its identity
+        with open(path, "rb") as f:
+            identity = {"checkpoint_sha256": hashlib.file_digest(f, "sha256").hexdigest()[:16]}
+    else:                  # a finished run: its method, whichever seed
+        identity = {"recipe": str(config.get("name", "")), "config_hash": config_hash(config)}
     return ClassifierRef(path, source, int(size) if isinstance(size, int) else None,
-                         str(config.get("name", path.stem)), str(config.get("task", "")))
+                         str(config.get("name", path.stem)), str(config.get("task", "")), identity)
 
 
 def find_run_checkpoint(fingerprint: str, runs_dir: Path = Path("runs")) -> Path | None:
@@ -90,14 +102,32 @@ def find_run_checkpoint(fingerprint: str, runs_dir: Path = Path("runs")) -> Path
     return Path(min(found)[2]) if found else None
 
 
-def _cached_dir(fingerprint: str, seed: int, weights: str | None = None) -> Path:
-    import hashlib
-
+def _cached_dir(fingerprint: str, seed: int, chash: str) -> Path:
+    """The cache entry of one default classifier: dataset, recipe config (so an edited or
+    updated recipe, or other --weights, never reuses an old classifier) and seed."""
     from minbench.paths import cache_dir
 
     fp = fingerprint.split(":")[-1][:12]
-    tag = f"-w{hashlib.sha256(str(weights).encode()).hexdigest()[:8]}" if weights else ""
-    return cache_dir() / "classifiers" / f"{CLASSIFIER_TASK}-{CLASSIFIER_RECIPE}-{fp}{tag}-seed{seed}"
+    return cache_dir() / "classifiers" / f"{CLASSIFIER_TASK}-{CLASSIFIER_RECIPE}-{fp}-{chash[:8]}-seed{seed}"
+
+
+def default_classifier_config(ctx: SeedContext) -> tuple[dict[str, Any], str]:
+    """The run config of the default classifier for this run (the shipped recipe on
+    ``CLASSIFIER_TASK``, with ``--weights``) and its ``config_hash``."""
+    from minbench import __version__
+    from minbench.pipelines.config import config_hash, load_recipe, shipped_recipes
+    from minbench.pipelines.runner import dataset_section
+
+    recipes = shipped_recipes()
+    if CLASSIFIER_RECIPE not in recipes:
+        raise UserError(f"baselines/{CLASSIFIER_RECIPE}.yaml is missing: pass --classifier CKPT")
+    config = load_recipe(recipes[CLASSIFIER_RECIPE])
+    config.update(task=CLASSIFIER_TASK, recipe=str(recipes[CLASSIFIER_RECIPE]), logger="csv",
+                  dataset=dataset_section(Path(ctx.data_dir)), minbench_version=__version__)
+    weights = ctx.config.get("classifier_weights")  # --weights: the default classifier's backbone
+    if weights:
+        config["model"]["init_args"]["weights"] = weights
+    return config, config_hash(config)
 
 
 def train_default_classifier(ctx: SeedContext, fingerprint: str) -> ClassifierRef:
@@ -105,31 +135,22 @@ def train_default_classifier(ctx: SeedContext, fingerprint: str) -> ClassifierRe
     default recipe through the runner's entry point, into the cache."""
     import shutil
 
-    from minbench import __version__
     from minbench.cards import get_card
     from minbench.console import notice
     from minbench.io import file_lock, write_json_atomic
-    from minbench.pipelines.config import load_recipe, shipped_recipes
     from minbench.pipelines.run_folder import RunFolder
-    from minbench.pipelines.runner import dataset_section, run_recipe
+    from minbench.pipelines.runner import run_recipe
 
-    weights = ctx.config.get("classifier_weights")  # --weights: the default classifier's backbone
-    root = _cached_dir(fingerprint, ctx.seed, weights)
+    config, chash = default_classifier_config(ctx)
+    identity = {"recipe": CLASSIFIER_RECIPE, "config_hash": chash}
+    root = _cached_dir(fingerprint, ctx.seed, chash)
     info_path = root / CLASSIFIER_INFO
     with file_lock(root.parent / f".{root.name}.lock"):
         if info_path.is_file():
             meta = json.loads(info_path.read_text(encoding="utf-8"))
             ckpt = Path(meta["checkpoint"])
-            if meta.get("fingerprint") == fingerprint and ckpt.is_file():
-                return ClassifierRef(ckpt, "cached", meta.get("image_size"), meta["recipe"], meta["task"])
-        recipes = shipped_recipes()
-        if CLASSIFIER_RECIPE not in recipes:
-            raise UserError(f"baselines/{CLASSIFIER_RECIPE}.yaml is missing: pass --classifier CKPT")
-        config = load_recipe(recipes[CLASSIFIER_RECIPE])
-        config.update(task=CLASSIFIER_TASK, recipe=str(recipes[CLASSIFIER_RECIPE]), logger="csv",
-                      dataset=dataset_section(Path(ctx.data_dir)), minbench_version=__version__)
-        if weights:
-            config["model"]["init_args"]["weights"] = weights
+            if meta.get("fingerprint") == fingerprint and meta.get("config_hash") == chash and ckpt.is_file():
+                return ClassifierRef(ckpt, "cached", meta.get("image_size"), meta["recipe"], meta["task"], identity)
         notice(f"segmentation: training the default classifier ({CLASSIFIER_RECIPE} on {CLASSIFIER_TASK}) "
                f"into {root}")
         shutil.rmtree(root, ignore_errors=True)  # an interrupted attempt: this cache entry is ours
@@ -144,10 +165,10 @@ def train_default_classifier(ctx: SeedContext, fingerprint: str) -> ClassifierRe
         ckpt = Path(result["checkpoint"])
         size = (config.get("data") or {}).get("init_args", {}).get("image_size")
         meta = {"checkpoint": str(ckpt), "fingerprint": fingerprint, "recipe": CLASSIFIER_RECIPE,
-                "task": CLASSIFIER_TASK, "image_size": size, "seed": ctx.seed,
+                "config_hash": chash, "task": CLASSIFIER_TASK, "image_size": size, "seed": ctx.seed,
                 "metrics": result.get("metrics", {})}
         write_json_atomic(info_path, meta)
-    return ClassifierRef(ckpt, "trained", size, CLASSIFIER_RECIPE, CLASSIFIER_TASK)
+    return ClassifierRef(ckpt, "trained", size, CLASSIFIER_RECIPE, CLASSIFIER_TASK, identity)
 
 
 def resolve_classifier(ctx: SeedContext, fingerprint: str) -> ClassifierRef:
