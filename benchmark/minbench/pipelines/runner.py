@@ -76,9 +76,8 @@ class SeedContext:
         result = score_submission(self.card.id, Path(predictions), self.data_dir)
         write_score_json(result, self.dir / "score.json")
         if self.leaderboard:
-            from minbench.scoring.leaderboard import add_entry
-
             from minbench.pipelines.config import RESOLVED_KEY
+            from minbench.scoring.leaderboard import add_entry
 
             config = jsonable({**self.config, **({RESOLVED_KEY: resolved} if resolved else {})})
             path = add_entry(self.card.id, result, name=name, method=method, source="run",
