@@ -101,7 +101,7 @@ def test_list_command_comes_from_the_registries(capsys, tmp_path, monkeypatch):
 
     from minbench.cli import main
     from minbench.data.synth.splits import SIZES
-    from minbench.listing import EMBEDDED_SIZES
+    from minbench.data.synth.options import EMBEDDED_SIZES
     from minbench.models.cam import METHODS
 
     assert tuple(SIZES) == EMBEDDED_SIZES

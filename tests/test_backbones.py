@@ -104,7 +104,7 @@ def test_pretrained_without_network_fails_at_once_and_names_weights(monkeypatch)
 
 
 def test_pretrained_recipes_build_offline_from_local_weights(tmp_path):
-    from minbench.pipelines.config import instantiate, load_recipe, shipped_recipes
+    from minbench.recipes import instantiate, load_recipe, shipped_recipes
     from minbench.trainers.base import BaseTask
 
     src = timm.create_model("resnet50")

@@ -65,7 +65,7 @@ def recipe(tmp_path):
                                     "model": {"class_path": "x.Model", "init_args": {"lr": 0.1}},
                                     "data": {"class_path": "x.Data", "init_args": {}},
                                     "trainer": {"max_epochs": 5}}))
-    from minbench.pipelines.config import load_recipe
+    from minbench.recipes import load_recipe
 
     config = load_recipe(path)
     config.update(recipe=str(path), seeds=[0, 1, 2], logger="csv", command="minbench run",

@@ -10,7 +10,7 @@ import pytest
 
 from minbench.cards import all_cards, get_card
 from minbench.errors import UserError
-from minbench.pipelines.config import load_recipe, shipped_recipes
+from minbench.recipes import load_recipe, shipped_recipes
 from minbench.pipelines.validate import validate_run
 
 RECIPES = shipped_recipes()

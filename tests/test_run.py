@@ -216,7 +216,7 @@ def test_feature_baseline_runs_training_free_with_wandb_offline(tiny_dataset, tm
 
 
 def test_colour_reference_runs_as_shipped_and_is_a_reference_row(tiny_dataset, tmp_path, leaderboards, capsys):
-    from minbench.pipelines.config import shipped_recipes
+    from minbench.recipes import shipped_recipes
     from minbench.scoring import leaderboard, render
 
     assert run(tiny_dataset, shipped_recipes()["colour-knn"], tmp_path / "run") == 0
@@ -233,7 +233,7 @@ def test_colour_reference_runs_as_shipped_and_is_a_reference_row(tiny_dataset, t
 
 
 def test_recipe_init_args_may_build_objects(tiny_dataset):
-    from minbench.pipelines.config import instantiate
+    from minbench.recipes import instantiate
 
     section = {"class_path": "minbench.data.datamodule.MineralDataModule",
                "init_args": {"image_size": 32, "augment_config": {
@@ -243,7 +243,7 @@ def test_recipe_init_args_may_build_objects(tiny_dataset):
 
 
 def test_shipped_recipes_are_well_formed():
-    from minbench.pipelines.config import import_class, load_recipe, shipped_recipes
+    from minbench.recipes import import_class, load_recipe, shipped_recipes
     from minbench.trainers.base import BaseTask
 
     recipes = shipped_recipes()
@@ -257,7 +257,7 @@ def test_shipped_recipes_are_well_formed():
 
 
 def test_renamed_class_paths_resolve_to_the_task_modules():
-    from minbench.pipelines.config import CLASS_PATH_ALIASES, import_class
+    from minbench.recipes import CLASS_PATH_ALIASES, import_class
 
     for old, new in CLASS_PATH_ALIASES.items():
         assert import_class(old, "model") is import_class(new, "model")

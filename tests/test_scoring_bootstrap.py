@@ -9,6 +9,7 @@ from scipy import stats
 from minbench.cards import get_card
 from minbench.scoring import bootstrap as B
 from minbench.scoring import metrics as M
+from minbench.scoring import stats as S
 
 
 def _spec(task, name):
@@ -32,12 +33,12 @@ def test_top1_interval_matches_scipy_and_index_resampling(monkeypatch):
     ranked = np.where(rng.random(n) < 0.4, target, (target + 1) % 20)[:, None]
     table = M.classification_table(ranked, target)
     spec = _spec("fewshot-98", "top1")
-    fast = B.metric_ci(spec, table, n_resamples=4000, seed=0)
+    fast = S.metric_ci(spec, table, n_resamples=4000, seed=0)
     hit = (table["pos"] == 0).astype(float)
     ref = stats.bootstrap((hit,), np.mean, n_resamples=4000, method="percentile", random_state=0).confidence_interval
     assert fast.low == pytest.approx(ref.low, abs=0.004) and fast.high == pytest.approx(ref.high, abs=0.004)
     monkeypatch.setattr(B, "MAX_CATEGORIES", 0)  # force drawing indices
-    slow = B.metric_ci(spec, table, n_resamples=4000, seed=0)
+    slow = S.metric_ci(spec, table, n_resamples=4000, seed=0)
     assert slow.low == pytest.approx(fast.low, abs=0.004) and slow.high == pytest.approx(fast.high, abs=0.004)
     width = fast.high - fast.low
     se = np.sqrt(hit.mean() * (1 - hit.mean()) / n)
@@ -51,9 +52,9 @@ def test_macro_recall_interval_two_paths_agree(monkeypatch):
     ranked = np.where(rng.random(n) < 0.5 + 0.03 * target, target, (target + 3) % 12)[:, None]
     table = M.classification_table(ranked, target)
     spec = _spec("fewshot-98", "macro_recall")
-    fast = B.metric_ci(spec, table, n_resamples=3000, seed=1)
+    fast = S.metric_ci(spec, table, n_resamples=3000, seed=1)
     monkeypatch.setattr(B, "MAX_CATEGORIES", 0)
-    slow = B.metric_ci(spec, table, n_resamples=3000, seed=1)
+    slow = S.metric_ci(spec, table, n_resamples=3000, seed=1)
     point = M.impl(spec).point(spec, table)
     assert fast.low < point < fast.high
     assert slow.low == pytest.approx(fast.low, abs=0.006) and slow.high == pytest.approx(fast.high, abs=0.006)
@@ -65,7 +66,7 @@ def test_mae_interval_matches_scipy():
     pred = true + rng.normal(0, 2, 800)
     table = M.size_table(pred, true)
     spec = _spec("size", "mae")
-    got = B.metric_ci(spec, table, n_resamples=3000, seed=0)
+    got = S.metric_ci(spec, table, n_resamples=3000, seed=0)
     ref = stats.bootstrap((np.abs(pred - true),), np.mean, n_resamples=3000, method="percentile",
                           random_state=0).confidence_interval
     assert got.low == pytest.approx(ref.low, abs=0.03) and got.high == pytest.approx(ref.high, abs=0.03)
@@ -74,14 +75,14 @@ def test_mae_interval_matches_scipy():
 def test_seeded_and_reproducible():
     table = M.size_table(np.linspace(1, 10, 50) + 0.5, np.linspace(1, 10, 50))
     spec = _spec("size", "r2")
-    a = B.metric_ci(spec, table, seed=5)
-    assert a == B.metric_ci(spec, table, seed=5)
+    a = S.metric_ci(spec, table, seed=5)
+    assert a == S.metric_ci(spec, table, seed=5)
     assert a.to_json()["n_resamples"] == 1000 and a.to_json()["method"] == "percentile bootstrap"
 
 
 def test_undefined_resamples_are_left_out_not_crashing():
     table = M.size_table(np.array([np.nan, 2.0, np.nan]), np.array([1.0, 2.0, 3.0]))
-    ci = B.metric_ci(_spec("size", "mae"), table, n_resamples=200)
+    ci = S.metric_ci(_spec("size", "mae"), table, n_resamples=200)
     assert ci.low == ci.high == 0.0  # resamples with no answer give NaN and are dropped
-    none = B.metric_ci(_spec("size", "mae"), M.size_table(np.array([np.nan]), np.array([1.0])))
+    none = S.metric_ci(_spec("size", "mae"), M.size_table(np.array([np.nan]), np.array([1.0])))
     assert none.to_json()["low"] is None

@@ -148,7 +148,7 @@ def test_values_are_checked_against_annotations(annotation, value, expected):
 def test_static_signatures_agree_with_the_imported_classes():
     import inspect
 
-    from minbench.pipelines.config import import_class
+    from minbench.recipes import import_class
     from minbench.pipelines.signatures import signature
 
     for path in ("lightning.pytorch.Trainer", "minbench.data.datamodule.MineralDataModule",
@@ -161,7 +161,7 @@ def test_static_signatures_agree_with_the_imported_classes():
 
 
 def test_every_shipped_recipe_passes_the_check():
-    from minbench.pipelines.config import shipped_recipes
+    from minbench.recipes import shipped_recipes
     from minbench.pipelines.runner import resolve_config
 
     for name in shipped_recipes():

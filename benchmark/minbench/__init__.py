@@ -9,7 +9,7 @@ The Python API (``minbench.api``, imported lazily so ``import minbench`` stays l
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from minbench._version import __version__
 
 __all__ = ["__version__", "Task", "get_task", "compare", "list_tasks", "list_recipes", "list_cams", "list_datasets",
            "load_leaderboard"]

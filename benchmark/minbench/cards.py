@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from minbench.errors import UserError
+from minbench.io import read_yaml
 from minbench.paths import shipped_dir
 
 KINDS = ("classification", "zeroshot", "segmentation", "size")
@@ -223,12 +223,7 @@ def _cluster(m: dict, metrics_raw: dict, path: Path, i: int) -> str | None:
 def load_card(path: str | Path) -> TaskCard:
     """Read and validate one task card file."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: task card not found") from None
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    raw = read_yaml(path, "task card")
     card = _parse(raw, path)
     if card.id != path.stem:
         raise UserError(f"{path}: id {card.id!r} does not match the file name {path.stem!r}")

@@ -12,7 +12,7 @@ import importlib
 import os
 import sys
 
-from minbench import __version__
+from minbench._version import __version__
 from minbench.errors import UserError
 
 COMMAND_MODULES = (

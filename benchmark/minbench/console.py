@@ -21,6 +21,8 @@ import sys
 import time
 import warnings
 
+from minbench.dist import is_rank_zero
+
 QUIET, NORMAL, VERBOSE = "quiet", "normal", "verbose"
 _ENV = "MINBENCH_VERBOSITY"  # read by DDP processes Lightning starts with the same environment
 
@@ -79,14 +81,8 @@ def silence_frameworks() -> None:
         warnings.filterwarnings("ignore", category=LightningDeprecationWarning)
 
 
-def _rank_zero() -> bool:
-    from minbench.pipelines.run_folder import is_rank_zero
-
-    return is_rank_zero()
-
-
 def shows_notices() -> bool:
-    return verbosity() != QUIET and _rank_zero()
+    return verbosity() != QUIET and is_rank_zero()
 
 
 def notice(message: str) -> None:

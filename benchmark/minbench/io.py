@@ -157,3 +157,71 @@ def ensure_writable(folder: str | os.PathLike, what: str, hint: str = "") -> Pat
         os.close(fd)
         os.unlink(probe)
     return folder
+
+
+def read_json(path: str | os.PathLike, what: str = "", *, missing: Any = ..., no_duplicate_keys: bool = False) -> Any:
+    """Read a JSON file; a missing, unreadable or malformed one is a one-line ``UserError``
+    naming the file (``what`` says what it is, e.g. ``"task card"``).
+
+    ``missing``: returned instead of an error when the file does not exist.
+    ``no_duplicate_keys``: a key given twice in one object is an error, not a silent overwrite.
+    """
+    text = _read_text(path, what, missing)
+    if text is _MISSING:
+        return missing
+    hook = _no_duplicate_keys(path) if no_duplicate_keys else None
+    try:
+        return json.loads(text, object_pairs_hook=hook)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc})") from None
+
+
+def read_yaml(path: str | os.PathLike, what: str = "", *, missing: Any = ...) -> Any:
+    """Read a YAML file (``yaml.safe_load``); errors as ``read_json``'s."""
+    import yaml
+
+    text = _read_text(path, what, missing)
+    if text is _MISSING:
+        return missing
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+
+
+def read_config_file(path: str | os.PathLike, what: str = "") -> Any:
+    """A ``.json`` file by ``read_json`` (duplicate keys refused), anything else by ``read_yaml``."""
+    if Path(path).suffix.lower() == ".json":
+        return read_json(path, what, no_duplicate_keys=True)
+    return read_yaml(path, what)
+
+
+_MISSING = object()
+
+
+def _read_text(path: str | os.PathLike, what: str, missing: Any) -> Any:
+    label = f"{what} " if what else ""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if missing is not ...:
+            return _MISSING
+        raise UserError(f"{path}: {label}not found") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: {label}is a folder, not a file") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: {label}is not UTF-8 text") from None
+    except OSError as exc:
+        raise UserError(f"{path}: {label}cannot be read ({exc.strerror or exc})") from None
+
+
+def _no_duplicate_keys(path):
+    def hook(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise UserError(f"{path}: key {key!r} appears more than once")
+            seen.add(key)
+        return dict(pairs)
+
+    return hook

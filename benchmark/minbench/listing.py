@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from minbench.data.synth.options import EMBEDDED_SIZES
+
 WHAT = ("tasks", "recipes", "cams", "backbones", "datasets")
-EMBEDDED_SIZES = ("tiny", "small", "benchmark", "full")  # data/synth/splits.py SIZES (kept light here; a test compares)
 
 
 def list_tasks() -> list[dict[str, Any]]:
@@ -46,7 +47,7 @@ def list_recipes(task: str | None = None) -> list[dict[str, Any]]:
     import yaml
 
     from minbench.cards import all_cards, get_card
-    from minbench.pipelines.config import shipped_recipes
+    from minbench.recipes import shipped_recipes
 
     cards = all_cards()
     out = []

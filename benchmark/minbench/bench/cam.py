@@ -52,7 +52,7 @@ def rss_mb() -> tuple[float, float]:
 
 def _default_classifier() -> tuple[str, dict, int]:
     """Backbone, timm kwargs and input size of the classifier `run --task segmentation` trains."""
-    from minbench.pipelines.config import load_recipe, shipped_recipes
+    from minbench.recipes import load_recipe, shipped_recipes
     from minbench.pipelines.segmentation_classifier import CLASSIFIER_RECIPE
 
     recipe = shipped_recipes().get(CLASSIFIER_RECIPE)

@@ -112,11 +112,11 @@ def _default_device() -> str:
 
 def _child(common: dict, **kw) -> dict:
     """Run one pipeline in a fresh interpreter; returns its JSON result."""
-    import minbench
+    from minbench.paths import PACKAGE_DIR
 
     spec = {**common, **kw}
     env = dict(os.environ)
-    pkg_root = str(Path(minbench.__file__).resolve().parents[1])
+    pkg_root = str(PACKAGE_DIR.parent)
     env["PYTHONPATH"] = os.pathsep.join([pkg_root, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     proc = subprocess.run([sys.executable, "-m", "minbench.bench.data", json.dumps(spec)],

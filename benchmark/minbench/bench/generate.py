@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from minbench.bench import add_json_argument, report
-from minbench.listing import EMBEDDED_SIZES
+from minbench.data.synth.options import EMBEDDED_SIZES
 
 
 def register(sub) -> None:

@@ -44,7 +44,7 @@ def bench_train(args) -> dict:
     from minbench.data.locate import resolve_dataset
     from minbench.errors import UserError
     from minbench.pipelines.classification import DEFAULT_RECIPE
-    from minbench.pipelines.config import instantiate, load_recipe, recipe_path
+    from minbench.recipes import instantiate, load_recipe, recipe_path
     from minbench.trainers.base import BaseTask
 
     card = get_card(args.task)

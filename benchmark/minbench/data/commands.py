@@ -17,7 +17,7 @@ def register(sub) -> None:
     g = verbs.add_parser("generate", help="generate the embedded (synthetic) dataset")
     g.add_argument("--out", type=Path, default=None, help="target folder (default: the cache)")
     g.add_argument("--seed", type=_seed, default=DEFAULT_SYNTH_SEED, help="an integer, 0 <= seed < 2**32")
-    from minbench.listing import EMBEDDED_SIZES
+    from minbench.data.synth.options import EMBEDDED_SIZES
 
     g.add_argument("--size", choices=EMBEDDED_SIZES, default=DEFAULT_SYNTH_SIZE,
                    help="tiny: tests; small: the default, fast on a laptop; full: near the real subset sizes")

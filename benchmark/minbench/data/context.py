@@ -46,6 +46,8 @@ class TaskContext:
             ``description`` must never reach a prediction). Classes without one (every
             class of the real release, which gives only the English name per class) are
             named by their label alone.
+        cube_edge_cm: the reference cube's edge in cm, as the dataset records it
+            (``DatasetInfo.cube_edge_cm``); None when it does not say.
     """
 
     card: "TaskCard"
@@ -57,6 +59,7 @@ class TaskContext:
     mean: tuple[float, ...] = ()
     std: tuple[float, ...] = ()
     class_texts: Mapping[str, str] = field(default_factory=dict)
+    cube_edge_cm: float | None = None
 
     def split_positions(self, split: str) -> np.ndarray:
         """Manifest row positions of ``split`` (empty when the task has no such split)."""

@@ -371,7 +371,7 @@ class MineralDataModule(L.LightningDataModule):
             context = TaskContext(card=self.card, root=Path(self.dataset_dir), source=info.source, frame=self.frame,
                                   positions={k: np.asarray(v, np.int64) for k, v in self.positions.items()},
                                   classes=tuple(self.classes), mean=tuple(self.mean), std=tuple(self.std),
-                                  class_texts=info.class_texts)
+                                  class_texts=info.class_texts, cube_edge_cm=info.cube_edge_cm)
             self._task_context = context
         return context
 

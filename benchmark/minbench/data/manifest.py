@@ -26,6 +26,8 @@ DATASET_FILE = "dataset.json"
 SCHEMA_VERSION = 1
 #: ``dataset.json`` key of the class-level texts: label -> one line about the class (the
 #: embedded data's field-guide line from the mineral database), written by the generator
+#: ``dataset.json`` key of the reference cube's edge in cm (the size task's one source for it)
+CUBE_EDGE_KEY = "cube_edge_cm"
 CLASS_TEXTS_KEY = "class_descriptions"
 
 FEWSHOT_COLUMNS = ("fewshot_10", "fewshot_98", "fewshot_360")
@@ -92,6 +94,16 @@ class DatasetInfo:
         if not isinstance(found, dict):
             return {}
         return {str(k): " ".join(v.split()) for k, v in found.items() if isinstance(v, str) and v.strip()}
+
+    @property
+    def cube_edge_cm(self) -> float | None:
+        """The reference cube's edge in cm (``dataset.json``'s ``cube_edge_cm``; datasets
+        prepared before it was one key wrote ``reference_cube_cm``), or None if not given."""
+        for key in (CUBE_EDGE_KEY, "reference_cube_cm"):
+            value = self.extra.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+                return float(value)
+        return None
 
     def require_task(self, task_id: str, where: str | Path) -> None:
         """A ``UserError`` in one line when this dataset cannot serve ``task_id``."""

@@ -214,7 +214,7 @@ def create_backbone(name: str, *, num_classes: int, pretrained: bool = False, we
 
 
 def _create_handcrafted(name: str, *, num_classes: int, weights: str | Path | None, **kwargs: Any) -> nn.Module:
-    from minbench.pipelines.config import import_class
+    from minbench.recipes import import_class
 
     if num_classes:
         raise UserError(f"backbone {name!r} has no trainable layers: use it with the training-free "

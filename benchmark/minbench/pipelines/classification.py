@@ -24,7 +24,7 @@ PREDICTIONS_FILE = "predictions.csv"
 def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
     import lightning as L
 
-    from minbench.pipelines.config import instantiate
+    from minbench.recipes import instantiate
     from minbench.pipelines.lightning_setup import (Throughput, build_datamodule, build_trainer,
                                                     find_callback, last_checkpoint)
     from minbench.trainers.base import BaseTask
@@ -64,7 +64,7 @@ def gather_predictions(outputs: list[dict[str, Any]]) -> list[tuple[int, str, li
     """``(index, sample_id, ranked species)`` of every rank, each test row once, in
     index order (the distributed sampler may give a row to two ranks)."""
     from minbench.data.datasets import first_occurrences
-    from minbench.trainers.base import gather_objects
+    from minbench.dist import gather_objects
 
     local = []
     for out in outputs:

@@ -20,7 +20,7 @@ def register(sub) -> None:
     from minbench import console
     from minbench.cards import all_cards
     from minbench.models import cam as cams
-    from minbench.pipelines.config import shipped_recipes
+    from minbench.recipes import shipped_recipes
 
     tasks = ", ".join(all_cards())
     p = sub.add_parser(

@@ -12,7 +12,7 @@ from typing import Any
 from lightning.pytorch import Callback, LightningDataModule, Trainer
 
 from minbench.errors import UserError
-from minbench.pipelines.config import instantiate
+from minbench.recipes import instantiate
 from minbench.pipelines.runner import SeedContext
 
 CHECKPOINT_DIR = "checkpoints"

@@ -40,14 +40,6 @@ STATUS_FILE = "status.json"
 MARKER_KEY = "minbench_run"
 
 
-def is_rank_zero() -> bool:
-    """True unless this process is a non-zero DDP rank (read from the launcher's environment)."""
-    for var in ("RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
-        if var in os.environ:
-            return int(os.environ[var]) == 0
-    return int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
-
-
 def seed_dirname(seed: int) -> str:
     return f"seed{seed}"
 

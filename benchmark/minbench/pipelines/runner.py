@@ -30,11 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from minbench import __version__
+from minbench._version import __version__
 from minbench.cards import TaskCard, get_card
 from minbench.errors import UserError
-from minbench.pipelines.config import apply_override, flatten, load_recipe, recipe_path, shipped_recipes
-from minbench.pipelines.run_folder import RunFolder, is_rank_zero, jsonable
+from minbench.recipes import apply_override, flatten, load_recipe, recipe_path, shipped_recipes
+from minbench.dist import is_rank_zero
+from minbench.pipelines.run_folder import RunFolder, jsonable
 
 DEFAULT_RECIPE_BY_KIND: dict[str, str] = {}  # filled from each kind module's DEFAULT_RECIPE
 
@@ -76,7 +77,7 @@ class SeedContext:
         result = score_submission(self.card.id, Path(predictions), self.data_dir)
         write_score_json(result, self.dir / "score.json")
         if self.leaderboard:
-            from minbench.pipelines.config import RESOLVED_KEY
+            from minbench.recipes import RESOLVED_KEY
             from minbench.scoring.leaderboard import add_entry
 
             config = jsonable({**self.config, **({RESOLVED_KEY: resolved} if resolved else {})})

@@ -40,7 +40,7 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
     import lightning as L
 
     from minbench.data.manifest import read_info
-    from minbench.pipelines.config import instantiate
+    from minbench.recipes import instantiate
     from minbench.pipelines.lightning_setup import build_datamodule, build_trainer
     from minbench.pipelines.segmentation_baselines import compare, print_comparison, run_baselines
     from minbench.pipelines.segmentation_classifier import resolve_classifier

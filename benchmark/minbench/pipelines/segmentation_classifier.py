@@ -54,7 +54,7 @@ def _run_config(checkpoint: Path) -> dict[str, Any] | None:
 def _ref_from_checkpoint(path: Path, source: str) -> ClassifierRef:
     import hashlib
 
-    from minbench.pipelines.config import config_hash
+    from minbench.recipes import config_hash
 
     config = _run_config(path) or {}
     size = ((config.get("data") or {}).get("init_args") or {}).get("image_size")
@@ -76,7 +76,7 @@ def find_run_checkpoint(fingerprint: str, runs_dir: Path = Path("runs")) -> Path
     import yaml
 
     from minbench.cards import all_cards
-    from minbench.pipelines.config import canonical_class_path
+    from minbench.recipes import canonical_class_path
 
     fewshot = [c.id for c in all_cards().values() if c.kind == "classification"]
     found = []
@@ -114,8 +114,8 @@ def _cached_dir(fingerprint: str, seed: int, chash: str) -> Path:
 def default_classifier_config(ctx: SeedContext) -> tuple[dict[str, Any], str]:
     """The run config of the default classifier for this run (the shipped recipe on
     ``CLASSIFIER_TASK``, with ``--weights``) and its ``config_hash``."""
-    from minbench import __version__
-    from minbench.pipelines.config import config_hash, load_recipe, shipped_recipes
+    from minbench._version import __version__
+    from minbench.recipes import config_hash, load_recipe, shipped_recipes
     from minbench.pipelines.runner import dataset_section
 
     recipes = shipped_recipes()

@@ -38,9 +38,9 @@ GALLERY_SIZE = 12
 def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
     import lightning as L
 
-    from minbench.pipelines.config import instantiate
+    from minbench.recipes import instantiate
     from minbench.pipelines.lightning_setup import build_datamodule, build_trainer
-    from minbench.trainers.base import gather_objects
+    from minbench.dist import gather_objects
     from minbench.trainers.base import BaseTask
     from minbench.trainers.size import dedupe
 

@@ -69,7 +69,7 @@ def _params(class_path: str, where: str, problems: Problems, key: str):
     """``(params by name, accepts **kwargs, class name)`` of a class, from source when
     possible, else from the imported class; None when the class is not there."""
     from minbench.pipelines import signatures
-    from minbench.pipelines.config import import_class
+    from minbench.recipes import import_class
 
     static = signatures.signature(class_path)
     name = class_path.rpartition(".")[2]

@@ -92,9 +92,9 @@ def run_seed(ctx) -> dict[str, Any] | None:
     """Train (if the model trains), predict, write and score the submission for one seed."""
     import lightning as L
 
-    from minbench.pipelines.config import instantiate
+    from minbench.recipes import instantiate
     from minbench.pipelines.lightning_setup import build_datamodule, build_trainer, find_callback, last_checkpoint
-    from minbench.pipelines.run_folder import is_rank_zero
+    from minbench.dist import is_rank_zero
     from minbench.trainers.zeroshot import ClipZeroShot, ZeroShotTask
 
     L.seed_everything(ctx.seed, workers=True, verbose=False)
@@ -130,7 +130,7 @@ def run_seed(ctx) -> dict[str, Any] | None:
     stats = {"text_embedding_s": round(text_s, 2), **stats}
     gzsl_val = _collect_gzsl_seen(trainer, model, dm) if (has_val and model.seen_classes) else None
 
-    from minbench.trainers.base import gather_objects
+    from minbench.dist import gather_objects
 
     outputs = gather_objects(outputs)
     gzsl_val = gather_objects(gzsl_val) if gzsl_val is not None else None

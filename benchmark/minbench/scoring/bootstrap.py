@@ -112,17 +112,3 @@ def bootstrap_ci(statistic, features: dict[str, np.ndarray], *, n_resamples: int
     values = resample_statistics(statistic, features, n_resamples=n_resamples, seed=seed)
     low, high = percentile_interval(values, level)
     return Interval(low=low, high=high, level=level, n_resamples=n_resamples, seed=seed)
-
-
-def metric_ci(spec, table: dict[str, np.ndarray], *, n_resamples: int = DEFAULT_RESAMPLES,
-              level: float = DEFAULT_LEVEL, seed: int = DEFAULT_SEED) -> Interval:
-    """Bootstrap interval of one card metric on its per-sample table."""
-    from minbench.scoring.metrics import impl
-
-    if getattr(spec, "cluster", None):  # samples cluster by class: the two-stage bootstrap of stats.py
-        from minbench.scoring.stats import seed_mean_interval
-
-        return seed_mean_interval(spec, [table], n_resamples=n_resamples, level=level, seed=seed)
-    m = impl(spec)
-    return bootstrap_ci(lambda f, w: m.weighted(spec, f, w), m.features(spec, table),
-                        n_resamples=n_resamples, level=level, seed=seed)

@@ -41,7 +41,7 @@ from minbench.cards import KINDS, TaskCard, all_cards, get_card, is_fraction_nam
 from minbench.errors import UserError
 from minbench.io import file_lock, write_bytes_atomic, write_json_atomic
 from minbench.paths import cache_dir, shipped_dir
-from minbench.pipelines.config import config_changes, config_hash
+from minbench.recipes import config_changes, config_hash
 
 SCHEMA_ID = "minbench-leaderboard/2"
 OLD_SCHEMAS = ("minbench-leaderboard/1",)  # read and migrated in memory, never rewritten unasked
@@ -300,7 +300,7 @@ def load_boards(dirs: list[Path] | None = None) -> list[tuple[Path, dict]]:
 
 # ---- entry identity: seeds and configs ------------------------------------------------
 # A run's identity (its config without run bookkeeping, ``config_hash``) and how it differs
-# from its recipe file (``config_changes``) belong to the recipe loader, pipelines/config.py.
+# from its recipe file (``config_changes``) belong to the recipe loader, recipes.py.
 
 def _seed_record(seed, metrics, date, code_version, n_answered, sha) -> dict:
     return {"seed": seed, "metrics": dict(metrics), "date": date, "code_version": code_version,

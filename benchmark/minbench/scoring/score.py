@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from minbench import __version__
+from minbench._version import __version__
 from minbench.cards import TaskCard, get_card
 from minbench.io import write_json_atomic
 from minbench.paths import PACKAGE_DIR
@@ -192,7 +192,7 @@ def score_table(card: TaskCard, table: dict[str, np.ndarray], *, n_resamples: in
     ``classification_table``, ``segmentation_table``, ``size_table``); what
     ``score_submission`` computes once it has read the file, for answers held in memory."""
     from minbench.scoring import metrics as M
-    from minbench.scoring.bootstrap import metric_ci
+    from minbench.scoring.stats import metric_ci
 
     values = M.evaluate(card, table)
     ci_specs = card.metrics if ci_metrics == "all" else [card.headline_metric]

@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from minbench.scoring.bootstrap import (CHUNK_CELLS, DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED, Interval,
+from minbench.scoring.bootstrap import (CHUNK_CELLS, DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED, Interval, bootstrap_ci,
                                         compress, percentile_interval, resample_statistics)
 
 Table = dict[str, np.ndarray]
@@ -152,3 +152,15 @@ def mcnemar(hit_a: np.ndarray, hit_b: np.ndarray) -> dict:
     only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
     p = 1.0 if only_a + only_b == 0 else float(binomtest(only_a, only_a + only_b, 0.5).pvalue)
     return {"only_a": only_a, "only_b": only_b, "p": p}
+
+
+def metric_ci(spec, table: dict[str, np.ndarray], *, n_resamples: int = DEFAULT_RESAMPLES,
+              level: float = DEFAULT_LEVEL, seed: int = DEFAULT_SEED) -> Interval:
+    """Bootstrap interval of one card metric on its per-sample table."""
+    from minbench.scoring.metrics import impl
+
+    if getattr(spec, "cluster", None):  # samples cluster by class: the two-stage bootstrap
+        return seed_mean_interval(spec, [table], n_resamples=n_resamples, level=level, seed=seed)
+    m = impl(spec)
+    return bootstrap_ci(lambda f, w: m.weighted(spec, f, w), m.features(spec, table),
+                        n_resamples=n_resamples, level=level, seed=seed)

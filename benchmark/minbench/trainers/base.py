@@ -170,12 +170,3 @@ class BaseTask(LightningModule):
                 state["total_steps"] = max(total, int(state.get("last_epoch", 0)) + 1)
             elif "T_max" in state:
                 state["T_max"] = total
-
-
-def gather_objects(items: list[Any]) -> list[Any]:
-    """Concatenate a list from every DDP rank (``items`` itself when not distributed)."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return list(items)
-    parts: list[Any] = [None] * torch.distributed.get_world_size()
-    torch.distributed.all_gather_object(parts, list(items))
-    return [x for part in parts for x in part]

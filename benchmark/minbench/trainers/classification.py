@@ -21,7 +21,8 @@ from torch import nn
 
 from minbench.cards import get_card
 from minbench.errors import UserError
-from minbench.trainers.base import BaseTask, gather_objects
+from minbench.dist import gather_objects
+from minbench.trainers.base import BaseTask
 
 
 class ClassificationTask(BaseTask):

@@ -23,7 +23,8 @@ import torch
 from minbench.errors import UserError
 from minbench.models.size_authors import AuthorsRule, authors_estimate
 from minbench.models.size import SizeConfig, SizeEstimator
-from minbench.trainers.base import BaseTask, gather_objects
+from minbench.dist import gather_objects
+from minbench.trainers.base import BaseTask
 
 BOX_COLUMNS = ("mineral_boxes", "text_boxes")
 

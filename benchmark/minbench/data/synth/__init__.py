@@ -24,23 +24,9 @@ from __future__ import annotations
 
 import os
 
-GENERATOR_VERSION = "2.0"
-# Seeds are integers in [0, SEED_LIMIT): what numpy's SeedSequence takes as one word, and a
-# short, stable part of the cache folder's name.
-SEED_LIMIT = 2**32
+from minbench.data.synth.options import EMBEDDED_SIZES, GENERATOR_VERSION, SEED_LIMIT, check_seed
 
-
-def check_seed(seed) -> int:
-    """``seed`` as an int when it is one in ``[0, SEED_LIMIT)``; a one-line ``UserError`` otherwise."""
-    import numbers
-
-    from minbench.errors import UserError
-
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise UserError(f"--seed {seed!r}: must be an integer (0 <= seed < 2**32)")
-    if not 0 <= int(seed) < SEED_LIMIT:
-        raise UserError(f"--seed {seed}: out of range (0 <= seed < 2**32)")
-    return int(seed)
+__all__ = ["EMBEDDED_SIZES", "GENERATOR_VERSION", "SEED_LIMIT", "check_seed", "generate"]
 
 
 def generate(out: str | os.PathLike, *, seed: int = 0, size: str = "small", workers: int | None = None,

@@ -105,7 +105,7 @@ def generate(out: str | os.PathLike, *, seed: int = 0, size: str = "small", work
     import pandas as pd
 
     from minbench.data import manifest
-    from minbench.data.synth import GENERATOR_VERSION, check_seed
+    from minbench.data.synth.options import GENERATOR_VERSION, check_seed
     from minbench.data.synth.scene import CUBE_EDGE_CM, SIZE_ROUND_CM, class_text
     from minbench.data.synth.species import all_classes
     from minbench.data.synth.splits import make_plan, size_config

@@ -7,12 +7,27 @@ culled, faces painted far-to-near, so convex habits are exact and twins nearly s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
 
-from minbench.data.synth.species import Habit
+
+@dataclass(frozen=True)
+class Habit:
+    """One crystal habit of a species: a mesh and the words for it."""
+
+    slug: str
+    name: str
+    stl: bytes = field(repr=False)
+    massive: bool
+    cdl_forms: frozenset = frozenset()   # the crystal forms of its CDL, e.g. {"{110}", "{211}"}
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha1(self.stl).hexdigest()[:16]
+
 
 _STL_DTYPE = np.dtype([("n", "<f4", 3), ("v", "<f4", (3, 3)), ("a", "<u2")])
 # Words of the database's expression names that already say the habit.

@@ -27,7 +27,6 @@ colour alone, and every colour, form and lustre is shared by several species.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import sqlite3
@@ -36,6 +35,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from minbench.data.synth.colors import Colour, delta_e, parse_colour
+from minbench.data.synth.meshes import Habit, load_mesh
 
 SKIP_CATEGORIES = {"Organic gems", "Ornamental rocks"}
 # Not one species: a group name, or a phenomenon rather than a mineral.
@@ -65,21 +65,6 @@ FORM_WORDS = {"botryoidal": ("botryoidal", "reniform", "mammillary", "kidney", "
 # Ore minerals are over-represented in a systematic collection such as the Fersman museum's
 # (its founders were mining mineralogists): their commonness prior is multiplied by this.
 ORE_COMMONNESS = 3.0
-
-
-@dataclass(frozen=True)
-class Habit:
-    """One crystal habit of a species: a mesh and the words for it."""
-
-    slug: str
-    name: str
-    stl: bytes = field(repr=False)
-    massive: bool
-    cdl_forms: frozenset = frozenset()   # the crystal forms of its CDL, e.g. {"{110}", "{211}"}
-
-    @property
-    def digest(self) -> str:
-        return hashlib.sha1(self.stl).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -240,8 +225,6 @@ def form_words(form: Form) -> str:
     """Words for a form: "octahedral crystal", "prismatic druse", "botryoidal"."""
     if not form.crystalline:
         return form.kind
-    from minbench.data.synth.meshes import load_mesh
-
     habit = load_mesh(form.habit).habit
     return {"crystal": f"{habit} crystal", "group": f"{habit} group", "druse": f"{habit} druse"}[form.kind]
 

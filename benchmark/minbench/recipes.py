@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from minbench.errors import UserError
+from minbench.io import read_yaml
 from minbench.paths import shipped_dir
 
 SECTIONS = ("name", "description", "role", "task", "seeds", "model", "data", "trainer", "logger")
@@ -73,10 +74,7 @@ def recipe_path(config: str | Path) -> Path:
 
 def load_recipe(path: Path) -> dict[str, Any]:
     """Read and check one recipe file."""
-    try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    raw = read_yaml(path, "recipe")
     if not isinstance(raw, dict):
         raise UserError(f"{path}: a recipe is a YAML mapping with sections {', '.join(SECTIONS)}")
     unknown = [k for k in raw if k not in SECTIONS]
