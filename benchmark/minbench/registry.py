@@ -64,7 +64,7 @@ class Registry(Generic[T]):
         """The one-line message for a name this registry does not hold."""
         close = difflib.get_close_matches(str(name), list(self._entries), n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(close)}? " if close else ""
-        return f"{what or self.kind} {name!r}: unknown {self.kind} ({hint}known: {', '.join(self._entries)})"
+        return f"{what or repr(name)}: unknown {self.kind} ({hint}known: {', '.join(self._entries)})"
 
     def info(self, name: str) -> dict[str, Any]:
         """The metadata registered with ``name``."""
