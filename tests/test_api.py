@@ -1,5 +1,6 @@
 """The Python API: ``minbench.get_task`` / ``datamodule`` / ``score``, the lists and the
-leaderboards, lazy imports, and the README's example run as the README shows it."""
+leaderboards, lazy imports, and the documented examples run as the docs show them (the long
+one in docs/python-api.md, the README's short one)."""
 
 from __future__ import annotations
 
@@ -17,22 +18,27 @@ from minbench.errors import UserError
 REPO = Path(__file__).resolve().parents[1]
 
 
-def readme_block(heading: str) -> str:
-    """The first ```python block after ``heading`` in README.md."""
-    text = (REPO / "README.md").read_text(encoding="utf-8")
-    section = text[text.index(heading):]
+def doc_block(page: str, heading: str) -> str:
+    """The first ```python block after the line ``heading`` in ``page`` (relative to the repository)."""
+    text = (REPO / page).read_text(encoding="utf-8")
+    section = text[re.search(rf"^{re.escape(heading)}$", text, re.M).start():]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
-def test_the_readme_example_trains_a_model_and_scores_it(tiny_dataset, tmp_path, monkeypatch, capsys):
+def _embedded_is(tiny_dataset) -> None:
+    """The examples use the embedded dataset; here that is the tiny one."""
     from minbench.data.locate import embedded_dir
 
-    # The example uses the embedded dataset; here that is the tiny one.
     target = embedded_dir()
     target.parent.mkdir(parents=True, exist_ok=True)
     target.symlink_to(tiny_dataset, target_is_directory=True)
+
+
+def test_the_docs_example_trains_a_model_and_scores_it(tiny_dataset, tmp_path, monkeypatch, capsys):
+    _embedded_is(tiny_dataset)
     monkeypatch.chdir(tmp_path)
-    exec(compile(readme_block("## Python API"), "README.md", "exec"), {"__name__": "__readme__"})
+    page = "docs/python-api.md"
+    exec(compile(doc_block(page, "## Your own model, your own loop"), page, "exec"), {"__name__": "__docs__"})
     printed = capsys.readouterr().out
     assert printed.startswith("top1 ")
     # The API's score is the CLI's score of the same file.
@@ -45,6 +51,16 @@ def test_the_readme_example_trains_a_model_and_scores_it(tiny_dataset, tmp_path,
 
     cli = json.loads((tmp_path / "s.json").read_text())
     assert cli["metrics"] == pytest.approx(api.metrics) and cli["n_samples"] == api.n_samples
+
+
+def test_the_readme_snippet_scores_a_submission(tiny_dataset, tmp_path, monkeypatch, capsys):
+    _embedded_is(tiny_dataset)
+    monkeypatch.chdir(tmp_path)
+    # The snippet scores a predictions.csv of the user's; here, the true species.
+    rows = minbench.get_task("fewshot-10").test_frame()
+    rows[["sample_id", "species"]].rename(columns={"species": "pred_1"}).to_csv("predictions.csv", index=False)
+    exec(compile(doc_block("README.md", "## Common uses"), "README.md", "exec"), {"__name__": "__readme__"})
+    assert capsys.readouterr().out.startswith("top1 1.0 ")
 
 
 def test_task_card_datamodule_and_lists(tiny_dataset):
