@@ -202,7 +202,7 @@ def _read_full(full_csv: Path, report: PrepareReport, left_out: Counter
         seen.add(sid)
         rel = norm_path(get["path"][i])
         records.append(SampleRecord(i=i, sample_id=sid, rel=rel, raw_path=get["path"][i],
-                               collection=collection_of(rel) if rel else ""))
+                                    collection=collection_of(rel) if rel else ""))
     if left_out["duplicate_sample_id"]:
         report.warnings.append(f"{full_csv}: {left_out['duplicate_sample_id']} rows repeat an earlier sample id; "
                                "the first is kept")

@@ -1,11 +1,13 @@
 """``minbench data show``: a contact sheet of samples with their truth drawn on top.
 
-Each tile shows the photo as it is, the mask's outline (magenta), the specimen box (green), the reference-cube
-box (blue), the label's text boxes (red), and under it the class (a species or a named
-variety), the size for rows of the size set (on the embedded data, the specimen's longest
-3-D dimension) and, for an embedded photo without a reference cube, "no cube". Nothing is filled: every mark is an outline, so the photo's colours stay
-the specimen's own. Works on any manifest: what a row lacks (mask, boxes) is simply not drawn.
-"""
+Each tile shows the photo upright (read by ``data.decode.load_rgb``, EXIF orientation
+applied, the frame of the manifest's sizes, boxes and masks), the mask's outline (magenta),
+the specimen box (green), the reference-cube box (blue), the label's text boxes (red), and
+under it the class (a species or a named variety), the size for rows of the size set (on
+the embedded data, the specimen's longest 3-D dimension) and, for an embedded photo without
+a reference cube, "no cube". Nothing is filled: every mark is an outline, so the photo's
+colours stay the specimen's own. Works on any manifest: what a row lacks (mask, boxes) is
+simply not drawn."""
 
 from __future__ import annotations
 

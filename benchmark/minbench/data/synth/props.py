@@ -41,11 +41,13 @@ def cube_vertices(scene: Scene, centre_px: tuple[float, float], ppc: float) -> t
 
 
 def cube_outline(scene: Scene, centre_px, ppc: float) -> np.ndarray:
+    """The cube's silhouette (convex hull of its projected corners): what casts its shadow."""
     uv, _ = cube_vertices(scene, centre_px, ppc)
     return cv2.convexHull(uv.astype(np.float32))[:, 0, :]
 
 
 def draw_cube(img: np.ndarray, labels: np.ndarray, scene: Scene, centre_px, ppc: float) -> tuple[float, ...]:
+    """Paint the cube's visible faces, lit by the scene's light; returns its box (x1, y1, x2, y2)."""
     uv, faces = cube_vertices(scene, centre_px, ppc)
     for idx, n in faces:
         lamb = max(0.0, float(n @ scene.light))
@@ -84,6 +86,7 @@ def label_layout(scene: Scene) -> tuple[tuple[int, int], list, float, int]:
 
 def draw_label(img: np.ndarray, labels: np.ndarray, scene: Scene, origin: tuple[int, int],
                rng: np.random.Generator) -> list[tuple[int, int, int, int]]:
+    """Paint the paper label at ``origin`` (paper and ink drawn from ``rng``); returns its lines' boxes."""
     (lw, lh), lines, scale, thick = label_layout(scene)
     x0, y0 = origin
     paper = np.array([rng.uniform(225, 250), rng.uniform(220, 245), rng.uniform(200, 235)])

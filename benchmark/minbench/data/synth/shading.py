@@ -42,6 +42,8 @@ def shade_faces(rgb: np.ndarray, normals: np.ndarray, light: np.ndarray, lustre:
 
 def face_colours(placed: Placed, rgb: np.ndarray, rgb2: np.ndarray | None, light: np.ndarray, lustre: str,
                  rng: np.random.Generator) -> np.ndarray:
+    """Each face's shaded colour (F, 3) in 0..1: ``rgb``, or zoned ``rgb``/``rgb2`` along the
+    crystal's long axis, under ``light`` by the ``lustre``."""
     mesh = placed.mesh
     if rgb2 is None:
         base = np.broadcast_to(rgb, (len(mesh.normals), 3))
