@@ -83,6 +83,16 @@ def test_exif_rotation_with_draft_reports_the_full_upright_size(tmp_path):
     assert out.shape[0] > out.shape[1] >= 224 and out.shape[0] < 1024  # decoded at a reduced scale
 
 
+def test_draft_of_a_width_and_height_is_in_the_upright_frame(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6            # stored 1600 x 400, shown 400 x 1600
+    path = tmp_path / "tall.jpg"
+    Image.fromarray(np.full((400, 1600, 3), 128, np.uint8)).save(path, quality=80, exif=exif.tobytes())
+    out, hw = load_rgb(path, draft=(100, 400))   # at least 100 wide and 400 tall, upright
+    assert hw == (1600, 400)
+    assert out.shape == (400, 100, 3)             # 1/4 scale: the largest that keeps both sides
+
+
 def test_truncated_jpeg_is_skipped_with_a_reason(tmp_path):
     rng = np.random.default_rng(0)
     buf = io.BytesIO()

@@ -83,6 +83,9 @@ def test_splits_sizes_and_zeroshot(release, tmp_path):
     assert "seeded stratified" in info.extra["split_policy"]["fewshot_10"]
     # the release names a class by its English name only: no class-level text beyond the label
     assert info.class_texts == {} and "class_text_policy" in info.extra
+    # the cube edge under the one key the size task reads (the authors' 1.27 cm)
+    assert info.extra[manifest.CUBE_EDGE_KEY] == info.cube_edge_cm == 1.27
+    assert "reference_cube_cm" not in info.extra
 
 
 def test_segmentation_masks_match_their_images(release, tmp_path):

@@ -87,3 +87,60 @@ def test_masks_are_outlines_that_leave_the_photo_as_it_is(tiny_dataset):
     assert changed.any()
     # Only a thin band changes: the inside of the mask keeps the photo's own colours.
     assert changed.mean() < 0.05
+
+
+def _rotated_sample(folder, *, square=(8, 10, 24, 40), size=(64, 96)):
+    """A one-row dataset: a JPEG stored on its side with EXIF orientation 6, upright ``size``
+    (w, h) grey with a black ``square`` (x1, y1, x2, y2), its mask and box on that square."""
+    w, h = size
+    x1, y1, x2, y2 = square
+    upright = np.full((h, w, 3), 170, np.uint8)
+    upright[y1:y2, x1:x2] = 0
+    mask = np.zeros((h, w), np.uint8)
+    mask[y1:y2, x1:x2] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6   # the viewer turns the stored image 90 degrees clockwise
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    stored = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)   # what the camera wrote
+    stored.save(folder / "images" / "r1.jpg", quality=95, exif=exif.tobytes())
+    Image.fromarray(mask).save(folder / "masks" / "r1.png")
+    row = manifest.empty_row()
+    row.update(sample_id="r1", image_path="images/r1.jpg", width=w, height=h, species="quartz",
+               segmentation=True, mask_path="masks/r1.png", bbox=manifest.format_box(list(square)),
+               source="mineralimage5k")
+    import pandas as pd
+
+    manifest.write_dataset(folder, pd.DataFrame([row]), name="mineralimage5k", version="1", source="mineralimage5k")
+
+
+def test_a_rotated_photo_is_drawn_upright_under_its_mask_and_box(tmp_path):
+    from minbench.data.show import TILE_H, TILE_W
+
+    folder = tmp_path / "release"
+    _rotated_sample(folder)
+    sheet = np.asarray(Image.open(contact_sheet(folder, out=tmp_path / "s.png")).convert("RGB"), dtype=np.int16)
+    # the upright 64 x 96 photo fills the tile's height: 2.25 px per pixel, centred across
+    scale = min(TILE_W / 64, TILE_H / 96)
+    ox = (TILE_W - round(64 * scale)) // 2
+
+    def tile_xy(x, y):
+        return round(ox + x * scale), round(y * scale)
+
+    magenta = (sheet[..., 0] > 180) & (sheet[..., 1] < 90) & (sheet[..., 2] > 140)
+    ys, xs = np.nonzero(magenta[:TILE_H])
+    (left, top), (right, bottom) = tile_xy(8, 10), tile_xy(24, 40)
+    # the mask's outline runs along the square's edge ...
+    assert abs(xs.min() - left) <= 2 and abs(xs.max() - (right - 1)) <= 2
+    assert abs(ys.min() - top) <= 2 and abs(ys.max() - (bottom - 1)) <= 2
+    # ... and the photo under it is the black square, upright (a sideways photo puts grey here)
+    for x, y in ((12, 14), (20, 36), (16, 25), (12, 36)):
+        tx, ty = tile_xy(x, y)
+        assert sheet[ty, tx].max() < 60, (x, y, sheet[ty, tx])
+    for x, y in ((40, 25), (16, 60), (50, 80), (4, 4)):
+        tx, ty = tile_xy(x, y)
+        assert sheet[ty, tx].min() > 130, (x, y, sheet[ty, tx])
+    # the specimen box (green) is drawn on the same square
+    green = (sheet[..., 1] > 180) & (sheet[..., 0] < 90) & (sheet[..., 2] < 110)
+    gy, gx = np.nonzero(green[:TILE_H])
+    assert abs(gx.min() - left) <= 2 and abs(gx.max() - right) <= 3 and abs(gy.min() - top) <= 2

@@ -123,12 +123,14 @@ class TaskCard:
             raise UserError(f"{where}: has no column {self.split_column!r} (split of task {self.id})")
         return manifest[self.split_column]
 
-    def positions(self, manifest, split: str, where: str = "manifest") -> np.ndarray:
+    def positions(self, manifest, split: str, where: str = "manifest", *, allow_empty: bool = False) -> np.ndarray:
         """0-based positions of the ``split`` (``train`` or ``test``) rows of ``manifest``,
-        in manifest order (the rule of each kind: the module docstring).
+        in manifest order (the rule of each kind: the module docstring). The one rule of
+        split membership: the data module, the scorer, ``data check``, ``data prepare`` and
+        the generator's statistics all ask it.
 
         A ``UserError`` (prefixed with ``where``) when the manifest lacks the split column
-        or has no test rows.
+        or, unless ``allow_empty`` (counting what a dataset holds), has no test rows.
         """
         if split not in SPLITS:
             raise ValueError(f"split {split!r} is not one of {', '.join(SPLITS)}")
@@ -136,7 +138,7 @@ class TaskCard:
         is_test = (column == self.test_value).to_numpy()
         if split == "test":
             found = np.flatnonzero(is_test)
-            if not len(found):
+            if not len(found) and not allow_empty:
                 raise UserError(f"{where}: no test rows for task {self.id} (column {self.split_column} "
                                 f"== {self.test_value!r})")
             return found
@@ -147,10 +149,10 @@ class TaskCard:
             return np.flatnonzero(~np.isin(species, np.unique(species[is_test])))
         return np.array([], np.int64)
 
-    def rows(self, manifest, split: str, where: str = "manifest"):
+    def rows(self, manifest, split: str, where: str = "manifest", *, allow_empty: bool = False):
         """The ``split`` rows of ``manifest`` (a DataFrame keeping the manifest's index), in
         manifest order; errors as ``positions``."""
-        return manifest.iloc[self.positions(manifest, split, where)]
+        return manifest.iloc[self.positions(manifest, split, where, allow_empty=allow_empty)]
 
     def classes(self, manifest, where: str = "manifest"):
         """The species a submission may name, sorted (a ``pandas.Index``): those of the
@@ -244,6 +246,13 @@ def all_cards() -> dict[str, TaskCard]:
 
 def task_ids() -> list[str]:
     return list(all_cards())
+
+
+def cards_of_kind(kind: str) -> list[TaskCard]:
+    """The shipped cards of ``kind`` (one of ``KINDS``), in natural order of their ids."""
+    if kind not in KINDS:
+        raise ValueError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
+    return [card for card in all_cards().values() if card.kind == kind]
 
 
 def get_card(task_id: str) -> TaskCard:

@@ -112,13 +112,18 @@ def _check_files(folder: Path, df: pd.DataFrame, quick: bool, workers: int) -> d
 
 
 def _split_summary(df: pd.DataFrame, problems: list[str], warnings: list[str]) -> dict[str, Any]:
+    """Rows and classes of every task's split (keyed by the card's manifest column), asking
+    the task cards which rows those are; leaks between splits are problems or warnings."""
+    from minbench.cards import cards_of_kind
+
     out: dict[str, Any] = {}
-    fewshot_classes: dict[str, set[str]] = {}
-    for col in manifest.FEWSHOT_COLUMNS:
-        train, test = df[df[col] == "train"], df[df[col] == "test"]
-        classes = set(train["species"]) | set(test["species"])
-        fewshot_classes[col] = classes
-        out[col] = {"train": len(train), "test": len(test), "classes": len(classes),
+    fewshot = cards_of_kind("classification")
+    split_of = {(card.split_column, split): card.rows(df, split, allow_empty=True)
+                for card in fewshot for split in ("train", "test")}
+    for card in fewshot:
+        col = card.split_column
+        train, test = split_of[col, "train"], split_of[col, "test"]
+        out[col] = {"train": len(train), "test": len(test), "classes": len(card.classes(df)),
                     "test_classes": test["species"].nunique()}
         shared = set(train["image_path"]) & set(test["image_path"])
         if shared:
@@ -129,21 +134,23 @@ def _split_summary(df: pd.DataFrame, problems: list[str], warnings: list[str]) -
             warnings.append(f"{col}: {len(unseen)} test classes have no train rows (e.g. {unseen[0]!r})")
     # Tasks train separately, but a photo that is test in one subset and train in another
     # leaks if someone pretrains on the larger subset: worth knowing, not fatal.
-    for a in manifest.FEWSHOT_COLUMNS:
-        for b in manifest.FEWSHOT_COLUMNS:
-            crossed = int(((df[a] == "test") & (df[b] == "train")).sum())
-            if a != b and crossed:
-                warnings.append(f"{crossed} images are test in {a} but train in {b}")
-    zs = df[df["zeroshot"]]
-    zs_classes = set(zs["species"])
-    out["zeroshot"] = {"rows": len(zs), "classes": len(zs_classes)}
-    for col, classes in fewshot_classes.items():
-        overlap = sorted(zs_classes & classes)
-        if overlap:
-            problems.append(f"zeroshot: {len(overlap)} classes are also {col} classes "
-                            f"(e.g. {', '.join(repr(c) for c in overlap[:_EXAMPLES])})")
-    out["segmentation"] = {"rows": int(df["segmentation"].sum())}
-    out["size"] = {"rows": int(df["size"].sum())}
+    for a in fewshot:
+        for b in fewshot:
+            crossed = len(split_of[a.split_column, "test"].index.intersection(split_of[b.split_column, "train"].index))
+            if a is not b and crossed:
+                warnings.append(f"{crossed} images are test in {a.split_column} but train in {b.split_column}")
+    for kind in ("zeroshot", "segmentation", "size"):  # their test rows (zero-shot trains on every other class)
+        for card in cards_of_kind(kind):
+            rows = card.rows(df, "test", allow_empty=True)
+            out[card.split_column] = {"rows": len(rows)}
+            if kind != "zeroshot":
+                continue
+            out[card.split_column]["classes"] = rows["species"].nunique()
+            for other in fewshot:
+                overlap = sorted(set(rows["species"]) & set(other.classes(df)))
+                if overlap:
+                    problems.append(f"{card.split_column}: {len(overlap)} classes are also {other.split_column} "
+                                    f"classes (e.g. {', '.join(repr(c) for c in overlap[:_EXAMPLES])})")
     return out
 
 
@@ -215,7 +222,7 @@ def print_report(report: CheckReport) -> None:
     t.add_row(f"all ({ds.get('name', '?')} {ds.get('version', '')})", "", str(s.get("rows", "?")),
               str(s.get("classes", "?")))
     for col, v in s.get("splits", {}).items():
-        if col in manifest.FEWSHOT_COLUMNS:
+        if "train" in v:  # a task with a train split
             t.add_row(col, str(v["train"]), str(v["test"]), str(v["classes"]))
         else:
             t.add_row(col, "", str(v["rows"]), str(v.get("classes", "")))

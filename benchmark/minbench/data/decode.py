@@ -93,12 +93,15 @@ def to_rgb8(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
-def load_rgb(path: str | Path, *, draft: int | None = None,
+def load_rgb(path: str | Path, *, draft: int | tuple[int, int] | None = None,
              max_pixels: int | None = None) -> tuple[np.ndarray, tuple[int, int]]:
-    """Decode ``path`` to (HxWx3 uint8 RGB, (H, W) of the full-size upright image).
+    """Decode ``path`` to (HxWx3 uint8 RGB, (H, W) of the full-size upright image): the one
+    reader of photos (EXIF orientation applied, so the pixels are in the frame of the
+    manifest's sizes, boxes and masks).
 
-    ``draft``: the smallest side length the caller needs; a JPEG may then be decoded at a
-    reduced scale (never below ``draft`` on either side). Raises :class:`BadImage`.
+    ``draft``: the smallest side length the caller needs, or the smallest (width, height)
+    of the upright image; a JPEG may then be decoded at a reduced scale (never below it).
+    Raises :class:`BadImage`.
     """
     img = _open(path, max_pixels)
     with img:
@@ -106,7 +109,9 @@ def load_rgb(path: str | Path, *, draft: int | None = None,
         orientation = _orientation(img)
         full_hw = (w, h) if orientation in _SWAPS_AXES else (h, w)
         if draft and img.format == "JPEG":
-            img.draft(None, (draft, draft))
+            need_w, need_h = (draft, draft) if isinstance(draft, int) else draft
+            # the decoder scales the stored frame: a rotated photo's upright width is its stored height
+            img.draft(None, (need_h, need_w) if orientation in _SWAPS_AXES else (need_w, need_h))
         try:
             img.load()
             upright = ImageOps.exif_transpose(img) if orientation != 1 else img

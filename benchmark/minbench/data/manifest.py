@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,16 +18,19 @@ import pandas as pd
 
 from minbench.data.boxes import format_box, parse_box  # noqa: F401  (manifest cells: the one box parser)
 from minbench.errors import UserError
-from minbench.io import atomic_path, write_json_atomic
+from minbench.io import atomic_path, read_json, write_json_atomic
 
 MANIFEST_FILE = "manifest.parquet"
 DATASET_FILE = "dataset.json"
 SCHEMA_VERSION = 1
 #: ``dataset.json`` key of the class-level texts: label -> one line about the class (the
 #: embedded data's field-guide line from the mineral database), written by the generator
-#: ``dataset.json`` key of the reference cube's edge in cm (the size task's one source for it)
-CUBE_EDGE_KEY = "cube_edge_cm"
 CLASS_TEXTS_KEY = "class_descriptions"
+#: ``dataset.json`` key of the reference cube's edge in cm (the size task's one source for
+#: it), written by the generator and by ``data prepare``
+CUBE_EDGE_KEY = "cube_edge_cm"
+#: the key ``data prepare`` wrote it under before it was one key (still read)
+_OLD_CUBE_EDGE_KEY = "reference_cube_cm"
 
 FEWSHOT_COLUMNS = ("fewshot_10", "fewshot_98", "fewshot_360")
 FEWSHOT_VALUES = ("train", "test", "")
@@ -99,7 +101,7 @@ class DatasetInfo:
     def cube_edge_cm(self) -> float | None:
         """The reference cube's edge in cm (``dataset.json``'s ``cube_edge_cm``; datasets
         prepared before it was one key wrote ``reference_cube_cm``), or None if not given."""
-        for key in (CUBE_EDGE_KEY, "reference_cube_cm"):
+        for key in (CUBE_EDGE_KEY, _OLD_CUBE_EDGE_KEY):
             value = self.extra.get(key)
             if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
                 return float(value)
@@ -222,14 +224,15 @@ def read_manifest(folder: str | Path) -> pd.DataFrame:
 
 
 def read_info(folder: str | Path) -> DatasetInfo:
-    """Read ``dataset.json`` of a dataset folder."""
+    """Read ``dataset.json`` of a dataset folder; a ``UserError`` names what is wrong."""
     path = Path(folder) / DATASET_FILE
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        known = {"name", "version", "source", "fingerprint", "n_samples"}
-        return DatasetInfo(**{k: raw[k] for k in known},
-                           extra={k: v for k, v in raw.items() if k not in known})
-    except FileNotFoundError:
-        raise UserError(f"{path}: missing (not a prepared minbench dataset)") from None
-    except (ValueError, KeyError) as exc:
-        raise UserError(f"{path}: not a valid dataset description ({exc})") from None
+    raw = read_json(path, "dataset description", missing=None)
+    if raw is None:
+        raise UserError(f"{path}: missing (not a prepared minbench dataset)")
+    known = ("name", "version", "source", "fingerprint", "n_samples")
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: not a valid dataset description (a JSON object is expected)")
+    lacking = [k for k in known if k not in raw]
+    if lacking:
+        raise UserError(f"{path}: not a valid dataset description (no {', '.join(map(repr, lacking))})")
+    return DatasetInfo(**{k: raw[k] for k in known}, extra={k: v for k, v in raw.items() if k not in known})

@@ -32,10 +32,9 @@ Decisions (also recorded in ``dataset.json``):
   ``bbox``/``text_boxes`` are in that frame; loaders must apply EXIF orientation (PIL
   ``ImageOps.exif_transpose``; ``cv2.imread`` does by default). ``mineral_boxes`` is kept
   as the release gives it.
-- Masks: matched to samples by file stem (``2_27312``, ``FMM_2_27312``, ``..._mask``). A
-  mask of another size than the photo uses ``segm/img``'s copy of the photo when that has
-  the mask's size (this also recovers rows whose photo is missing), else is resized
-  (nearest) when the aspect ratios agree within 2%, else is dropped and counted.
+- Masks: matched to samples by file stem; one of another size than the photo takes
+  ``segm/img``'s copy of the photo, else is resized when the aspect ratios agree, else is
+  dropped and counted (``release_masks``).
 - Rows whose CSV is cut at the end (an interrupted download) are skipped with a
   warning naming the line (``csv_schema``).
 """
@@ -44,7 +43,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -53,27 +51,26 @@ from typing import Any
 
 import pandas as pd
 
+from minbench.cards import all_cards, cards_of_kind
 from minbench.data import csv_schema as cs
 from minbench.data import manifest
-from minbench.data.masks import BadMask, mask_png_bytes, read_truth_mask
-from minbench.data.photo import ImageInfo, read_image_info, read_image_infos
+from minbench.data.photo import read_image_infos
 from minbench.data.release_boxes import best_mineral_box, text_boxes_pixels
-from minbench.data.release_layout import (IMAGES_ZIP, SEGM_TAR, collection_of, file_index, find_file, norm_path,
-                                          prefix_in, resolve_images, resolve_segm)
+from minbench.data.release_layout import (IMAGES_ZIP, SEGM_TAR, SampleRecord, collection_of, file_index, find_file,
+                                          norm_path, prefix_in, resolve_images, resolve_segm)
+from minbench.data.release_masks import MASKS_DIR, attach_masks
 from minbench.data.release_splits import SPLIT_SEED, TEST_FRACTION, read_split_csv, seeded_split
 from minbench.errors import UserError
-from minbench.io import file_lock, write_bytes_atomic, write_json_atomic, write_text_atomic
+from minbench.io import file_lock, write_json_atomic, write_text_atomic
 
 NAME = "mineralimage5k"
 VERSION = "2023.1"
 FULL_FILE = "minerals_full.csv"
 SIZE_FILE = "minerals_size.csv"
 SPLIT_FILES = {"fewshot_10": "minerals_10.csv", "fewshot_98": "minerals_98.csv", "fewshot_360": "minerals_360.csv"}
-REFERENCE_CUBE_CM = 1.27  # the authors' size script takes the reference cube as 1.27 cm a side
+AUTHORS_CUBE_EDGE_CM = 1.27  # the authors' size script takes the reference cube as 1.27 cm a side
 REPORT_FILE = "prepare_report.json"
 MISSING_FILE = "missing_images.csv"
-_UNSAFE_CHARS = re.compile(r"[^\w.-]")  # sample ids become mask file names
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 @dataclass
@@ -99,20 +96,6 @@ class PrepareReport:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass
-class _Record:
-    """One unique sample of minerals_full.csv on its way to the manifest."""
-
-    i: int  # row index in the CSV data
-    sample_id: str
-    rel: str | None  # normalised CSV path (None when unusable)
-    raw_path: str
-    collection: str
-    info: ImageInfo | None = None
-    image_path: str = ""
-    mask_path: str = ""
 
 
 def prepare(source: str | os.PathLike, out: str | os.PathLike, *, progress: bool = False) -> PrepareReport:
@@ -143,7 +126,11 @@ def _prepare(source: Path, out: Path, progress: bool) -> PrepareReport:
 
     get, records = _read_full(full_csv, report, left_out)
     images_prefix = _attach_images(source, out, records, report, progress)
-    masks = _attach_masks(source, out, records, report)
+    masks = attach_masks(source, out, records, report.warnings)
+    report.segmentation, report.empty_masks = masks.counts, masks.empty
+    if masks.empty:  # a mask with no mineral pixel scores 0 IoU for every method that finds one: say so now
+        print(f"data prepare: {len(masks.empty)} truth masks have no mineral pixel by the truth rule (e.g. "
+              f"{', '.join(masks.empty[:3])}); listed in {REPORT_FILE} (empty_masks)", file=sys.stderr)
     kept, missing_rows = _split_off_missing(records, report, left_out)
     df = _manifest_rows(kept, get, full_csv, report, left_out)
     if df.empty:
@@ -178,7 +165,7 @@ def _prepare(source: Path, out: Path, progress: bool) -> PrepareReport:
                              "(the label); sample descriptions and varieties are never a class's text",
         "orientation": "width/height/bbox/text_boxes in the displayed frame (EXIF orientation applied)",
         "masks": "masks/<sample_id>.png, 255 = mineral, at the image's displayed size",
-        "reference_cube_cm": REFERENCE_CUBE_CM,
+        manifest.CUBE_EDGE_KEY: AUTHORS_CUBE_EDGE_CM,
         "prepare_report": REPORT_FILE,
         "missing_images": MISSING_FILE,
         "unavailable_tasks": report.unavailable_tasks,
@@ -186,13 +173,14 @@ def _prepare(source: Path, out: Path, progress: bool) -> PrepareReport:
     report.fingerprint = info.fingerprint
     write_json_atomic(out / REPORT_FILE, report.to_json())
     # Only now that the new manifest is in place: an interrupted run keeps the old one valid.
-    for stale in (out / "masks").glob("*.png"):
-        if stale.name not in masks:
+    for stale in (out / MASKS_DIR).glob("*.png"):
+        if stale.name not in masks.written:
             stale.unlink()
     return report
 
 
-def _read_full(full_csv: Path, report: PrepareReport, left_out: Counter) -> tuple[dict[str, list[str]], list[_Record]]:
+def _read_full(full_csv: Path, report: PrepareReport, left_out: Counter
+               ) -> tuple[dict[str, list[str]], list[SampleRecord]]:
     """minerals_full.csv: columns by name (or position), one record per unique sample id."""
     full = cs.read_csv(full_csv, {a for _, al in cs.FULL_FIELDS for a in al})
     cols = cs.map_columns(full, cs.FULL_FIELDS, cs.FULL_REQUIRED, positional=True)
@@ -213,15 +201,15 @@ def _read_full(full_csv: Path, report: PrepareReport, left_out: Counter) -> tupl
             continue
         seen.add(sid)
         rel = norm_path(get["path"][i])
-        records.append(_Record(i=i, sample_id=sid, rel=rel, raw_path=get["path"][i],
-                               collection=collection_of(rel) if rel else ""))
+        records.append(SampleRecord(i=i, sample_id=sid, rel=rel, raw_path=get["path"][i],
+                                    collection=collection_of(rel) if rel else ""))
     if left_out["duplicate_sample_id"]:
         report.warnings.append(f"{full_csv}: {left_out['duplicate_sample_id']} rows repeat an earlier sample id; "
                                "the first is kept")
     return get, records
 
 
-def _attach_images(source: Path, out: Path, records: list[_Record], report: PrepareReport, progress: bool) -> str:
+def _attach_images(source: Path, out: Path, records: list[SampleRecord], report: PrepareReport, progress: bool) -> str:
     """Find each record's photo and read its header; returns the manifest path prefix of the image root."""
     root = resolve_images(source, out, [r.rel for r in records if r.rel][:300], FULL_FILE, report.warnings)
     prefix = prefix_in(out, root, "mineral_images")
@@ -234,101 +222,8 @@ def _attach_images(source: Path, out: Path, records: list[_Record], report: Prep
     return prefix
 
 
-def _stem_key(name: str) -> str:
-    return re.sub(r"[_\-. ]?mask$", "", Path(name).stem.lower())
-
-
-def _write_mask(src: Path, dst: Path, size: tuple[int, int]) -> bool:
-    """Read a release mask by the truth rule (``data.masks``: EXIF applied, any bright colour
-    = mineral), resize it (nearest) to ``size`` and write it as a 0/255 PNG, atomically.
-    Returns whether it has any mineral pixel. Raises ``BadMask``."""
-    import numpy as np
-    from PIL import Image
-
-    mask = read_truth_mask(src)
-    if (mask.shape[1], mask.shape[0]) != tuple(size):
-        mask = np.asarray(Image.fromarray(mask.astype(np.uint8)).resize(size, Image.NEAREST)) > 0
-    write_bytes_atomic(dst, mask_png_bytes(mask))
-    return bool(mask.any())
-
-
-def _attach_masks(source: Path, out: Path, records: list[_Record], report: PrepareReport) -> set[str]:
-    """Match segm/mask files to samples by stem and write them to ``out/masks`` at the image's size;
-    returns the names written."""
-    stats: Counter[str] = Counter()
-    written: set[str] = set()
-    empty: list[str] = []
-    root = resolve_segm(source, out, report.warnings)
-    if root is not None:
-        prefix = prefix_in(out, root, "segm")
-        by_key: dict[str, _Record] = {}
-        for r in records:
-            by_key.setdefault(r.sample_id.lower(), r)
-            if r.rel:
-                by_key.setdefault(_stem_key(r.rel), r)
-        imgs = {_stem_key(p.name): p for p in sorted((root / "img").iterdir()) if p.suffix.lower() in IMAGE_EXTS}
-        unmatched, done = [], set()
-        (out / "masks").mkdir(exist_ok=True)
-        for mask in sorted((root / "mask").iterdir()):
-            if mask.suffix.lower() not in IMAGE_EXTS:
-                continue
-            key = _stem_key(mask.name)
-            r = by_key.get(key) or (by_key.get(key[4:]) if key.startswith("fmm_") else None)
-            if r is None:
-                unmatched.append(mask.name)
-                continue
-            if r.sample_id in done:
-                continue
-            done.add(r.sample_id)
-            outcome = _place_mask(r, mask, imgs.get(key), prefix)
-            stats[outcome] += 1
-            if outcome in ("same_size", "image_from_segm", "mask_resized"):
-                name = _UNSAFE_CHARS.sub("_", r.sample_id) + ".png"
-                try:
-                    if not _write_mask(mask, out / "masks" / name, (r.info.width, r.info.height)):
-                        empty.append(r.sample_id)
-                except BadMask as exc:
-                    stats["mask_unreadable"] += 1
-                    report.warnings.append(str(exc))
-                    continue
-                written.add(name)
-                r.mask_path = f"masks/{name}"
-        stats["masks_unmatched"] = len(unmatched)
-        if unmatched:
-            report.warnings.append(f"{root / 'mask'}: {len(unmatched)} masks match no sample id "
-                                   f"(e.g. {', '.join(unmatched[:3])}); ignored")
-        stats.pop("same_size", None)
-    if empty:
-        stats["masks_empty"] = len(empty)
-        report.empty_masks = sorted(empty)
-        # a mask with no mineral pixel scores 0 IoU for every method that finds one: say so now
-        print(f"data prepare: {len(empty)} truth masks have no mineral pixel by the truth rule (e.g. "
-              f"{', '.join(report.empty_masks[:3])}); listed in {REPORT_FILE} (empty_masks)", file=sys.stderr)
-    report.segmentation = {"rows": len(written), **dict(sorted((k, v) for k, v in stats.items() if v))}
-    return written
-
-
-def _place_mask(r: _Record, mask: Path, seg_img: Path | None, segm_prefix: str) -> str:
-    """Decide which photo a mask goes with (see the module docstring); returns the outcome."""
-    mask_info = read_image_info(mask)
-    if mask_info is None:
-        return "mask_unreadable"
-    msize = (mask_info.width, mask_info.height)
-    if r.info is not None and (r.info.width, r.info.height) == msize:
-        return "same_size"
-    seg_info = read_image_info(seg_img) if seg_img is not None else None
-    if seg_info is not None and (seg_info.width, seg_info.height) == msize:
-        r.info, r.image_path = seg_info, f"{segm_prefix}img/{seg_img.name}"
-        return "image_from_segm"
-    if r.info is not None:
-        aspect = r.info.width / r.info.height
-        if abs(msize[0] / msize[1] - aspect) < 0.02 * aspect:
-            return "mask_resized"
-    return "mask_size_mismatch"
-
-
-def _split_off_missing(records: list[_Record], report: PrepareReport, left_out: Counter
-                       ) -> tuple[list[_Record], list[dict[str, str]]]:
+def _split_off_missing(records: list[SampleRecord], report: PrepareReport, left_out: Counter
+                       ) -> tuple[list[SampleRecord], list[dict[str, str]]]:
     """Records with a readable photo, and the rest as rows of missing_images.csv."""
     kept, missing = [], []
     for r in records:
@@ -344,7 +239,7 @@ def _split_off_missing(records: list[_Record], report: PrepareReport, left_out: 
     return kept, missing
 
 
-def _manifest_rows(kept: list[_Record], get: dict[str, list[str]], full_csv: Path, report: PrepareReport,
+def _manifest_rows(kept: list[SampleRecord], get: dict[str, list[str]], full_csv: Path, report: PrepareReport,
                    left_out: Counter) -> pd.DataFrame:
     rows = []
     bad: Counter[str] = Counter()
@@ -376,9 +271,11 @@ def _manifest_rows(kept: list[_Record], get: dict[str, list[str]], full_csv: Pat
     return pd.DataFrame(rows, columns=list(manifest.COLUMNS))
 
 
-def _assign_fewshot(df: pd.DataFrame, split_csvs: dict[str, Path], records: list[_Record],
+def _assign_fewshot(df: pd.DataFrame, split_csvs: dict[str, Path], records: list[SampleRecord],
                     report: PrepareReport) -> None:
-    """Fill the fewshot_* columns from the split CSVs, then the zeroshot flag."""
+    """Fill the fewshot_* columns from the split CSVs, then the zeroshot flag; the report
+    counts each task's rows as its card selects them."""
+    cards = {card.split_column: card for card in cards_of_kind("classification")}
     present = dict(zip(df["sample_id"], df["species"]))
     path_to_id = {r.rel.lower(): r.sample_id for r in records if r.rel}
     all_ids = {r.sample_id for r in records}
@@ -398,16 +295,19 @@ def _assign_fewshot(df: pd.DataFrame, split_csvs: dict[str, Path], records: list
             report.split_policy[col] = (f"{path.name}: seeded stratified split, test fraction {TEST_FRACTION}, "
                                         f"seed {SPLIT_SEED}")
         df[col] = df["sample_id"].map(assign).fillna("")
-        classes = set(df.loc[df[col] != "", "species"])
+        card = cards[col]
+        classes = set(card.classes(df))
         fewshot_classes |= classes
-        report.splits[col] = {"train": int((df[col] == "train").sum()), "test": int((df[col] == "test").sum()),
-                              "classes": len(classes)}
+        report.splits[col] = {"train": len(card.positions(df, "train")),
+                              "test": len(card.positions(df, "test", allow_empty=True)), "classes": len(classes)}
     df["zeroshot"] = ~df["species"].isin(fewshot_classes)
-    report.zeroshot = {"rows": int(df["zeroshot"].sum()), "classes": int(df.loc[df["zeroshot"], "species"].nunique()),
+    (zeroshot,) = cards_of_kind("zeroshot")
+    rows = zeroshot.rows(df, "test", allow_empty=True)
+    report.zeroshot = {"rows": len(rows), "classes": rows["species"].nunique(),
                        "classes_excluded_as_fewshot": len(fewshot_classes)}
 
 
-def _attach_sizes(df: pd.DataFrame, size_csv: Path | None, records: list[_Record], report: PrepareReport,
+def _attach_sizes(df: pd.DataFrame, size_csv: Path | None, records: list[SampleRecord], report: PrepareReport,
                   source: Path) -> None:
     """size_cm from minerals_size.csv (SIZESM, cm), joined on path_final, else on a unique file name."""
     stats: Counter[str] = Counter()
@@ -446,21 +346,19 @@ def _attach_sizes(df: pd.DataFrame, size_csv: Path | None, records: list[_Record
         for what, n in sorted(stats.items()):
             report.warnings.append(f"{size_csv}: {n} rows {explain[what]}; ignored")
     df["size"] = df["size_cm"].notna()
-    report.size = {"rows": int(df["size"].sum()), **dict(sorted(stats.items()))}
+    (size,) = cards_of_kind("size")
+    report.size = {"rows": len(size.positions(df, "test", allow_empty=True)), **dict(sorted(stats.items()))}
 
 
 def unavailable_tasks(df: pd.DataFrame, absent: dict[str, str]) -> dict[str, str]:
     """Task id -> why this manifest cannot serve it: the release lacks the file it needs
     (``absent``: manifest column or task kind -> reason), or its test split is empty."""
-    from minbench.cards import all_cards
-
     out = {}
     for card in all_cards().values():
         reason = absent.get(card.split_column) or absent.get(card.kind)
-        if reason is None:
-            col = df[card.split_column] if card.split_column in df.columns else None
-            if col is None or not (col == card.test_value).any():
-                reason = "no test rows with a photo"
+        if reason is None and (card.split_column not in df.columns
+                               or not len(card.positions(df, "test", allow_empty=True))):
+            reason = "no test rows with a photo"
         if reason:
             out[card.id] = reason
     return out

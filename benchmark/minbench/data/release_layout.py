@@ -8,20 +8,36 @@ Manifest paths go through ``raw/`` and so resolve against the output folder.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from minbench.data.extract import extract_archive
+from minbench.data.photo import ImageInfo
 from minbench.errors import UserError
-from minbench.io import write_json_atomic
+from minbench.io import read_json, write_json_atomic
 
 IMAGES_ZIP = "mineral_images.zip"
 SEGM_TAR = "segm.tar"
 EXTRACTED_STAMP = ".minbench-extracted.json"
 _NOWHERE = Path("/nonexistent")
+
+
+@dataclass
+class SampleRecord:
+    """One unique sample of minerals_full.csv on its way to the manifest: where its photo
+    (and mask) are."""
+
+    i: int  # row index in the CSV data
+    sample_id: str
+    rel: str | None  # normalised CSV path (None when unusable)
+    raw_path: str
+    collection: str
+    info: ImageInfo | None = None
+    image_path: str = ""
+    mask_path: str = ""
 
 
 def norm_path(raw: str) -> str | None:
@@ -119,9 +135,9 @@ def _extract_once(archive: Path, target: Path) -> None:
     stamp = {"archive": str(archive.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
     if target.is_dir() and not target.is_symlink() and _stamp_of(target).is_file():
         try:
-            if json.loads(_stamp_of(target).read_text(encoding="utf-8")) == stamp:
+            if read_json(_stamp_of(target), "extraction stamp") == stamp:
                 return
-        except ValueError:
+        except UserError:  # a damaged stamp: extract again
             pass
     if target.is_symlink():
         target.unlink()

@@ -1,11 +1,13 @@
 """``minbench data show``: a contact sheet of samples with their truth drawn on top.
 
-Each tile shows the photo as it is, the mask's outline (magenta), the specimen box (green), the reference-cube
-box (blue), the label's text boxes (red), and under it the class (a species or a named
-variety), the size for rows of the size set (on the embedded data, the specimen's longest
-3-D dimension) and, for an embedded photo without a reference cube, "no cube". Nothing is filled: every mark is an outline, so the photo's colours stay
-the specimen's own. Works on any manifest: what a row lacks (mask, boxes) is simply not drawn.
-"""
+Each tile shows the photo upright (read by ``data.decode.load_rgb``, EXIF orientation
+applied, the frame of the manifest's sizes, boxes and masks), the mask's outline (magenta),
+the specimen box (green), the reference-cube box (blue), the label's text boxes (red), and
+under it the class (a species or a named variety), the size for rows of the size set (on
+the embedded data, the specimen's longest 3-D dimension) and, for an embedded photo without
+a reference cube, "no cube". Nothing is filled: every mark is an outline, so the photo's
+colours stay the specimen's own. Works on any manifest: what a row lacks (mask, boxes) is
+simply not drawn."""
 
 from __future__ import annotations
 
@@ -64,22 +66,19 @@ def _font(size: int):
 def _tile(folder: Path, row, show_size: bool):
     from PIL import Image, ImageDraw
 
+    from minbench.data.decode import BadImage, load_rgb
+
     tile = Image.new("RGB", (TILE_W, TILE_H + CAPTION_H), (24, 24, 24))
     draw = ImageDraw.Draw(tile)
-    path = folder / row["image_path"]
-    try:
-        with Image.open(path) as im:
-            im.draft("RGB", (TILE_W, TILE_H))   # JPEG: decode at a reduced scale, much faster
-            im = im.convert("RGB")
-            orig_w = int(row["width"]) or im.width
-            orig_h = int(row["height"]) or im.height
-            scale = min(TILE_W / orig_w, TILE_H / orig_h)
-            size = (max(1, round(orig_w * scale)), max(1, round(orig_h * scale)))
-            photo = im.resize(size)
-    except (OSError, ValueError):
+    try:  # upright (EXIF applied), as the masks and boxes drawn on it; JPEG decoded at a reduced scale
+        rgb, (full_h, full_w) = load_rgb(folder / row["image_path"], draft=(TILE_W, TILE_H))
+    except BadImage:
         draw.text((8, TILE_H // 2), "image missing or unreadable", fill=(230, 80, 80), font=_font(13))
-        photo, scale = None, 1.0
-    if photo is not None:
+    else:
+        orig_w = int(row["width"]) or full_w
+        orig_h = int(row["height"]) or full_h
+        scale = min(TILE_W / orig_w, TILE_H / orig_h)
+        photo = Image.fromarray(rgb).resize((max(1, round(orig_w * scale)), max(1, round(orig_h * scale))))
         ox, oy = (TILE_W - photo.width) // 2, (TILE_H - photo.height) // 2
         mask_path = folder / row["mask_path"] if row["mask_path"] else None
         if mask_path is not None and mask_path.is_file():
@@ -118,12 +117,18 @@ def contact_sheet(data_dir: str | Path, *, out: str | Path, task: str | None = N
     folder = Path(data_dir)
     df = read_manifest(folder)
     rows = select_rows(df, task, n)
-    show_size = task == "size" or task is None
+    # sizes are captioned on the size task's rows (the card says which), on its sheet or the whole dataset's
+    size_rows = set()
+    if task == "size" or task is None:
+        from minbench.cards import cards_of_kind
+
+        size_rows = {i for card in cards_of_kind("size")
+                     for i in df.index[card.positions(df, "test", allow_empty=True)]}
     cols = min(len(rows), 6)
     nrows = math.ceil(len(rows) / cols)
     sheet = Image.new("RGB", (cols * TILE_W, nrows * (TILE_H + CAPTION_H)), (12, 12, 12))
-    for i, (_, row) in enumerate(rows.iterrows()):
-        tile = _tile(folder, row, show_size=show_size and bool(row["size"]))
+    for i, (index, row) in enumerate(rows.iterrows()):
+        tile = _tile(folder, row, show_size=index in size_rows)
         sheet.paste(tile, ((i % cols) * TILE_W, (i // cols) * (TILE_H + CAPTION_H)))
     with atomic_path(out) as tmp:
         sheet.save(tmp, format="PNG")

@@ -5,7 +5,8 @@ Species come from gemmology-mineral-database (``species.py``: trade names folded
 species; a class is a species or a named variety that differs from its siblings in form);
 crystals are its habit meshes, non-crystalline aggregates are procedural (``meshes.py``),
 posed and shaded by lustre on a matrix beside a reference cube and a paper label
-(``scene.py`` chooses, ``render.py`` draws); the splits have the release's shape and hold
+(``scene.py`` chooses, ``render.py`` draws, with ``shading.py`` for lustre and
+``props.py`` for the cube and the label); the splits have the release's shape and hold
 out whole species for zero-shot (``splits.py``); ``driver.py`` drives it all (a module named
 ``generate`` would shadow the function).
 

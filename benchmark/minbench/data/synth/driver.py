@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from minbench.errors import UserError
+from minbench.io import read_json
 
 IMAGES_DIR, MASKS_DIR = "images", "masks"
 # Below this many images a process pool costs more than it saves.
@@ -89,12 +90,13 @@ def _check_out(out: Path) -> None:
         raise UserError(f"--out {out}: exists and is not a folder")
     if not any(out.iterdir()):
         return
-    info = out / "dataset.json"
+    from minbench.data.manifest import DATASET_FILE
+
     try:
-        source = json.loads(info.read_text(encoding="utf-8")).get("source")
-    except (OSError, ValueError):
-        source = None
-    if source != "synth":
+        described = read_json(out / DATASET_FILE, "dataset description", missing=None)
+    except UserError:  # unreadable or not JSON: not ours either
+        described = None
+    if not isinstance(described, dict) or described.get("source") != "synth":
         raise UserError(f"--out {out}: exists and is not a synth dataset; refusing to replace it "
                         "(choose an empty or new folder)")
 
@@ -102,11 +104,8 @@ def _check_out(out: Path) -> None:
 def generate(out: str | os.PathLike, *, seed: int = 0, size: str = "small", workers: int | None = None,
              progress: bool = False):
     """Generate the embedded dataset into ``out`` (replaced atomically) and return its ``DatasetInfo``."""
-    import pandas as pd
-
     from minbench.data import manifest
     from minbench.data.synth.options import GENERATOR_VERSION, check_seed
-    from minbench.data.synth.scene import CUBE_EDGE_CM, SIZE_ROUND_CM, class_text
     from minbench.data.synth.species import all_classes
     from minbench.data.synth.splits import make_plan, size_config
     from minbench.io import atomic_path, ensure_writable, leftovers_of, remove_paths, storage_errors
@@ -146,62 +145,86 @@ def generate(out: str | os.PathLike, *, seed: int = 0, size: str = "small", work
             if bar is not None:
                 bar.close(stopped=True)
             raise
-        rows = []
-        for r, res in zip(plan.rows, results):
-            cls = classes[r.cls]
-            row = manifest.empty_row()
-            row.update(
-                sample_id=res["sample_id"], image_path=res["image_path"], width=res["width"], height=res["height"],
-                species=cls.label, species_ru="", variety=cls.variety if cls.label != cls.family.species else "",
-                satellites=res["satellite_species"], collection=cls.family.category, description=res["description"],
-                fewshot_10=r.fewshot[0], fewshot_98=r.fewshot[1], fewshot_360=r.fewshot[2], zeroshot=r.zeroshot,
-                segmentation=r.segmentation, size=r.size, mask_path=res["mask_path"], size_cm=res["size_cm"],
-                px_per_cm=res["px_per_cm"], bbox=manifest.format_box(res["bbox"]),
-                cube_bbox=manifest.format_box(res["cube_bbox"]),
-                text_boxes=json.dumps([[round(float(v), 1) for v in b] for b in res["text_boxes"]]),
-                mineral_boxes="", source="synth")
-            rows.append(row)
-        df = pd.DataFrame(rows)
+        df = _manifest_frame(plan, classes, results)
         seconds = time.perf_counter() - t0
-        extra = {
-            "seed": seed, "size": cfg.name, "cube_edge_cm": CUBE_EDGE_CM,
-            "image_size": [cfg.width, cfg.height],
-            "size_cm_definition": ("the specimen's longest physical dimension in 3-D (matrix + crystals; calipers "
-                                   f"over all directions), to {SIZE_ROUND_CM} cm; the specimen stands at its own "
-                                   "depth from the cube, so box / px_per_cm is only an estimate of it"),
-            "px_per_cm_definition": "scale of the plane through the reference cube's centre",
-            "mask_definition": ("pixels of the class's own mineral bodies (crystals or aggregate) as seen, "
-                                "through translucency included; matrix, satellite minerals and the cube excluded"),
-            "class_rule": ("a class is a species, or a named variety of it: one form (habit x aggregate) with a "
-                           "run of its colours; two classes of one species never share a form"),
-            "classes": {"fewshot_10": len(plan.fewshot_classes[0]), "fewshot_98": len(plan.fewshot_classes[1]),
-                        "fewshot_360": len(plan.fewshot_classes[2]), "zeroshot": len(plan.zeroshot_classes)},
-            "held_out_families": sorted({classes[i].family.species for i in plan.zeroshot_classes
-                                         if classes[i].family.id in plan.held_out_families}),
-            "class_descriptions": {classes[i].label: class_text(classes[i])
-                                   for i in sorted(set(r.cls for r in plan.rows))},
-            "stats": _stats(df, results),
-            # nothing run-dependent (time taken, workers, paths): same seed and size, same bytes
-        }
-        info = manifest.write_dataset(tmp, df, name="synth", version=GENERATOR_VERSION, source="synth", extra=extra)
+        info = manifest.write_dataset(tmp, df, name="synth", version=GENERATOR_VERSION, source="synth",
+                                      extra=_dataset_extra(cfg, seed, plan, classes, df, results))
     if bar is not None:  # its last line says what was made, where, how fast
         bar.fields = f"{n / max(seconds, 1e-9):.1f} images/s -> {out}"
         bar.close()
     return info
 
 
+def _manifest_frame(plan, classes, results: list[dict[str, Any]]):
+    """The manifest table: each planned row with what rendering it found."""
+    import pandas as pd
+
+    from minbench.data import manifest
+
+    rows = []
+    for r, res in zip(plan.rows, results):
+        cls = classes[r.cls]
+        row = manifest.empty_row()
+        row.update(
+            sample_id=res["sample_id"], image_path=res["image_path"], width=res["width"], height=res["height"],
+            species=cls.label, species_ru="", variety=cls.variety if cls.label != cls.family.species else "",
+            satellites=res["satellite_species"], collection=cls.family.category, description=res["description"],
+            fewshot_10=r.fewshot[0], fewshot_98=r.fewshot[1], fewshot_360=r.fewshot[2], zeroshot=r.zeroshot,
+            segmentation=r.segmentation, size=r.size, mask_path=res["mask_path"], size_cm=res["size_cm"],
+            px_per_cm=res["px_per_cm"], bbox=manifest.format_box(res["bbox"]),
+            cube_bbox=manifest.format_box(res["cube_bbox"]),
+            text_boxes=json.dumps([[round(float(v), 1) for v in b] for b in res["text_boxes"]]),
+            mineral_boxes="", source="synth")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _dataset_extra(cfg, seed: int, plan, classes, df, results: list[dict[str, Any]]) -> dict[str, Any]:
+    """What ``dataset.json`` says beyond the manifest: the settings, the definitions of the
+    truth, the class texts and the statistics (nothing run-dependent: same seed and size,
+    same bytes)."""
+    from minbench.data.manifest import CUBE_EDGE_KEY
+    from minbench.data.synth.scene import CUBE_EDGE_CM, SIZE_ROUND_CM, class_text
+
+    return {
+        "seed": seed, "size": cfg.name, CUBE_EDGE_KEY: CUBE_EDGE_CM,
+        "image_size": [cfg.width, cfg.height],
+        "size_cm_definition": ("the specimen's longest physical dimension in 3-D (matrix + crystals; calipers "
+                               f"over all directions), to {SIZE_ROUND_CM} cm; the specimen stands at its own "
+                               "depth from the cube, so box / px_per_cm is only an estimate of it"),
+        "px_per_cm_definition": "scale of the plane through the reference cube's centre",
+        "mask_definition": ("pixels of the class's own mineral bodies (crystals or aggregate) as seen, "
+                            "through translucency included; matrix, satellite minerals and the cube excluded"),
+        "class_rule": ("a class is a species, or a named variety of it: one form (habit x aggregate) with a "
+                       "run of its colours; two classes of one species never share a form"),
+        "classes": {"fewshot_10": len(plan.fewshot_classes[0]), "fewshot_98": len(plan.fewshot_classes[1]),
+                    "fewshot_360": len(plan.fewshot_classes[2]), "zeroshot": len(plan.zeroshot_classes)},
+        "held_out_families": sorted({classes[i].family.species for i in plan.zeroshot_classes
+                                     if classes[i].family.id in plan.held_out_families}),
+        "class_descriptions": {classes[i].label: class_text(classes[i])
+                               for i in sorted(set(r.cls for r in plan.rows))},
+        "stats": _stats(df, results),
+    }
+
+
 def _stats(df, results) -> dict[str, Any]:
     import numpy as np
 
-    counts = {col: {"train": int((df[col] == "train").sum()), "test": int((df[col] == "test").sum())}
-              for col in ("fewshot_10", "fewshot_98", "fewshot_360")}
+    from minbench.cards import cards_of_kind
+
+    def count(card, split: str = "test") -> int:  # the card's rule of which rows are its split
+        return len(card.positions(df, split, allow_empty=True))
+
+    (zeroshot,), (segmentation,), (size,) = (cards_of_kind(k) for k in ("zeroshot", "segmentation", "size"))
+    counts = {card.split_column: {"train": count(card, "train"), "test": count(card)}
+              for card in cards_of_kind("classification")}
     mask_share = [r["mask_pixels"] / (r["width"] * r["height"]) for r in results]
     return {
         "images": len(df),
         "fewshot": counts,
-        "zeroshot_images": int(df["zeroshot"].sum()),
-        "segmentation_images": int(df["segmentation"].sum()),
-        "size_images": int(df["size"].sum()),
+        "zeroshot_images": count(zeroshot),
+        "segmentation_images": count(segmentation),
+        "size_images": count(size),
         "with_satellite": int((df["satellites"] != "").sum()),
         "size_cm": {"min": float(df["size_cm"].min()), "median": float(df["size_cm"].median()),
                     "max": float(df["size_cm"].max())},

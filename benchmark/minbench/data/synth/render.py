@@ -20,11 +20,11 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from minbench.data.synth.canvas import CRYSTAL, MATRIX, SATELLITE, SHIFT
 from minbench.data.synth.meshes import Placed, place, visible_faces
+from minbench.data.synth.props import cube_outline, draw_cube, draw_label, label_layout
 from minbench.data.synth.scene import CUBE_EDGE_CM, ROCKS, SIZE_ROUND_CM, Scene
-
-BG, MATRIX, CRYSTAL, SATELLITE, CUBE, LABEL = 0, 1, 2, 3, 4, 5
-SHIFT = 4  # cv2 fractional bits of polygon coordinates
+from minbench.data.synth.shading import face_colours
 
 
 @dataclass
@@ -35,40 +35,6 @@ class Truth:
     px_per_cm: float                          # scale of the plane through the cube's centre
     size_cm: float                            # the specimen's longest physical (3-D) dimension
     mask_pixels: int
-
-
-# ---------------------------------------------------------------- shading
-LUSTRE = {  # ambient, diffuse, specular strength, shininess, specular tint by body colour, face-to-face jitter
-    "metallic": (0.10, 0.45, 1.10, 14, 0.75, 0.35),
-    "submetallic": (0.16, 0.55, 0.80, 18, 0.45, 0.25),
-    "adamantine": (0.30, 0.70, 1.20, 60, 0.05, 0.18),
-    "vitreous": (0.34, 0.70, 0.65, 32, 0.0, 0.10),
-    "pearly": (0.40, 0.60, 0.35, 5, 0.0, 0.06),
-    "resinous": (0.34, 0.66, 0.30, 10, 0.2, 0.08),
-    "earthy": (0.32, 0.62, 0.0, 1, 0.0, 0.05),
-}
-
-
-def shade_faces(rgb: np.ndarray, normals: np.ndarray, light: np.ndarray, lustre: str,
-                rng: np.random.Generator) -> np.ndarray:
-    """Flat Lambert shading plus a lustre-dependent Blinn specular, per face; (F, 3) in 0..1."""
-    amb, kd, ks, shin, tint, jitter = LUSTRE.get(lustre, LUSTRE["vitreous"])
-    view = np.array([0.0, 0.0, -1.0])
-    half = light + view
-    half /= np.linalg.norm(half)
-    diff = np.clip(normals @ light, 0, 1)
-    spec = np.clip(normals @ half, 0, 1) ** shin
-    face_jit = 1 + rng.normal(0, jitter, len(normals))
-    rgb = np.broadcast_to(rgb, normals.shape)
-    body = rgb * (amb + kd * diff[:, None]) * face_jit[:, None]
-    spec_col = (1 - tint) + tint * rgb
-    out = body + ks * spec[:, None] * spec_col
-    if lustre == "adamantine":  # bright glints on a few faces
-        glint = rng.random(len(normals)) < 0.12
-        out[glint] = out[glint] * 0.4 + 0.6
-    if lustre == "pearly":  # a soft whitish sheen over everything
-        out = out * 0.85 + 0.12
-    return np.clip(out, 0, 1)
 
 
 # ---------------------------------------------------------------- background, matrix, shadows
@@ -215,108 +181,6 @@ def draw_crystal(img: np.ndarray, labels: np.ndarray, placed: Placed, colours: n
         cv2.addWeighted(layer, alpha, target, 1 - alpha, 0, dst=target)
 
 
-def face_colours(placed: Placed, rgb: np.ndarray, rgb2: np.ndarray | None, light: np.ndarray, lustre: str,
-                 rng: np.random.Generator) -> np.ndarray:
-    mesh = placed.mesh
-    if rgb2 is None:
-        base = np.broadcast_to(rgb, (len(mesh.normals), 3))
-    else:  # zoned/banded: the two tones split along the crystal's long axis
-        axis = int(np.argmax(np.ptp(mesh.vertices, axis=0)))
-        centres = np.zeros(len(mesh.normals))
-        np.add.at(centres, mesh.face_of, mesh.vertices[mesh.triangles].mean(1)[:, axis])
-        counts = np.bincount(mesh.face_of, minlength=len(mesh.normals))
-        centres /= np.maximum(counts, 1)
-        base = np.where((centres > 0)[:, None], rgb2[None, :], rgb[None, :])
-    return shade_faces(np.asarray(base), placed.normals, light, lustre, rng)
-
-
-# ---------------------------------------------------------------- cube
-def cube_vertices(scene: Scene, centre_px: tuple[float, float], ppc: float) -> tuple[np.ndarray, list]:
-    """Projected corners (8, 2) and visible faces [(corner indices, outward normal)] of the reference cube."""
-    e = CUBE_EDGE_CM / 2
-    corners = np.array([[x, y, z] for x in (-e, e) for y in (-e, e) for z in (-e, e)])
-    cy, sy = math.cos(scene.cube_yaw), math.sin(scene.cube_yaw)
-    cp, sp = math.cos(scene.cube_pitch), math.sin(scene.cube_pitch)
-    yaw = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    pitch = np.array([[1, 0, 0], [0, cp, sp], [0, -sp, cp]])   # tips the top (-y) toward the camera (-z)
-    rot = pitch @ yaw
-    f = scene.width / 2 / math.tan(math.radians(scene.fov_deg) / 2)   # focal length in px
-    d = f / ppc                        # camera distance in cm that gives the specimen plane ppc
-    cx, cy_img = scene.width / 2, scene.height / 2
-    centre = np.array([(centre_px[0] - cx) * d / f, (centre_px[1] - cy_img) * d / f, d])
-    world = corners @ rot.T + centre
-    uv = np.stack([cx + f * world[:, 0] / world[:, 2], cy_img + f * world[:, 1] / world[:, 2]], 1)
-    faces_def = [((0, 1, 3, 2), (-1, 0, 0)), ((4, 5, 7, 6), (1, 0, 0)), ((0, 1, 5, 4), (0, -1, 0)),
-                 ((2, 3, 7, 6), (0, 1, 0)), ((0, 2, 6, 4), (0, 0, -1)), ((1, 3, 7, 5), (0, 0, 1))]
-    visible = []
-    for idx, n in faces_def:
-        n_cam = rot @ np.array(n, float)
-        face_centre = world[list(idx)].mean(0)
-        if n_cam @ face_centre < 0:   # facing the camera at the origin
-            pts = uv[list(idx)]
-            order = np.argsort(np.arctan2(pts[:, 1] - pts[:, 1].mean(), pts[:, 0] - pts[:, 0].mean()))
-            visible.append((np.array(idx)[order], n_cam))
-    return uv, visible
-
-
-def cube_outline(scene: Scene, centre_px, ppc: float) -> np.ndarray:
-    uv, _ = cube_vertices(scene, centre_px, ppc)
-    return cv2.convexHull(uv.astype(np.float32))[:, 0, :]
-
-
-def draw_cube(img: np.ndarray, labels: np.ndarray, scene: Scene, centre_px, ppc: float) -> tuple[float, ...]:
-    uv, faces = cube_vertices(scene, centre_px, ppc)
-    for idx, n in faces:
-        lamb = max(0.0, float(n @ scene.light))
-        up = max(0.0, -float(n[1]))      # the top face catches the most light in a museum set-up
-        k = 0.35 + 0.45 * lamb + 0.3 * up
-        col = tuple(int(v) for v in np.clip(scene.cube_rgb * k * 255, 0, 255)[::-1])
-        pts = np.round(uv[idx] * (1 << SHIFT)).astype(np.int32)
-        cv2.fillConvexPoly(img, pts, col, lineType=cv2.LINE_AA, shift=SHIFT)
-        cv2.fillConvexPoly(labels, pts, CUBE, lineType=cv2.LINE_8, shift=SHIFT)
-        edge = tuple(int(v * 0.6) for v in col)
-        cv2.polylines(img, [pts], True, edge, 1, cv2.LINE_AA, shift=SHIFT)
-    used = np.unique(np.concatenate([idx for idx, _ in faces]))
-    p = uv[used]
-    return (float(p[:, 0].min()), float(p[:, 1].min()), float(p[:, 0].max()), float(p[:, 1].max()))
-
-
-# ---------------------------------------------------------------- label
-FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_COMPLEX, cv2.FONT_HERSHEY_SCRIPT_SIMPLEX)
-
-
-def label_layout(scene: Scene) -> tuple[tuple[int, int], list, float, int]:
-    """Size (w, h) of the paper label and the text lines' offsets inside it."""
-    font = FONTS[scene.label_font]
-    scale = scene.width / 1024 * 0.62
-    thick = max(1, int(round(scene.width / 1024 * 1.5)))
-    sizes = [cv2.getTextSize(t, font, scale, thick) for t in scene.label_lines]
-    pad = int(8 * scene.width / 1024) + 2
-    gap = int(6 * scene.width / 1024) + 1
-    lw = max(s[0][0] for s in sizes) + 2 * pad
-    lines, y = [], pad
-    for (tw, th), base in sizes:
-        lines.append((pad, y, tw, th, base))
-        y += th + base + gap
-    return (lw, y - gap + pad), lines, scale, thick
-
-
-def draw_label(img: np.ndarray, labels: np.ndarray, scene: Scene, origin: tuple[int, int],
-               rng: np.random.Generator) -> list[tuple[int, int, int, int]]:
-    (lw, lh), lines, scale, thick = label_layout(scene)
-    x0, y0 = origin
-    paper = np.array([rng.uniform(225, 250), rng.uniform(220, 245), rng.uniform(200, 235)])
-    cv2.rectangle(img, (x0, y0), (x0 + lw - 1, y0 + lh - 1), tuple(int(v) for v in paper[::-1]), -1)
-    cv2.rectangle(labels, (x0, y0), (x0 + lw - 1, y0 + lh - 1), LABEL, -1)
-    ink = (int(rng.uniform(20, 60)),) * 3 if rng.random() < 0.7 else (120, 40, 30)
-    boxes = []
-    for text, (px, py, tw, th, base) in zip(scene.label_lines, lines):
-        org = (x0 + px, y0 + py + th)
-        cv2.putText(img, text, org, FONTS[scene.label_font], scale, ink, thick, cv2.LINE_AA)
-        boxes.append((x0 + px, y0 + py, x0 + px + tw, y0 + py + th + base))
-    return boxes
-
-
 # ---------------------------------------------------------------- the photograph
 def _overlap(a, b, margin: float = 0.0) -> bool:
     return not (a[2] + margin <= b[0] or b[2] + margin <= a[0] or a[3] + margin <= b[1] or b[3] + margin <= a[1])
@@ -379,6 +243,12 @@ def _texture(img: np.ndarray, labels: np.ndarray, box, scene: Scene, rng: np.ran
     roi[mask] = np.clip(roi[mask].astype(np.float32) * mod[mask][:, None], 0, 255).astype(np.uint8)
 
 
+# The cube's strip: room for its widest perspective box (in edges, width x height) plus, when it
+# stands apart, a gap to the specimen of a margin and 0.4 edge, so the two never touch or blur together.
+CUBE_BOX_EDGES = (1.75, 1.85)
+MARGIN = 0.04   # of the photo's width, around everything
+
+
 def render(scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, Truth]:
     """The photo (BGR uint8, before JPEG), the label map and the truth."""
     w, h = scene.width, scene.height
@@ -389,14 +259,43 @@ def render(scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarr
     lo, hi = pts.min(0), pts.max(0)
     ex, ey = hi - lo
     r_cm = scene.size_cm / longest_dimension(_specimen_points(scene, blob, unit))   # cm per unit
-    # The cube's plane is nearer (or farther) than the specimen's: its scale differs by the
-    # ratio of the two distances.
+    k, ppc = _scales(scene, ex, ey, r_cm)
+    spec_w, spec_h = ex * k, ey * k
+    # 2. where the specimen and the cube go
+    origin, cube_c = _layout(scene, lo, k, ppc, spec_w, spec_h, rng)
+    for u in unit:
+        u.xy = u.xy * k + origin
+        u.z = u.z * k
+    blob_px = blob * k + origin
+    # 3. the scene's pixels, then the paper label where nothing else is
+    img, labels, cube_box = _paint(scene, blob_px, unit, cube_c, ppc, spec_w, spec_h, rng)
+    spec_mask = ((labels == MATRIX) | (labels == CRYSTAL) | (labels == SATELLITE)).astype(np.uint8)
+    bx, by, bw_, bh_ = cv2.boundingRect(spec_mask)
+    bbox = (bx, by, bx + bw_, by + bh_)
+    text_boxes = _place_label(img, labels, scene, bbox, cube_box, rng)
+    size = scene.size_cm if not SIZE_ROUND_CM else round(scene.size_cm / SIZE_ROUND_CM) * SIZE_ROUND_CM
+    truth = Truth(bbox=bbox, cube_bbox=cube_box, text_boxes=text_boxes, px_per_cm=float(ppc),
+                  size_cm=float(size), mask_pixels=int((labels == CRYSTAL).sum()))
+    return img, labels, truth
+
+
+def _cube_gap(scene: Scene) -> float:
+    """The gap between the cube's strip and the specimen, in cube edges (0 when they touch)."""
+    return 0.4 if scene.cube_mode in ("beside", "cut") else 0.0
+
+
+def _scales(scene: Scene, ex: float, ey: float, r_cm: float) -> tuple[float, float]:
+    """Pixels per specimen unit (``k``) that fit the specimen (``ex`` x ``ey`` units) and the
+    cube's strip into the frame, and the cube plane's px/cm (what the cube measures).
+
+    The cube's plane is nearer (or farther) than the specimen's: its scale differs by the
+    ratio of the two distances.
+    """
+    w, h = scene.width, scene.height
     f = w / 2 / math.tan(math.radians(scene.fov_deg) / 2)
-    m = 0.04 * w
-    # The cube gets a strip of its own: room for its widest perspective box (1.75 x 1.85 edges)
-    # plus a gap to the specimen of a margin and 0.4 edge, so the two never touch or blur together.
-    bw, bh = 1.75, 1.85
-    gap = 0.4 if scene.cube_mode in ("beside", "cut") else 0.0
+    m = MARGIN * w
+    bw, bh = CUBE_BOX_EDGES
+    gap = _cube_gap(scene)
     ratio = 1.0
     for _ in range(3):   # the ratio depends on the distance, which depends on the layout: settle it
         e_units = CUBE_EDGE_CM / r_cm * ratio         # cube edge in units of the specimen's plane
@@ -409,11 +308,18 @@ def render(scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarr
         d_spec = f / ppc_spec
         d_cube = max(0.5 * d_spec, d_spec - scene.depth_cm)
         ratio = d_spec / d_cube
-    ppc = f / d_cube                                  # the cube plane's scale: what the cube measures
+    return k, f / d_cube
+
+
+def _layout(scene: Scene, lo: np.ndarray, k: float, ppc: float, spec_w: float, spec_h: float,
+            rng: np.random.Generator) -> tuple[np.ndarray, list[float]]:
+    """Where the specimen's unit origin and the cube's centre go, in pixels."""
+    w, h = scene.width, scene.height
+    m = MARGIN * w
+    bw, bh = CUBE_BOX_EDGES
+    gap = _cube_gap(scene)
     edge = CUBE_EDGE_CM * ppc
     cube_w, cube_h = bw * edge, bh * edge
-    spec_w, spec_h = ex * k, ey * k
-    # 2. where the specimen and the cube go
     if scene.cube_side == "right":
         region = (m, m, w - 2 * m - cube_w - gap * edge, h - m)
         cube_c = [w - m - cube_w / 2, rng.uniform(m + cube_h / 2, h - m - cube_h / 2)]
@@ -435,13 +341,15 @@ def render(scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarr
         cube_c[axis] -= sign * 0.35 * (cube_w if axis == 0 else cube_h)
     elif scene.cube_mode == "cut":       # half out of the frame
         cube_c[axis] += sign * (m + 0.5 * (cube_w if axis == 0 else cube_h))
-    for u in unit:
-        u.xy = u.xy * k + origin
-        u.z = u.z * k
-    blob_px = blob * k + origin
-    has_cube = scene.cube_mode != "absent"
+    return origin, cube_c
 
-    # 3. backdrop with shadows, then (a cube behind) matrix, crystals (back to front), cube, label
+
+def _paint(scene: Scene, blob_px: np.ndarray, unit: list[Placed], cube_c, ppc: float, spec_w: float,
+           spec_h: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, tuple | None]:
+    """Backdrop with shadows, then (a cube behind) matrix, crystals (back to front), cube: the
+    image, the label map and the cube's box inside the frame (None without a cube)."""
+    w, h = scene.width, scene.height
+    has_cube = scene.cube_mode != "absent"
     shadow_off = -scene.light[:2] / max(1e-3, -scene.light[2]) * 0.06 * min(spec_w, spec_h)
     hulls = ([blob_px] if scene.matrix else []) + [cv2.convexHull(u.xy.astype(np.float32))[:, 0, :] for u in unit]
     if has_cube:
@@ -469,23 +377,23 @@ def render(scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarr
     if cube_box is not None:   # the part inside the frame
         cube_box = (max(0.0, cube_box[0]), max(0.0, cube_box[1]), min(float(w), cube_box[2]),
                     min(float(h), cube_box[3]))
-    spec_mask = ((labels == MATRIX) | (labels == CRYSTAL) | (labels == SATELLITE)).astype(np.uint8)
-    bx, by, bw_, bh_ = cv2.boundingRect(spec_mask)
-    bbox = (bx, by, bx + bw_, by + bh_)
+    return img, labels, cube_box
+
+
+def _place_label(img: np.ndarray, labels: np.ndarray, scene: Scene, bbox, cube_box,
+                 rng: np.random.Generator) -> list[tuple[int, int, int, int]]:
+    """Draw the paper label at the first of 40 random places clear of the specimen and the
+    cube; its text boxes (none when no place was free)."""
+    w, h = scene.width, scene.height
     (lw, lh), _, _, _ = label_layout(scene)
-    text_boxes: list = []
     for _ in range(40):
         lx = int(rng.integers(0, max(1, w - lw)))
         ly = int(rng.integers(0, max(1, h - lh)))
         cand = (lx, ly, lx + lw, ly + lh)
         if not _overlap(cand, bbox, 0.03 * w) and (cube_box is None or not _overlap(cand, cube_box, 0.03 * w)) \
                 and lx + lw <= w and ly + lh <= h:
-            text_boxes = draw_label(img, labels, scene, (lx, ly), rng)
-            break
-    size = scene.size_cm if not SIZE_ROUND_CM else round(scene.size_cm / SIZE_ROUND_CM) * SIZE_ROUND_CM
-    truth = Truth(bbox=bbox, cube_bbox=cube_box, text_boxes=text_boxes, px_per_cm=float(ppc),
-                  size_cm=float(size), mask_pixels=int((labels == CRYSTAL).sum()))
-    return img, labels, truth
+            return draw_label(img, labels, scene, (lx, ly), rng)
+    return []
 
 
 @lru_cache(maxsize=2)

@@ -100,18 +100,37 @@ class Plan:
 
 
 def make_plan(classes: tuple[SynthClass, ...], cfg: SizeConfig, seed: int) -> Plan:
-    """Every row of the dataset with its class, satellite and set membership (deterministic in seed)."""
-    from minbench.data.synth.species import linked_species
+    """Every row of the dataset with its class, satellite and set membership (deterministic in seed).
 
+    One generator draws everything, in this order: the species' commonness, the held-out
+    groups, the classes' commonness, each row's test role and satellite, the rows' order,
+    the size rows (the helpers below take it in turn).
+    """
     rng = np.random.default_rng([seed, 0x5EED])
-    n10, n98, n360 = cfg.fewshot
     fam_ids = sorted({c.family.id for c in classes})
     fam_of = {c.family.id: c.family for c in classes}
     fam_score = {f: fam_of[f].commonness * rng.lognormal(0, 0.8) for f in fam_ids}
-    # Held-out species: whole groups that share no mesh or form set with another species (the
-    # large linked groups of common habits stay trained), in a random order, until they hold
-    # enough classes; a group that would leave too few classes to train on, or hold far more than
-    # the pool needs, is passed over.
+    held = _held_out_species(classes, cfg, fam_ids, rng)
+    fewshot, zeroshot = _ranked_classes(classes, cfg, fam_ids, fam_score, set(held), rng)
+    rows = _rows(classes, cfg, fewshot, zeroshot, rng)
+    _pick_segmentation(rows, fewshot, cfg)
+    n_size = max(1, int(round(cfg.size_share * len(rows))))
+    for i in rng.choice(len(rows), n_size, replace=False):
+        rows[int(i)].size = True
+    n10, n98, _ = cfg.fewshot
+    return Plan(rows=rows, fewshot_classes=(fewshot[:n10], fewshot[:n98], fewshot),
+                zeroshot_classes=zeroshot, held_out_families=sorted(held))
+
+
+def _held_out_species(classes: tuple[SynthClass, ...], cfg: SizeConfig, fam_ids: list[str],
+                      rng: np.random.Generator) -> list[str]:
+    """The species held out for zero-shot: whole groups that share no mesh or form set with
+    another species (the large linked groups of common habits stay trained), in a random
+    order, until they hold enough classes; a group that would leave too few classes to train
+    on, or hold far more than the pool needs, is passed over."""
+    from minbench.data.synth.species import linked_species
+
+    n360 = cfg.fewshot[2]
     groups = [sorted(g & set(fam_ids)) for g in linked_species()]
     groups = [g for g in groups if g and len(g) <= MAX_HELD_GROUP]
     per_species = {f: sum(1 for c in classes if c.family.id == f) for f in fam_ids}
@@ -127,7 +146,15 @@ def make_plan(classes: tuple[SynthClass, ...], cfg: SizeConfig, seed: int) -> Pl
     if n_held < cfg.zeroshot_classes:
         raise UserError(f"size {cfg.name!r} needs {cfg.zeroshot_classes} unseen classes, "
                         f"the held-out species give {n_held}")
-    held_set = set(held)
+    return held
+
+
+def _ranked_classes(classes: tuple[SynthClass, ...], cfg: SizeConfig, fam_ids: list[str],
+                    fam_score: dict[str, float], held_set: set[str], rng: np.random.Generator
+                    ) -> tuple[list[int], list[int]]:
+    """The few-shot classes (the ``fewshot_360`` ones, commonest first) and the zero-shot
+    classes (commonest first), as class indices."""
+    n10, _, n360 = cfg.fewshot
     # A museum's commonest classes are mostly different species: a species' k-th class (the
     # species class first, then its varieties in order) ranks as if (k + 1)^1.2 times rarer.
     score = np.array([fam_score[c.family.id] * rng.lognormal(0, 0.5) for c in classes])
@@ -141,8 +168,14 @@ def make_plan(classes: tuple[SynthClass, ...], cfg: SizeConfig, seed: int) -> Pl
     # The commonest classes of a museum are species names: the fewshot-10 classes are species classes.
     top = [i for i in ranked if not classes[i].variety][:n10]
     ranked = top + [i for i in ranked if i not in set(top)]
-    fewshot = ranked[:n360]
     zeroshot = [i for i in np.argsort(-score, kind="stable").tolist() if classes[i].family.id in held_set]
+    return ranked[:n360], zeroshot
+
+
+def _rows(classes: tuple[SynthClass, ...], cfg: SizeConfig, fewshot: list[int], zeroshot: list[int],
+          rng: np.random.Generator) -> list[RowPlan]:
+    """Every image of every class with its few-shot roles and satellite, shuffled and numbered."""
+    n10, n98, n360 = cfg.fewshot
     stretch = 360 / n360
     counts = {ci: max(cfg.min_per_class, int(round(cfg.scale * real_count((r + 1) * stretch))))
               for r, ci in enumerate(fewshot)}
@@ -176,8 +209,14 @@ def make_plan(classes: tuple[SynthClass, ...], cfg: SizeConfig, seed: int) -> Pl
     rows = [rows[i] for i in order]
     for i, row in enumerate(rows):
         row.index = i
-    # Segmentation: few-shot test rows, one class at a time in rank order so many classes are
-    # covered; the fewshot-10 classes first (the default CAM's classifier knows them), then on.
+    return rows
+
+
+def _pick_segmentation(rows: list[RowPlan], fewshot: list[int], cfg: SizeConfig) -> None:
+    """Mark the segmentation rows: few-shot test rows, one class at a time in rank order so
+    many classes are covered; the fewshot-10 classes first (the default CAM's classifier
+    knows them), then on."""
+    n10 = cfg.fewshot[0]
     by_class: dict[int, list[RowPlan]] = {}
     for row in rows:
         if row.fewshot[2] == "test":
@@ -191,8 +230,3 @@ def make_plan(classes: tuple[SynthClass, ...], cfg: SizeConfig, seed: int) -> Pl
                     by_class[ci][depth].segmentation = True
                     picked += 1
             depth += 1
-    n_size = max(1, int(round(cfg.size_share * len(rows))))
-    for i in rng.choice(len(rows), n_size, replace=False):
-        rows[int(i)].size = True
-    return Plan(rows=rows, fewshot_classes=(fewshot[:n10], fewshot[:n98], fewshot),
-                zeroshot_classes=zeroshot, held_out_families=sorted(held))
