@@ -11,7 +11,8 @@ from minbench.scoring.leaderboard import EntryRecord, entry_name, merge_entry, n
 
 FP = "sha256:" + "d" * 32
 NAMES = ("top1", "top3", "top5", "top10", "macro_recall")
-CI = {"top1": {"low": 0.1, "high": 0.9, "level": 0.95, "n_resamples": 1000, "seed": 0, "method": "percentile bootstrap"}}
+CI = {"top1": {"low": 0.1, "high": 0.9, "level": 0.95, "n_resamples": 1000, "seed": 0,
+               "method": "percentile bootstrap"}}
 
 
 def board() -> dict:
