@@ -79,7 +79,7 @@ def test_failed_write_leaves_the_board_as_it_was(boards, monkeypatch):
         Path(target).with_name("partial").write_text("{")
         raise OSError("disk full")
 
-    monkeypatch.setattr(L, "write_json_atomic", broken)
+    monkeypatch.setattr(L.store, "write_json_atomic", broken)
     with pytest.raises(OSError):
         L.add_entry("fewshot-10", result(0.6), name="b", method="", source="run")
     assert path.read_bytes() == before
@@ -143,8 +143,8 @@ def test_an_entry_is_a_method_or_a_reference_and_keeps_its_role(boards):
 def _valid_board() -> dict:
     b = L.new_board(__import__("minbench.cards", fromlist=["get_card"]).get_card("fewshot-10"),
                     {"name": "synth", "version": "1", "source": "synth", "fingerprint": FP_A})
-    b["entries"].append(L._entry(name="a", method="", source="run", metrics={"top1": 0.5}, ci={}, n_samples=3,
-                                 date="2026-01-01T00:00:00Z", code_version=None, config=None, seeds=[]))
+    b["entries"].append(L.new_entry(name="a", method="", source="run", metrics={"top1": 0.5}, ci={}, n_samples=3,
+                                    date="2026-01-01T00:00:00Z", code_version=None, config=None, seeds=[]))
     return b
 
 

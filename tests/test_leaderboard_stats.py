@@ -15,6 +15,7 @@ from scipy.stats import binomtest
 from minbench.cards import get_card
 from minbench.cli import main
 from minbench.errors import UserError
+from minbench.recipes import config_changes
 from minbench.scoring import compare as C
 from minbench.scoring import fixtures as F
 from minbench.scoring import leaderboard as L
@@ -113,7 +114,7 @@ def test_a_modified_config_is_a_distinct_marked_entry(boards, recipe):
     assert len(entries) == 2 and entries["tiny-recipe"]["metrics"]["top1"] == pytest.approx(_hits(0.8, 0).mean())
     (mod,) = [e for n, e in entries.items() if n != "tiny-recipe"]
     assert re.fullmatch(r"tiny-recipe\*[0-9a-f]{6}", mod["name"]) and mod["modified"] == ["trainer.max_epochs=1"]
-    assert L.config_changes(recipe) == []
+    assert config_changes(recipe) == []
     md = render.render_markdown(render.group(L.load_boards([boards]), task="fewshot-10"))
     assert "(modified: trainer.max_epochs=1)" in md
 
@@ -365,7 +366,7 @@ def test_failed_board_write_leaves_no_per_sample_file_behind(boards, monkeypatch
     def broken(target, obj):
         raise OSError("disk full")
 
-    monkeypatch.setattr(L, "write_json_atomic", broken)
+    monkeypatch.setattr(L.store, "write_json_atomic", broken)
     with pytest.raises(OSError):
         L.add_entry("fewshot-10", _result(_hits(0.7, 1)), name="b", method="", source="submission")
     assert (path.read_bytes(), sorted(L.samples_folder(path).iterdir())) == before

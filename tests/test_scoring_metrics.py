@@ -283,3 +283,15 @@ def test_build_torchmetrics_refuses_other_kinds():
 
     with pytest.raises(ValueError, match="classification"):
         build_torchmetrics(get_card("size"), 3)
+
+
+def test_every_card_metric_kind_is_registered_and_an_unknown_one_is_one_line():
+    from dataclasses import replace
+
+    from minbench.cards import METRIC_KINDS
+    from minbench.errors import UserError
+
+    assert M.METRICS.names() == list(METRIC_KINDS)
+    spec = get_card("fewshot-10").metrics[0]
+    with pytest.raises(UserError, match=r"^metric 'top1': unknown metric kind \(did you mean topk_accuracy"):
+        M.impl(replace(spec, kind="topk_acuracy"))

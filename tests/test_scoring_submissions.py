@@ -394,3 +394,12 @@ def test_scorer_and_leaderboard_import_no_deep_learning_framework(ds, tmp_path, 
     done = subprocess.run([sys.executable, "-c", LIGHT_SCORER, str(tmp_path / "sub.csv"), str(ds)],
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_every_card_submission_format_has_a_registered_reader():
+    from minbench.cards import SUBMISSION_FORMATS
+    from minbench.scoring.formats import SUBMISSION_FORMATS as READERS
+
+    assert sorted(READERS.names()) == sorted(SUBMISSION_FORMATS)
+    with pytest.raises(UserError, match="unknown submission format"):
+        READERS.get("parquet")

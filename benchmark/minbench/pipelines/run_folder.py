@@ -7,8 +7,8 @@ Layout::
       seed<N>/             one folder per seed, written by the kind's pipeline:
         status.json        {"state": "running" | "finished", "metrics": {...}, ...}
         checkpoints/ logs/ predictions file, score.json, plots/
-      summary.json         mean and std over the finished seeds; written last, so its
-                           presence is what makes a run "finished"
+      summary.json         mean and std over the finished seeds (std null for one seed);
+                           written last, so its presence is what makes a run "finished"
 
 Rules: a finished run is never overwritten without ``--overwrite``; an unfinished one is
 continued with ``--resume`` (finished seeds are skipped, the others restart from their last
@@ -33,6 +33,7 @@ import yaml
 
 from minbench.errors import UserError
 from minbench.io import ensure_writable, write_json_atomic, write_text_atomic
+from minbench.scoring.seeds import summarise_metrics
 
 CONFIG_FILE = "config.yaml"
 SUMMARY_FILE = "summary.json"
@@ -155,26 +156,13 @@ class RunFolder:
 
 
 def summarise(per_seed: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """``{metric: {mean, std, n, values}}`` over seeds (sample std, 0 for one seed).
+    """``{metric: {mean, std, n, values}}`` over seeds (``scoring.seeds.summarise``: sample
+    std, null for one seed, as on the leaderboards).
 
     Only numeric scalar entries are summarised; a metric missing in some seeds is
     summarised over the seeds that have it.
     """
-    names: list[str] = []
-    for m in per_seed:
-        names += [k for k, v in m.items() if _is_number(v) and k not in names]
-    out = {}
-    for name in names:
-        vals = [float(m[name]) for m in per_seed if _is_number(m.get(name))]
-        n = len(vals)
-        mean = sum(vals) / n
-        std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1)) if n > 1 else 0.0
-        out[name] = {"mean": mean, "std": std, "n": n, "values": vals}
-    return out
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+    return {name: s.to_json() for name, s in summarise_metrics(per_seed).items()}
 
 
 def jsonable(obj: Any) -> Any:

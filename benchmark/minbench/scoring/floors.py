@@ -57,7 +57,7 @@ def _classification(card, df, rows) -> list[dict]:
 
 
 def _segmentation(card, folder, rows) -> list[dict]:
-    from minbench.scoring.score import load_true_mask
+    from minbench.scoring.formats.mask_pngs import load_true_mask
 
     truths = [load_true_mask(folder, r) for r in rows.itertuples(index=False)]
     out = []

@@ -1,4 +1,4 @@
-"""The one registry from a task card's metric ``kind`` to its computation.
+"""The registry from a task card's metric ``kind`` to its computation (``METRICS``).
 
 Every metric is computed twice over, from the same per-sample table, in NumPy (the
 scorer imports no deep-learning framework; tests check the values against torchmetrics
@@ -43,6 +43,8 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 import numpy as np
 
+from minbench.registry import Registry
+
 if TYPE_CHECKING:
     from minbench.cards import MetricSpec, TaskCard
 
@@ -67,6 +69,10 @@ class MetricImpl:
     weighted: Callable[["MetricSpec", Table, np.ndarray], np.ndarray]
 
 
+#: a card metric's ``kind`` -> its ``MetricImpl``; every kind ``cards.METRIC_KINDS`` admits
+METRICS: Registry[MetricImpl] = Registry("metric kind")
+
+
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
@@ -88,6 +94,9 @@ def _topk_features(spec, t):
 
 def _topk_weighted(spec, f, w):
     return _wmean(w, f["hit"])
+
+
+METRICS.add("topk_accuracy", MetricImpl("classification", _topk_point, _topk_features, _topk_weighted))
 
 
 def per_class_rates(hit: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -130,6 +139,10 @@ def _macro_recall_weighted(spec, f, w):
         return _ratio(np.nansum(recall, axis=1), counted)
 
 
+METRICS.add("macro_recall", MetricImpl("classification", _macro_recall_point, _macro_recall_features,
+                                       _macro_recall_weighted))
+
+
 # ---- segmentation ---------------------------------------------------------------------
 
 def per_image_scores(t: Table) -> Table:
@@ -154,7 +167,12 @@ def _seg(name):
     def weighted(spec, f, w):
         return _wmean(w, f["v"])
 
-    return point, features, weighted
+    return MetricImpl("segmentation", point, features, weighted)
+
+
+METRICS.add("mean_iou", _seg("iou"))
+METRICS.add("dice", _seg("dice"))
+METRICS.add("pixel_accuracy", _seg("pixel_accuracy"))
 
 
 # ---- size -----------------------------------------------------------------------------
@@ -247,19 +265,11 @@ def _size_impl(name, weighted):
     return MetricImpl("size", _size_point(name), _size_features, weighted)
 
 
-REGISTRY: dict[str, MetricImpl] = {
-    "topk_accuracy": MetricImpl("classification", _topk_point, _topk_features, _topk_weighted),
-    "macro_recall": MetricImpl("classification", _macro_recall_point, _macro_recall_features,
-                               _macro_recall_weighted),
-    "mean_iou": MetricImpl("segmentation", *_seg("iou")),
-    "dice": MetricImpl("segmentation", *_seg("dice")),
-    "pixel_accuracy": MetricImpl("segmentation", *_seg("pixel_accuracy")),
-    "mae": _size_impl("mae", _mae_w),
-    "rmse": _size_impl("rmse", _rmse_w),
-    "mape": _size_impl("mape", _mape_w),
-    "r2": _size_impl("r2", _r2_w),
-    "coverage": MetricImpl("size", _coverage_point, _coverage_features, _coverage_w),
-}
+METRICS.add("mae", _size_impl("mae", _mae_w))
+METRICS.add("rmse", _size_impl("rmse", _rmse_w))
+METRICS.add("mape", _size_impl("mape", _mape_w))
+METRICS.add("r2", _size_impl("r2", _r2_w))
+METRICS.add("coverage", MetricImpl("size", _coverage_point, _coverage_features, _coverage_w))
 
 CARD_FAMILY = {"classification": "classification", "zeroshot": "classification",
                "segmentation": "segmentation", "size": "size"}
@@ -267,7 +277,7 @@ CARD_FAMILY = {"classification": "classification", "zeroshot": "classification",
 
 def impl(spec: "MetricSpec") -> MetricImpl:
     """The implementation of a card's metric (every card metric kind is registered)."""
-    return REGISTRY[spec.kind]
+    return METRICS.get(spec.kind, what=f"metric {spec.name!r}")
 
 
 def evaluate(card: "TaskCard", table: Table) -> dict[str, float]:

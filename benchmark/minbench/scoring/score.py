@@ -26,6 +26,8 @@ from minbench._version import __version__
 from minbench.cards import TaskCard, get_card
 from minbench.io import write_json_atomic
 from minbench.paths import PACKAGE_DIR
+from minbench.scoring.bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED
+from minbench.scoring.formats.mask_pngs import load_true_mask  # noqa: F401  (callers' old place)
 
 SCORE_SCHEMA = "minbench-score/1"
 
@@ -130,7 +132,7 @@ def load_task_data(task_id: str, data_dir: str | Path | None = None) -> TaskData
 
 
 def score_submission(task_id: str, predictions: str | Path, data_dir: str | Path | None = None, *,
-                     n_resamples: int = 1000, seed: int = 0, level: float = 0.95,
+                     n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED, level: float = DEFAULT_LEVEL,
                      ci_metrics: str = "headline", task_data: TaskData | None = None) -> ScoreResult:
     """Read, check and score a submission for ``task_id`` against a prepared dataset.
 
@@ -140,54 +142,29 @@ def score_submission(task_id: str, predictions: str | Path, data_dir: str | Path
     interval. Raises ``UserError`` for anything wrong with the submission, naming the
     file and row.
     """
-    from minbench.scoring import metrics as M
-    from minbench.scoring import formats as S
+    from minbench.scoring.formats import SUBMISSION_FORMATS
 
     data = task_data if task_data is not None else load_task_data(task_id, data_dir)
     if data.card.id != task_id:
         raise ValueError(f"task_data is for {data.card.id}, not {task_id}")
-    card, folder, info, df, rows = data.card, data.folder, data.info, data.manifest, data.rows
-    test_ids = pd.Index(rows["sample_id"])
+    card, info, rows = data.card, data.info, data.rows
     predictions = Path(predictions)
-
-    if card.submission_format == "ranked_csv":
-        classes = card.classes(df)
-        sub = S.read_ranked_csv(predictions, task_id=card.id, test_ids=test_ids, classes=classes,
-                                max_ranks=card.max_ranks)
-        target = classes.get_indexer(rows["species"])
-        table = M.classification_table(sub.ranked, target)
-        n_answered = len(rows)
-        per_sample = pd.DataFrame({"sample_id": test_ids, "species": rows["species"],
-                                   "pred_1": classes.to_numpy()[sub.ranked[:, 0]],
-                                   "rank_of_truth": np.where(table["pos"] == M.NO_HIT, np.nan, table["pos"] + 1)})
-    elif card.submission_format == "size_csv":
-        sub = S.read_size_csv(predictions, task_id=card.id, test_ids=test_ids, allow_missing=card.abstain)
-        table = M.size_table(sub.pred_cm, rows["size_cm"].to_numpy())
-        n_answered = int(np.isfinite(sub.pred_cm).sum())
-        per_sample = pd.DataFrame({"sample_id": test_ids, "size_cm": rows["size_cm"], "pred_cm": sub.pred_cm,
-                                   "abs_error_cm": np.abs(sub.pred_cm - rows["size_cm"].to_numpy())})
-    elif card.submission_format == "mask_pngs":
-        sub = S.open_mask_submission(predictions, task_id=card.id, test_ids=test_ids,
-                                     widths=rows["width"].to_numpy(), heights=rows["height"].to_numpy())
-        truths = (load_true_mask(folder, r) for r in rows.itertuples(index=False))
-        table = M.segmentation_table(zip(sub.masks, truths))
-        n_answered = len(rows)
-        per_sample = pd.DataFrame({"sample_id": test_ids, **M.per_image_scores(table)})
-    else:  # cards.py admits only the three formats above
-        raise AssertionError(card.submission_format)
-
-    values, ci = score_table(card, table, n_resamples=n_resamples, level=level, seed=seed, ci_metrics=ci_metrics)
+    read = SUBMISSION_FORMATS.get(card.submission_format, what=f"{card.path}: submission.format")
+    sub = read(predictions, data)
+    values, ci = score_table(card, sub.table, n_resamples=n_resamples, level=level, seed=seed, ci_metrics=ci_metrics)
     return ScoreResult(
         task_id=card.id, task_version=card.version, headline=card.headline, metrics=values, ci=ci,
-        n_samples=len(rows), n_answered=n_answered,
+        n_samples=len(rows), n_answered=sub.n_answered,
         dataset={"name": info.name, "version": info.version, "source": info.source, "fingerprint": info.fingerprint},
-        submission={"path": str(predictions), "format": sub.format, "sha256": sub.sha256, "bytes": sub.n_bytes},
-        code_version=code_version(), scored_at=now_utc(), per_sample=per_sample, table=table,
+        submission={"path": str(predictions), "format": sub.submission.format, "sha256": sub.submission.sha256,
+                    "bytes": sub.submission.n_bytes},
+        code_version=code_version(), scored_at=now_utc(), per_sample=sub.per_sample, table=sub.table,
     )
 
 
-def score_table(card: TaskCard, table: dict[str, np.ndarray], *, n_resamples: int = 1000, seed: int = 0,
-                level: float = 0.95, ci_metrics: str = "headline") -> tuple[dict[str, float], dict[str, dict]]:
+def score_table(card: TaskCard, table: dict[str, np.ndarray], *, n_resamples: int = DEFAULT_RESAMPLES,
+                seed: int = DEFAULT_SEED, level: float = DEFAULT_LEVEL,
+                ci_metrics: str = "headline") -> tuple[dict[str, float], dict[str, dict]]:
     """The card's metrics and bootstrap intervals on a per-sample table (``scoring.metrics``:
     ``classification_table``, ``segmentation_table``, ``size_table``); what
     ``score_submission`` computes once it has read the file, for answers held in memory."""
@@ -199,11 +176,3 @@ def score_table(card: TaskCard, table: dict[str, np.ndarray], *, n_resamples: in
     ci = {spec.name: metric_ci(spec, table, n_resamples=n_resamples, level=level, seed=seed).to_json()
           for spec in ci_specs}
     return values, ci
-
-
-def load_true_mask(folder: Path, row) -> np.ndarray:
-    """The ground-truth mask of a manifest row by the truth rule (``minbench.data.masks``)."""
-    from minbench.data.masks import read_truth_mask
-
-    return read_truth_mask(Path(folder) / row.mask_path, size=(int(row.width), int(row.height)),
-                           sample_id=row.sample_id)

@@ -6,12 +6,17 @@
 
 Each reader checks a submission against the task card and the test rows of the manifest
 and returns arrays aligned with those rows, or raises ``UserError`` naming the file, line
-(or member) and what is wrong. Sizes are checked before anything is read.
+(or member) and what is wrong. Sizes are checked before anything is read. Each module
+registers in ``SUBMISSION_FORMATS`` (under the card's ``submission.format``) the function
+the scorer calls: the file read against the test rows, as a per-sample table.
 """
 
-from minbench.scoring.formats.mask_pngs import MaskSubmission, open_mask_submission, write_mask, write_mask_folder
+from minbench.scoring.formats._common import SUBMISSION_FORMATS, ReadSubmission
+from minbench.scoring.formats.mask_pngs import (MaskSubmission, load_true_mask, open_mask_submission, write_mask,
+                                                write_mask_folder)
 from minbench.scoring.formats.ranked_csv import RankedSubmission, read_ranked_csv, write_ranked_csv
 from minbench.scoring.formats.size_csv import SizeSubmission, read_size_csv, write_size_csv
 
-__all__ = ["MaskSubmission", "RankedSubmission", "SizeSubmission", "open_mask_submission", "read_ranked_csv",
-           "read_size_csv", "write_mask", "write_mask_folder", "write_ranked_csv", "write_size_csv"]
+__all__ = ["MaskSubmission", "RankedSubmission", "ReadSubmission", "SUBMISSION_FORMATS", "SizeSubmission",
+           "load_true_mask", "open_mask_submission", "read_ranked_csv", "read_size_csv", "write_mask",
+           "write_mask_folder", "write_ranked_csv", "write_size_csv"]

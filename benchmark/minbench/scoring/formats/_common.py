@@ -1,4 +1,5 @@
-"""What the submission formats share: size limits, file checks, the CSV reader, sample-id checks.
+"""What the submission formats share: the registry the scorer dispatches on, size limits,
+file checks, the CSV reader, sample-id checks.
 
 CSV files may start with a byte-order mark and use CRLF line ends. Writers here are
 atomic (``minbench.io``): a reader never sees half a file.
@@ -12,11 +13,13 @@ import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
 from minbench.errors import UserError
+from minbench.registry import Registry
 
 # Size limits: far above any real submission, checked before reading a byte.
 CSV_SLACK_BYTES = 1 << 20
@@ -29,6 +32,24 @@ class Submission:
     format: str
     sha256: str
     n_bytes: int
+
+
+@dataclass(frozen=True)
+class ReadSubmission:
+    """A submission read against a task's test rows, as the scorer needs it: the file's facts
+    (``submission``), the per-sample table of ``scoring.metrics``, the rows it answered, and
+    one row per test sample for the score JSON (``per_sample``)."""
+
+    submission: Submission
+    table: dict[str, np.ndarray]
+    n_answered: int
+    per_sample: pd.DataFrame
+
+
+#: a card's ``submission.format`` -> ``read(path, data) -> ReadSubmission``, where ``data`` is
+#: the task's ``score.TaskData`` (card, dataset folder, manifest, test rows); each format's
+#: module registers its own
+SUBMISSION_FORMATS: Registry[Callable[[Path, Any], ReadSubmission]] = Registry("submission format")
 
 
 def check_size(path: Path, limit: int, what: str) -> int:

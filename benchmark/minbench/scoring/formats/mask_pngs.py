@@ -22,7 +22,8 @@ import pandas as pd
 
 from minbench.data.masks import MASK_MODES, PNG_SIGNATURE, decode_submission_mask, mask_png_bytes  # noqa: F401
 from minbench.errors import UserError
-from minbench.scoring.formats._common import CSV_SLACK_BYTES, check_size
+from minbench.scoring import metrics as M
+from minbench.scoring.formats._common import CSV_SLACK_BYTES, SUBMISSION_FORMATS, ReadSubmission, check_size
 
 MASK_BYTES_PER_PIXEL = 2             # a 16-bit single-channel PNG stored uncompressed
 MASK_SLACK_BYTES = 64 << 10
@@ -163,6 +164,27 @@ def open_mask_submission(path: Path, *, task_id: str, test_ids: pd.Index, widths
             yield decode_submission_mask(data, member.name, int(w), int(hgt))
 
     return MaskSubmission(masks(), total, h)
+
+
+def load_true_mask(folder: Path, row) -> np.ndarray:
+    """The ground-truth mask of a manifest row by the truth rule (``minbench.data.masks``)."""
+    from minbench.data.masks import read_truth_mask
+
+    return read_truth_mask(Path(folder) / row.mask_path, size=(int(row.width), int(row.height)),
+                           sample_id=row.sample_id)
+
+
+@SUBMISSION_FORMATS.register("mask_pngs")
+def score_mask_pngs(path: Path, data) -> ReadSubmission:
+    """Masks against the true masks of the task's test rows: pixel counts per image."""
+    rows = data.rows
+    test_ids = pd.Index(rows["sample_id"])
+    sub = open_mask_submission(path, task_id=data.card.id, test_ids=test_ids,
+                               widths=rows["width"].to_numpy(), heights=rows["height"].to_numpy())
+    truths = (load_true_mask(data.folder, r) for r in rows.itertuples(index=False))
+    table = M.segmentation_table(zip(sub.masks, truths))
+    per_sample = pd.DataFrame({"sample_id": test_ids, **M.per_image_scores(table)})
+    return ReadSubmission(sub, table, len(rows), per_sample)
 
 
 def write_mask(path: str | Path, mask: np.ndarray) -> None:

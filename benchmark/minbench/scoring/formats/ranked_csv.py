@@ -17,7 +17,9 @@ import numpy as np
 import pandas as pd
 
 from minbench.errors import UserError
-from minbench.scoring.formats._common import (CSV_SLACK_BYTES, CsvTable, Submission, check_ids, check_size,
+from minbench.scoring import metrics as M
+from minbench.scoring.formats._common import (CSV_SLACK_BYTES, SUBMISSION_FORMATS, CsvTable, ReadSubmission,
+                                              Submission, check_ids, check_size,
                                               need_file, read_csv_strings, sha256_of, write_csv_atomic)
 
 RANKED_BYTES_PER_ROW = 4096          # an id and ten species names are a few hundred bytes
@@ -122,6 +124,22 @@ def read_ranked_csv(path: Path, *, task_id: str, test_ids: pd.Index, classes: pd
     ranked = np.empty_like(codes)
     ranked[pos] = codes
     return RankedSubmission(format="ranked_csv", sha256=sha256_of(path), n_bytes=n_bytes, ranked=ranked, k=k)
+
+
+@SUBMISSION_FORMATS.register("ranked_csv")
+def score_ranked_csv(path: Path, data) -> ReadSubmission:
+    """A ranked CSV against the task's test rows: the position of the true species in each row."""
+    rows = data.rows
+    test_ids = pd.Index(rows["sample_id"])
+    classes = data.card.classes(data.manifest)
+    sub = read_ranked_csv(path, task_id=data.card.id, test_ids=test_ids, classes=classes,
+                          max_ranks=data.card.max_ranks)
+    target = classes.get_indexer(rows["species"])
+    table = M.classification_table(sub.ranked, target)
+    per_sample = pd.DataFrame({"sample_id": test_ids, "species": rows["species"],
+                               "pred_1": classes.to_numpy()[sub.ranked[:, 0]],
+                               "rank_of_truth": np.where(table["pos"] == M.NO_HIT, np.nan, table["pos"] + 1)})
+    return ReadSubmission(sub, table, len(rows), per_sample)
 
 
 def write_ranked_csv(path: str | Path, sample_ids: Sequence[str], ranked: Sequence[Sequence[str]]) -> Path:

@@ -16,7 +16,9 @@ import numpy as np
 import pandas as pd
 
 from minbench.errors import UserError
-from minbench.scoring.formats._common import (CSV_SLACK_BYTES, Submission, check_ids, check_size, need_file,
+from minbench.scoring import metrics as M
+from minbench.scoring.formats._common import (CSV_SLACK_BYTES, SUBMISSION_FORMATS, ReadSubmission, Submission,
+                                              check_ids, check_size, need_file,
                                               read_csv_strings, sha256_of, write_csv_atomic)
 
 SIZE_BYTES_PER_ROW = 256
@@ -61,6 +63,18 @@ def read_size_csv(path: Path, *, task_id: str, test_ids: pd.Index, allow_missing
     pred[pos] = np.where(given, values, np.nan)
     return SizeSubmission(format="size_csv", sha256=sha256_of(path), n_bytes=n_bytes, pred_cm=pred,
                           n_missing_rows=len(test_ids) - t.n_rows)
+
+
+@SUBMISSION_FORMATS.register("size_csv")
+def score_size_csv(path: Path, data) -> ReadSubmission:
+    """A size CSV against the task's test rows (an abstention counts as unanswered)."""
+    rows = data.rows
+    test_ids = pd.Index(rows["sample_id"])
+    sub = read_size_csv(path, task_id=data.card.id, test_ids=test_ids, allow_missing=data.card.abstain)
+    table = M.size_table(sub.pred_cm, rows["size_cm"].to_numpy())
+    per_sample = pd.DataFrame({"sample_id": test_ids, "size_cm": rows["size_cm"], "pred_cm": sub.pred_cm,
+                               "abs_error_cm": np.abs(sub.pred_cm - rows["size_cm"].to_numpy())})
+    return ReadSubmission(sub, table, int(np.isfinite(sub.pred_cm).sum()), per_sample)
 
 
 def write_size_csv(path: str | Path, sample_ids: Sequence[str], sizes_cm: Sequence[float | None]) -> Path:
