@@ -12,8 +12,8 @@ from minbench.errors import UserError
 
 EXTENTS = ("longest_side", "max_feret", "diagonal", "width", "height")
 
-#: The reference cube's edge for a dataset whose ``dataset.json`` does not give one
-#: (``cube_edge_cm``): the MineralImage5k authors' size script takes the cube as 1.27 cm a side.
+#: The reference cube's edge (cm) for a dataset whose ``dataset.json`` does not give one
+#: (``cube_edge_cm``): the edge the MineralImage5k authors' size script takes.
 FALLBACK_CUBE_EDGE_CM = 1.27
 
 
