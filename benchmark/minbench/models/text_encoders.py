@@ -125,21 +125,27 @@ class HashingTextEncoder:
         return F.normalize(out, dim=-1)
 
 
-#: recipe name (``model.init_args.text_encoder``) -> ``make(device, clip_bundle) -> TextEncoder``
+#: recipe name (``model.init_args.text_encoder``) -> ``make(device, clip_bundle) -> TextEncoder``;
+#: info ``dim``: the width of an encoder that stands alone (None: it is a CLIP model's tower)
 TEXT_ENCODERS: Registry = Registry("text encoder")
 
 
-@TEXT_ENCODERS.register("minilm")
+def standalone_text_encoders() -> dict[str, int]:
+    """Encoders that need no image model: name -> the width of their features."""
+    return {name: TEXT_ENCODERS.info(name)["dim"] for name in TEXT_ENCODERS if TEXT_ENCODERS.info(name)["dim"]}
+
+
+@TEXT_ENCODERS.register("minilm", dim=MiniLMTextEncoder.dim)
 def _minilm(device: str, clip_bundle) -> TextEncoder:
     return MiniLMTextEncoder(device=device)
 
 
-@TEXT_ENCODERS.register("hash")
+@TEXT_ENCODERS.register("hash", dim=384)
 def _hashing(device: str, clip_bundle) -> TextEncoder:
-    return HashingTextEncoder()
+    return HashingTextEncoder(dim=384)  # MiniLM's width: the ablation swaps in for it
 
 
-@TEXT_ENCODERS.register("clip")
+@TEXT_ENCODERS.register("clip", dim=None)
 def _clip(device: str, clip_bundle) -> TextEncoder:
     if clip_bundle is None:
         raise UserError("text encoder 'clip' needs a CLIP model (model.clip in the recipe)")
