@@ -30,7 +30,8 @@ from minbench.registry import Registry
 #: --cam: method name -> a function returning its pytorch-grad-cam class (imported on use);
 #: info ``library_class``: the library's class name
 METHODS: Registry[Callable[[], type]] = Registry("CAM method")
-TARGETS = ("predicted", "true", "topk")
+#: --cam-target: rule name -> ``classes(logits, label, top_k)``, the classes one image's CAM explains
+TARGETS: Registry[Callable[..., list[int]]] = Registry("CAM target")
 RESHAPES = ("auto", "none", "vit", "nhwc")
 
 
@@ -98,6 +99,23 @@ def _batched_score_cam():
 
 
 # --------------------------------------------------------------------------- targets
+@TARGETS.register("predicted")
+def _predicted_class(logits, label: int, top_k: int) -> list[int]:
+    return [int(logits.detach().argmax(-1))]
+
+
+@TARGETS.register("true")
+def _true_class(logits, label: int, top_k: int) -> list[int]:
+    """The given class; the predicted one for a species the classifier never saw (label < 0)."""
+    return [label] if label >= 0 else _predicted_class(logits, label, top_k)
+
+
+@TARGETS.register("topk")
+def _top_classes(logits, label: int, top_k: int) -> list[int]:
+    k = max(1, min(top_k, logits.shape[-1]))
+    return logits.detach().topk(k, dim=-1).indices.reshape(-1).tolist()
+
+
 class CamTarget:
     """What one image's CAM explains: a class logit, or the sum of the top-k logits.
 
@@ -112,13 +130,8 @@ class CamTarget:
 
     def lock(self, logits) -> list[int]:
         if self.categories is None:
-            if self.rule == "true" and self.label >= 0:
-                self.categories = [self.label]
-            elif self.rule == "topk":
-                k = max(1, min(self.top_k, logits.shape[-1]))
-                self.categories = logits.detach().topk(k, dim=-1).indices.reshape(-1).tolist()
-            else:  # predicted, or "true" for a species the classifier never saw
-                self.categories = [int(logits.detach().argmax(-1))]
+            rule = TARGETS.get(self.rule, what=f"--cam-target {self.rule!r}")
+            self.categories = rule(logits, self.label, self.top_k)
         return self.categories
 
     def __call__(self, output):
@@ -132,8 +145,7 @@ def make_targets(n: int, rule: str = "predicted", labels=None, top_k: int = 3) -
     ``true`` uses ``labels`` where it is a training class (>= 0) and falls back to the
     predicted class for the others (e.g. a species the classifier never saw).
     """
-    if rule not in TARGETS:
-        raise UserError(f"--cam-target {rule!r} is not one of {', '.join(TARGETS)}")
+    TARGETS.get(rule, what=f"--cam-target {rule!r}")
     if rule == "true" and labels is None:
         raise UserError("--cam-target true needs labels (the batch has none)")
     labs = labels.tolist() if labels is not None else [-1] * n

@@ -148,8 +148,7 @@ class SegmentationTask(BaseTask):
         if self.card.kind != "segmentation":
             raise UserError(f"--task {hp.task!r} is a {self.card.kind} task, not a segmentation task")
         cams.method_class(hp.cam)  # fail on a bad name now, not mid-run
-        if hp.cam_target not in cams.TARGETS:
-            raise UserError(f"--cam-target {hp.cam_target!r} is not one of {', '.join(cams.TARGETS)}")
+        cams.TARGETS.get(hp.cam_target, what=f"--cam-target {hp.cam_target!r}")
         masking.check_upsample(hp.upsample)
         self.threshold_value = masking.check_threshold(hp.threshold, hp.threshold_value)
         self.model = self.__dict__.pop("_pending_classifier").eval()
