@@ -32,7 +32,11 @@ from minbench.registry import Registry
 METHODS: Registry[Callable[[], type]] = Registry("CAM method")
 #: --cam-target: rule name -> ``classes(logits, label, top_k)``, the classes one image's CAM explains
 TARGETS: Registry[Callable[..., list[int]]] = Registry("CAM target")
-RESHAPES = ("auto", "none", "vit", "nhwc")
+#: --reshape: name -> ``make(model)``, the transform of the target layer's output to a
+#: (B, C, H, W) map (None: used as it is); info ``ndim``/``shape``: the output it expects.
+#: ``auto`` picks one of the others from the layer's output (``resolve_reshape``).
+RESHAPES: Registry = Registry("reshape")
+RESHAPES.add("auto", None)
 
 
 def _library_method(class_name: str) -> Callable[[], type]:
@@ -210,6 +214,12 @@ def resolve_target_layers(model, names: str | Sequence[str] | None,
     return layers, list(names)
 
 
+@RESHAPES.register("none", ndim=4, shape="a feature map (B, C, H, W)")
+def _no_reshape(model) -> None:
+    return None
+
+
+@RESHAPES.register("vit", ndim=3, shape="tokens (B, N, C)")
 def vit_reshape_transform(model) -> Callable:
     """Tokens (B, prefix + H*W, C) -> (B, C, H, W), dropping the class/register tokens."""
     prefix = int(getattr(model, "num_prefix_tokens", 1))
@@ -232,6 +242,11 @@ def vit_reshape_transform(model) -> Callable:
 def nhwc_reshape_transform(tensor):
     """(B, H, W, C) feature maps (timm Swin stages) -> (B, C, H, W)."""
     return tensor.permute(0, 3, 1, 2)
+
+
+@RESHAPES.register("nhwc", ndim=4, shape="(B, H, W, C)")
+def _nhwc_reshape(model) -> Callable:
+    return nhwc_reshape_transform
 
 
 def _first_tensor(output):
@@ -261,8 +276,7 @@ def probe_layer_shapes(model, layers, image_size: int) -> list[tuple[int, ...]]:
 
 def resolve_reshape(model, layers, names, reshape: str, image_size: int):
     """The reshape transform for ``layers`` (``auto`` picks it from the layer's output)."""
-    if reshape not in RESHAPES:
-        raise UserError(f"--reshape {reshape!r} is not one of {', '.join(RESHAPES)}")
+    RESHAPES.get(reshape, what=f"--reshape {reshape!r}")
     shapes = probe_layer_shapes(model, layers, image_size)
     if len(shapes) != len(layers):
         raise UserError(f"--target-layer {','.join(names)}: layer not used in the forward pass")
@@ -281,15 +295,10 @@ def resolve_reshape(model, layers, names, reshape: str, image_size: int):
         kind = "tokens (B, N, C), as a ViT does" if ndim == 3 else f"a {ndim}-D tensor {shapes[0]}"
         raise UserError(f"--target-layer {','.join(names)} outputs {kind}; a CAM needs a feature map: "
                         "use --reshape vit (or auto)")
-    if reshape == "vit":
-        if ndim != 3:
-            raise UserError(f"--reshape vit: layer {','.join(names)} outputs {shapes[0]}, not tokens (B, N, C)")
-        return vit_reshape_transform(model)
-    if reshape == "nhwc":
-        if ndim != 4:
-            raise UserError(f"--reshape nhwc: layer {','.join(names)} outputs {shapes[0]}, not (B, H, W, C)")
-        return nhwc_reshape_transform
-    return None
+    expects = RESHAPES.info(reshape)
+    if ndim != expects["ndim"]:
+        raise UserError(f"--reshape {reshape}: layer {','.join(names)} outputs {shapes[0]}, not {expects['shape']}")
+    return RESHAPES.get(reshape)(model)
 
 
 # --------------------------------------------------------------------------- extractor
