@@ -1,4 +1,4 @@
-"""CAM wrapper: methods, target layers, reshape transforms, targets, thresholds, hygiene."""
+"""CAM wrapper: methods, target layers, reshape transforms, targets, hygiene (masks: test_cam_masking.py)."""
 
 from __future__ import annotations
 
@@ -183,36 +183,6 @@ def test_vit_without_reshape_is_a_clear_error():
 def test_unknown_method_suggests():
     with pytest.raises(UserError, match="did you mean gradcam"):
         cams.CamExtractor(RedDetector(), "gradcma", image_size=32)
-
-
-def test_thresholds():
-    cam = np.zeros((20, 20), dtype=np.float32)
-    cam[5:10, 5:10] = 0.9
-    cam[12:, 12:] = 0.3
-    assert cams.threshold_cam(cam, "otsu").sum() == 25
-    assert cams.threshold_cam(cam, "fixed", 0.2).sum() == 25 + 64
-    ramp = np.linspace(0, 1, 1000, dtype=np.float32).reshape(20, 50)
-    assert abs(cams.threshold_cam(ramp, "percentile", 70).mean() - 0.3) < 0.01
-    assert abs(cams.threshold_cam(ramp, "fixed").mean() - 0.5) < 0.01  # default 0.5
-    for rule in cams.THRESHOLDS:  # no evidence anywhere -> empty mask
-        assert not cams.threshold_cam(np.zeros((8, 8)), rule).any()
-    with pytest.raises(UserError, match="threshold-value"):
-        cams.threshold_cam(cam, "fixed", 3.0)
-    with pytest.raises(UserError, match="percentile"):
-        cams.threshold_cam(cam, "percentile", 101)
-    with pytest.raises(UserError, match="--threshold 'mean'"):
-        cams.threshold_cam(cam, "mean")
-
-
-def test_cam_to_mask_at_the_photo_resolution():
-    cam = np.zeros((16, 16), dtype=np.float32)
-    cam[:, :8] = 1.0
-    for mode in cams.UPSAMPLING:
-        mask = cams.cam_to_mask(cam, (90, 120), upsample=mode)
-        assert mask.shape == (90, 120)
-        assert abs(mask[:, :60].mean() - 1.0) < 0.05 and mask[:, 64:].mean() < 0.05
-    with pytest.raises(UserError, match="upsample"):
-        cams.upsample_cam(cam, (4, 4), "lanczos")
 
 
 def test_bench_cam_reports_speed_and_memory(tmp_path, capsys):

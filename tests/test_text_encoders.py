@@ -62,7 +62,7 @@ def test_texts_key_separates_boundaries():
 
 
 def test_unknown_text_encoder_is_refused():
-    with pytest.raises(UserError, match="text encoder 'bert' is unknown"):
+    with pytest.raises(UserError, match="text_encoder 'bert': unknown text encoder"):
         te.make_text_encoder("bert")
     with pytest.raises(UserError, match="needs a CLIP model"):
         te.make_text_encoder("clip")
@@ -79,3 +79,9 @@ def test_packaged_minilm_loads_offline_and_embeds_meaning(tmp_path):
     sim = emb @ emb.T
     assert sim[0, 1] > sim[0, 2]
     assert enc.cache_key.startswith("minilm:")
+
+
+def test_the_registry_names_the_encoders_and_their_widths():
+    assert list(te.TEXT_ENCODERS) == ["minilm", "hash", "clip"]
+    assert te.standalone_text_encoders() == {"minilm": 384, "hash": 384}  # clip: the CLIP model's tower
+    assert te.make_text_encoder("hash").dim == 384

@@ -91,7 +91,9 @@ def test_metrics_and_monitor_come_from_the_card():
     card = get_card("fewshot-98")
     for stage in ("train", "val", "test"):
         assert set(model.metrics_for(stage).keys(keep_base=True)) == {m.name for m in card.metrics}
-    assert model.monitor == f"val/{card.headline}" and model.mode == "max"
+    # what a checkpoint watches is the card's alone (the task module does not repeat it)
+    assert model.card.monitor == f"val/{card.headline}" and model.card.monitor_mode == "max"
+    assert not hasattr(model, "monitor") and not hasattr(model, "mode")
     # hyperparameters of the subclass are saved (checkpoints are self-describing)
     assert model.hparams.backbone == "resnet10t" and model.hparams.classes == CLASSES
 

@@ -12,8 +12,8 @@ Weights come from, in order of preference:
 3. Neither: random initialisation (the embedded default recipe trains from scratch).
 
 ``ALIASES`` maps the short names the recipes use to timm names; any timm name works too.
-``HANDCRAFTED`` names the feature extractors that are not timm models and have no weights
-(``colour-stats``: colour statistics of the whole photo, ``models/colour_features.py``);
+``HANDCRAFTED_BACKBONES`` registers the feature extractors that are not timm models and have
+no weights (``colour-stats``: colour statistics of the whole photo, ``models/colour_features.py``);
 they give pooled features only (``num_classes=0``), for the training-free
 ``FeatureBaselineTask``, and take no ``weights``.
 """
@@ -27,12 +27,13 @@ import socket
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
 
 from minbench.errors import UserError
+from minbench.registry import Registry
 
 #: short names used by the recipes -> timm model names (with their pretrained tag).
 ALIASES: dict[str, str] = {
@@ -44,11 +45,22 @@ ALIASES: dict[str, str] = {
     "efficientnet-b0": "efficientnet_b0.ra_in1k",
 }
 
-#: feature extractors without weights that are not timm models: name -> (class path, what it is)
-HANDCRAFTED: dict[str, tuple[str, str]] = {
-    "colour-stats": ("minbench.models.colour_features.ColourStats",
-                     "CIE L*a*b* histograms and moments of the whole photo; no weights"),
-}
+#: feature extractors without weights that are not timm models: name -> ``make(**kwargs)``;
+#: info ``description``: what it is (``minbench list backbones``). timm's names stay timm's.
+HANDCRAFTED_BACKBONES: Registry[Callable[..., nn.Module]] = Registry("handcrafted backbone")
+
+
+@HANDCRAFTED_BACKBONES.register("colour-stats",
+                                description="CIE L*a*b* histograms and moments of the whole photo; no weights")
+def _colour_stats(**kwargs: Any) -> nn.Module:
+    from minbench.models.colour_features import ColourStats
+
+    return ColourStats(**kwargs)
+
+
+#: name -> (factory, description), for callers that list both
+HANDCRAFTED: dict[str, tuple[Callable[..., nn.Module], str]] = {
+    name: (make, HANDCRAFTED_BACKBONES.info(name)["description"]) for name, make in HANDCRAFTED_BACKBONES.items()}
 
 HUB_HOST = ("huggingface.co", 443)
 _MINBENCH_CKPT_PREFIXES = ("model.", "backbone.")
@@ -57,7 +69,7 @@ _MINBENCH_CKPT_PREFIXES = ("model.", "backbone.")
 def resolve_name(name: str) -> str:
     """An alias or timm name (with optional ``.tag``) -> the timm name; ``UserError``
     listing close timm names when it is unknown."""
-    if name in HANDCRAFTED:
+    if name in HANDCRAFTED_BACKBONES:
         return name
     import timm
 
@@ -65,7 +77,7 @@ def resolve_name(name: str) -> str:
     arch = full.split(".", 1)[0]
     if timm.is_model(arch):
         return full
-    known = sorted(set(timm.list_models()) | set(ALIASES) | set(HANDCRAFTED))
+    known = sorted(set(timm.list_models()) | set(ALIASES) | set(HANDCRAFTED_BACKBONES))
     close = difflib.get_close_matches(name.lower(), known, n=5, cutoff=0.6)
     hint = f"; close timm names: {', '.join(close)}" if close else "; see timm.list_models()"
     raise UserError(f"backbone {name!r} is not a timm model{hint}")
@@ -173,10 +185,10 @@ def create_backbone(name: str, *, num_classes: int, pretrained: bool = False, we
     """A timm model with a ``num_classes`` head (``0`` = pooled features, no head).
 
     ``kwargs`` go to ``timm.create_model`` (e.g. ``drop_rate``, ``img_size`` for a ViT at
-    another resolution, ``channels`` for a narrower ResNet). A ``HANDCRAFTED`` name builds
-    its extractor with ``kwargs`` (features only; ``pretrained`` means nothing to it).
+    another resolution, ``channels`` for a narrower ResNet). A ``HANDCRAFTED_BACKBONES`` name
+    builds its extractor with ``kwargs`` (features only; ``pretrained`` means nothing to it).
     """
-    if name in HANDCRAFTED:
+    if name in HANDCRAFTED_BACKBONES:
         return _create_handcrafted(name, num_classes=num_classes, weights=weights, **kwargs)
     import timm
 
@@ -214,16 +226,14 @@ def create_backbone(name: str, *, num_classes: int, pretrained: bool = False, we
 
 
 def _create_handcrafted(name: str, *, num_classes: int, weights: str | Path | None, **kwargs: Any) -> nn.Module:
-    from minbench.recipes import import_class
-
+    make = HANDCRAFTED_BACKBONES.get(name, what=f"backbone {name!r}")
     if num_classes:
         raise UserError(f"backbone {name!r} has no trainable layers: use it with the training-free "
                         "minbench.trainers.classification.FeatureBaselineTask")
     if weights is not None:
         raise UserError(f"--weights {weights}: backbone {name!r} has no weights")
-    cls = import_class(HANDCRAFTED[name][0], "backbone")
     try:
-        return cls(**kwargs)
+        return make(**kwargs)
     except (TypeError, ValueError) as exc:
         raise UserError(f"model.init_args.model_kwargs: backbone {name!r}: {exc}") from None
 

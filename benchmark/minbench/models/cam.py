@@ -1,10 +1,11 @@
-"""Class-activation maps of a classifier, turned into masks (the zero-shot segmentation task).
+"""Class-activation maps of a classifier (the zero-shot segmentation task).
 
 The CAM methods are pytorch-grad-cam's; this module adds what a benchmark needs around
-them: a registry of method names, the target layer of each backbone family (timm's
-``feature_info`` for CNNs, ``blocks[-1].norm1`` for ViTs), the reshape transform token
-models need, the CAM target (predicted class, true class, sum of the top-k), and the
-threshold rules and upsampling that turn a CAM into a mask at the image's resolution.
+them: a registry of method names (``METHODS``), the target layer of each backbone family
+(timm's ``feature_info`` for CNNs, ``blocks[-1].norm1`` for ViTs), the reshape transform
+token models need and the CAM target (predicted class, true class, sum of the top-k).
+Turning a CAM into a mask (upsampling, threshold rules) is ``minbench.models.masking``'s;
+its names are importable from here too.
 
 CAM needs gradients, while Lightning runs predict/test under ``inference_mode``:
 ``CamExtractor.__call__`` re-enables autograd itself. Hooks live only for one call and
@@ -21,42 +22,50 @@ from typing import Callable, Sequence
 import numpy as np
 
 from minbench.errors import UserError
+from minbench.models.masking import (DEFAULT_THRESHOLD_VALUE, THRESHOLD_RULES, THRESHOLDS,  # noqa: F401
+                                     UPSAMPLING, cam_to_mask, check_threshold, check_upsample, otsu_mask,
+                                     threshold_cam, upsample_cam)
+from minbench.registry import Registry
 
-# name -> pytorch_grad_cam class name (``scorecam`` is ours: quiet and batched, below)
-METHODS: dict[str, str] = {
-    "gradcam": "GradCAM",
-    "gradcam++": "GradCAMPlusPlus",
-    "hirescam": "HiResCAM",
-    "layercam": "LayerCAM",
-    "xgradcam": "XGradCAM",
-    "eigencam": "EigenCAM",
-    "eigengradcam": "EigenGradCAM",
-    "scorecam": "ScoreCAM",
-}
-TARGETS = ("predicted", "true", "topk")
-THRESHOLDS = ("otsu", "fixed", "percentile")
-UPSAMPLING = ("bilinear", "bicubic", "nearest")
-RESHAPES = ("auto", "none", "vit", "nhwc")
-DEFAULT_THRESHOLD_VALUE = {"otsu": None, "fixed": 0.5, "percentile": 70.0}
+#: --cam: method name -> a function returning its pytorch-grad-cam class (imported on use);
+#: info ``library_class``: the library's class name
+METHODS: Registry[Callable[[], type]] = Registry("CAM method")
+#: --cam-target: rule name -> ``classes(logits, label, top_k)``, the classes one image's CAM explains
+TARGETS: Registry[Callable[..., list[int]]] = Registry("CAM target")
+#: --reshape: name -> ``make(model)``, the transform of the target layer's output to a
+#: (B, C, H, W) map (None: used as it is); info ``ndim``/``shape``: the output it expects.
+#: ``auto`` picks one of the others from the layer's output (``resolve_reshape``).
+RESHAPES: Registry = Registry("reshape")
+RESHAPES.add("auto", None)
+
+
+def _library_method(class_name: str) -> Callable[[], type]:
+    def load() -> type:
+        import pytorch_grad_cam
+
+        return getattr(pytorch_grad_cam, class_name)
+
+    return load
+
+
+for _name, _class_name in (("gradcam", "GradCAM"), ("gradcam++", "GradCAMPlusPlus"), ("hirescam", "HiResCAM"),
+                           ("layercam", "LayerCAM"), ("xgradcam", "XGradCAM"), ("eigencam", "EigenCAM"),
+                           ("eigengradcam", "EigenGradCAM")):
+    METHODS.add(_name, _library_method(_class_name), library_class=_class_name)
+del _name, _class_name
 
 
 def method_names() -> list[str]:
     """The CAM method names ``--cam`` accepts."""
-    return list(METHODS)
+    return METHODS.names()
 
 
-def _method_class(name: str):
-    if name not in METHODS:
-        close = difflib.get_close_matches(name, METHODS, n=3, cutoff=0.4)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise UserError(f"--cam {name!r} is not a CAM method{hint}; known: {', '.join(METHODS)}")
-    if name == "scorecam":
-        return _batched_score_cam()
-    import pytorch_grad_cam
-
-    return getattr(pytorch_grad_cam, METHODS[name])
+def method_class(name: str) -> type:
+    """The pytorch-grad-cam class of CAM method ``name``; a ``UserError`` naming close ones."""
+    return METHODS.get(name, what=f"--cam {name!r}")()
 
 
+@METHODS.register("scorecam", library_class="ScoreCAM")
 def _batched_score_cam():
     """ScoreCAM whose channel scoring is batched across images and silent.
 
@@ -94,6 +103,23 @@ def _batched_score_cam():
 
 
 # --------------------------------------------------------------------------- targets
+@TARGETS.register("predicted")
+def _predicted_class(logits, label: int, top_k: int) -> list[int]:
+    return [int(logits.detach().argmax(-1))]
+
+
+@TARGETS.register("true")
+def _true_class(logits, label: int, top_k: int) -> list[int]:
+    """The given class; the predicted one for a species the classifier never saw (label < 0)."""
+    return [label] if label >= 0 else _predicted_class(logits, label, top_k)
+
+
+@TARGETS.register("topk")
+def _top_classes(logits, label: int, top_k: int) -> list[int]:
+    k = max(1, min(top_k, logits.shape[-1]))
+    return logits.detach().topk(k, dim=-1).indices.reshape(-1).tolist()
+
+
 class CamTarget:
     """What one image's CAM explains: a class logit, or the sum of the top-k logits.
 
@@ -108,13 +134,8 @@ class CamTarget:
 
     def lock(self, logits) -> list[int]:
         if self.categories is None:
-            if self.rule == "true" and self.label >= 0:
-                self.categories = [self.label]
-            elif self.rule == "topk":
-                k = max(1, min(self.top_k, logits.shape[-1]))
-                self.categories = logits.detach().topk(k, dim=-1).indices.reshape(-1).tolist()
-            else:  # predicted, or "true" for a species the classifier never saw
-                self.categories = [int(logits.detach().argmax(-1))]
+            rule = TARGETS.get(self.rule, what=f"--cam-target {self.rule!r}")
+            self.categories = rule(logits, self.label, self.top_k)
         return self.categories
 
     def __call__(self, output):
@@ -128,8 +149,7 @@ def make_targets(n: int, rule: str = "predicted", labels=None, top_k: int = 3) -
     ``true`` uses ``labels`` where it is a training class (>= 0) and falls back to the
     predicted class for the others (e.g. a species the classifier never saw).
     """
-    if rule not in TARGETS:
-        raise UserError(f"--cam-target {rule!r} is not one of {', '.join(TARGETS)}")
+    TARGETS.get(rule, what=f"--cam-target {rule!r}")
     if rule == "true" and labels is None:
         raise UserError("--cam-target true needs labels (the batch has none)")
     labs = labels.tolist() if labels is not None else [-1] * n
@@ -194,6 +214,12 @@ def resolve_target_layers(model, names: str | Sequence[str] | None,
     return layers, list(names)
 
 
+@RESHAPES.register("none", ndim=4, shape="a feature map (B, C, H, W)")
+def _no_reshape(model) -> None:
+    return None
+
+
+@RESHAPES.register("vit", ndim=3, shape="tokens (B, N, C)")
 def vit_reshape_transform(model) -> Callable:
     """Tokens (B, prefix + H*W, C) -> (B, C, H, W), dropping the class/register tokens."""
     prefix = int(getattr(model, "num_prefix_tokens", 1))
@@ -216,6 +242,11 @@ def vit_reshape_transform(model) -> Callable:
 def nhwc_reshape_transform(tensor):
     """(B, H, W, C) feature maps (timm Swin stages) -> (B, C, H, W)."""
     return tensor.permute(0, 3, 1, 2)
+
+
+@RESHAPES.register("nhwc", ndim=4, shape="(B, H, W, C)")
+def _nhwc_reshape(model) -> Callable:
+    return nhwc_reshape_transform
 
 
 def _first_tensor(output):
@@ -245,8 +276,7 @@ def probe_layer_shapes(model, layers, image_size: int) -> list[tuple[int, ...]]:
 
 def resolve_reshape(model, layers, names, reshape: str, image_size: int):
     """The reshape transform for ``layers`` (``auto`` picks it from the layer's output)."""
-    if reshape not in RESHAPES:
-        raise UserError(f"--reshape {reshape!r} is not one of {', '.join(RESHAPES)}")
+    RESHAPES.get(reshape, what=f"--reshape {reshape!r}")
     shapes = probe_layer_shapes(model, layers, image_size)
     if len(shapes) != len(layers):
         raise UserError(f"--target-layer {','.join(names)}: layer not used in the forward pass")
@@ -265,15 +295,10 @@ def resolve_reshape(model, layers, names, reshape: str, image_size: int):
         kind = "tokens (B, N, C), as a ViT does" if ndim == 3 else f"a {ndim}-D tensor {shapes[0]}"
         raise UserError(f"--target-layer {','.join(names)} outputs {kind}; a CAM needs a feature map: "
                         "use --reshape vit (or auto)")
-    if reshape == "vit":
-        if ndim != 3:
-            raise UserError(f"--reshape vit: layer {','.join(names)} outputs {shapes[0]}, not tokens (B, N, C)")
-        return vit_reshape_transform(model)
-    if reshape == "nhwc":
-        if ndim != 4:
-            raise UserError(f"--reshape nhwc: layer {','.join(names)} outputs {shapes[0]}, not (B, H, W, C)")
-        return nhwc_reshape_transform
-    return None
+    expects = RESHAPES.info(reshape)
+    if ndim != expects["ndim"]:
+        raise UserError(f"--reshape {reshape}: layer {','.join(names)} outputs {shapes[0]}, not {expects['shape']}")
+    return RESHAPES.get(reshape)(model)
 
 
 # --------------------------------------------------------------------------- extractor
@@ -296,7 +321,7 @@ class CamExtractor:
                  reshape: str = "auto", image_size: int = 224, score_batch_size: int = 64):
         self.model = model
         self.method = method
-        self.cam_class = _method_class(method)
+        self.cam_class = method_class(method)
         self.layers, self.layer_names = resolve_target_layers(model, target_layers, image_size)
         self.reshape_transform = resolve_reshape(model, self.layers, self.layer_names, reshape, image_size)
         self.score_batch_size = score_batch_size
@@ -350,67 +375,3 @@ class CamExtractor:
                     self.model.train()
         maps = np.nan_to_num(np.asarray(maps, dtype=np.float32), nan=0.0)
         return CamOutput(cams=maps, logits=logits, targets=[t.lock(row) for t, row in zip(targets, logits)])
-
-
-# --------------------------------------------------------------------------- masks
-def upsample_cam(cam: np.ndarray, size: tuple[int, int], mode: str = "bilinear") -> np.ndarray:
-    """A CAM (h x w) resized to ``size`` = (H, W) of the original image."""
-    import cv2
-
-    if mode not in UPSAMPLING:
-        raise UserError(f"--upsample {mode!r} is not one of {', '.join(UPSAMPLING)}")
-    flag = {"bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC, "nearest": cv2.INTER_NEAREST}[mode]
-    h, w = int(size[0]), int(size[1])
-    out = cv2.resize(np.ascontiguousarray(cam, dtype=np.float32), (w, h), interpolation=flag)
-    return np.clip(out, 0.0, 1.0)
-
-
-def check_threshold(rule: str, value: float | None) -> float | None:
-    """Validate a threshold rule and its value; returns the value to use."""
-    if rule not in THRESHOLDS:
-        raise UserError(f"--threshold {rule!r} is not one of {', '.join(THRESHOLDS)}")
-    if value is None:
-        return DEFAULT_THRESHOLD_VALUE[rule]
-    value = float(value)
-    if rule == "fixed" and not 0.0 <= value <= 1.0:
-        raise UserError(f"--threshold-value {value}: a fixed threshold is a CAM level in [0, 1]")
-    if rule == "percentile" and not 0.0 <= value <= 100.0:
-        raise UserError(f"--threshold-value {value}: a percentile is in [0, 100]")
-    return value
-
-
-def otsu_mask(score: np.ndarray) -> np.ndarray:
-    """The one Otsu threshold: a map in [0, 1] quantised to 256 levels, OpenCV's Otsu level
-    on that histogram, bool mask of the levels above it. A constant map gives an empty mask."""
-    import cv2
-
-    score = np.asarray(score, dtype=np.float32)
-    if score.size == 0 or float(score.max() - score.min()) < 1e-6:
-        return np.zeros(score.shape, dtype=bool)
-    u8 = np.clip(score * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    level, _ = cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    return u8 > level
-
-
-def threshold_cam(cam: np.ndarray, rule: str = "otsu", value: float | None = None) -> np.ndarray:
-    """A CAM in [0, 1] to a bool mask.
-
-    ``otsu``: Otsu's level on the CAM's 256-bin histogram; ``fixed``: CAM >= value;
-    ``percentile``: CAM >= its value-th percentile (70 keeps the top 30 %). A constant
-    CAM (no evidence anywhere) gives an empty mask under every rule.
-    """
-    value = check_threshold(rule, value)
-    cam = np.asarray(cam, dtype=np.float32)
-    if cam.size == 0 or float(cam.max() - cam.min()) < 1e-6:
-        return np.zeros(cam.shape, dtype=bool)
-    if rule == "otsu":
-        return otsu_mask(cam)
-    if rule == "fixed":
-        return cam >= value
-    return cam >= np.percentile(cam, value)
-
-
-def cam_to_mask(cam: np.ndarray, size: tuple[int, int], *, threshold: str = "otsu",
-                threshold_value: float | None = None, upsample: str = "bilinear") -> np.ndarray:
-    """Upsample a CAM to the image's (H, W) and threshold it there: a bool mask."""
-    return threshold_cam(upsample_cam(cam, size, upsample), threshold, threshold_value)

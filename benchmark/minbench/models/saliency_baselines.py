@@ -24,9 +24,13 @@ from typing import Callable
 import numpy as np
 
 from minbench.errors import UserError
-from minbench.models.cam import otsu_mask
+from minbench.models.masking import otsu_mask
+from minbench.registry import Registry
 
 WORK_SIZE = 256
+
+#: name -> ``baseline(image) -> (score, mask)``; info ``description``: the board's line for it
+SALIENCY_BASELINES: Registry[Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]] = Registry("saliency baseline")
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
@@ -70,6 +74,7 @@ def _lab(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
 
 
+@SALIENCY_BASELINES.register("centre", description="centre prior (centred ellipse)")
 def centre_prior(image: np.ndarray, scale: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
     """A centred ellipse whose axes are ``scale`` times the image's width and height."""
     image = _check_image(image)
@@ -80,6 +85,7 @@ def centre_prior(image: np.ndarray, scale: float = 0.6) -> tuple[np.ndarray, np.
     return score, r2 <= 1.0
 
 
+@SALIENCY_BASELINES.register("colour", description="colour saliency (frequency-tuned, Otsu)")
 def colour_saliency(image: np.ndarray, work_size: int = WORK_SIZE) -> tuple[np.ndarray, np.ndarray]:
     """Chroma saliency: |blurred (a*, b*) - mean (a*, b*)|, Otsu threshold."""
     import cv2
@@ -98,6 +104,7 @@ def _border_pixels(h: int, w: int, frac: float) -> np.ndarray:
     return ring
 
 
+@SALIENCY_BASELINES.register("border", description="background subtraction (border colour model, Otsu)")
 def border_background(image: np.ndarray, border: float = 0.04, work_size: int = WORK_SIZE,
                       largest_component: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Background subtraction from a smooth background model fitted to the border."""
@@ -126,19 +133,16 @@ def border_background(image: np.ndarray, border: float = 0.04, work_size: int = 
     return _grow(score, mask, image.shape[:2])
 
 
+#: name -> (description, baseline), in registration order (for callers that iterate both)
 BASELINES: dict[str, tuple[str, Callable]] = {
-    "centre": ("centre prior (centred ellipse)", centre_prior),
-    "colour": ("colour saliency (frequency-tuned, Otsu)", colour_saliency),
-    "border": ("background subtraction (border colour model, Otsu)", border_background),
-}
+    name: (SALIENCY_BASELINES.info(name)["description"], fn) for name, fn in SALIENCY_BASELINES.items()}
 
 
 def baseline_names() -> list[str]:
-    return list(BASELINES)
+    """The saliency baselines every segmentation run scores beside its CAM."""
+    return SALIENCY_BASELINES.names()
 
 
 def run_baseline(name: str, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(score, mask)`` of baseline ``name`` on one RGB image."""
-    if name not in BASELINES:
-        raise UserError(f"baseline {name!r} is unknown (known: {', '.join(BASELINES)})")
-    return BASELINES[name][1](image)
+    return SALIENCY_BASELINES.get(name, what=f"baseline {name!r}")(image)

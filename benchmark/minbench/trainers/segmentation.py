@@ -2,9 +2,10 @@
 
 No mask supervision: the classifier is trained for species (a few-shot task) and frozen;
 its class-activation map (``minbench.models.cam``) upsampled to the photo's resolution and
-thresholded is the mask. The predict step yields the masks (and the low-resolution CAMs);
-``MaskWriter`` writes them as a submission, which the scorer scores against the
-hand-drawn masks (``minbench.pipelines.segmentation``): this module reports no metric.
+thresholded (``minbench.models.masking``) is the mask. The predict step yields the masks
+(and the low-resolution CAMs); ``MaskWriter`` writes them as a submission, which the scorer
+scores against the hand-drawn masks (``minbench.pipelines.segmentation``): this module
+reports no metric.
 
 Batches are the data module's segmentation batches: ``image`` B x 3 x S x S (a plain
 resize of the whole photo, so a CAM maps back exactly), ``orig_size`` B x 2 (H, W),
@@ -26,6 +27,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 
 from minbench.errors import UserError
 from minbench.models import cam as cams
+from minbench.models import masking
 from minbench.scoring.formats.mask_pngs import write_mask  # the submission format's writer
 from minbench.trainers.base import BaseTask
 
@@ -145,12 +147,10 @@ class SegmentationTask(BaseTask):
         hp = self.hparams
         if self.card.kind != "segmentation":
             raise UserError(f"--task {hp.task!r} is a {self.card.kind} task, not a segmentation task")
-        cams._method_class(hp.cam)  # fail on a bad name now, not mid-run
-        if hp.cam_target not in cams.TARGETS:
-            raise UserError(f"--cam-target {hp.cam_target!r} is not one of {', '.join(cams.TARGETS)}")
-        if hp.upsample not in cams.UPSAMPLING:
-            raise UserError(f"--upsample {hp.upsample!r} is not one of {', '.join(cams.UPSAMPLING)}")
-        self.threshold_value = cams.check_threshold(hp.threshold, hp.threshold_value)
+        cams.method_class(hp.cam)  # fail on a bad name now, not mid-run
+        cams.TARGETS.get(hp.cam_target, what=f"--cam-target {hp.cam_target!r}")
+        masking.check_upsample(hp.upsample)
+        self.threshold_value = masking.check_threshold(hp.threshold, hp.threshold_value)
         self.model = self.__dict__.pop("_pending_classifier").eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
@@ -186,8 +186,8 @@ class SegmentationTask(BaseTask):
         preds = out.logits.argmax(-1).tolist()
         results = []
         for sid, cam, (h, w), pred, tgt in zip(sids, out.cams, sizes, preds, out.targets):
-            mask = cams.cam_to_mask(cam, (h, w), threshold=hp.threshold, threshold_value=self.threshold_value,
-                                    upsample=hp.upsample)
+            mask = masking.cam_to_mask(cam, (h, w), threshold=hp.threshold, threshold_value=self.threshold_value,
+                                       upsample=hp.upsample)
             results.append(SampleMask(sid, cam, mask, int(pred), list(tgt)))
         return results
 

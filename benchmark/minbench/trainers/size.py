@@ -22,7 +22,7 @@ import torch
 
 from minbench.errors import UserError
 from minbench.models.size_authors import AuthorsRule, authors_estimate
-from minbench.models.size import SizeConfig, SizeEstimator
+from minbench.models.size import FALLBACK_CUBE_EDGE_CM, SizeConfig, SizeEstimator
 from minbench.dist import gather_objects
 from minbench.trainers.base import BaseTask
 
@@ -34,7 +34,11 @@ class SizeTask(BaseTask):
 
     Args:
         task: a task card of kind ``size``.
-        cube_edge_cm: the reference cube's edge (1.27 cm in the authors' script).
+        cube_edge_cm: the reference cube's edge in cm; None (the default recipe's) = the
+            dataset's (``dataset.json``'s ``cube_edge_cm``, reaching the task as
+            ``TaskContext.cube_edge_cm``), else ``FALLBACK_CUBE_EDGE_CM`` (the authors'
+            script's). A number overrides the dataset's (a change to the recipe, recorded
+            with the run).
         extent: what is measured: ``longest_side`` of the specimen's box (the ground
             truth's definition), ``max_feret``, ``diagonal``, ``width`` or ``height``.
         estimator: further ``SizeConfig`` settings (``work_size``, ``min_face_score`` ...).
@@ -48,7 +52,7 @@ class SizeTask(BaseTask):
 
     trainable = False
 
-    def __init__(self, task: str = "size", *, cube_edge_cm: float = 1.27, extent: str = "longest_side",
+    def __init__(self, task: str = "size", *, cube_edge_cm: float | None = None, extent: str = "longest_side",
                  estimator: dict[str, Any] | None = None, release_boxes: str | bool = "auto",
                  compare_authors: bool = True, threads: int = 0) -> None:
         if str(release_boxes).lower() not in ("auto", "true", "false"):
@@ -61,18 +65,33 @@ class SizeTask(BaseTask):
         self._pool: ThreadPoolExecutor | None = None
 
     def configure_models(self) -> None:
-        hp = self.hparams
-        settings = {**(hp.estimator or {}), "cube_edge_cm": float(hp.cube_edge_cm), "extent": hp.extent}
-        self.config = SizeConfig.from_dict(settings, where="model.init_args.estimator")
-        self.estimator = SizeEstimator(self.config)
-        self.authors_rule = AuthorsRule(cube_edge_cm=self.config.cube_edge_cm)
+        self._configure_estimator(self.cube_edge_cm())
         # A LightningModule wants a module; the estimator holds no weights.
         self.model = torch.nn.Identity()
 
+    def cube_edge_cm(self, context=None) -> float:
+        """The cube edge (cm) the estimates use: the recipe's number, else the dataset's
+        (``context.cube_edge_cm``), else ``FALLBACK_CUBE_EDGE_CM``."""
+        edge = self.hparams.cube_edge_cm
+        if edge is None and context is not None:
+            edge = context.cube_edge_cm
+        return FALLBACK_CUBE_EDGE_CM if edge is None else float(edge)
+
+    def _configure_estimator(self, cube_edge_cm: float) -> None:
+        hp = self.hparams
+        settings = {**(hp.estimator or {}), "cube_edge_cm": cube_edge_cm, "extent": hp.extent}
+        self.config = SizeConfig.from_dict(settings, where="model.init_args.estimator")
+        self.estimator = SizeEstimator(self.config)
+        self.authors_rule = AuthorsRule(cube_edge_cm=self.config.cube_edge_cm)
+
     # --- inputs that are not in the batch ---------------------------------------------------
     def configure_data(self, context) -> None:
-        """Remember the rows' release boxes (by manifest position) when the setting allows."""
+        """Take the dataset's cube edge (unless the recipe sets one) and remember the rows'
+        release boxes (by manifest position) when the setting allows."""
         super().configure_data(context)
+        edge = self.cube_edge_cm(context)
+        if edge != self.config.cube_edge_cm:
+            self._configure_estimator(edge)
         mode = str(self.hparams.release_boxes).lower()
         use = mode == "true" or (mode == "auto" and context.source != "synth")
         self._boxes = {}

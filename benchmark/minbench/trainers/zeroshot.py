@@ -42,6 +42,7 @@ from minbench.cards import get_card
 from minbench.errors import UserError
 from minbench.models import zeroshot_head as zh
 from minbench.models.class_text_bank import ClassTextBank
+from minbench.models.text_encoders import standalone_text_encoders
 from minbench.trainers.base import BaseTask
 
 
@@ -262,9 +263,10 @@ class ContrastiveZeroShot(ZeroShotTask):
         self.backbone, feat_dim = build_image_encoder(hp.backbone, pretrained=hp.pretrained, weights=hp.weights,
                                                       drop_rate=hp.drop_rate, **(hp.model_kwargs or {}))
         self.image_proj = nn.Linear(feat_dim, hp.embed_dim)
-        if hp.text_encoder not in ("minilm", "hash"):
-            raise UserError(f"model.init_args.text_encoder: {hp.text_encoder!r} is not one of minilm, hash")
-        text_dim = 384  # all-MiniLM-L6-v2; the hashing encoder uses the same width
+        widths = standalone_text_encoders()  # a CLIP tower needs the CLIP model: ClipZeroShot
+        if hp.text_encoder not in widths:
+            raise UserError(f"model.init_args.text_encoder: {hp.text_encoder!r} is not one of {', '.join(widths)}")
+        text_dim = widths[hp.text_encoder]
         if hp.text_hidden:
             self.text_proj = nn.Sequential(nn.Linear(text_dim, hp.text_hidden), nn.GELU(),
                                            nn.Linear(hp.text_hidden, hp.embed_dim))

@@ -13,6 +13,6 @@ The authors' contour rule, the reference it is compared with, is ``models.size_a
 
 from minbench.models.size.drawing import draw_estimate
 from minbench.models.size.estimator import SizeEstimator, as_rgb_uint8
-from minbench.models.size.settings import EXTENTS, SizeConfig, SizeEstimate
+from minbench.models.size.settings import EXTENTS, FALLBACK_CUBE_EDGE_CM, SizeConfig, SizeEstimate
 
-__all__ = ["EXTENTS", "SizeConfig", "SizeEstimate", "SizeEstimator", "as_rgb_uint8", "draw_estimate"]
+__all__ = ["EXTENTS", "FALLBACK_CUBE_EDGE_CM", "SizeConfig", "SizeEstimate", "SizeEstimator", "as_rgb_uint8", "draw_estimate"]

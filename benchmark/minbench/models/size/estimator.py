@@ -16,7 +16,7 @@ extent in centimetres, or an abstention with its reason. Nothing is trained. Ste
 
 What is measured is a setting (``extent``): the ground truth of the embedded data and of
 the task card is the longest side of the specimen's axis-aligned box (``longest_side``).
-The cube edge in cm is a setting too (1.27 cm in the MineralImage5k authors' script).
+The cube edge in cm is a setting too (the dataset's, else ``FALLBACK_CUBE_EDGE_CM``).
 Sizes are never rounded (the authors' script truncates to whole centimetres).
 """
 
@@ -91,18 +91,12 @@ class SizeEstimator:
 
     # -- steps --------------------------------------------------------------------------
     def _estimate(self, img: np.ndarray, grey: bool, mineral_boxes, text_boxes) -> SizeEstimate:
-        import cv2
-
         cfg = self.config
         H, W = img.shape[:2]
         if min(H, W) < cfg.min_image_side:
             return SizeEstimate(reason=f"image too small ({W}x{H} px; at least {cfg.min_image_side} px a side)")
         scale = min(1.0, cfg.work_size / max(H, W))  # working px per full px
-        if scale < 1.0:
-            small = cv2.resize(img, (max(1, round(W * scale)), max(1, round(H * scale))), interpolation=cv2.INTER_AREA)
-        else:
-            small = img
-        small = cv2.GaussianBlur(small, (3, 3), 0)
+        small = self._working_copy(img, scale)
         sh, sw = small.shape[:2]
         sx, sy = W / sw, H / sh  # full px per working px
         bg = fit_background(small)
@@ -118,6 +112,39 @@ class SizeEstimator:
 
         text_px = [[v / s for v, s in zip(b, (sx, sy, sx, sy))]
                    for b in pixel_boxes(text_boxes, W, H)] if cfg.use_text_boxes else []
+        cubes, refined, irregular, cut_cube = self._select_cubes(img, small, bg, layers, scale, sx, sy, flags)
+        labels, pieces = self._sort_objects(small, objects, layers, cubes, text_px)
+        est = SizeEstimate(flags=flags,
+                           label_boxes=[self._to_full(o.box, sx, sy) for o in labels],
+                           candidates=[((c.fit.polygon + 0.5) * [sx, sy] - 0.5).tolist() for c in cubes])
+        if len(cubes) != 1:
+            if not cubes:
+                est.reason = ("no whole reference cube: a cube-like object is cut by the frame" if cut_cube
+                              else "no regular cube outline (shadow or occlusion?)" if irregular
+                              else "no reference cube found")
+            else:
+                est.reason = f"{len(cubes)} cube-like objects found (expected exactly one reference cube)"
+            self._specimen(img, small, pieces, mineral_boxes, est, sx, sy)
+            return est
+        return self._measure(img, small, pieces, mineral_boxes, est, refined[id(cubes[0])], sx, sy)
+
+    @staticmethod
+    def _working_copy(img: np.ndarray, scale: float) -> np.ndarray:
+        """The photo at ``scale`` (area resampling), lightly blurred: what the scene is parsed on."""
+        import cv2
+
+        H, W = img.shape[:2]
+        if scale < 1.0:
+            small = cv2.resize(img, (max(1, round(W * scale)), max(1, round(H * scale))), interpolation=cv2.INTER_AREA)
+        else:
+            small = img
+        return cv2.GaussianBlur(small, (3, 3), 0)
+
+    def _select_cubes(self, img, small, bg: Background, layers: dict[str, list[_Object]], scale: float,
+                      sx: float, sy: float, flags: list[str]):
+        """The reference-cube candidates that survive every test: (cubes, their full-resolution
+        fits by ``id``, the loose ones that proved irregular, whether a cube seems cut by the
+        frame). A preference among several is noted in ``flags``."""
         # The cube is looked for in every mask (colour difference, closed edges, both): a
         # face lit like the background drops out of one and not of another.
         cubes, cut_cube = self._find_cubes(img, small, layers, scale)
@@ -133,12 +160,21 @@ class SizeEstimator:
         cubes = [c for c in cubes if all(c is not x for x in irregular)]
         if len(cubes) > 1:
             cubes, note = self._prefer_apart(small, cubes, layers["edges"])
-            if len(cubes) > 1 and cfg.neutral_cube:
+            if len(cubes) > 1 and self.config.neutral_cube:
                 cubes, note = self._prefer_neutral(small, cubes)
             if note:
                 flags.append(note)
+        return cubes, refined, irregular, cut_cube
+
+    def _sort_objects(self, small, objects: list[_Object], layers: dict[str, list[_Object]],
+                      cubes: list[_Object], text_px) -> tuple[list[_Object], list[_Object]]:
+        """Mark each object as the cube, a label or other; returns (labels, the pieces the
+        specimen is measured on)."""
+        def is_cube(o: _Object) -> bool:
+            return any(iou(o.box, c.box) > 0.3 or inside_fraction(o.box, [c.box]) > 0.6 for c in cubes)
+
         for o in objects:
-            if any(iou(o.box, c.box) > 0.3 or inside_fraction(o.box, [c.box]) > 0.6 for c in cubes):
+            if is_cube(o):
                 o.kind = "cube"
             elif self._is_label(small, o, text_px):
                 o.kind = "label"
@@ -146,25 +182,16 @@ class SizeEstimator:
         # The specimen is measured on the edge layer: a soft shadow has no sharp outline.
         pieces = layers["edges"] or objects
         for o in pieces:
-            if any(iou(o.box, c.box) > 0.3 or inside_fraction(o.box, [c.box]) > 0.6 for c in cubes):
+            if is_cube(o):
                 o.kind = "cube"
             elif any(inside_fraction(o.box, [lb.box]) > 0.6 for lb in labels):
                 o.kind = "label"
-        est = SizeEstimate(flags=flags,
-                           label_boxes=[self._to_full(o.box, sx, sy) for o in labels],
-                           candidates=[((c.fit.polygon + 0.5) * [sx, sy] - 0.5).tolist() for c in cubes])
-        if not cubes:
-            est.reason = ("no whole reference cube: a cube-like object is cut by the frame" if cut_cube
-                          else "no regular cube outline (shadow or occlusion?)" if irregular
-                          else "no reference cube found")
-            self._specimen(img, small, pieces, mineral_boxes, est, sx, sy)
-            return est
-        if len(cubes) > 1:
-            est.reason = f"{len(cubes)} cube-like objects found (expected exactly one reference cube)"
-            self._specimen(img, small, pieces, mineral_boxes, est, sx, sy)
-            return est
-        cube = cubes[0]
-        fit = refined[id(cube)]
+        return labels, pieces
+
+    def _measure(self, img, small, pieces: list[_Object], mineral_boxes, est: SizeEstimate, fit: CubeFit,
+                 sx: float, sy: float) -> SizeEstimate:
+        """Scale from the one cube's fit, the specimen's extent, and the size (or why not)."""
+        cfg = self.config
         est.cube_polygon = fit.polygon.tolist()
         est.cube_bbox = box_of(fit.polygon)
         est.cube_edge_px = fit.edge_px

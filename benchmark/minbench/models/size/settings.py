@@ -12,12 +12,16 @@ from minbench.errors import UserError
 
 EXTENTS = ("longest_side", "max_feret", "diagonal", "width", "height")
 
+#: The reference cube's edge (cm) for a dataset whose ``dataset.json`` does not give one
+#: (``cube_edge_cm``): the edge the MineralImage5k authors' size script takes.
+FALLBACK_CUBE_EDGE_CM = 1.27
+
 
 @dataclass(frozen=True)
 class SizeConfig:
     """Settings of the estimator (all have defaults that fit the museum photos)."""
 
-    cube_edge_cm: float = 1.27
+    cube_edge_cm: float = FALLBACK_CUBE_EDGE_CM
     extent: str = "longest_side"
     work_size: int = 512  # long side of the working copy the scene is parsed on
     min_image_side: int = 64
