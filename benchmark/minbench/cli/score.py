@@ -123,15 +123,14 @@ def _score(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from minbench.cards import get_card
     from minbench.errors import UserError
     from minbench.scoring.leaderboard import add_entry
     from minbench.scoring.render import fmt, fmt_ci
-    from minbench.scoring.score import score_submission, write_score_json
+    from minbench.scoring.score import load_task_data, score_submission, write_score_json
 
     if args.resamples < 1:
         raise UserError(f"--resamples {args.resamples}: must be at least 1")
-    from minbench.scoring.score import load_task_data
-
     task_data = load_task_data(args.task, args.data)
     result = score_submission(args.task, args.predictions, n_resamples=args.resamples, seed=args.seed,
                               task_data=task_data)
@@ -149,9 +148,6 @@ def _score(args) -> int:
         except OSError as exc:
             raise UserError(f"{exc.filename or 'leaderboard'}: cannot update the leaderboard ({exc.strerror or exc}); "
                             f"the score JSON is at {out}") from None
-
-    from minbench.cards import get_card
-
     card = get_card(args.task)
     console = Console()
     t = Table(title=f"{args.task} · {result.n_samples} test samples · dataset {result.dataset['name']} "

@@ -2,8 +2,8 @@
 
 Each ``pipelines/<kind>.py`` registers its seed function with ``@PIPELINES.register(kind)``
 (its optional hooks ``retired_options`` and ``preflight`` ride along as the entry's info, see
-``pipelines/validate.py``); ``pipeline(kind)`` imports that module on first use, so naming a
-kind costs nothing until it runs. The default recipes are a table here, read without
+``pipelines/validate.py``); ``pipeline(kind)`` and ``pipeline_hooks(kind)`` import that module
+on first use, so naming a kind costs nothing until it runs. The default recipes are a table here, read without
 importing any framework (``minbench list`` shows them).
 """
 
@@ -33,9 +33,19 @@ def default_recipe(kind: str) -> str | None:
     return DEFAULT_RECIPES.get(kind)
 
 
-def pipeline(kind: str) -> tuple[Callable[..., Any], dict[str, Any]]:
-    """A task kind's seed function and its hooks (``retired_options``, ``preflight`` when it
-    has them); a ``UserError`` when this version has no pipeline for the kind."""
+def pipeline(kind: str) -> Callable[..., Any]:
+    """A task kind's seed function; a ``UserError`` when this version has no pipeline for the kind."""
+    _load(kind)
+    return PIPELINES.get(kind)
+
+
+def pipeline_hooks(kind: str) -> dict[str, Any]:
+    """A task kind's hooks for ``validate_run`` (``retired_options``, ``preflight``; those it has)."""
+    _load(kind)
+    return PIPELINES.info(kind)
+
+
+def _load(kind: str) -> None:
     if kind not in PIPELINES:
         module = f"{__package__}.{kind}"
         try:
@@ -45,4 +55,3 @@ def pipeline(kind: str) -> tuple[Callable[..., Any], dict[str, Any]]:
                 raise
     if kind not in PIPELINES:
         raise UserError(f"`minbench run` has no pipeline for {kind} tasks in this version")
-    return PIPELINES.get(kind), PIPELINES.info(kind)

@@ -13,7 +13,7 @@ from typing import Any
 
 from minbench.cards import TaskCard, get_card
 from minbench.errors import UserError
-from minbench.pipelines.kinds import default_recipe, pipeline
+from minbench.pipelines.kinds import default_recipe, pipeline_hooks
 from minbench.recipes import apply_override, flatten, load_recipe, recipe_path, shipped_recipes
 
 #: the segmentation model's init arguments a run may set directly (``--cam``, ``--top-k`` ...)
@@ -73,7 +73,7 @@ def _recipe_of(request: RunRequest) -> Path:
     if request.task is None:
         raise UserError("--task is required when no --config is given")
     card = get_card(request.task)
-    pipeline(card.kind)  # a kind without a pipeline says so first
+    pipeline_hooks(card.kind)  # a kind without a pipeline says so first
     default = default_recipe(card.kind)
     recipes = shipped_recipes()
     if default not in recipes:
@@ -110,7 +110,7 @@ def resolve_config(request: RunRequest, origins: dict[str, str] | None = None) -
         origins["seeds"] = "--seeds " + " ".join(map(str, request.seeds))
     config["seeds"] = config.get("seeds") or [0]
     apply_request(config, request, origins)
-    validate_run(config, card, origins, pipeline(card.kind)[1])
+    validate_run(config, card, origins, pipeline_hooks(card.kind))
     config["seeds"] = [int(s) for s in config["seeds"]]
     return config, card
 
@@ -187,7 +187,7 @@ def resume_overrides(stored: dict[str, Any], request: RunRequest) -> dict[str, A
     if differ:
         raise UserError("\n".join(differ))
     card = get_card(config["task"])
-    validate_run(config, card, origins, pipeline(card.kind)[1])
+    validate_run(config, card, origins, pipeline_hooks(card.kind))
     return config
 
 

@@ -117,7 +117,7 @@ def run_recipe(card: TaskCard, config: dict[str, Any], data_dir: Path, out: Path
         folder.prepare(overwrite=overwrite, resume=resume)
         if not resume:
             folder.write_config(config)
-    run_seed = pipeline(card.kind)[0]
+    run_seed = pipeline(card.kind)
     try:
         return _run_seeds(config, card, folder, data_dir, run_seed, resume=resume, leaderboard=leaderboard,
                           quiet=quiet, show_summary=summary)

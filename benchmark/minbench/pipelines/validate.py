@@ -201,7 +201,7 @@ def _check_segmentation(config: dict[str, Any], problems: Problems) -> None:
 def validate_run(config: dict[str, Any], card: TaskCard, origins: dict[str, str] | None = None,
                  hooks: dict[str, Any] | None = None) -> None:
     """Every check above; raises one ``UserError`` with a line per mistake. ``hooks``: the
-    task kind's ``retired_options`` and ``preflight`` (``kinds.pipeline(kind)[1]``), when it has them."""
+    task kind's ``retired_options`` and ``preflight`` (``kinds.pipeline_hooks``), those it has."""
     hooks = hooks or {}
     problems = Problems(dict(origins or {}), str(config.get("recipe") or "recipe"))
     retired = hooks.get("retired_options")
