@@ -19,7 +19,7 @@ import yaml
 import minbench
 from minbench.cli import main
 from minbench.pipelines import classification
-from minbench.trainers import base as trainers_base
+from minbench import dist
 
 TASK = "fewshot-98"
 
@@ -101,7 +101,7 @@ def test_predictions_of_padded_rank_shards_give_every_test_row_once(tiny_dataset
         padded = items + items[: len(items) % 2]
         return padded[0::2][::-1] + padded[1::2]  # rank 0's rows, then rank 1's, in no useful order
 
-    monkeypatch.setattr(trainers_base, "gather_objects", as_two_ranks)
+    monkeypatch.setattr(dist, "gather_objects", as_two_ranks)  # what gather_predictions calls
     assert main([*args, "--out", str(tmp_path / "sharded")]) == 0
     single, sharded = ((tmp_path / n / "seed0" / "predictions.csv").read_bytes() for n in ("single", "sharded"))
     assert single == sharded
