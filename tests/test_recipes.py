@@ -49,9 +49,10 @@ def test_the_check_catches_a_misspelt_key(tmp_path):
 
 
 def test_every_task_kind_has_its_default_recipe_shipped():
-    from minbench.pipelines.runner import kind_module
+    from minbench.pipelines.kinds import default_recipe, pipeline
 
     for kind in sorted({c.kind for c in all_cards().values()}):
-        default = kind_module(kind).DEFAULT_RECIPE
+        pipeline(kind)  # every kind has a pipeline (registered by its module)
+        default = default_recipe(kind)
         assert default in RECIPES, f"{kind}: baselines/{default}.yaml is missing"
         assert get_card(load_recipe(RECIPES[default])["task"]).kind == kind

@@ -190,13 +190,9 @@ def test_a_class_without_training_images_is_refused(tiny_dataset, recipe, tmp_pa
 
 
 def test_default_recipe_and_unknown_kind_recipe(tmp_path, capsys):
-    from argparse import Namespace
+    from minbench.pipelines.resolve import RunRequest, resolve_config
 
-    from minbench.pipelines.runner import resolve_config
-
-    args = Namespace(task="fewshot-360", config=None, seed=None, seeds=None, max_epochs=None, devices=None,
-                     accelerator=None, strategy=None, weights=None, logger=None, overrides=[])
-    config, card = resolve_config(args)
+    config, card = resolve_config(RunRequest(task="fewshot-360"))
     assert config["name"] == "fewshot-small-cnn" and config["task"] == "fewshot-360" and card.kind == "classification"
     assert main(["run", "--task", "size", "--config", "fewshot-small-cnn", "--out", str(tmp_path / "x")]) == 2
     assert "cannot run --task size" in capsys.readouterr().err

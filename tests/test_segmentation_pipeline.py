@@ -117,10 +117,11 @@ def test_seeds_of_different_classifiers_never_share_an_entry(tiny_dataset, tmp_p
 def test_a_cached_default_classifier_of_another_recipe_config_is_not_reused(tiny_dataset, tmp_path, monkeypatch):
     from minbench.data.manifest import read_info
     from minbench.pipelines import runner, segmentation_classifier as sc
+    from minbench.pipelines.context import SeedContext
 
     monkeypatch.setenv("MINBENCH_HOME", str(tmp_path / "home"))
     fingerprint = read_info(tiny_dataset).fingerprint
-    ctx = runner.SeedContext.__new__(runner.SeedContext)
+    ctx = SeedContext.__new__(SeedContext)
     ctx.config, ctx.seed, ctx.data_dir, ctx.quiet = {"model": {}}, 0, tiny_dataset, True
     config, chash = sc.default_classifier_config(ctx)
     ctx.config["classifier_weights"] = "backbone.pt"

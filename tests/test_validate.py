@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from argparse import Namespace
 from pathlib import Path
 
 import pytest
@@ -96,14 +95,13 @@ def test_the_check_imports_no_deep_learning_framework(tmp_path):
 
 
 def _args(**kw):
-    base = dict(task="fewshot-10", config=None, seed=None, seeds=None, max_epochs=None, devices=None,
-                accelerator=None, strategy=None, num_nodes=None, weights=None, logger=None, overrides=[],
-                data=None, cam=None, classifier=None)
-    return Namespace(**{**base, **kw})
+    from minbench.pipelines.resolve import RunRequest
+
+    return RunRequest(**{"task": "fewshot-10", **kw})
 
 
 def test_weights_for_segmentation_go_to_the_default_classifier(weights):
-    from minbench.pipelines.runner import resolve_config
+    from minbench.pipelines.resolve import resolve_config
 
     config, _ = resolve_config(_args(task="segmentation", weights=weights))
     assert config["classifier_weights"] == str(weights.resolve())
@@ -113,7 +111,7 @@ def test_weights_for_segmentation_go_to_the_default_classifier(weights):
 
 
 def test_resume_reapplies_hardware_and_refuses_other_changes():
-    from minbench.pipelines.runner import resolve_config, resume_overrides
+    from minbench.pipelines.resolve import resolve_config, resume_overrides
 
     stored, _ = resolve_config(_args(overrides=["model.init_args.lr=0.01"]))
     again = resume_overrides(stored, _args(devices="2", strategy="ddp", logger="wandb", max_epochs=5,
@@ -162,7 +160,7 @@ def test_static_signatures_agree_with_the_imported_classes():
 
 def test_every_shipped_recipe_passes_the_check():
     from minbench.recipes import shipped_recipes
-    from minbench.pipelines.runner import resolve_config
+    from minbench.pipelines.resolve import resolve_config
 
     for name in shipped_recipes():
         if name == "clip-vit-b32":  # its preflight wants local weights: no hub here

@@ -1,44 +1,29 @@
 """``minbench list tasks|recipes|cams|backbones|datasets``: what there is to run.
 
 Every list comes from the registry that owns it: the task cards (``cards.py``), the
-recipes in ``baselines/``, the CAM registry (``models/cam.py``), the backbone aliases and
-feature extractors (``models/backbones.py``) and timm, and the datasets (the embedded sizes
-and the prepared datasets under ``$MINBENCH_HOME/datasets``). Tasks, recipes and datasets import no
-deep-learning framework; the Python API (``minbench.list_tasks()`` ...) returns the same.
+recipes in ``baselines/`` (each kind's default from ``pipelines/kinds.py``), the CAM
+registry (``models/cam.py``), the backbone aliases and feature extractors
+(``models/backbones.py``) and timm, and the datasets (the embedded sizes and the prepared
+datasets under ``$MINBENCH_HOME/datasets``); ``LISTS`` names them for ``minbench list``.
+Tasks, recipes and datasets import no deep-learning framework; the Python API
+(``minbench.list_tasks()`` ...) returns the same.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import Any, Callable
 
 from minbench.data.synth.options import EMBEDDED_SIZES
-
-WHAT = ("tasks", "recipes", "cams", "backbones", "datasets")
+from minbench.registry import Registry
 
 
 def list_tasks() -> list[dict[str, Any]]:
     """Every task: id, kind, title, headline metric, default recipe."""
     from minbench.cards import all_cards
+    from minbench.pipelines.kinds import default_recipe
 
     return [{"id": c.id, "kind": c.kind, "headline": c.headline, "default_recipe": default_recipe(c.kind),
              "title": c.title} for c in all_cards().values()]
-
-
-def default_recipe(kind: str) -> str | None:
-    """The stem of a task kind's default recipe (the kind module's ``DEFAULT_RECIPE``),
-    read from its source so no framework is imported."""
-    import ast
-
-    from minbench.pipelines import signatures
-
-    found = signatures.lookup(f"minbench.pipelines.{kind}", "DEFAULT_RECIPE")
-    if found is None or found[0] != "alias":
-        return None
-    try:
-        return str(ast.literal_eval(found[1]))
-    except ValueError:
-        return None
 
 
 def list_recipes(task: str | None = None) -> list[dict[str, Any]]:
@@ -47,6 +32,7 @@ def list_recipes(task: str | None = None) -> list[dict[str, Any]]:
     import yaml
 
     from minbench.cards import all_cards, get_card
+    from minbench.pipelines.kinds import default_recipe
     from minbench.recipes import shipped_recipes
 
     cards = all_cards()
@@ -110,55 +96,16 @@ def list_datasets() -> list[dict[str, Any]]:
     return out
 
 
-def register(sub) -> None:
-    from minbench import console
-
-    p = sub.add_parser("list", help="list tasks, recipes, CAM methods, backbones or datasets",
-                       description="What there is to run, from the same registries `run` uses.")
-    p.add_argument("what", choices=WHAT, metavar="WHAT", help=" | ".join(WHAT))
-    p.add_argument("--task", default=None, help="recipes: only those that can run this task")
-    p.add_argument("--pattern", default=None, help="backbones: also timm names matching this (e.g. 'resnet*')")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    console.add_flags(p)
-    p.set_defaults(func=_list)
+#: ``minbench list WHAT`` -> its rows; each takes the filters ``task`` (recipes) and
+#: ``pattern`` (backbones) and ignores the other
+LISTS: Registry[Callable[..., list[dict[str, Any]]]] = Registry("list")
+LISTS.add("tasks", lambda task=None, pattern=None: list_tasks())
+LISTS.add("recipes", lambda task=None, pattern=None: list_recipes(task))
+LISTS.add("cams", lambda task=None, pattern=None: [{"name": n} for n in list_cams()])
+LISTS.add("backbones", lambda task=None, pattern=None: [{"name": n} for n in list_backbones(pattern)])
+LISTS.add("datasets", lambda task=None, pattern=None: list_datasets())
 
 
-def _list(args) -> int:
-    if args.what == "tasks":
-        rows = list_tasks()
-    elif args.what == "recipes":
-        rows = list_recipes(args.task)
-    elif args.what == "cams":
-        rows = [{"name": n} for n in list_cams()]
-    elif args.what == "backbones":
-        rows = [{"name": n} for n in list_backbones(args.pattern)]
-    else:
-        rows = list_datasets()
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    _print_table(rows)
-    return 0
-
-
-def _print_table(rows: list[dict[str, Any]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    # One line per row at any width: the last (free-text) column is cut with an ellipsis.
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    columns = list(rows[0]) if rows else ["name"]
-    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
-    for i, col in enumerate(columns):
-        width = max([len(col)] + [len(r[i]) for r in cells])
-        last = i == len(columns) - 1 and len(columns) > 1
-        table.add_column(col, no_wrap=True, overflow="ellipsis", min_width=None if last else width)
-    for r in cells:
-        table.add_row(*r)
-    Console().print(table)
-
-
-def _cell(value: Any) -> str:
-    if value is None or value is False:
-        return ""
-    return "*" if value is True else str(value)
+def list_rows(what: str, *, task: str | None = None, pattern: str | None = None) -> list[dict[str, Any]]:
+    """The rows of ``minbench list WHAT`` (one of ``LISTS``): dicts of one shape per list."""
+    return LISTS.get(what, what=f"WHAT {what!r}")(task=task, pattern=pattern)

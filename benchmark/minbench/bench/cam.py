@@ -13,25 +13,6 @@ from __future__ import annotations
 
 import time
 
-from minbench.bench import add_json_argument, report
-
-
-def register(sub) -> None:
-    p = sub.add_parser("cam", help="CAM images/s batched vs one at a time; RSS over many images")
-    p.add_argument("--backbone", default=None,
-                   help="timm model name, random weights (default: the default classifier recipe's backbone)")
-    p.add_argument("--image-size", type=int, default=None,
-                   help="input side the CAM sees (default: the default classifier recipe's)")
-    p.add_argument("--mask-size", type=int, nargs=2, default=(768, 1024), metavar=("H", "W"),
-                   help="resolution the masks are made at (the photo's)")
-    p.add_argument("--cam", default="gradcam", help="CAM method")
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--n-speed", type=int, default=64, help="images timed in each mode")
-    p.add_argument("--n", type=int, default=1000, help="images for the memory run (0 skips it)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    add_json_argument(p)
-    p.set_defaults(func=_run)
-
 
 def rss_mb() -> tuple[float, float]:
     """(current RSS, peak RSS) of this process in MB, from /proc (Linux)."""
@@ -71,32 +52,36 @@ def _masks(extractor, images, size, threshold="otsu"):
     return [cam_to_mask(c, size, threshold=threshold) for c in out.cams]
 
 
-def _run(args) -> int:
+def bench_cam(*, backbone: str | None = None, image_size: int | None = None, mask_size=(768, 1024),
+              cam: str = "gradcam", batch: int = 16, n_speed: int = 64, n: int = 1000,
+              threads: int | None = None) -> dict:
+    """CAM images/s batched vs one at a time (``n_speed`` images), and RSS over ``n`` images
+    (0 skips the memory run); the result as a dict."""
     import timm
     import torch
 
     from minbench.errors import UserError
     from minbench.models.cam import CamExtractor
 
-    if args.batch < 1 or args.n_speed < 1 or args.n < 0:
+    if batch < 1 or n_speed < 1 or n < 0:
         raise UserError("--batch and --n-speed must be >= 1, --n >= 0")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if threads:
+        torch.set_num_threads(threads)
     torch.manual_seed(0)
-    if args.backbone is None:
+    if backbone is None:
         backbone, kwargs, size = _default_classifier()
     else:
-        backbone, kwargs, size = args.backbone, {}, 96
-    args.image_size = args.image_size or size
+        kwargs, size = {}, 96
+    image_size = image_size or size
     try:
         model = timm.create_model(backbone, pretrained=False, num_classes=10, **kwargs)
     except RuntimeError as exc:
         raise UserError(f"--backbone {backbone!r}: {exc}") from None
     model.eval()
-    size = tuple(args.mask_size)
-    ex = CamExtractor(model, args.cam, image_size=args.image_size)
+    size = tuple(mask_size)
+    ex = CamExtractor(model, cam, image_size=image_size)
     gen = torch.Generator().manual_seed(0)
-    images = torch.randn(args.n_speed, 3, args.image_size, args.image_size, generator=gen)
+    images = torch.randn(n_speed, 3, image_size, image_size, generator=gen)
 
     def timed(batch: int) -> float:
         _masks(ex, images[:batch], size)  # warm-up (allocator, first-call costs)
@@ -121,26 +106,26 @@ def _run(args) -> int:
         return len(images) / (time.perf_counter() - t0)
 
     with torch.inference_mode():  # as in Lightning's predict loop
-        batched = timed(args.batch)
+        batched = timed(batch)
         single = timed(1)
-    model_batched, model_single = timed_model(args.batch), timed_model(1)
+    model_batched, model_single = timed_model(batch), timed_model(1)
     result = {
         "benchmark": "cam",
-        "backbone": backbone, "model_kwargs": kwargs, "cam": args.cam, "image_size": args.image_size,
+        "backbone": backbone, "model_kwargs": kwargs, "cam": cam, "image_size": image_size,
         "mask_size": list(size), "target_layers": ex.layer_names, "torch_threads": torch.get_num_threads(),
-        "speed": {"n_images": args.n_speed, "batch": args.batch,
+        "speed": {"n_images": n_speed, "batch": batch,
                   "batched_images_per_s": round(batched, 2), "single_images_per_s": round(single, 2),
                   "speedup": round(batched / single, 2),
                   "model_fwd_bwd_batched_images_per_s": round(model_batched, 2),
                   "model_fwd_bwd_single_images_per_s": round(model_single, 2),
                   "model_speedup_ceiling": round(model_batched / model_single, 2)},
     }
-    if args.n:
-        result["memory"] = _memory(ex, args, size)
-    return report(result, args.json)
+    if n:
+        result["memory"] = _memory(ex, size, n=n, batch=batch, image_size=image_size)
+    return result
 
 
-def _memory(ex, args, size) -> dict:
+def _memory(ex, size, *, n: int, batch: int, image_size: int) -> dict:
     import gc
 
     import torch
@@ -151,9 +136,9 @@ def _memory(ex, args, size) -> dict:
     done = 0
     t0 = time.perf_counter()
     with torch.inference_mode():
-        while done < args.n:
-            b = min(args.batch, args.n - done)
-            x = torch.randn(b, 3, args.image_size, args.image_size, generator=gen)
+        while done < n:
+            b = min(batch, n - done)
+            x = torch.randn(b, 3, image_size, image_size, generator=gen)
             _masks(ex, x, size)
             done += b
             gc.collect()
@@ -168,8 +153,8 @@ def _memory(ex, args, size) -> dict:
     import numpy as np
 
     tail = np.asarray(samples[max(1, len(samples) // 10):], dtype=float)
-    slope = float(np.polyfit(np.arange(len(tail)) * args.batch, tail, 1)[0]) * 1000 if len(tail) > 2 else 0.0
-    return {"n_images": done, "batch": args.batch, "seconds": round(time.perf_counter() - t0, 2),
+    slope = float(np.polyfit(np.arange(len(tail)) * batch, tail, 1)[0]) * 1000 if len(tail) > 2 else 0.0
+    return {"n_images": done, "batch": batch, "seconds": round(time.perf_counter() - t0, 2),
             "rss_start_mb": round(start, 1), "rss_end_mb": round(end, 1),
             "rss_peak_sampled_mb": round(max(samples), 1), "rss_peak_process_mb": round(hwm, 1),
             "growth_mb": round(end - start, 1), "trend_mb_per_1000_images": round(slope, 1)}

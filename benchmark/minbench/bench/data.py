@@ -29,52 +29,35 @@ import tempfile
 import time
 from pathlib import Path
 
-from minbench.bench import add_json_argument, report
 
-
-def register(sub) -> None:
-    p = sub.add_parser("data", help="data pipeline images/s: cached module (cold, warm) vs plain PIL DataLoader")
-    p.add_argument("--size", type=int, default=224, help="image side in pixels (default 224)")
-    p.add_argument("--data", type=Path, default=None, help="dataset folder (default: the embedded one)")
-    p.add_argument("--workers", type=int, default=2, help="workers of every pipeline: the plain loader's processes, the module's cache "
-                        "builders (default 2)")
-    p.add_argument("--n", type=int, default=1000, help="how many images (default 1000)")
-    p.add_argument("--batch-size", type=int, default=32)
-    # enough batches that epoch starts (worker wake-up) do not dominate a 2-core machine
-    p.add_argument("--epochs", type=int, default=3,
-                   help="epochs timed for the warm and the plain pipelines (default 3; cold: 1)")
-    p.add_argument("--device", default=None, help="torch device (default: cuda when present, else cpu)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch intra-op threads of the main process (default: torch's own choice)")
-    add_json_argument(p)
-    p.set_defaults(func=_run)
-
-
-def _run(args) -> int:
+def bench_data(*, size: int = 224, data: Path | None = None, workers: int = 2, n: int = 1000, batch_size: int = 32,
+              epochs: int = 3, device: str | None = None, threads: int | None = None) -> dict:
+    """Images/s of the cached data module (cold, warm) and of a plain PIL DataLoader, each in a
+    fresh process; the result as a dict."""
     from minbench.data.locate import resolve_dataset
     from minbench.errors import UserError
 
-    for name in ("size", "n", "batch_size", "epochs"):
-        if getattr(args, name) < 1:
-            raise UserError(f"--{name.replace('_', '-')} {getattr(args, name)}: must be at least 1")
-    if args.workers < 0:
-        raise UserError(f"--workers {args.workers}: must be >= 0")
-    folder = resolve_dataset(args.data).resolve()
-    device = args.device or _default_device()
+    for name, value in (("size", size), ("n", n), ("batch_size", batch_size), ("epochs", epochs)):
+        if value < 1:
+            raise UserError(f"--{name.replace('_', '-')} {value}: must be at least 1")
+    if workers < 0:
+        raise UserError(f"--workers {workers}: must be >= 0")
+    folder = resolve_dataset(data).resolve()
+    device = device or _default_device()
     with tempfile.TemporaryDirectory(prefix="minbench-bench-data-") as tmp:
-        common = dict(data=str(folder), size=args.size, n=args.n, batch_size=args.batch_size,
-                      workers=args.workers, device=device, cache=str(Path(tmp) / "cache"), threads=args.threads)
+        common = dict(data=str(folder), size=size, n=n, batch_size=batch_size,
+                      workers=workers, device=device, cache=str(Path(tmp) / "cache"), threads=threads)
         runs = {}
         runs["cold"] = _child(common, path="cold", train=True)
-        runs["warm"] = _child(common, path="warm", train=True, epochs=args.epochs)
-        runs["plain"] = _child(common, path="plain", train=True, epochs=args.epochs)
-        runs["warm_eval"] = _child(common, path="warm", train=False, epochs=args.epochs)
-        runs["plain_eval"] = _child(common, path="plain", train=False, epochs=args.epochs)
+        runs["warm"] = _child(common, path="warm", train=True, epochs=epochs)
+        runs["plain"] = _child(common, path="plain", train=True, epochs=epochs)
+        runs["warm_eval"] = _child(common, path="warm", train=False, epochs=epochs)
+        runs["plain_eval"] = _child(common, path="plain", train=False, epochs=epochs)
     result = {
         "benchmark": "data",
         "dataset": str(folder),
-        "image_size": args.size, "images": runs["warm"]["images_per_epoch"], "source_size": runs["warm"]["source_size"],
-        "batch_size": args.batch_size, "workers": args.workers, "device": device,
+        "image_size": size, "images": runs["warm"]["images_per_epoch"], "source_size": runs["warm"]["source_size"],
+        "batch_size": batch_size, "workers": workers, "device": device,
         "module_loader_workers": runs["warm"]["loader_workers"],
         # train_transform's default on this device (minbench.data.augment)
         "augment_backend": "opencv" if device == "cpu" else "torch",
@@ -101,7 +84,7 @@ def _run(args) -> int:
                                                       "cache_mb")},
         "skipped_images": runs["cold"]["skipped"],
     }
-    return report(result, args.json)
+    return result
 
 
 def _default_device() -> str:

@@ -8,20 +8,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from minbench.bench import add_json_argument, report
-from minbench.data.synth.options import EMBEDDED_SIZES
-
-
-def register(sub) -> None:
-    p = sub.add_parser("generate", help="synth generation speed (images/s) and time per stage")
-    p.add_argument("--size", choices=EMBEDDED_SIZES, default="small")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    p.add_argument("--limit", type=int, default=None,
-                   help="render only the first N images of the plan (default: generate the whole dataset)")
-    p.add_argument("--stages", type=int, default=20, help="images timed stage by stage in this process")
-    p.add_argument("--seed", type=int, default=0)
-    add_json_argument(p)
-    p.set_defaults(func=_run)
 
 
 def stage_times(size: str, n: int, seed: int = 0) -> dict[str, float]:
@@ -63,31 +49,34 @@ def _cpu_seconds() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def _run(args) -> int:
+def bench_generate(*, size: str = "small", workers: int | None = None, limit: int | None = None, stages: int = 20,
+                   seed: int = 0) -> dict:
+    """Generation speed of the embedded dataset ``size`` (the whole of it, or the first ``limit``
+    images of its plan) and, over ``stages`` images, the time per stage; the result as a dict."""
     from minbench.data.synth import GENERATOR_VERSION, check_seed, generate
     from minbench.data.synth.driver import IMAGES_DIR, MASKS_DIR, _run as render_all
     from minbench.data.synth.species import all_classes
     from minbench.data.synth.splits import make_plan, size_config
     from minbench.errors import UserError
 
-    cfg = size_config(args.size)
-    check_seed(args.seed)
-    if args.limit is not None and args.limit < 1:
-        raise UserError(f"--limit {args.limit}: must be at least 1")
-    workers = args.workers or os.cpu_count() or 1
+    cfg = size_config(size)
+    check_seed(seed)
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit {limit}: must be at least 1")
+    workers = workers or os.cpu_count() or 1
     result = {"benchmark": "generate", "size": cfg.name, "resolution": [cfg.width, cfg.height],
               "generator_version": GENERATOR_VERSION, "cpu_count": os.cpu_count(), "workers": workers}
     with tempfile.TemporaryDirectory(prefix="minbench-bench-generate-") as tmp:
         cpu0 = _cpu_seconds()
         t0 = time.perf_counter()
-        if args.limit is None:
-            info = generate(Path(tmp) / "data", seed=args.seed, size=cfg.name, workers=workers)
+        if limit is None:
+            info = generate(Path(tmp) / "data", seed=seed, size=cfg.name, workers=workers)
             n = info.n_samples
         else:
-            rows = make_plan(all_classes(), cfg, args.seed).rows[: args.limit]
+            rows = make_plan(all_classes(), cfg, seed).rows[: limit]
             (Path(tmp) / IMAGES_DIR).mkdir()
             (Path(tmp) / MASKS_DIR).mkdir()
-            tasks = [(args.seed, r.index, r.cls, r.satellite, cfg.width, cfg.height, tmp) for r in rows]
+            tasks = [(seed, r.index, r.cls, r.satellite, cfg.width, cfg.height, tmp) for r in rows]
             render_all(tasks, min(workers, len(tasks)))
             n = len(tasks)
         seconds = time.perf_counter() - t0
@@ -97,7 +86,7 @@ def _run(args) -> int:
     result.update(images=n, seconds=round(seconds, 2), images_per_s=round(n / seconds, 2),
                   cpu_ms_per_image=round(cpu / n * 1000, 1),
                   images_per_s_on_free_cores=round(n / (cpu / min(workers, os.cpu_count() or 1)), 2),
-                  whole_dataset=args.limit is None)
-    if args.stages > 0:
-        result["ms_per_image_single_process"] = stage_times(cfg.name, args.stages, args.seed)
-    return report(result, args.json)
+                  whole_dataset=limit is None)
+    if stages > 0:
+        result["ms_per_image_single_process"] = stage_times(cfg.name, stages, seed)
+    return result

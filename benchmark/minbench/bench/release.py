@@ -18,18 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from minbench.bench import add_json_argument, report
 
 REAL_PHOTOS = 31_000
-
-
-def register(sub) -> None:
-    p = sub.add_parser("release", help="data prepare / data check throughput on a release-shaped folder")
-    p.add_argument("--n", type=int, default=1000, help="photos to write")
-    p.add_argument("--long-side", type=int, default=1024)
-    p.add_argument("--workdir", type=Path, default=None, help="where to write (default: a temporary folder)")
-    add_json_argument(p)
-    p.set_defaults(func=_run)
 
 
 def _write_release(root: Path, n: int, long_side: int) -> int:
@@ -77,15 +67,16 @@ def _timed(fn):
     return value, time.perf_counter() - t0
 
 
-def _run(args) -> int:
+def bench_release(*, n: int = 1000, long_side: int = 1024, workdir: Path | None = None) -> dict:
+    """Time ``data prepare`` and ``data check`` on ``n`` photo-like JPEGs in the release's layout."""
     from PIL import Image
 
     from minbench.data.check import check_dataset
     from minbench.data.release import prepare
 
-    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         src, out = Path(tmp) / "release", Path(tmp) / "prepared"
-        nbytes, t_write = _timed(lambda: _write_release(src, args.n, args.long_side))
+        nbytes, t_write = _timed(lambda: _write_release(src, n, long_side))
         rep, t_prep = _timed(lambda: prepare(src, out))
         rep2, t_prep2 = _timed(lambda: prepare(src, out))
         quick, t_quick = _timed(lambda: check_dataset(out, quick=True))
@@ -100,7 +91,7 @@ def _run(args) -> int:
         n_photos = rep.rows_in_manifest
         result = {
             "photos": n_photos, "csv_rows": rep.rows_total, "missing": rep.missing_images,
-            "long_side": args.long_side, "mean_jpeg_kb": round(nbytes / max(n_photos, 1) / 1024, 1),
+            "long_side": long_side, "mean_jpeg_kb": round(nbytes / max(n_photos, 1) / 1024, 1),
             "write_s": round(t_write, 2),
             "prepare_s": round(t_prep, 3), "prepare_rerun_s": round(t_prep2, 3),
             "prepare_photos_per_s": round(n_photos / t_prep, 1),
@@ -112,4 +103,4 @@ def _run(args) -> int:
             "prepare_31k_s": round(REAL_PHOTOS / (n_photos / t_prep), 1),
             "check_full_31k_s": round(REAL_PHOTOS / (n_photos / t_full), 1),
         }
-    return report(result, args.json)
+    return result

@@ -12,18 +12,7 @@ from __future__ import annotations
 
 import time
 
-
-def register(sub) -> None:
-    from minbench.bench import add_json_argument
-
-    p = sub.add_parser("score", help="time scoring a large ranked-species submission")
-    p.add_argument("--rows", type=int, default=100_000, help="test rows (default 100000)")
-    p.add_argument("--classes", type=int, default=360, help="species (default 360)")
-    p.add_argument("--ranks", type=int, default=10, help="ranks per row (default 10)")
-    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
-    p.add_argument("--repeat", type=int, default=3, help="timed runs; the best is reported (default 3)")
-    add_json_argument(p)
-    p.set_defaults(func=_run)
+from minbench.scoring.bootstrap import DEFAULT_RESAMPLES
 
 
 def _best(fn, repeat: int) -> tuple[float, float, object]:
@@ -38,14 +27,16 @@ def _best(fn, repeat: int) -> tuple[float, float, object]:
     return best, cpu, out
 
 
-def _run(args) -> int:
+def bench_score(*, n_rows: int = 100_000, n_classes: int = 360, n_ranks: int = 10,
+                n_resamples: int = DEFAULT_RESAMPLES, repeat: int = 3) -> dict:
+    """Time scoring, recording and comparing ranked submissions of ``n_rows`` rows over
+    ``n_classes`` species (``n_ranks`` ranks each); the result as a dict."""
     import tempfile
     from pathlib import Path
 
-    from minbench.bench import report
     from minbench.errors import UserError
 
-    if args.rows < 1 or args.classes < 2 or not 1 <= args.ranks <= 10 or args.repeat < 1:
+    if n_rows < 1 or n_classes < 2 or not 1 <= n_ranks <= 10 or repeat < 1:
         raise UserError("--rows >= 1, --classes >= 2, 1 <= --ranks <= 10 and --repeat >= 1, please")
 
     t0 = time.perf_counter()
@@ -59,39 +50,39 @@ def _run(args) -> int:
     with tempfile.TemporaryDirectory(prefix="minbench-bench-score-") as tmp:
         tmp = Path(tmp)
         t0 = time.perf_counter()
-        F.make_classification_dataset(tmp / "data", n_rows=args.rows, n_classes=args.classes)
+        F.make_classification_dataset(tmp / "data", n_rows=n_rows, n_classes=n_classes)
         data = load_task_data(task, tmp / "data")
         classes = data.card.classes(data.manifest)
         F.ranked_submission(data.rows["sample_id"], data.rows["species"], classes,
-                            k=args.ranks, accuracy=0.6, path=tmp / "sub.csv")
+                            k=n_ranks, accuracy=0.6, path=tmp / "sub.csv")
         F.ranked_submission(data.rows["sample_id"], data.rows["species"], classes,
-                            k=args.ranks, accuracy=0.58, seed=1, path=tmp / "sub_b.csv")
+                            k=n_ranks, accuracy=0.58, seed=1, path=tmp / "sub_b.csv")
         setup_s = time.perf_counter() - t0
         csv_mb = (tmp / "sub.csv").stat().st_size / 2**20
 
-        score_submission(task, tmp / "sub.csv", task_data=data, n_resamples=args.resamples)  # warm-up
-        load_s, _, _ = _best(lambda: load_task_data(task, tmp / "data"), args.repeat)
+        score_submission(task, tmp / "sub.csv", task_data=data, n_resamples=n_resamples)  # warm-up
+        load_s, _, _ = _best(lambda: load_task_data(task, tmp / "data"), repeat)
         score_s, score_cpu_s, result = _best(lambda: score_submission(task, tmp / "sub.csv", task_data=data,
-                                                         n_resamples=args.resamples), args.repeat)
+                                                         n_resamples=n_resamples), repeat)
 
         from minbench.scoring.compare import compare
         from minbench.scoring.leaderboard import add_entry, load_board
 
         boards = tmp / "boards"
-        result_b = score_submission(task, tmp / "sub_b.csv", task_data=data, n_resamples=args.resamples)
+        result_b = score_submission(task, tmp / "sub_b.csv", task_data=data, n_resamples=n_resamples)
         add_entry(task, result_b, name="b", method="", source="submission", leaderboard_dir=boards)
         record_s, _, board = _best(lambda: add_entry(task, result, name="a", method="", source="submission",
-                                                     leaderboard_dir=boards), args.repeat)
+                                                     leaderboard_dir=boards), repeat)
         entry = next(e for e in load_board(board)["entries"] if e["name"] == "a")
         samples_kib = (board.parent / entry["samples"]["file"]).stat().st_size / 2**10
-        compare(task, "a", "b", dirs=[boards], n_resamples=args.resamples)  # warm-up
+        compare(task, "a", "b", dirs=[boards], n_resamples=n_resamples)  # warm-up
         compare_s, compare_cpu_s, cmp = _best(lambda: compare(task, "a", "b", dirs=[boards],
-                                                              n_resamples=args.resamples), args.repeat)
+                                                              n_resamples=n_resamples), repeat)
 
-    return report({
+    return {
         "benchmark": "score",
         "task": task,
-        "rows": args.rows, "classes": args.classes, "ranks": args.ranks, "resamples": args.resamples,
+        "rows": n_rows, "classes": n_classes, "ranks": n_ranks, "resamples": n_resamples,
         "submission_mib": round(csv_mb, 2),
         "score_s": round(score_s, 4),
         "score_cpu_s": round(score_cpu_s, 4),
@@ -99,7 +90,7 @@ def _run(args) -> int:
         "total_s": round(score_s + load_s, 4),
         "imports_s": round(import_s, 3),
         "setup_s": round(setup_s, 3),
-        "rows_per_s": round(args.rows / score_s),
+        "rows_per_s": round(n_rows / score_s),
         "bar_s": 2.0,
         "within_bar": bool(score_s <= 2.0),
         "record_s": round(record_s, 4),
@@ -110,5 +101,5 @@ def _run(args) -> int:
         "compare_top1_diff": cmp.rows[0]["diff"],
         "top1": result.metrics["top1"],
         "top1_ci": [result.ci["top1"]["low"], result.ci["top1"]["high"]],
-        "repeat": args.repeat,
-    }, args.json)
+        "repeat": repeat,
+    }

@@ -19,20 +19,10 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
-from minbench.bench import add_json_argument, report
 
 SIZE = (1024, 768)
-
-
-def register(sub) -> None:
-    p = sub.add_parser("size", help="size estimator photos/s per core at 1024x768, and vs the authors' rule")
-    p.add_argument("--data", default=None, help="dataset folder (default: the embedded one)")
-    p.add_argument("--n", type=int, default=100, help="photos to time (taken from the size split)")
-    p.add_argument("--repeat", type=int, default=2, help="timed passes over the photos (best is kept)")
-    p.add_argument("--workers", type=int, default=0, help="also time N processes at once (0: skip)")
-    add_json_argument(p)
-    p.set_defaults(func=_run)
 
 
 def _load(data_dir, n: int):
@@ -85,9 +75,10 @@ def _worker_rate(args) -> float:
     return _best_rate(est.estimate, photos, repeat)
 
 
-def _run(args) -> int:
+def bench_size(*, data: Path | None = None, n: int = 100, repeat: int = 2, workers: int = 0) -> dict:
+    """Photos/s of the size estimator (and the authors' rule) on ``n`` photos of ``data``'s size
+    split, best of ``repeat`` passes; with ``workers``, also in that many processes."""
     import os
-    from pathlib import Path
 
     import cv2
     import numpy as np
@@ -99,10 +90,10 @@ def _run(args) -> int:
     from minbench.scoring.metrics import size_metrics
     from minbench.cards import get_card
 
-    if args.n < 1 or args.repeat < 1 or args.workers < 0:
+    if n < 1 or repeat < 1 or workers < 0:
         raise UserError("--n and --repeat must be >= 1, --workers >= 0")
-    data_dir = resolve_dataset(Path(args.data) if args.data else None)
-    photos, blobs, truth = _load(data_dir, args.n)
+    data_dir = resolve_dataset(Path(data) if data else None)
+    photos, blobs, truth = _load(data_dir, n)
     if not photos:
         raise UserError(f"{data_dir}: no readable photos to time")
     cv2.setNumThreads(1)
@@ -110,15 +101,15 @@ def _run(args) -> int:
     est.estimate(photos[0])  # warm-up (imports, caches)
 
     results = [est.estimate(p) for p in photos]
-    rate_est = _best_rate(est.estimate, photos, args.repeat)
+    rate_est = _best_rate(est.estimate, photos, repeat)
     # CPU seconds of this (single-threaded) process: the per-core rate even on a machine
     # shared with other work, where wall time would count the waiting too
-    rate_cpu = _best_rate(est.estimate, photos, args.repeat, clock=time.process_time)
+    rate_cpu = _best_rate(est.estimate, photos, repeat, clock=time.process_time)
     rate_cold = _best_rate(lambda b: est.estimate(cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]),
-                           blobs, args.repeat)
+                           blobs, repeat)
     authors = [authors_estimate(p, r.specimen_bbox, exclude_boxes=r.label_boxes) for p, r in zip(photos, results)]
     rate_auth = _best_rate(lambda pr: authors_estimate(pr[0], pr[1].specimen_bbox, exclude_boxes=pr[1].label_boxes),
-                           list(zip(photos, results)), args.repeat)
+                           list(zip(photos, results)), repeat)
 
     out = {
         "benchmark": "size",
@@ -133,15 +124,15 @@ def _run(args) -> int:
         "decode_and_estimate_images_per_s_per_core": rate_cold,
         "authors_rule_images_per_s_per_core": rate_auth,
     }
-    if args.workers:
+    if workers:
         from multiprocessing import get_context
 
-        chunks = [blobs[i::args.workers] for i in range(args.workers)]
-        with get_context("spawn").Pool(args.workers) as pool:
+        chunks = [blobs[i::workers] for i in range(workers)]
+        with get_context("spawn").Pool(workers) as pool:
             started = time.perf_counter()
-            rates = pool.map(_worker_rate, [(c, args.repeat) for c in chunks])
+            rates = pool.map(_worker_rate, [(c, repeat) for c in chunks])
             wall = time.perf_counter() - started
-        out[f"estimator_images_per_s_{args.workers}_processes"] = float(sum(rates))
+        out[f"estimator_images_per_s_{workers}_processes"] = float(sum(rates))
         out["cpu_cores_visible"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         out["workers_wall_s"] = wall
     true = np.array(truth)
@@ -154,4 +145,4 @@ def _run(args) -> int:
         out["ours"] = {k: size_metrics(card, ours, true[scored])[k] for k in ("mae", "coverage")}
         out["authors_rule"] = {k: size_metrics(card, auth, true[scored])[k] for k in ("mae", "coverage")}
         out["mean_true_cm"] = float(true[scored].mean())
-    return report(out, args.json)
+    return out

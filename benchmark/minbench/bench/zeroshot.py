@@ -13,77 +13,64 @@ from __future__ import annotations
 import resource
 import time
 
-from minbench.bench import add_json_argument, report
-
-
-def register(sub) -> None:
-    p = sub.add_parser("zeroshot", help="zero-shot scoring: images/s and peak memory vs many classes")
-    p.add_argument("--classes", type=int, default=5000, help="candidate classes (default 5000)")
-    p.add_argument("--images", type=int, default=10000, help="images to score (default 10000)")
-    p.add_argument("--dim", type=int, default=512, help="embedding size (CLIP ViT-B/32: 512)")
-    p.add_argument("--batch", type=int, default=256, help="images per batch")
-    p.add_argument("--chunk", type=int, default=2048, help="classes per scoring chunk")
-    p.add_argument("--k", type=int, default=10, help="ranks kept per image")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    p.add_argument("--text", type=int, default=0,
-                   help="also time MiniLM on this many class prompts (cold, then cached)")
-    add_json_argument(p)
-    p.set_defaults(func=_run)
-
 
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
-def _run(args) -> int:
+def bench_zeroshot(*, n_classes: int = 5000, n_images: int = 10000, dim: int = 512, batch_size: int = 256,
+                   chunk: int = 2048, k: int = 10, threads: int | None = None, text_prompts: int = 0) -> dict:
+    """Images/s and peak RSS of scoring ``n_images`` random embeddings against ``n_classes``;
+    with ``text_prompts``, also the MiniLM text encoder's speed. The result as a dict."""
     import torch
     import torch.nn.functional as F
 
     from minbench.errors import UserError
     from minbench.models.zeroshot_head import TopKScorer
 
-    for name in ("classes", "images", "dim", "batch", "chunk", "k"):
-        if getattr(args, name) < 1:
+    for name, value in (("classes", n_classes), ("images", n_images), ("dim", dim), ("batch", batch_size),
+                        ("chunk", chunk), ("k", k)):
+        if value < 1:
             raise UserError(f"--{name} must be at least 1")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if threads:
+        torch.set_num_threads(threads)
     gen = torch.Generator().manual_seed(0)
-    classes = F.normalize(torch.randn(args.classes, args.dim, generator=gen), dim=-1)
+    classes = F.normalize(torch.randn(n_classes, dim, generator=gen), dim=-1)
     rss_before = _rss_mb()
-    scorer = TopKScorer(classes, k=args.k, chunk=args.chunk)
+    scorer = TopKScorer(classes, k=k, chunk=chunk)
     # warm-up (first matmul allocates thread pools)
-    scorer.score(F.normalize(torch.randn(min(args.batch, 8), args.dim, generator=gen), dim=-1))
+    scorer.score(F.normalize(torch.randn(min(batch_size, 8), dim, generator=gen), dim=-1))
     t0 = time.perf_counter()
     done, first = 0, None
-    while done < args.images:
-        b = min(args.batch, args.images - done)
-        batch = F.normalize(torch.randn(b, args.dim, generator=gen), dim=-1)
+    while done < n_images:
+        b = min(batch_size, n_images - done)
+        batch = F.normalize(torch.randn(b, dim, generator=gen), dim=-1)
         first = batch if first is None else first
         scorer.add(batch)
         done += b
     elapsed = time.perf_counter() - t0
     values, indices = scorer.result()
-    assert indices.shape == (args.images, min(args.k, args.classes))
+    assert indices.shape == (n_images, min(k, n_classes))
     # The chunked running top-k must equal the top-k of the full score matrix.
     full_values, _ = (first @ scorer.class_emb.T).topk(scorer.k, dim=1)
     agrees = bool(torch.allclose(values[: len(first)], full_values, atol=1e-5))
     result = {
         "benchmark": "zeroshot",
-        "classes": args.classes, "images": args.images, "dim": args.dim, "batch": args.batch,
-        "chunk": args.chunk, "k": args.k, "torch_threads": torch.get_num_threads(),
+        "classes": n_classes, "images": n_images, "dim": dim, "batch": batch_size,
+        "chunk": chunk, "k": k, "torch_threads": torch.get_num_threads(),
         "seconds": round(elapsed, 3),
-        "images_per_s": round(args.images / elapsed, 1),
+        "images_per_s": round(n_images / elapsed, 1),
         "peak_rss_mb": round(_rss_mb(), 1),
         "rss_before_scoring_mb": round(rss_before, 1),
-        "full_score_matrix_mb": round(args.images * args.classes * 4 / 2**20, 1),
-        "chunk_scores_mb": round(min(args.batch, args.images) * min(args.chunk, args.classes) * 4 / 2**20, 1),
-        "chunks_per_batch": -(-args.classes // args.chunk),
+        "full_score_matrix_mb": round(n_images * n_classes * 4 / 2**20, 1),
+        "chunk_scores_mb": round(min(batch_size, n_images) * min(chunk, n_classes) * 4 / 2**20, 1),
+        "chunks_per_batch": -(-n_classes // chunk),
         "top_k_equals_full_matrix": agrees,
     }
-    if args.text > 0:
-        result.update(_text_timing(args.text))
+    if text_prompts > 0:
+        result.update(_text_timing(text_prompts))
         result["peak_rss_mb"] = round(_rss_mb(), 1)
-    return report(result, args.json)
+    return result
 
 
 def _text_timing(n: int) -> dict:

@@ -15,12 +15,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from minbench.pipelines.runner import SeedContext
+from minbench.pipelines.context import SeedContext
+from minbench.pipelines.kinds import PIPELINES
 
-DEFAULT_RECIPE = "fewshot-small-cnn"
 PREDICTIONS_FILE = "predictions.csv"
 
 
+@PIPELINES.register("classification")
 def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
     import lightning as L
 

@@ -13,7 +13,7 @@ from lightning.pytorch import Callback, LightningDataModule, Trainer
 
 from minbench.errors import UserError
 from minbench.recipes import instantiate
-from minbench.pipelines.runner import SeedContext
+from minbench.pipelines.context import SeedContext
 
 CHECKPOINT_DIR = "checkpoints"
 

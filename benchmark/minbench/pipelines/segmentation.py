@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from minbench.pipelines.runner import SeedContext
+from minbench.pipelines.context import SeedContext
+from minbench.pipelines.kinds import PIPELINES
 
-DEFAULT_RECIPE = "segmentation-gradcam"
 PREDICTIONS_DIR = "predictions"
 CAMS_DIR = "cams"
 GALLERY_FILE = "plots/gallery.png"
@@ -36,6 +36,7 @@ FALLBACK_IMAGE_SIZE = 224
 
 
 # --------------------------------------------------------------------------- one seed
+@PIPELINES.register("segmentation")
 def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
     import lightning as L
 

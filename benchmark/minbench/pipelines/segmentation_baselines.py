@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from minbench.pipelines.runner import SeedContext
+from minbench.pipelines.context import SeedContext
 
 BASELINES_DIR = "baselines"
 
@@ -31,8 +31,8 @@ def run_baselines(ctx: SeedContext, task_data) -> dict[str, dict[str, Any]]:
     import numpy as np
 
     from minbench.models.saliency_baselines import BASELINES
+    from minbench.pipelines.recording import score_and_record
     from minbench.scoring.formats.mask_pngs import write_mask_folder
-    from minbench.scoring.score import score_submission, write_score_json
 
     rows = task_data.rows
     images = {}  # decoded once, shared by the baselines (the segmentation set is small)
@@ -44,13 +44,10 @@ def run_baselines(ctx: SeedContext, task_data) -> dict[str, dict[str, Any]]:
         write_mask_folder(folder, ((r.sample_id, fn(images[r.sample_id])[1] if images[r.sample_id] is not None
                                     else np.zeros((int(r.height), int(r.width)), bool))
                                    for r in rows.itertuples(index=False)))
-        res = score_submission(ctx.card.id, folder, ctx.data_dir, task_data=task_data)
-        write_score_json(res, folder.with_name(f"{name}.score.json"))
-        if ctx.leaderboard:
-            from minbench.scoring.leaderboard import add_entry
-
-            add_entry(ctx.card.id, res, name=f"baseline/{name}", method=f"reference baseline: {description}",
-                      source="run", config={"baseline": name}, seed=None, role="reference")
+        entry = dict(name=f"baseline/{name}", method=f"reference baseline: {description}",
+                     config={"baseline": name}, seed=None, role="reference") if ctx.leaderboard else None
+        res, _ = score_and_record(ctx.card.id, folder, ctx.data_dir, folder.with_name(f"{name}.score.json"),
+                                  task_data=task_data, entry=entry)
         results[name] = {"metrics": {k: float(v) for k, v in res.metrics.items()}, "ci": res.ci,
                          "description": description, "per_sample": res.per_sample}
     return results

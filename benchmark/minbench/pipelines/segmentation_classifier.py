@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from minbench.errors import UserError
-from minbench.pipelines.runner import SeedContext
+from minbench.pipelines.context import SeedContext
 
 CLASSIFIER_TASK = "fewshot-10"
 CLASSIFIER_RECIPE = "fewshot-small-cnn"
@@ -116,7 +116,7 @@ def default_classifier_config(ctx: SeedContext) -> tuple[dict[str, Any], str]:
     ``CLASSIFIER_TASK``, with ``--weights``) and its ``config_hash``."""
     from minbench._version import __version__
     from minbench.recipes import config_hash, load_recipe, shipped_recipes
-    from minbench.pipelines.runner import dataset_section
+    from minbench.pipelines.resolve import dataset_section
 
     recipes = shipped_recipes()
     if CLASSIFIER_RECIPE not in recipes:

@@ -25,9 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from minbench.pipelines.runner import SeedContext
+from minbench.pipelines.context import SeedContext
+from minbench.pipelines.kinds import PIPELINES
 
-DEFAULT_RECIPE = "size-cube"
 PREDICTIONS_FILE = "predictions.csv"
 AUTHORS_FILE = "authors_predictions.csv"
 DETAILS_FILE = "details.csv"
@@ -35,6 +35,7 @@ COMPARISON_FILE = "comparison.json"
 GALLERY_SIZE = 12
 
 
+@PIPELINES.register("size")
 def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
     import lightning as L
 
@@ -126,15 +127,13 @@ def write_details(path: Path, rows: list[dict[str, Any]]) -> Path:
 def score_authors(ctx: SeedContext, rows: list[dict[str, Any]]):
     """The authors' rule's answers as a submission (``authors_predictions.csv``), scored by
     the scorer (``authors.score.json``); None when the rule did not run."""
-    from minbench.scoring.score import score_submission, write_score_json
+    from minbench.pipelines.recording import score_and_record
 
     if not any("authors_size_cm" in r for r in rows):
         return None
     answers = [{"sample_id": r["sample_id"], "size_cm": r.get("authors_size_cm", math.nan)} for r in rows]
     path = write_submission(ctx.dir / AUTHORS_FILE, answers)
-    result = score_submission(ctx.card.id, path, ctx.data_dir)
-    write_score_json(result, ctx.dir / "authors.score.json")
-    return result
+    return score_and_record(ctx.card.id, path, ctx.data_dir, ctx.dir / "authors.score.json")[0]
 
 
 def compare(model, rows: list[dict[str, Any]], ours, authors=None) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 ``minbench run`` calls ``validate_run`` after the recipe and the command line are merged
 and before the dataset is generated, cached or any model is built. It checks:
 
-- options a kind retired (the kind module's ``retired_options(config)``, e.g. the zero-shot
+- options a kind retired (the kind's ``retired_options(config)`` hook, e.g. the zero-shot
   ``text_source: descriptions`` that named unseen classes by test samples' text): one line
   each, naming what to use instead, also for an old recipe or a stored run (``--resume``);
 - every ``model`` / ``data`` init argument (nested ``class_path`` objects too) against the
@@ -14,7 +14,7 @@ and before the dataset is generated, cached or any model is built. It checks:
   needs whole;
 - each kind's preflight: local weights present, the CAM method and its options known
   (``minbench.models.cam``'s registry), a given classifier checkpoint present, and the
-  kind module's own ``preflight(config)`` when it has one (e.g. zero-shot templates).
+  kind's own ``preflight(config)`` hook when it has one (e.g. zero-shot templates).
 
 Signatures are read from source (``pipelines/signatures.py``), so the check imports no
 deep-learning framework. Each mistake names where the value came from: the flag
@@ -199,10 +199,12 @@ def _check_segmentation(config: dict[str, Any], problems: Problems) -> None:
 
 
 def validate_run(config: dict[str, Any], card: TaskCard, origins: dict[str, str] | None = None,
-                 module=None) -> None:
-    """Every check above; raises one ``UserError`` with a line per mistake."""
+                 hooks: dict[str, Any] | None = None) -> None:
+    """Every check above; raises one ``UserError`` with a line per mistake. ``hooks``: the
+    task kind's ``retired_options`` and ``preflight`` (``kinds.pipeline_hooks``), those it has."""
+    hooks = hooks or {}
     problems = Problems(dict(origins or {}), str(config.get("recipe") or "recipe"))
-    retired = getattr(module, "retired_options", None) if module is not None else None
+    retired = hooks.get("retired_options")
     # dotted key -> why it went and what to use instead (None: covered by another key's line)
     retired = retired(config) if retired is not None else {}
     for key, message in retired.items():
@@ -243,6 +245,6 @@ def validate_run(config: dict[str, Any], card: TaskCard, origins: dict[str, str]
             resolve_name(backbone)
         except UserError as exc:
             raise UserError(f"{problems.where('model.init_args.backbone')}: {exc}") from None
-    preflight = getattr(module, "preflight", None) if module is not None else None
+    preflight = hooks.get("preflight")
     if preflight is not None:
         preflight(config)

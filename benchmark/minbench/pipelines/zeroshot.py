@@ -24,8 +24,8 @@ import numpy as np
 
 from minbench.data.datasets import first_occurrences
 from minbench.errors import UserError
+from minbench.pipelines.kinds import PIPELINES
 
-DEFAULT_RECIPE = "zeroshot-minilm"
 SUBMISSION_FILE = "predictions.csv"
 GZSL_FILE = "gzsl.json"
 
@@ -88,6 +88,7 @@ def preflight(config: dict[str, Any]) -> None:
             raise UserError(f"CLIP {arch}: no weights given; {HOW_TO_SUPPLY}")
 
 
+@PIPELINES.register("zeroshot", retired_options=retired_options, preflight=preflight)
 def run_seed(ctx) -> dict[str, Any] | None:
     """Train (if the model trains), predict, write and score the submission for one seed."""
     import lightning as L

@@ -1,8 +1,9 @@
-"""The ``minbench`` command: data, run, score, leaderboard, bench.
+"""The ``minbench`` command: data, list, run, score, leaderboard, compare, bench.
 
-Each verb lives with the code it drives (``data/commands.py``, ``pipelines/commands.py``,
-``scoring/commands.py``, ``bench/``); this file only assembles them and turns a
-user's mistake into one line and a nonzero exit.
+One module per verb holds all of that verb's arguments and turns them into plain values
+for the layer below (``cli/data.py``, ``cli/lists.py``, ``cli/run.py``, ``cli/score.py``,
+``cli/bench.py``); this file assembles them and turns a user's mistake into one line and
+a nonzero exit. Nothing below this package sees argparse.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import sys
 from minbench._version import __version__
 from minbench.errors import UserError
 
-COMMAND_MODULES = (
-    "minbench.data.commands",
-    "minbench.listing",
-    "minbench.pipelines.commands",
-    "minbench.scoring.commands",
-    "minbench.bench",
+#: the verb modules, in the order ``minbench --help`` lists their verbs
+VERB_MODULES = (
+    "minbench.cli.data",
+    "minbench.cli.lists",
+    "minbench.cli.run",
+    "minbench.cli.score",
+    "minbench.cli.bench",
 )
 
 
@@ -48,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("-v", "--verbose", action="store_true",
                        help="show the frameworks' own output (Lightning's bars, summaries, warnings)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
+    for name in VERB_MODULES:  # imported here: `import minbench.cli` stays light
         importlib.import_module(name).register(sub)
     return parser
 
@@ -78,7 +80,3 @@ def main(argv: list[str] | None = None) -> int:
         else:
             os.environ["MINBENCH_VERBOSITY"] = previous
     return int(result or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,23 +1,22 @@
 """``minbench run``: train/evaluate a task end to end, write the submission, score it.
 
-The verb is a dispatcher by the task card's kind: ``pipelines/<kind>.py`` does the
-work for one seed (see ``pipelines/runner.py`` for the contract); this file only
-declares the arguments, and heavy imports wait until the command runs. The choices the
-help lists come from the registries (task cards, ``baselines/``, the CAM registry).
+This file declares the arguments and turns them into a ``pipelines.resolve.RunRequest``;
+``pipelines/runner.py`` does the run (a task kind's seed function per seed), and heavy
+imports wait until the command runs. The choices the help lists come from the registries
+(task cards, ``baselines/``, the CAM registry).
 """
 
 from __future__ import annotations
 
+import shlex
+import sys
+from dataclasses import fields
 from pathlib import Path
 
-#: flags that set one of the segmentation model's init arguments
-CAM_FLAGS = {"cam": "cam", "cam_target": "cam_target", "top_k": "top_k", "target_layer": "target_layer",
-             "reshape": "reshape", "threshold": "threshold", "threshold_value": "threshold_value",
-             "upsample": "upsample"}
+from minbench.cli.common import add_verbosity_flags
 
 
 def register(sub) -> None:
-    from minbench import console
     from minbench.cards import all_cards
     from minbench.models import cam as cams
     from minbench.recipes import shipped_recipes
@@ -73,17 +72,26 @@ def register(sub) -> None:
     p.add_argument("--leaderboard-dir", type=Path, default=None,
                    help="boards folder for the entry (default: $MINBENCH_LEADERBOARDS, else $MINBENCH_HOME/leaderboards; "
                         "`--leaderboard-dir leaderboards` updates the shipped boards of a checkout)")
-    console.add_flags(p)
+    add_verbosity_flags(p)
     p.set_defaults(func=_run)
 
 
 def _run(args) -> int:
     import os
 
-    from minbench.pipelines.runner import run_command
+    from minbench.pipelines.runner import run
 
     if getattr(args, "leaderboard_dir", None):  # through the environment: DDP worker processes inherit it
         os.environ["MINBENCH_LEADERBOARDS"] = str(Path(args.leaderboard_dir).resolve())
 
-    run_command(args)
+    run(request(args))
     return 0
+
+
+def request(args):
+    """The parsed arguments as a ``RunRequest`` (plain values; the command line as typed)."""
+    from minbench.pipelines.resolve import RunRequest
+
+    values = {f.name: getattr(args, f.name) for f in fields(RunRequest) if hasattr(args, f.name)}
+    values["command"] = " ".join(shlex.quote(a) for a in ["minbench", *sys.argv[1:]])
+    return RunRequest(**values)

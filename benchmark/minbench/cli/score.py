@@ -1,14 +1,23 @@
-"""``minbench score`` and ``minbench leaderboard [add-published]``."""
+"""``minbench score``, ``minbench leaderboard [add-published|publish]`` and ``minbench compare``:
+their arguments, and the calls into ``minbench.scoring`` with the tables they print."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from minbench.scoring.bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES
 
 
 def register(sub) -> None:
     from minbench.cards import task_ids
 
     tasks = ", ".join(task_ids())
+    _add_score(sub, tasks)
+    _add_leaderboard(sub, tasks)
+    _add_compare(sub)
+
+
+def _add_score(sub, tasks: str) -> None:
     s = sub.add_parser("score", help="score a predictions file against a task's test split",
                        description="Check a submission against the task card and the dataset's test rows, "
                                    "compute the card's metrics with a bootstrap interval for the headline, write "
@@ -30,10 +39,13 @@ def register(sub) -> None:
     s.add_argument("--out", type=Path, default=None,
                    help="score JSON path (default: beside the predictions, <name>.score.json)")
     s.add_argument("--per-sample", action="store_true", help="also write one record per test sample in the JSON")
-    s.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    s.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES,
+                   help=f"bootstrap resamples (default {DEFAULT_RESAMPLES})")
     s.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     s.set_defaults(func=_score)
 
+
+def _add_leaderboard(sub, tasks: str) -> None:
     lb = sub.add_parser("leaderboard", help="show leaderboards (terminal, Markdown or HTML), add published numbers",
                         description="Show the leaderboards: a table per task and dataset.")
     lb.add_argument("--task", default=None, help=f"only this task ({tasks})")
@@ -45,6 +57,20 @@ def register(sub) -> None:
                     help="terminal: every column (default below 120 columns: rank, name, headline, n, seeds)")
     lb.set_defaults(func=_show)
     verbs = lb.add_subparsers(dest="leaderboard_command", metavar="VERB")
+    _add_published_verb(verbs, tasks)
+    pub = verbs.add_parser("publish", help="copy one of your entries (and its per-sample file) into the shipped boards",
+                           description="Copy an entry from your boards ($MINBENCH_LEADERBOARDS, else "
+                                       "$MINBENCH_HOME/leaderboards) with its per-sample results into the shipped "
+                                       "leaderboards/ of this checkout, replacing an entry of that name there.")
+    pub.add_argument("--task", dest="pub_task", required=True, help="task id")
+    pub.add_argument("--name", required=True, help="entry name on your board")
+    pub.add_argument("--from", dest="source_dir", type=Path, default=None, help="your boards' folder (default above)")
+    pub.add_argument("--to", dest="dest_dir", type=Path, default=None,
+                     help="the shipped folder (default: the checkout's leaderboards/)")
+    pub.set_defaults(func=_publish)
+
+
+def _add_published_verb(verbs, tasks: str) -> None:
     p = verbs.add_parser("add-published", help="record a paper's numbers with their citation",
                          description="Record published numbers (source 'published'). They never enter a scored "
                                      "board: they go to <task>--<dataset>.json, or with --reference (another "
@@ -65,17 +91,9 @@ def register(sub) -> None:
     p.add_argument("--notes", default=None)
     p.add_argument("--leaderboard", type=Path, default=None, help="this board file instead of the default one")
     p.set_defaults(func=_add_published)
-    pub = verbs.add_parser("publish", help="copy one of your entries (and its per-sample file) into the shipped boards",
-                           description="Copy an entry from your boards ($MINBENCH_LEADERBOARDS, else "
-                                       "$MINBENCH_HOME/leaderboards) with its per-sample results into the shipped "
-                                       "leaderboards/ of this checkout, replacing an entry of that name there.")
-    pub.add_argument("--task", dest="pub_task", required=True, help="task id")
-    pub.add_argument("--name", required=True, help="entry name on your board")
-    pub.add_argument("--from", dest="source_dir", type=Path, default=None, help="your boards' folder (default above)")
-    pub.add_argument("--to", dest="dest_dir", type=Path, default=None,
-                     help="the shipped folder (default: the checkout's leaderboards/)")
-    pub.set_defaults(func=_publish)
 
+
+def _add_compare(sub) -> None:
     c = sub.add_parser("compare", help="compare two entries or predictions files on the same test samples",
                        description="The difference in every card metric (A - B) with a paired bootstrap interval "
                                    "(both resampled on the same samples; classes first where the card clusters by "
@@ -89,7 +107,8 @@ def register(sub) -> None:
                         "entries from when they are on boards of several datasets")
     c.add_argument("--dir", type=Path, action="append", default=None,
                    help="boards folder to look entries up in (repeatable; default: yours and the shipped ones)")
-    c.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    c.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES,
+                   help=f"bootstrap resamples (default {DEFAULT_RESAMPLES})")
     c.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     c.add_argument("--json", type=Path, default=None, help="also write the comparison as JSON here")
     c.set_defaults(func=_compare)
@@ -104,15 +123,14 @@ def _score(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from minbench.cards import get_card
     from minbench.errors import UserError
     from minbench.scoring.leaderboard import add_entry
     from minbench.scoring.render import fmt, fmt_ci
-    from minbench.scoring.score import score_submission, write_score_json
+    from minbench.scoring.score import load_task_data, score_submission, write_score_json
 
     if args.resamples < 1:
         raise UserError(f"--resamples {args.resamples}: must be at least 1")
-    from minbench.scoring.score import load_task_data
-
     task_data = load_task_data(args.task, args.data)
     result = score_submission(args.task, args.predictions, n_resamples=args.resamples, seed=args.seed,
                               task_data=task_data)
@@ -130,9 +148,6 @@ def _score(args) -> int:
         except OSError as exc:
             raise UserError(f"{exc.filename or 'leaderboard'}: cannot update the leaderboard ({exc.strerror or exc}); "
                             f"the score JSON is at {out}") from None
-
-    from minbench.cards import get_card
-
     card = get_card(args.task)
     console = Console()
     t = Table(title=f"{args.task} · {result.n_samples} test samples · dataset {result.dataset['name']} "
@@ -155,7 +170,7 @@ def _score(args) -> int:
 
 def card_level(result) -> float:
     ci = result.ci.get(result.headline) or {}
-    return float(ci.get("level", 0.95))
+    return float(ci.get("level", DEFAULT_LEVEL))
 
 
 def _show(args) -> int:
@@ -237,7 +252,7 @@ def _compare(args) -> int:
     t = Table(title=f"{args.task} · A = {cmp.a.label} · B = {cmp.b.label} · {cmp.a.samples.n} samples · "
                     f"{cmp.seeds}", title_justify="left")
     for name, kw in (("metric", {}), ("A", {"justify": "right"}), ("B", {"justify": "right"}),
-                     ("A - B [95% paired CI]", {"justify": "right"}), ("McNemar p", {"justify": "right"})):
+                     (f"A - B [{int(100 * DEFAULT_LEVEL)}% paired CI]", {"justify": "right"}), ("McNemar p", {"justify": "right"})):
         t.add_column(name, **kw)
     for r in cmp.rows:
         spec = specs[r["metric"]]

@@ -1,10 +1,11 @@
-"""``minbench data {generate,prepare,check,show}``."""
+"""``minbench data {generate,prepare,check,show}``: its arguments, and the calls into ``minbench.data``."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
-from minbench import console
+from minbench.cli.common import add_verbosity_flags
 from minbench.data.locate import DEFAULT_SYNTH_SEED, DEFAULT_SYNTH_SIZE
 
 
@@ -22,20 +23,20 @@ def register(sub) -> None:
     g.add_argument("--size", choices=EMBEDDED_SIZES, default=DEFAULT_SYNTH_SIZE,
                    help="tiny: tests; small: the default, fast on a laptop; full: near the real subset sizes")
     g.add_argument("--workers", type=_workers, default=None, help="processes (default: all cores)")
-    console.add_flags(g)
+    add_verbosity_flags(g)
     g.set_defaults(func=_generate)
 
     pr = verbs.add_parser("prepare", help="build the manifest of the real MineralImage5k release")
     pr.add_argument("--source", type=Path, required=True,
                     help="the unpacked release folder, or a folder holding its archives and CSVs")
     pr.add_argument("--out", type=Path, default=None, help="target folder (default: the cache)")
-    console.add_flags(pr)
+    add_verbosity_flags(pr)
     pr.set_defaults(func=_prepare)
 
     c = verbs.add_parser("check", help="verify a prepared dataset; exit 0 only when sound")
     c.add_argument("--data", type=Path, default=None, help="dataset folder (default: the embedded one)")
     c.add_argument("--quick", action="store_true", help="read image headers only; skip decoding every photo")
-    console.add_flags(c)
+    add_verbosity_flags(c)
     c.set_defaults(func=_check)
 
     s = verbs.add_parser("show", help="draw a contact sheet of samples with masks, boxes and labels")
@@ -44,14 +45,12 @@ def register(sub) -> None:
                    help=f"only samples of this task's test split ({', '.join(all_cards())})")
     s.add_argument("--n", type=int, default=24, help="how many samples")
     s.add_argument("--out", type=Path, default=Path("contact_sheet.png"))
-    console.add_flags(s)
+    add_verbosity_flags(s)
     s.set_defaults(func=_show)
 
 
 def _seed(text: str) -> int:
     """``--seed``: checked while parsing, so a bad one is argparse's one line, exit 2."""
-    import argparse
-
     from minbench.data.synth import check_seed
     from minbench.errors import UserError
 
@@ -64,8 +63,6 @@ def _seed(text: str) -> int:
 
 
 def _workers(text: str) -> int:
-    import argparse
-
     try:
         value = int(text)
     except ValueError:
