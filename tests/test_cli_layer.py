@@ -14,12 +14,6 @@ from minbench.errors import UserError
 
 PACKAGE = Path(__file__).resolve().parents[1] / "benchmark" / "minbench"
 
-#: modules below the CLI that still import argparse, with why (empty is the goal)
-ARGPARSE_LEFT = {
-    "console.py": "console.add_flags, unused since cli/common.add_verbosity_flags: to be removed",
-}
-
-
 def _imports_argparse(path: Path) -> bool:
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import) and any(a.name == "argparse" for a in node.names):
@@ -32,7 +26,7 @@ def _imports_argparse(path: Path) -> bool:
 def test_only_the_cli_imports_argparse():
     found = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
                    if p.relative_to(PACKAGE).parts[0] != "cli" and _imports_argparse(p))
-    assert [f for f in found if f not in ARGPARSE_LEFT] == []
+    assert found == []
 
 
 @pytest.mark.parametrize("argv, prog", [

@@ -275,7 +275,7 @@ def test_floors_are_computed_from_the_data(fixture_data):
     assert prior["metrics"]["top1"] == pytest.approx((data.rows["species"] == first).mean())
     seg = load_task_data("segmentation", fixture_data)
     floors = {f["name"]: f for f in compute_floors(seg)}
-    from minbench.scoring.score import load_true_mask
+    from minbench.scoring.formats.mask_pngs import load_true_mask
 
     empty = np.mean([not load_true_mask(seg.folder, r).any() for r in seg.rows.itertuples(index=False)])
     assert floors["all background"]["metrics"]["miou"] == pytest.approx(empty)  # empty truth and prediction: 1

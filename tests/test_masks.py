@@ -16,7 +16,7 @@ from minbench.data.check import check_dataset
 from minbench.data.datamodule import MineralDataModule
 from minbench.data.masks import BadMask, decode_submission_mask, read_truth_mask
 from minbench.errors import UserError
-from minbench.scoring.score import load_true_mask
+from minbench.scoring.formats.mask_pngs import load_true_mask
 
 W, H = 48, 32
 # aligned with JPEG's 8x8 blocks, so compression noise cannot move the edge

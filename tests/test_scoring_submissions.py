@@ -16,7 +16,8 @@ from minbench.data.manifest import read_manifest
 from minbench.errors import UserError
 from minbench.scoring import fixtures as F
 from minbench.scoring.formats import _common, ranked_csv
-from minbench.scoring.score import load_true_mask, score_submission, write_score_json
+from minbench.scoring.formats.mask_pngs import load_true_mask
+from minbench.scoring.score import score_submission, write_score_json
 from minbench.cards import get_card
 
 

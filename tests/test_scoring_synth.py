@@ -12,7 +12,7 @@ from minbench.cards import get_card, task_ids
 from minbench.cli import main
 from minbench.data.manifest import read_manifest
 from minbench.scoring.formats import write_ranked_csv, write_size_csv
-from minbench.scoring.score import load_true_mask
+from minbench.scoring.formats.mask_pngs import load_true_mask
 
 
 def _perfect(ds, task, out):

@@ -14,7 +14,6 @@ verbosity is set once per command (``configure``) from ``--quiet`` / ``--verbose
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
@@ -54,15 +53,6 @@ def configure(quiet: bool = False, verbose: bool = False) -> str:
 def verbosity() -> str:
     level = os.environ.get(_ENV, NORMAL)
     return level if level in (QUIET, NORMAL, VERBOSE) else NORMAL
-
-
-def add_flags(parser: argparse.ArgumentParser) -> None:
-    """``--quiet`` / ``--verbose`` on a sub-command (the top level has them too)."""
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
-                       help="print results and errors only (no notices, no progress)")
-    group.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                       help="show the frameworks' own output (Lightning's bars, summaries, warnings)")
 
 
 def silence_frameworks() -> None:

@@ -166,7 +166,7 @@ def read_json(path: str | os.PathLike, what: str = "", *, missing: Any = ..., no
     ``missing``: returned instead of an error when the file does not exist.
     ``no_duplicate_keys``: a key given twice in one object is an error, not a silent overwrite.
     """
-    text = _read_text(path, what, missing)
+    text = read_text(path, what, missing=missing)
     if text is _MISSING:
         return missing
     hook = _no_duplicate_keys(path) if no_duplicate_keys else None
@@ -180,7 +180,7 @@ def read_yaml(path: str | os.PathLike, what: str = "", *, missing: Any = ...) ->
     """Read a YAML file (``yaml.safe_load``); errors as ``read_json``'s."""
     import yaml
 
-    text = _read_text(path, what, missing)
+    text = read_text(path, what, missing=missing)
     if text is _MISSING:
         return missing
     try:
@@ -199,10 +199,11 @@ def read_config_file(path: str | os.PathLike, what: str = "") -> Any:
 _MISSING = object()
 
 
-def _read_text(path: str | os.PathLike, what: str, missing: Any) -> Any:
+def read_text(path: str | os.PathLike, what: str = "", *, missing: Any = ...) -> Any:
+    """A UTF-8 text file (a byte-order mark is dropped); errors as ``read_json``'s."""
     label = f"{what} " if what else ""
     try:
-        return Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         if missing is not ...:
             return _MISSING

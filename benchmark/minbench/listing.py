@@ -62,9 +62,10 @@ def list_cams() -> list[str]:
 def list_backbones(pattern: str | None = None) -> list[str]:
     """The short backbone names recipes use (timm aliases, then the feature extractors
     without weights); with ``pattern`` (e.g. ``resnet*``), the matching timm model names too."""
-    from minbench.models.backbones import ALIASES, HANDCRAFTED
+    from minbench.models.backbones import ALIASES, HANDCRAFTED_BACKBONES as HANDCRAFTED
 
-    names = [f"{k} ({v})" for k, v in ALIASES.items()] + [f"{k} ({what})" for k, (_, what) in HANDCRAFTED.items()]
+    names = [f"{k} ({v})" for k, v in ALIASES.items()] + [f"{k} ({HANDCRAFTED.info(k)['description']})"
+                                                          for k in HANDCRAFTED]
     if pattern:
         import timm
 

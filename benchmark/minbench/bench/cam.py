@@ -46,7 +46,7 @@ def _default_classifier() -> tuple[str, dict, int]:
 
 
 def _masks(extractor, images, size, threshold="otsu"):
-    from minbench.models.cam import cam_to_mask
+    from minbench.models.masking import cam_to_mask
 
     out = extractor(images)
     return [cam_to_mask(c, size, threshold=threshold) for c in out.cams]

@@ -18,7 +18,7 @@ from minbench.cli.common import add_verbosity_flags
 
 def register(sub) -> None:
     from minbench.cards import all_cards
-    from minbench.models import cam as cams
+    from minbench.models import cam as cams, masking
     from minbench.recipes import shipped_recipes
 
     tasks = ", ".join(all_cards())
@@ -51,10 +51,10 @@ def register(sub) -> None:
     cam.add_argument("--top-k", type=int, default=None, help="k of --cam-target topk")
     cam.add_argument("--target-layer", default=None, help="module name(s), comma separated (default: the family's)")
     cam.add_argument("--reshape", default=None, help=f"feature-map reshape ({', '.join(cams.RESHAPES)})")
-    cam.add_argument("--threshold", default=None, help=f"CAM -> mask rule ({', '.join(cams.THRESHOLDS)})")
+    cam.add_argument("--threshold", default=None, help=f"CAM -> mask rule ({', '.join(masking.THRESHOLDS)})")
     cam.add_argument("--threshold-value", type=float, default=None,
                      help="level of --threshold fixed (0-1) or percentile (0-100)")
-    cam.add_argument("--upsample", default=None, help=f"CAM -> photo resolution ({', '.join(cams.UPSAMPLING)})")
+    cam.add_argument("--upsample", default=None, help=f"CAM -> photo resolution ({', '.join(masking.UPSAMPLING)})")
     p.add_argument("--logger", default=None, help="metrics logger: csv or wandb (default: csv)")
     hw = p.add_argument_group("hardware (see README: multi-GPU and multi-node)")
     hw.add_argument("--devices", default=None, help="override trainer.devices (e.g. 2, auto)")

@@ -58,10 +58,6 @@ def _colour_stats(**kwargs: Any) -> nn.Module:
     return ColourStats(**kwargs)
 
 
-#: name -> (factory, description), for callers that list both
-HANDCRAFTED: dict[str, tuple[Callable[..., nn.Module], str]] = {
-    name: (make, HANDCRAFTED_BACKBONES.info(name)["description"]) for name, make in HANDCRAFTED_BACKBONES.items()}
-
 HUB_HOST = ("huggingface.co", 443)
 _MINBENCH_CKPT_PREFIXES = ("model.", "backbone.")
 

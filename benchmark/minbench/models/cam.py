@@ -4,8 +4,7 @@ The CAM methods are pytorch-grad-cam's; this module adds what a benchmark needs 
 them: a registry of method names (``METHODS``), the target layer of each backbone family
 (timm's ``feature_info`` for CNNs, ``blocks[-1].norm1`` for ViTs), the reshape transform
 token models need and the CAM target (predicted class, true class, sum of the top-k).
-Turning a CAM into a mask (upsampling, threshold rules) is ``minbench.models.masking``'s;
-its names are importable from here too.
+Turning a CAM into a mask (upsampling, threshold rules) is ``minbench.models.masking``'s.
 
 CAM needs gradients, while Lightning runs predict/test under ``inference_mode``:
 ``CamExtractor.__call__`` re-enables autograd itself. Hooks live only for one call and
@@ -22,9 +21,6 @@ from typing import Callable, Sequence
 import numpy as np
 
 from minbench.errors import UserError
-from minbench.models.masking import (DEFAULT_THRESHOLD_VALUE, THRESHOLD_RULES, THRESHOLDS,  # noqa: F401
-                                     UPSAMPLING, cam_to_mask, check_threshold, check_upsample, otsu_mask,
-                                     threshold_cam, upsample_cam)
 from minbench.registry import Registry
 
 #: --cam: method name -> a function returning its pytorch-grad-cam class (imported on use);

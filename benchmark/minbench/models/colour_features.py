@@ -1,7 +1,7 @@
 """Colour statistics of the whole photo: the feature extractor of the colour-only reference.
 
 ``ColourStats`` is a backbone without weights (``backbone: colour-stats``, registered in
-``minbench.models.backbones.HANDCRAFTED``) for the training-free ``FeatureBaselineTask``:
+``minbench.models.backbones.HANDCRAFTED_BACKBONES``) for the training-free ``FeatureBaselineTask``:
 its kNN head on these features (``baselines/colour-knn.yaml``) shows how much of a task
 colour alone solves. It sees the whole resized photo (specimen, matrix, backdrop, label,
 cube: no mask, no box), as every other model does, and learns nothing; the kNN memory of

@@ -133,11 +133,6 @@ def border_background(image: np.ndarray, border: float = 0.04, work_size: int = 
     return _grow(score, mask, image.shape[:2])
 
 
-#: name -> (description, baseline), in registration order (for callers that iterate both)
-BASELINES: dict[str, tuple[str, Callable]] = {
-    name: (SALIENCY_BASELINES.info(name)["description"], fn) for name, fn in SALIENCY_BASELINES.items()}
-
-
 def baseline_names() -> list[str]:
     """The saliency baselines every segmentation run scores beside its CAM."""
     return SALIENCY_BASELINES.names()

@@ -12,12 +12,12 @@ exist as one matrix.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from minbench.errors import UserError
+from minbench.io import read_config_file, read_text
 
 # Ensembled by default. Mineral-specific wording: "a photo of a {}" alone describes nothing
 # of a museum specimen.
@@ -280,33 +280,10 @@ def _first_duplicate(items, key=lambda s: s):
 
 def _read_list_or_mapping(path: Path, what: str):
     """A list (txt lines, JSON/YAML list) or a mapping (JSON/YAML object) from ``path``."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise UserError(f"{path}: {what} file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read {what} file ({exc})") from None
-    suffix = path.suffix.lower()
-    if suffix == ".json":
-        def no_dup_keys(pairs):
-            keys = [k for k, _ in pairs]
-            dup = _first_duplicate(keys)
-            if dup is not None:
-                raise UserError(f"{path}: key {dup!r} appears more than once")
-            return dict(pairs)
-        try:
-            raw = json.loads(text, object_pairs_hook=no_dup_keys)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}: not valid JSON ({exc})") from None
-    elif suffix in (".yaml", ".yml"):
-        import yaml
-
-        try:
-            raw = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if path.suffix.lower() in (".json", ".yaml", ".yml"):
+        raw = read_config_file(path, f"{what} file")
     else:
-        raw = [ln.strip() for ln in text.splitlines()]
+        raw = [ln.strip() for ln in read_text(path, f"{what} file").splitlines()]
         raw = [ln for ln in raw if ln and not ln.startswith("#")]
     if raw is None:
         raw = []

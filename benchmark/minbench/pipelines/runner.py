@@ -177,7 +177,10 @@ def _print_summary(card: TaskCard, summary: dict[str, Any], folder: RunFolder) -
     one = len(summary["seeds"]) == 1
 
     def fmt(stats: dict[str, Any], digits: str = ".4f") -> str:
-        return f"{stats['mean']:{digits}}" if one else f"{stats['mean']:{digits}} ± {stats['std']:{digits}}"
+        # a value only some seeds report has one seed's mean and no std
+        if one or stats.get("std") is None:
+            return f"{stats['mean']:{digits}}"
+        return f"{stats['mean']:{digits}} ± {stats['std']:{digits}}"
 
     table = Table()
     table.add_column("metric")

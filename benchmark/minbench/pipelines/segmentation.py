@@ -149,7 +149,7 @@ def draw_gallery(ctx: SeedContext, task_data, per_image, n: int = 3) -> Path | N
 
     from minbench.io import atomic_path
     from minbench.pipelines.segmentation_baselines import load_photo
-    from minbench.scoring.score import load_true_mask
+    from minbench.scoring.formats.mask_pngs import load_true_mask
     from minbench.trainers.segmentation import read_mask
 
     if per_image is None or not len(per_image):

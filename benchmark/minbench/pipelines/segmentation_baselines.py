@@ -1,6 +1,6 @@
 """Reference baselines of the segmentation task: masks without any classifier, scored.
 
-Each of ``minbench.models.saliency_baselines.BASELINES`` (``centre``, ``colour``,
+Each of ``minbench.models.saliency_baselines.SALIENCY_BASELINES`` (``centre``, ``colour``,
 ``border``) writes a mask per image under ``baselines/<name>/``, which the scorer scores
 (and the leaderboard records as reference rows, when enabled); ``compare`` says plainly
 when the CAM does not beat one of them.
@@ -30,7 +30,7 @@ def run_baselines(ctx: SeedContext, task_data) -> dict[str, dict[str, Any]]:
     """Write and score every reference baseline; leaderboard entries when enabled."""
     import numpy as np
 
-    from minbench.models.saliency_baselines import BASELINES
+    from minbench.models.saliency_baselines import SALIENCY_BASELINES
     from minbench.pipelines.recording import score_and_record
     from minbench.scoring.formats.mask_pngs import write_mask_folder
 
@@ -39,7 +39,8 @@ def run_baselines(ctx: SeedContext, task_data) -> dict[str, dict[str, Any]]:
     for r in rows.itertuples(index=False):
         images[r.sample_id] = load_photo(Path(ctx.data_dir) / r.image_path)
     results = {}
-    for name, (description, fn) in BASELINES.items():
+    for name, fn in SALIENCY_BASELINES.items():
+        description = SALIENCY_BASELINES.info(name)["description"]
         folder = ctx.dir / BASELINES_DIR / name
         write_mask_folder(folder, ((r.sample_id, fn(images[r.sample_id])[1] if images[r.sample_id] is not None
                                     else np.zeros((int(r.height), int(r.width)), bool))

@@ -170,20 +170,20 @@ def _check_file(value: Any, key: str, problems: Problems, what: str) -> None:
 
 
 def _check_segmentation(config: dict[str, Any], problems: Problems) -> None:
-    from minbench.models import cam as cams
+    from minbench.models import cam as cams, masking
 
     args = (config.get("model") or {}).get("init_args") or {}
-    registries = {"cam": tuple(cams.METHODS), "cam_target": cams.TARGETS, "threshold": cams.THRESHOLDS,
-                  "upsample": cams.UPSAMPLING, "reshape": cams.RESHAPES}
+    registries = {"cam": tuple(cams.METHODS), "cam_target": cams.TARGETS, "threshold": masking.THRESHOLDS,
+                  "upsample": masking.UPSAMPLING, "reshape": cams.RESHAPES}
     for name, known in registries.items():
         value = args.get(name)
         if value is not None and value not in known:
             close = difflib.get_close_matches(str(value), known, n=1, cutoff=0.5)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             problems.add(f"model.init_args.{name}", f"{value!r} is not one of {', '.join(known)}{hint}")
-    if args.get("threshold") in cams.THRESHOLDS:
+    if args.get("threshold") in masking.THRESHOLDS:
         try:
-            cams.check_threshold(args["threshold"], args.get("threshold_value"))
+            masking.check_threshold(args["threshold"], args.get("threshold_value"))
         except UserError as exc:
             problems.add("model.init_args.threshold_value", str(exc).split(": ", 1)[-1])
         except (TypeError, ValueError):

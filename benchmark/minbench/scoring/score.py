@@ -27,7 +27,6 @@ from minbench.cards import TaskCard, get_card
 from minbench.io import write_json_atomic
 from minbench.paths import PACKAGE_DIR
 from minbench.scoring.bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED
-from minbench.scoring.formats.mask_pngs import load_true_mask  # noqa: F401  (callers' old place)
 
 SCORE_SCHEMA = "minbench-score/1"
 

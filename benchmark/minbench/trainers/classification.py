@@ -147,7 +147,7 @@ class FeatureBaselineTask(ClassificationTask):
     all ranks' embeddings before the first evaluation. No optimiser, no gradient.
 
     The backbone is a timm model, or a feature extractor without weights
-    (``minbench.models.backbones.HANDCRAFTED``: ``colour-stats``, the colour-only reference).
+    (``minbench.models.backbones.HANDCRAFTED_BACKBONES``: ``colour-stats``, the colour-only reference).
 
     Args:
         head: ``prototype`` (nearest class mean) or ``knn``.

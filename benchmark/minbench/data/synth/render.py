@@ -251,7 +251,6 @@ MARGIN = 0.04   # of the photo's width, around everything
 
 def render(scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, Truth]:
     """The photo (BGR uint8, before JPEG), the label map and the truth."""
-    w, h = scene.width, scene.height
     # 1. the specimen in matrix-radius units, to know its extent and its 3-D size
     blob = _blob_polygon(scene, np.zeros(2), 1.0) if scene.matrix else np.zeros((0, 2))
     unit = [place(c.mesh, c.rotation, c.size, c.offset, c.stretch) for c in scene.crystals]

@@ -7,13 +7,12 @@ failure leaves the board and its files as they were.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Callable
 
 from minbench.cards import TaskCard
 from minbench.errors import UserError
-from minbench.io import file_lock, write_bytes_atomic, write_json_atomic
+from minbench.io import file_lock, read_json, write_bytes_atomic, write_json_atomic
 from minbench.scoring.leaderboard.intervals import entry_ci
 from minbench.scoring.leaderboard.paths import board_filename, read_dirs, samples_folder
 from minbench.scoring.leaderboard.schema import describe_dataset, same_dataset, validate_board
@@ -26,12 +25,7 @@ Update = Callable[[dict], tuple[dict, dict[str, bytes], list[str]]]
 def load_board(path: str | Path) -> dict:
     """Read and validate one board file."""
     path = Path(path)
-    try:
-        board = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such leaderboard") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not valid JSON ({exc})") from None
+    board = read_json(path, "leaderboard")
     return validate_board(board, where=str(path))
 
 
