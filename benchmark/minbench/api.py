@@ -1,15 +1,17 @@
 """The Python API: a task, its shared data module, and the scorer of ``minbench score``.
 
 For a researcher with their own training loop (WILDS's ``get_dataset`` / ``dataset.eval``
-habit)::
+habit):
 
-    import minbench
+```python
+import minbench
 
-    task = minbench.get_task("fewshot-10")
-    dm = task.datamodule(image_size=64, batch_size=32)   # the shared MineralDataModule
-    ...                                                   # train anything on dm
-    result = task.score("predictions.csv")               # same result as `minbench score`
-    print(result.metrics[result.headline])
+task = minbench.get_task("fewshot-10")
+dm = task.datamodule(image_size=64, batch_size=32)   # the shared MineralDataModule
+...                                                   # train anything on dm
+result = task.score("predictions.csv")               # same result as `minbench score`
+print(result.metrics[result.headline])
+```
 
 Everything here imports lazily: ``import minbench`` stays light, and listing, reading
 cards and scoring import no deep-learning framework of their own.
