@@ -125,29 +125,22 @@ def _score(args) -> int:
 
     from minbench.cards import get_card
     from minbench.errors import UserError
-    from minbench.scoring.leaderboard import add_entry
+    from minbench.scoring.record import score_and_record
     from minbench.scoring.render import fmt, fmt_ci
-    from minbench.scoring.score import load_task_data, score_submission, write_score_json
+    from minbench.scoring.score import load_task_data
 
     if args.resamples < 1:
         raise UserError(f"--resamples {args.resamples}: must be at least 1")
     task_data = load_task_data(args.task, args.data)
-    result = score_submission(args.task, args.predictions, n_resamples=args.resamples, seed=args.seed,
-                              task_data=task_data)
     out = args.out or _default_out(args.predictions)
-    try:
-        write_score_json(result, out, per_sample=args.per_sample)
-    except OSError as exc:
-        raise UserError(f"{out}: cannot write the score JSON ({exc.strerror or exc}); choose another --out") from None
-    board = None
+    entry = None
     if not args.no_leaderboard:
-        name = args.name or _default_out(args.predictions).name[: -len(".score.json")]
-        try:
-            board = add_entry(args.task, result, name=name, method=args.method, source="submission",
-                              path=args.leaderboard, leaderboard_dir=args.leaderboard_dir, task_data=task_data)
-        except OSError as exc:
-            raise UserError(f"{exc.filename or 'leaderboard'}: cannot update the leaderboard ({exc.strerror or exc}); "
-                            f"the score JSON is at {out}") from None
+        entry = dict(name=args.name or _default_out(args.predictions).name[: -len(".score.json")],
+                     method=args.method, path=args.leaderboard, leaderboard_dir=args.leaderboard_dir,
+                     task_data=task_data)
+    result, board = score_and_record(args.task, args.predictions, None, out, task_data=task_data, entry=entry,
+                                     source="submission", n_resamples=args.resamples, seed=args.seed,
+                                     per_sample=args.per_sample)
     card = get_card(args.task)
     console = Console()
     t = Table(title=f"{args.task} · {result.n_samples} test samples · dataset {result.dataset['name']} "

@@ -40,7 +40,7 @@ class SeedContext:
         Returns the full ``minbench.scoring.score.ScoreResult`` (metrics, intervals,
         per-sample rows): report from it, never from a second computation.
         """
-        from minbench.pipelines.recording import score_and_record
+        from minbench.scoring.record import score_and_record
         from minbench.recipes import RESOLVED_KEY
 
         name = self.recipe_name if name is None else name

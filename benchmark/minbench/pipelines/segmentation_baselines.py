@@ -31,7 +31,7 @@ def run_baselines(ctx: SeedContext, task_data) -> dict[str, dict[str, Any]]:
     import numpy as np
 
     from minbench.models.saliency_baselines import SALIENCY_BASELINES
-    from minbench.pipelines.recording import score_and_record
+    from minbench.scoring.record import score_and_record
     from minbench.scoring.formats.mask_pngs import write_mask_folder
 
     rows = task_data.rows

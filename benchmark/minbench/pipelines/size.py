@@ -127,7 +127,7 @@ def write_details(path: Path, rows: list[dict[str, Any]]) -> Path:
 def score_authors(ctx: SeedContext, rows: list[dict[str, Any]]):
     """The authors' rule's answers as a submission (``authors_predictions.csv``), scored by
     the scorer (``authors.score.json``); None when the rule did not run."""
-    from minbench.pipelines.recording import score_and_record
+    from minbench.scoring.record import score_and_record
 
     if not any("authors_size_cm" in r for r in rows):
         return None
