@@ -29,9 +29,9 @@ def list_tasks() -> list[dict[str, Any]]:
 def list_recipes(task: str | None = None) -> list[dict[str, Any]]:
     """Every shipped recipe: name, task kind, default task, description (optionally only
     those that can run ``task``)."""
-    import yaml
-
     from minbench.cards import all_cards, get_card
+    from minbench.errors import UserError
+    from minbench.io import read_yaml
     from minbench.pipelines.kinds import default_recipe
     from minbench.recipes import shipped_recipes
 
@@ -39,8 +39,10 @@ def list_recipes(task: str | None = None) -> list[dict[str, Any]]:
     out = []
     for name, path in shipped_recipes().items():
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError):
+            raw = read_yaml(path, "recipe") or {}
+        except UserError:  # a broken recipe is listed by `minbench run --config`, not here
+            continue
+        if not isinstance(raw, dict):
             continue
         recipe_task = raw.get("task")
         kind = cards[recipe_task].kind if recipe_task in cards else None

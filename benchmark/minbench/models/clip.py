@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from minbench.errors import UserError
+from minbench.io import read_json
 
 HUB_HOST = "huggingface.co"
 HOW_TO_SUPPLY = ("download an open_clip checkpoint on a connected machine (e.g. "
@@ -58,13 +59,9 @@ def _arch_config(arch: str) -> tuple[str, dict | None]:
     import open_clip
 
     if arch.endswith(".json"):
-        path = Path(arch)
-        try:
-            cfg = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UserError(f"--arch {arch}: no such open_clip model config file") from None
-        except (OSError, json.JSONDecodeError) as exc:
-            raise UserError(f"--arch {arch}: not a readable JSON model config ({exc})") from None
+        cfg = read_json(Path(arch), "open_clip model config (--arch)")
+        if not isinstance(cfg, dict):
+            raise UserError(f"--arch {arch}: an open_clip model config is a JSON object")
         missing = [k for k in ("embed_dim", "vision_cfg", "text_cfg") if k not in cfg]
         if missing:
             raise UserError(f"--arch {arch}: model config lacks {', '.join(missing)}")

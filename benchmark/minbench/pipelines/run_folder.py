@@ -31,7 +31,7 @@ from typing import Any, Iterable
 import yaml
 
 from minbench.errors import UserError
-from minbench.io import ensure_writable, write_json_atomic, write_text_atomic
+from minbench.io import ensure_writable, read_json, read_yaml, write_json_atomic, write_text_atomic
 from minbench.scoring.seeds import summarise_metrics
 
 CONFIG_FILE = "config.yaml"
@@ -67,8 +67,8 @@ class RunFolder:
         if not path.is_file():
             return {}
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except ValueError:
+            return read_json(path, "seed status")
+        except UserError:  # a status half-written by a killed run: the seed is not finished
             return {}
 
     def seed_finished(self, seed: int) -> bool:
@@ -78,8 +78,8 @@ class RunFolder:
         if not self.config_path.is_file():
             return False
         try:
-            raw = yaml.safe_load(self.config_path.read_text(encoding="utf-8"))
-        except yaml.YAMLError:
+            raw = read_yaml(self.config_path, "run config")
+        except UserError:
             return False
         return isinstance(raw, dict) and MARKER_KEY in raw
 
@@ -89,7 +89,7 @@ class RunFolder:
     def read_config(self) -> dict[str, Any]:
         if not self.is_run_folder():
             raise UserError(f"--out {self.root}: no minbench run to resume here ({CONFIG_FILE} missing)")
-        return yaml.safe_load(self.config_path.read_text(encoding="utf-8"))
+        return read_yaml(self.config_path, "run config")
 
     # --- transitions -----------------------------------------------------------------------
     def prepare(self, *, overwrite: bool, resume: bool) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from minbench.errors import UserError
+from minbench.io import read_json, read_yaml
 from minbench.pipelines.context import SeedContext
 
 CLASSIFIER_TASK = "fewshot-10"
@@ -38,14 +39,12 @@ class ClassifierRef:
 
 def _run_config(checkpoint: Path) -> dict[str, Any] | None:
     """The ``config.yaml`` of the minbench run a checkpoint belongs to (or None)."""
-    import yaml
-
     for parent in list(checkpoint.parents)[:4]:
         path = parent / "config.yaml"
         if path.is_file():
             try:
-                raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-            except yaml.YAMLError:
+                raw = read_yaml(path, "run config")
+            except UserError:
                 return None
             return raw if isinstance(raw, dict) else None
     return None
@@ -60,8 +59,8 @@ def _ref_from_checkpoint(path: Path, source: str) -> ClassifierRef:
     size = ((config.get("data") or {}).get("init_args") or {}).get("image_size")
     info = path.parent / CLASSIFIER_INFO
     if info.is_file():
-        meta = json.loads(info.read_text(encoding="utf-8"))
-        size = meta.get("image_size", size)
+        meta = read_json(info, "classifier info")
+        size = meta.get("image_size", size) if isinstance(meta, dict) else size
     if source == "given":  # any file: its bytes are its identity
         with open(path, "rb") as f:
             identity = {"checkpoint_sha256": hashlib.file_digest(f, "sha256").hexdigest()[:16]}
@@ -73,8 +72,6 @@ def _ref_from_checkpoint(path: Path, source: str) -> ClassifierRef:
 
 def find_run_checkpoint(fingerprint: str, runs_dir: Path = Path("runs")) -> Path | None:
     """A finished few-shot run's checkpoint on this dataset under ``runs_dir``."""
-    import yaml
-
     from minbench.cards import all_cards
     from minbench.recipes import canonical_class_path
 
@@ -83,8 +80,10 @@ def find_run_checkpoint(fingerprint: str, runs_dir: Path = Path("runs")) -> Path
     for task in fewshot:
         for config_path in sorted((runs_dir / task).glob("*/config.yaml")):
             try:
-                config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
-            except (OSError, yaml.YAMLError):
+                config = read_yaml(config_path, "run config") or {}
+            except UserError:
+                continue
+            if not isinstance(config, dict):
                 continue
             if (config.get("dataset") or {}).get("fingerprint") != fingerprint:
                 continue
@@ -93,8 +92,10 @@ def find_run_checkpoint(fingerprint: str, runs_dir: Path = Path("runs")) -> Path
                 continue  # training-free heads have no gradient path for a CAM
             for status_path in sorted(config_path.parent.glob("seed*/status.json")):
                 try:
-                    status = json.loads(status_path.read_text(encoding="utf-8"))
-                except (OSError, ValueError):
+                    status = read_json(status_path, "seed status")
+                except UserError:
+                    continue
+                if not isinstance(status, dict):
                     continue
                 ckpt = Path(str(status.get("checkpoint") or ""))
                 if status.get("state") == "finished" and ckpt.is_file():
@@ -146,8 +147,11 @@ def train_default_classifier(ctx: SeedContext, fingerprint: str) -> ClassifierRe
     root = _cached_dir(fingerprint, ctx.seed, chash)
     info_path = root / CLASSIFIER_INFO
     with file_lock(root.parent / f".{root.name}.lock"):
-        if info_path.is_file():
-            meta = json.loads(info_path.read_text(encoding="utf-8"))
+        try:  # a damaged info file is a cache miss: the classifier is trained again
+            meta = read_json(info_path, "classifier info", missing=None)
+        except UserError:
+            meta = None
+        if isinstance(meta, dict) and meta.get("checkpoint"):
             ckpt = Path(meta["checkpoint"])
             if meta.get("fingerprint") == fingerprint and meta.get("config_hash") == chash and ckpt.is_file():
                 return ClassifierRef(ckpt, "cached", meta.get("image_size"), meta["recipe"], meta["task"], identity)
