@@ -17,6 +17,17 @@ Splits, by the card's ``kind`` (``split.column`` is the manifest column):
 - ``zeroshot``: test = rows with ``column == split.test``; train = rows whose species is
   NOT among the test rows' species (the disjoint classes a zero-shot method may learn on);
 - ``segmentation``, ``size``: test only (``column == split.test``); train is empty.
+
+What a method may read (the sealed protocol), by the card's ``inputs``: of every row the
+photo and ``ALWAYS_PUBLIC`` (its id, file, pixel size, origin) and which task sets it belongs
+to (every card's split column); of a training row also ``inputs.train`` (its labels and
+texts); of a test row also ``inputs.test`` (what the release gives beside a photo that is not
+the answer: for ``size`` the release's detector boxes). Every other column of a test row
+(species, description, collection, variety, masks, boxes, sizes, scales, and any column a
+later manifest adds) is truth, read by the scorer only (``public_columns``,
+``truth_columns``). A zero-shot card's ``inputs.candidates: true`` makes its candidate names
+public: a zero-shot method must know which names it chooses among (``classes``), never
+which photo is which.
 """
 
 from __future__ import annotations
@@ -44,6 +55,9 @@ DEFAULT_MAX_RANKS = 10
 #: kinds whose tasks have a train split (the others are test-only)
 TRAINABLE_KINDS = ("classification", "zeroshot")
 SPLITS = ("train", "test")
+#: columns of every row a method may read, whatever the task: the photo's id, file, pixel
+#: size and origin (the split membership columns of every card are public too)
+ALWAYS_PUBLIC = ("sample_id", "image_path", "width", "height", "source")
 
 
 @dataclass(frozen=True)
@@ -84,6 +98,11 @@ class TaskCard:
     max_ranks: int
     abstain: bool
     path: Path
+    #: manifest columns beyond ``ALWAYS_PUBLIC`` a method may read of a train / test row
+    train_inputs: tuple[str, ...] = ()
+    test_inputs: tuple[str, ...] = ()
+    #: a zero-shot task's candidate names are public (``classes``); which photo is which is not
+    public_candidates: bool = False
 
     @property
     def headline_metric(self) -> MetricSpec:
@@ -116,6 +135,22 @@ class TaskCard:
         a name the card lacks falls back to ``is_fraction_name``)."""
         spec = self.metric(metric_name)
         return is_fraction_kind(spec.kind) if spec else is_fraction_name(metric_name)
+
+    # ---- the sealed protocol ----------------------------------------------------------------
+    def public_columns(self, split: str) -> tuple[str, ...]:
+        """The manifest columns a method may read of this task's ``split`` rows (``train`` or
+        ``test``): ``ALWAYS_PUBLIC``, every card's split column, and the card's ``inputs``."""
+        if split not in SPLITS:
+            raise ValueError(f"split {split!r} is not one of {', '.join(SPLITS)}")
+        membership = tuple(dict.fromkeys(c.split_column for c in all_cards().values()))
+        extra = self.train_inputs if split == "train" else self.test_inputs
+        return tuple(dict.fromkeys(ALWAYS_PUBLIC + membership + extra))
+
+    def truth_columns(self, columns, split: str = "test") -> list[str]:
+        """Of ``columns`` (a manifest's), those a method may not read of ``split`` rows: every
+        column the card does not name public, so a column a later manifest adds is truth."""
+        public = set(self.public_columns(split))
+        return [c for c in columns if c not in public]
 
     # ---- splits --------------------------------------------------------------------------
     def _split_column(self, manifest, where: str):
@@ -205,6 +240,7 @@ def _parse(raw: Any, path: Path) -> TaskCard:
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise UserError(f"{path}: version {version!r} must be a positive integer (raise it when the protocol "
                         "changes)")
+    inputs, public_candidates = _inputs(raw.get("inputs"), kind, path)
     return TaskCard(
         id=str(need(raw, "id", "")), title=str(raw.get("title", "")), kind=kind,
         description=str(raw.get("description", "")).strip(), version=version,
@@ -212,7 +248,31 @@ def _parse(raw: Any, path: Path) -> TaskCard:
         train_value=split.get("train"), test_value=need(split, "test", "split."),
         metrics=tuple(specs), headline=headline, submission_format=fmt,
         max_ranks=max_ranks, abstain=bool(sub.get("abstain", False)), path=path,
+        train_inputs=inputs["train"], test_inputs=inputs["test"], public_candidates=public_candidates,
     )
+
+
+def _inputs(raw: Any, kind: str, path: Path) -> tuple[dict[str, tuple[str, ...]], bool]:
+    """The card's ``inputs``: ``train``/``test`` lists of manifest columns, ``candidates``."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: inputs must be a mapping (train: [...], test: [...])")
+    unknown = [k for k in raw if k not in (*SPLITS, "candidates")]
+    if unknown:
+        raise UserError(f"{path}: inputs.{unknown[0]}: unknown (known: train, test, candidates)")
+    out = {}
+    for split in SPLITS:
+        cols = raw.get(split) or []
+        if not isinstance(cols, list) or not all(isinstance(c, str) and c for c in cols):
+            raise UserError(f"{path}: inputs.{split} must be a list of manifest column names")
+        out[split] = tuple(cols)
+    candidates = raw.get("candidates", False)
+    if not isinstance(candidates, bool):
+        raise UserError(f"{path}: inputs.candidates must be true or false")
+    if candidates and kind != "zeroshot":
+        raise UserError(f"{path}: inputs.candidates: only a zero-shot task names its candidates")
+    return out, candidates
 
 
 def _cluster(m: dict, metrics_raw: dict, path: Path, i: int) -> str | None:
