@@ -1,15 +1,26 @@
 """The canonical manifest: one row per image; everything downstream reads only this.
 
 A prepared dataset is a folder holding ``manifest.parquet`` (the table),
-``dataset.json`` (name, version, source, fingerprint, counts) and the files the rows
+``dataset.json`` (name, version, source, fingerprints, counts) and the files the rows
 point to (paths are relative to the folder).
+
+A dataset has two fingerprints. ``fingerprint`` hashes the whole manifest (so the photos'
+rendering: a box or a scale that moves in its last printed digit moves it): caches of
+decoded images and trained classifiers key on it. ``truth_fingerprint`` hashes only what a
+score is computed against: the sample ids, every task's split membership, the labels, the
+sizes, the scored masks' pixels and the class texts. It is the same on every machine that
+makes the same dataset, even where a library's resampling or JPEG encoder gives other
+pixels, so the leaderboards key on it (``DatasetInfo.identity``) and record the image
+fingerprint each score was made on beside it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +37,8 @@ SCHEMA_VERSION = 1
 #: ``dataset.json`` key of the class-level texts: label -> one line about the class (the
 #: embedded data's field-guide line from the mineral database), written by the generator
 CLASS_TEXTS_KEY = "class_descriptions"
+#: ``dataset.json`` key of the truth fingerprint (``truth_fingerprint``)
+TRUTH_FINGERPRINT_KEY = "truth_fingerprint"
 #: ``dataset.json`` key of the reference cube's edge in cm (the size task's one source for
 #: it), written by the generator and by ``data prepare``
 CUBE_EDGE_KEY = "cube_edge_cm"
@@ -79,6 +92,7 @@ class DatasetInfo:
     fingerprint: str
     n_samples: int
     extra: dict[str, Any]
+    folder: Path | None = None  # where it was read from (``read_info``): the truth is worked out there
 
     @property
     def unavailable_tasks(self) -> dict[str, str]:
@@ -106,6 +120,25 @@ class DatasetInfo:
             if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
                 return float(value)
         return None
+
+    @property
+    def truth_fingerprint(self) -> str | None:
+        """The hash of what scores are computed against (``truth_fingerprint``). A dataset
+        prepared before it was recorded has it worked out from its folder, once per process;
+        None when there is no manifest to work it out from."""
+        value = self.extra.get(TRUTH_FINGERPRINT_KEY)
+        if isinstance(value, str):
+            return value
+        if self.folder is None or not (self.folder / MANIFEST_FILE).is_file():
+            return None
+        return _truth_of_folder(self.folder.resolve(), self.fingerprint,
+                                json.dumps(self.extra.get(CLASS_TEXTS_KEY) or {}, sort_keys=True))
+
+    def identity(self) -> dict[str, Any]:
+        """The dataset as scores and leaderboards name it: ``fingerprint`` is the truth
+        fingerprint (the board key), ``image_fingerprint`` the manifest's."""
+        return {"name": self.name, "version": self.version, "source": self.source,
+                "fingerprint": self.truth_fingerprint or self.fingerprint, "image_fingerprint": self.fingerprint}
 
     def require_task(self, task_id: str, where: str | Path) -> None:
         """A ``UserError`` in one line when this dataset cannot serve ``task_id``."""
@@ -158,6 +191,35 @@ def fingerprint(df: pd.DataFrame) -> str:
     return "sha256:" + hashlib.sha256(buf.getvalue().encode("utf-8")).hexdigest()[:32]
 
 
+#: the columns of the truth fingerprint: ids, every task's split membership, labels, sizes
+TRUTH_COLUMNS = ("sample_id", "species", *FEWSHOT_COLUMNS, *FLAG_COLUMNS, "size_cm")
+
+
+def truth_fingerprint(folder: str | Path, df: pd.DataFrame, class_texts: dict | None = None) -> str:
+    """Hash of what scores are computed against, independent of how the photos rendered:
+    ``TRUTH_COLUMNS`` of every row (sorted by id; sizes to 1e-4 cm), the pixels of the masks
+    of the segmentation set (by the scorer's reader, decoded, so no PNG encoder enters it)
+    and the class texts. Equal on two machines whose images differ in their last bits."""
+    from minbench.cards import cards_of_kind
+    from minbench.data.masks import read_truth_mask
+
+    df = normalise(df).sort_values("sample_id", kind="stable").reset_index(drop=True)
+    h = hashlib.sha256()
+    table = df[list(TRUTH_COLUMNS)].copy()
+    table["size_cm"] = [f"{v:.4f}" if np.isfinite(v) else "" for v in table["size_cm"].to_numpy(np.float64)]
+    h.update(table.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+    scored = sorted({int(i) for card in cards_of_kind("segmentation")
+                     for i in card.positions(df, "test", allow_empty=True)})
+    for row in df.iloc[scored].itertuples(index=False):
+        mask = read_truth_mask(Path(folder) / row.mask_path, size=(int(row.width), int(row.height)),
+                               sample_id=row.sample_id)
+        h.update(f"{row.sample_id}:{mask.shape[0]}x{mask.shape[1]}:".encode("utf-8"))
+        h.update(np.packbits(mask.astype(bool)).tobytes())
+    texts = class_texts if isinstance(class_texts, dict) else {}
+    h.update(json.dumps(sorted((str(k), str(v)) for k, v in texts.items()), ensure_ascii=False).encode("utf-8"))
+    return "sha256:" + h.hexdigest()[:32]
+
+
 def validate(df: pd.DataFrame, where: str = "manifest") -> list[str]:
     """Schema problems of a manifest table, each as a one-line message (empty = sound)."""
     problems = []
@@ -194,14 +256,17 @@ def validate(df: pd.DataFrame, where: str = "manifest") -> list[str]:
 
 def write_dataset(folder: str | Path, df: pd.DataFrame, *, name: str, version: str, source: str,
                   extra: dict[str, Any] | None = None) -> DatasetInfo:
-    """Write ``manifest.parquet`` and ``dataset.json`` atomically into ``folder``."""
+    """Write ``manifest.parquet`` and ``dataset.json`` atomically into ``folder`` (whose
+    masks are already written: the truth fingerprint reads the scored ones)."""
     folder = Path(folder)
     df = normalise(df)
     problems = validate(df)
     if problems:
         raise UserError(problems[0])
+    extra = dict(extra or {})
+    extra[TRUTH_FINGERPRINT_KEY] = truth_fingerprint(folder, df, extra.get(CLASS_TEXTS_KEY))
     info = DatasetInfo(name=name, version=version, source=source, fingerprint=fingerprint(df),
-                       n_samples=len(df), extra=dict(extra or {}))
+                       n_samples=len(df), extra=extra)
     with atomic_path(folder / MANIFEST_FILE) as tmp:
         df.to_parquet(tmp, index=False)
     write_json_atomic(folder / DATASET_FILE, info.to_json())
@@ -235,4 +300,11 @@ def read_info(folder: str | Path) -> DatasetInfo:
     lacking = [k for k in known if k not in raw]
     if lacking:
         raise UserError(f"{path}: not a valid dataset description (no {', '.join(map(repr, lacking))})")
-    return DatasetInfo(**{k: raw[k] for k in known}, extra={k: v for k, v in raw.items() if k not in known})
+    return DatasetInfo(**{k: raw[k] for k in known}, extra={k: v for k, v in raw.items() if k not in known},
+                       folder=Path(folder))
+
+
+@lru_cache(maxsize=8)
+def _truth_of_folder(folder: Path, image_fingerprint: str, class_texts_json: str) -> str:
+    # keyed by the manifest's fingerprint too: a folder whose manifest changed is worked out again
+    return truth_fingerprint(folder, read_manifest(folder), json.loads(class_texts_json))

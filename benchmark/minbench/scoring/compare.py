@@ -98,13 +98,13 @@ def resolve(task: str, a: str, b: str, *, data_dir=None, dirs=None) -> tuple[Sid
             raise UserError(f"compare: {x!r} is neither a predictions file nor an entry on a {task} board")
     fps = {x: {p_b[1]["dataset"]["fingerprint"] for p_b in hits} for x, hits in found.items()}
     if files:
-        fps.update({x: {task_data.info.fingerprint} for x in files})
+        fps.update({x: {task_data.info.identity()["fingerprint"]} for x in files})
     common = fps[a] & fps[b]
     if not common:
         da = describe_dataset(found[a][0][1]["dataset"]) if a in found else describe_dataset(
-            {"name": task_data.info.name, "version": task_data.info.version, "fingerprint": task_data.info.fingerprint})
+            task_data.info.identity())
         db = describe_dataset(found[b][0][1]["dataset"]) if b in found else describe_dataset(
-            {"name": task_data.info.name, "version": task_data.info.version, "fingerprint": task_data.info.fingerprint})
+            task_data.info.identity())
         raise UserError(f"compare: {a} is scored on {da} and {b} on {db}; results on different datasets are "
                         "never compared")
     fp = _pick_dataset(common, found, a, b, data_dir)
@@ -130,7 +130,7 @@ def _pick_dataset(common: set, found: dict, a: str, b: str, data_dir) -> str:
     if data_dir is not None:
         from minbench.data.manifest import read_info
 
-        want = read_info(data_dir).fingerprint
+        want = read_info(data_dir).identity()["fingerprint"]
         if want in common:
             return want
     from minbench.scoring.leaderboard import describe_dataset

@@ -38,7 +38,7 @@ class ScoreResult:
     ``metrics``: card metric name -> value (NaN when undefined, e.g. R² of one answer);
     ``ci``: metric name -> interval dict (``low``, ``high``, ``level``, ``n_resamples``,
     ``seed``, ``method``), at least for the headline; ``dataset``: name, version, source,
-    fingerprint of the manifest scored against; ``task_version``: the task card's
+    truth fingerprint (the board key) and image fingerprint scored against; ``task_version``: the task card's
     ``version``; ``per_sample``: one row per test sample.
     """
 
@@ -154,7 +154,7 @@ def score_submission(task_id: str, predictions: str | Path, data_dir: str | Path
     return ScoreResult(
         task_id=card.id, task_version=card.version, headline=card.headline, metrics=values, ci=ci,
         n_samples=len(rows), n_answered=sub.n_answered,
-        dataset={"name": info.name, "version": info.version, "source": info.source, "fingerprint": info.fingerprint},
+        dataset=info.identity(),
         submission={"path": str(predictions), "format": sub.submission.format, "sha256": sub.submission.sha256,
                     "bytes": sub.submission.n_bytes},
         code_version=code_version(), scored_at=now_utc(), per_sample=sub.per_sample, table=sub.table,

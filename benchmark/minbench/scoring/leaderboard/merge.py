@@ -39,6 +39,7 @@ class EntryRecord:
     modified: list[str] = field(default_factory=list)  # ``recipes.config_changes`` of a run
     submission_sha256: str | None = None
     task_version: int | None = None
+    image_fingerprint: str | None = None  # the photos scored on (the board keys on the truth)
 
 
 def entry_name(record: EntryRecord) -> str:
@@ -68,7 +69,7 @@ def merge_entry(board: dict, record: EntryRecord) -> dict:
     old = next((e for e in board["entries"] if e["name"] == name), None)
     joined = joins(old, record)
     mine = seed_record(record.seed, record.metrics, record.date, record.code_version, record.n_answered,
-                       record.submission_sha256)
+                       record.submission_sha256, record.image_fingerprint)
     seeds = [r for r in old["seeds"] if r["seed"] != record.seed] if joined else []
     seeds = sorted(seeds + [mine], key=_seed_order)
     spread = summarise_metrics([r["metrics"] for r in seeds], names=record.metric_names)

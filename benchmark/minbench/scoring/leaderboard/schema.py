@@ -41,10 +41,14 @@ def new_board(card: TaskCard | None, dataset: dict, *, reference: bool = False, 
             "floors": []}
 
 
-def seed_record(seed, metrics, date, code_version, n_answered, sha) -> dict:
-    """One seed of an entry (``seeds[]``): its metrics and where they came from."""
-    return {"seed": seed, "metrics": dict(metrics), "date": date, "code_version": code_version,
-            "n_answered": n_answered, "submission_sha256": sha}
+def seed_record(seed, metrics, date, code_version, n_answered, sha, image_fingerprint=None) -> dict:
+    """One seed of an entry (``seeds[]``): its metrics and where they came from (the images'
+    fingerprint it was scored on, when known: the board keys on the truth fingerprint)."""
+    record = {"seed": seed, "metrics": dict(metrics), "date": date, "code_version": code_version,
+              "n_answered": n_answered, "submission_sha256": sha}
+    if image_fingerprint:
+        record["image_fingerprint"] = image_fingerprint
+    return record
 
 
 def new_entry(*, name: str, method: str, source: str, metrics: dict, ci: dict, n_samples: int | None,

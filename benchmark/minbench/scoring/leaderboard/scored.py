@@ -80,7 +80,7 @@ def record_of(task_id: str, result, *, name: str, method: str, source: str, conf
         raise UserError(f"role {role!r} is not one of {', '.join(ROLES)}")
     card = get_card(task_id)
     if not result.dataset.get("fingerprint"):
-        raise UserError(f"dataset {result.dataset.get('name')}: no manifest fingerprint; cannot rank its scores")
+        raise UserError(f"dataset {result.dataset.get('name')}: no fingerprint; cannot rank its scores")
     config = _jsonable(config)
     changes, chash = [], None
     if source == "run" and config is not None:
@@ -93,7 +93,7 @@ def record_of(task_id: str, result, *, name: str, method: str, source: str, conf
         metric_names=tuple(m.name for m in card.metrics), ci=result.ci, n_samples=int(result.n_samples),
         n_answered=int(result.n_answered), date=result.scored_at, code_version=result.code_version,
         config=config, config_hash=chash, modified=changes, submission_sha256=result.submission.get("sha256"),
-        task_version=result.task_version)
+        task_version=result.task_version, image_fingerprint=result.dataset.get("image_fingerprint"))
 
 
 def _floors_if_missing(target: Path, card: TaskCard, dataset: dict, task_data, data_dir) -> list[dict]:
@@ -107,7 +107,7 @@ def _floors_if_missing(target: Path, card: TaskCard, dataset: dict, task_data, d
     except UserError:
         return []  # the locked update reports the broken board
     data = task_data if task_data is not None else load_task_data(card.id, data_dir)
-    if data.info.fingerprint != dataset.get("fingerprint"):
+    if data.info.identity()["fingerprint"] != dataset.get("fingerprint"):
         return []
     return compute_floors(data)
 
