@@ -217,7 +217,7 @@ def render_html(sections: list[TaskSection], *, generated: str = "") -> str:
     """One self-contained HTML page (no network at view time)."""
     body = ['<h1>minbench leaderboards</h1>',
             '<p class="meta">Mineral recognition benchmarks. Each table ranks entries scored on one dataset '
-            '(its manifest fingerprint); published and reference numbers are listed apart and never ranked '
+            '(its truth fingerprint: ids, splits, labels, masks, sizes); published and reference numbers are listed apart and never ranked '
             f'against them. Click a column to sort.{(" Generated " + _e(generated) + ".") if generated else ""}</p>']
     if sections:
         body.append("<nav>" + "".join(f'<a href="#task-{_e(s.card.id)}">{_e(s.card.id)}</a>' for s in sections)

@@ -114,7 +114,7 @@ def dataset_line(board: dict) -> str:
     fp = ds.get("fingerprint")
     if board["reference"]:
         return f"dataset {ds['name']} ({ds['version']}) · numbers as published by its authors"
-    where = f"fingerprint {fp[:23]}" if fp else "the paper's own copy (not re-scored)"
+    where = f"truth fingerprint {fp[:23]}" if fp else "the paper's own copy (not re-scored)"
     return f"dataset {ds['name']} {ds['version']} · {where}"
 
 
