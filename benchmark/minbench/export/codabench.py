@@ -5,18 +5,26 @@ Bundle Structure" and "Yaml Structure"; the fields its ``V2Unpacker`` reads): ``
 ``title``, ``image``, ``terms``, ``pages``, ``tasks`` (``index``, ``name``, ``description``,
 ``scoring_program``, ``reference_data``), ``solutions`` (``index``, ``tasks``, ``path``),
 ``phases`` (``index``, ``name``, ``start``, ``end``, ``max_submissions_per_day``,
-``max_submissions``, ``tasks``) and ``leaderboards`` (``title``, ``key``, ``columns`` of
-``title``, ``key``, ``index``, ``sorting``). Folders in the zip are zipped by the platform.
+``max_submissions``, ``tasks``, ``starting_kit``) and ``leaderboards`` (``title``, ``key``,
+``columns`` of ``title``, ``key``, ``index``, ``sorting``, ``precision``). Folders in the
+zip are zipped by the platform; the scoring program's ``metadata.yaml`` command uses the
+platform's ``$program``/``$input``/``$output`` (``/app/input`` holds ``ref/`` and ``res/``).
+
+Codabench binds every phase to the FIRST leaderboard of the YAML
+(``BaseUnpacker._save_competition``) and stores only the scores of that board's columns,
+so a leaderboard per task would leave all but one empty. The bundle has one leaderboard
+with a group of columns per minbench task (the task's card metrics, headline first), the
+first ``--task`` first: its headline is the primary column (index 0) the board ranks by.
+A multi-task phase runs every task's scoring program on the submission and gathers the
+tasks' scores on one row.
 
 Each minbench task is sealed on its own (``data/public.py``: a task's test row may be
 another's training row) with a seeded, stratified dev/final split, and becomes two
 Codabench tasks: ``<task> (dev)`` scored on the dev part (the development phase) and
 ``<task> (final)`` on the final part (the final phase), both with the same scoring program
 (``export/program.py`` with the minbench scoring code it needs, copied) and the reference
-data ``minbench-ref.json`` + the public manifest + the truth bundle. Each minbench task has
-its own leaderboard, the first ``--task`` first, its card's metrics as columns (headline
-first: Codabench ranks by the column at index 0) with their sorting direction. The
-starting kit holds what the reference baselines that need no training submit, written by
+data ``minbench-ref.json`` + the public manifest + the truth bundle. The columns carry
+each metric's sorting direction (``desc`` when higher is better). The starting kit holds what the reference baselines that need no training submit, written by
 minbench's writers from the public data alone (``starting_kit``).
 """
 
@@ -44,6 +52,8 @@ DEFAULT_DAILY_LIMIT = 5
 DEFAULT_PRIVATE_FRACTION = 0.5
 DEV_DAYS, FINAL_DAYS = 90, 14
 DOCKER_IMAGE = "codalab/codalab-legacy:py39"
+#: Codabench's limit on a leaderboard column's title and key (``leaderboards.models.Column``)
+COLUMN_CHARS = 36
 SCORE_PY = '''"""Codabench scoring program of minbench: its own scorer, carried in ./minbench."""
 import sys
 from pathlib import Path
@@ -110,14 +120,21 @@ def starting_kit(card: TaskCard, public: Path, dest: Path) -> str:
     return f"{card.id}.csv: the median size of the rows outside the test split ({median:.3g} cm) for every row"
 
 
-def _leaderboard(card: TaskCard) -> dict:
+def leaderboard(cards: list[TaskCard]) -> dict:
+    """The one leaderboard: each task's card metrics as a group of columns (headline first),
+    the first task first, so its headline is the primary column (index 0) Codabench ranks by."""
     from minbench.export.program import column_key
 
-    specs = [card.headline_metric] + [m for m in card.metrics if m.name != card.headline]
-    return {"title": card.id, "key": card.id.replace("-", "_"),
-            "columns": [{"title": m.name + (f" ({m.unit})" if m.unit else ""), "key": column_key(card.id, m.name),
-                         "index": i, "sorting": "desc" if m.higher_is_better else "asc"}
-                        for i, m in enumerate(specs)]}
+    columns = []
+    for card in cards:
+        for m in [card.headline_metric] + [m for m in card.metrics if m.name != card.headline]:
+            title, key = f"{card.id} {m.name}" + (f" ({m.unit})" if m.unit else ""), column_key(card.id, m.name)
+            if len(title) > COLUMN_CHARS or len(key) > COLUMN_CHARS:
+                raise UserError(f"{card.path}: metric {m.name!r} makes a Codabench column name longer than "
+                                f"{COLUMN_CHARS} characters ({key})")
+            columns.append({"title": title, "key": key, "index": len(columns),
+                            "sorting": "desc" if m.higher_is_better else "asc", "precision": 4})
+    return {"title": "Results", "key": "minbench", "columns": columns}
 
 
 def competition(cards: list[TaskCard], kits: dict[str, str], *, daily: int, start: _dt.date,
@@ -145,11 +162,12 @@ def competition(cards: list[TaskCard], kits: dict[str, str], *, daily: int, star
         "phases": [
             {"index": 0, "name": "Development", "description": "Scored on the dev part of the test set; shown at once.",
              "start": start.isoformat(), "end": end_dev.isoformat(), "max_submissions_per_day": daily,
-             "max_submissions": daily * DEV_DAYS, "tasks": dev},
+             "max_submissions": daily * DEV_DAYS, "tasks": dev, "starting_kit": "starting_kit"},
             {"index": 1, "name": "Final", "description": "Scored on the final (private) part of the test set.",
              "start": end_dev.isoformat(), "end": (end_dev + _dt.timedelta(days=FINAL_DAYS)).isoformat(),
-             "max_submissions_per_day": daily, "max_submissions": daily * FINAL_DAYS, "tasks": final}],
-        "leaderboards": [_leaderboard(c) for c in cards],
+             "max_submissions_per_day": daily, "max_submissions": daily * FINAL_DAYS, "tasks": final,
+             "starting_kit": "starting_kit"}],
+        "leaderboards": [leaderboard(cards)],
     }
 
 

@@ -38,7 +38,8 @@ def submission_path(res: Path, task_id: str, fmt: str) -> Path:
 
 def score_folders(input_dir: Path, output_dir: Path) -> dict:
     """Score ``input_dir/res`` against ``input_dir/ref``; write ``output_dir/scores.json``
-    (column key -> value; null where a metric is undefined) and ``score.json`` (the full
+    (column key -> value; a metric undefined on these rows, e.g. R² of one answer, is left
+    out: Codabench stores a number per column) and ``score.json`` (the full
     score, as ``minbench score`` writes it). Returns the scores."""
     from minbench.cards import get_card
     from minbench.scoring.score import load_task_data, score_submission, write_score_json
@@ -51,7 +52,7 @@ def score_folders(input_dir: Path, output_dir: Path) -> dict:
     data = load_task_data(card.id, ref / "public", truth=ref / "truth", part=spec.get("part"))
     predictions = submission_path(input_dir / "res", card.id, card.submission_format)
     result = score_submission(card.id, predictions, task_data=data)
-    scores = {column_key(card.id, k): v for k, v in result.to_json()["metrics"].items()}
+    scores = {column_key(card.id, k): v for k, v in result.to_json()["metrics"].items() if v is not None}
     output_dir.mkdir(parents=True, exist_ok=True)
     write_score_json(result, output_dir / "score.json")
     write_json_atomic(output_dir / "scores.json", scores)
