@@ -189,3 +189,22 @@ def test_run_on_a_public_dataset_writes_the_submission_only(sealed, tiny_dataset
     hidden = score_submission("size", sub, task_data=load_task_data("size", root / "public", truth=root / "truth"))
     same, ja, jb = _same(score_submission("size", sub, tiny_dataset), hidden)
     assert same, (ja, jb)
+
+
+def test_segmentation_run_on_a_public_dataset(sealed, tmp_path, monkeypatch, capsys):
+    """The masks are written (a given classifier: the default one would train and score on a
+    few-shot task this public dataset does not serve); the run says it cannot score them."""
+    from test_segmentation_pipeline import tiny_checkpoint
+
+    monkeypatch.chdir(tmp_path)
+    ckpt = tiny_checkpoint(tmp_path / "clf.ckpt")
+    out = tmp_path / "segrun"
+    assert main(["run", "--task", "segmentation", "--data", str(sealed["segmentation"] / "public"), "--out", str(out),
+                 "--quiet", "--no-leaderboard", "--set", f"model.init_args.classifier={ckpt}",
+                 "--set", "data.init_args.image_size=40"]) == 0
+    assert "public dataset: predictions written to" in capsys.readouterr().out
+    from minbench.pipelines.segmentation import PREDICTIONS_DIR
+
+    masks = sorted(p.name for p in (out / "seed0" / PREDICTIONS_DIR).glob("*.png"))
+    ids = read_truth(sealed["segmentation"] / "truth").tasks["segmentation"]["test_ids"]
+    assert masks == sorted(f"{i}.png" for i in ids)

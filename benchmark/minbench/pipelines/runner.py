@@ -123,9 +123,10 @@ def run_recipe(card: TaskCard, config: dict[str, Any], data_dir: Path, out: Path
         return _run_seeds(config, card, folder, data_dir, run_seed, resume=resume, leaderboard=leaderboard,
                           quiet=quiet, show_summary=summary)
     except NoTruthError as exc:  # a public dataset: the submission is written, its truth is elsewhere
-        if rank0 and summary:
-            print(f"public dataset: predictions written to {exc.predictions or folder.root}, no truth here to score "
-                  "them (minbench score --truth TRUTH)")
+        written = exc.predictions or folder.root  # not a nested run's (the segmentation classifier's)
+        if rank0 and summary and Path(written).resolve().is_relative_to(folder.root.resolve()):
+            print(f"public dataset: predictions written to {written}, no truth here to score them "
+                  "(minbench score --truth TRUTH)")
             return None
         raise
     except UserError:
