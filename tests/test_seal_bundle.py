@@ -84,6 +84,10 @@ def test_public_dataset_holds_no_test_truth(task, sealed, tiny_dataset):
     assert info["public"]["tasks"] == [task]
     assert info["public"]["of"]["fingerprint"] == json.loads((tiny_dataset / "dataset.json").read_text())["fingerprint"]
     assert set(info["unavailable_tasks"]) == set(TASKS) - {task}
+    from minbench.data.check import check_dataset
+
+    report = check_dataset(sealed[task] / "public", quick=True)
+    assert report.ok, report.problems  # (a task it does not serve may warn: its training rows were sealed)
 
 
 @pytest.mark.parametrize("task", TASKS)

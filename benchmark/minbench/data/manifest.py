@@ -229,13 +229,13 @@ def read_manifest(folder: str | Path) -> pd.DataFrame:
         df = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises many types for a damaged file
         raise UserError(f"{path}: not a readable Parquet manifest ({type(exc).__name__}: {exc})") from None
-    problems = validate(df, where=str(path), public=_is_public(folder))
+    problems = validate(df, where=str(path), public=is_public(folder))
     if problems:
         raise UserError(problems[0])
     return normalise(df)
 
 
-def _is_public(folder: str | Path) -> bool:
+def is_public(folder: str | Path) -> bool:
     """Whether ``folder``'s ``dataset.json`` marks a public dataset (``PUBLIC_KEY``)."""
     try:
         raw = read_json(Path(folder) / DATASET_FILE, "dataset description", missing=None)
