@@ -7,7 +7,7 @@ from pathlib import Path
 
 def register(sub) -> None:
     from minbench.cards import task_ids
-    from minbench.export.codabench import DEFAULT_DAILY_LIMIT, DEFAULT_PRIVATE_FRACTION
+    from minbench.export.codabench import DEFAULT_DAILY_LIMIT, DEFAULT_PRIVATE_FRACTION, DOCKER_IMAGE
 
     p = sub.add_parser("export", help="export tasks to a hosting platform (a Codabench competition bundle)")
     verbs = p.add_subparsers(dest="export_command", metavar="PLATFORM", required=True)
@@ -24,6 +24,9 @@ def register(sub) -> None:
     c.add_argument("--private-fraction", type=float, default=DEFAULT_PRIVATE_FRACTION,
                    help=f"fraction of each test set in the final phase (default {DEFAULT_PRIVATE_FRACTION})")
     c.add_argument("--seed", type=int, default=0, help="seed of the dev/final split (default 0)")
+    c.add_argument("--docker-image", default=DOCKER_IMAGE,
+                   help=f"the image the scoring program runs in: Python 3 with NumPy, pandas, PyArrow, PyYAML and "
+                        f"Pillow (default {DOCKER_IMAGE})")
     c.set_defaults(func=_codabench)
 
 
@@ -31,6 +34,6 @@ def _codabench(args) -> int:
     from minbench.export.codabench import export_codabench
 
     out = export_codabench(args.tasks, args.data, args.out, daily=args.daily_limit,
-                           private_fraction=args.private_fraction, seed=args.seed)
+                           private_fraction=args.private_fraction, seed=args.seed, docker_image=args.docker_image)
     print(f"wrote {out}")
     return 0

@@ -124,7 +124,8 @@ def _copy_files(folder: Path, dest: Path, paths) -> None:
     for rel in dict.fromkeys(p for p in paths if p):
         src = folder / rel
         if not src.is_file():
-            raise UserError(f"{src}: missing (listed in {folder}'s manifest); run `minbench data check --data {folder}`")
+            raise UserError(f"{src}: missing (listed in {folder}'s manifest); "
+                            f"run `minbench data check --data {folder}`")
         _link_or_copy(src, dest / rel)
 
 
@@ -216,8 +217,8 @@ def read_truth(folder: str | Path, what: str = "--truth") -> TruthBundle:
         rows = normalise(pd.read_parquet(folder / TRUTH_ROWS))
     except Exception as exc:  # pyarrow raises many types for a missing or damaged file
         raise UserError(f"{folder / TRUTH_ROWS}: not readable ({type(exc).__name__}: {exc})") from None
-    return TruthBundle(folder=folder, dataset=dict(raw["dataset"]), public_fingerprint=str(raw.get("public_fingerprint")),
-                       tasks=dict(raw["tasks"]), rows=rows)
+    return TruthBundle(folder=folder, dataset=dict(raw["dataset"]), tasks=dict(raw["tasks"]), rows=rows,
+                       public_fingerprint=str(raw.get("public_fingerprint")))
 
 
 def restore(public_dir: Path, public_info: DatasetInfo, public: pd.DataFrame, bundle: TruthBundle,
@@ -228,7 +229,8 @@ def restore(public_dir: Path, public_info: DatasetInfo, public: pd.DataFrame, bu
     where = f"--truth {bundle.folder}"
     record = public_info.public or {}
     of = record.get("of") or {}
-    if of.get("fingerprint") != bundle.dataset.get("fingerprint") or public_info.fingerprint != bundle.public_fingerprint:
+    if (of.get("fingerprint") != bundle.dataset.get("fingerprint")
+            or public_info.fingerprint != bundle.public_fingerprint):
         raise UserError(f"{where}: the truth of {bundle.dataset.get('name')} {bundle.dataset.get('fingerprint')} "
                         f"(public {bundle.public_fingerprint}), not of --data {public_dir} (public "
                         f"{public_info.fingerprint}, sealed from {of.get('fingerprint')})")

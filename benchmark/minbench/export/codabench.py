@@ -24,7 +24,8 @@ Codabench tasks: ``<task> (dev)`` scored on the dev part (the development phase)
 ``<task> (final)`` on the final part (the final phase), both with the same scoring program
 (``export/program.py`` with the minbench scoring code it needs, copied) and the reference
 data ``minbench-ref.json`` + the public manifest + the truth bundle. The columns carry
-each metric's sorting direction (``desc`` when higher is better). The starting kit holds what the reference baselines that need no training submit, written by
+each metric's sorting direction (``desc`` when higher is better). The starting kit holds
+what the reference baselines that need no training submit, written by
 minbench's writers from the public data alone (``starting_kit``).
 """
 
@@ -51,6 +52,8 @@ CARRIED = ("__init__.py", "_version.py", "errors.py", "paths.py", "io.py", "regi
 DEFAULT_DAILY_LIMIT = 5
 DEFAULT_PRIVATE_FRACTION = 0.5
 DEV_DAYS, FINAL_DAYS = 90, 14
+#: the platform's image the scoring program runs in: it needs Python 3 with NumPy, pandas,
+#: PyArrow, PyYAML and Pillow (``--docker-image`` names another)
 DOCKER_IMAGE = "codalab/codalab-legacy:py39"
 #: Codabench's limit on a leaderboard column's title and key (``leaderboards.models.Column``)
 COLUMN_CHARS = 36
@@ -138,7 +141,7 @@ def leaderboard(cards: list[TaskCard]) -> dict:
 
 
 def competition(cards: list[TaskCard], kits: dict[str, str], *, daily: int, start: _dt.date,
-                title: str | None = None) -> dict:
+                title: str | None = None, docker_image: str = DOCKER_IMAGE) -> dict:
     """The ``competition.yaml`` mapping for ``cards`` (dev task 2i, final task 2i+1)."""
     tasks, dev, final = [], [], []
     for i, card in enumerate(cards):
@@ -152,7 +155,7 @@ def competition(cards: list[TaskCard], kits: dict[str, str], *, daily: int, star
     return {
         "version": 2, "title": title or f"minbench: {ids}",
         "description": f"Mineral recognition from photographs (minbench tasks {ids}), with hidden test labels.",
-        "image": "logo.png", "registration_auto_approve": True, "docker_image": DOCKER_IMAGE,
+        "image": "logo.png", "registration_auto_approve": True, "docker_image": docker_image,
         "terms": "terms.md",
         "pages": [{"title": "Overview", "file": "overview.md"}, {"title": "Evaluation", "file": "evaluation.md"},
                   {"title": "Terms", "file": "terms.md"}],
@@ -205,7 +208,7 @@ def _logo(path: Path) -> None:
 
 def export_codabench(task_ids: Sequence[str], data_dir, out: str | Path, *, daily: int = DEFAULT_DAILY_LIMIT,
                      private_fraction: float = DEFAULT_PRIVATE_FRACTION, seed: int = 0,
-                     start: _dt.date | None = None) -> Path:
+                     start: _dt.date | None = None, docker_image: str = DOCKER_IMAGE) -> Path:
     """Write the competition bundle zip ``out`` for ``task_ids`` on the dataset ``data_dir``
     (see the module docstring); the zip appears whole or not at all."""
     import yaml
@@ -238,7 +241,7 @@ def export_codabench(task_ids: Sequence[str], data_dir, out: str | Path, *, dail
         _copy_scorer(bundle / "scoring_program")
         _pages(bundle, cards, kits, private_fraction, seed, info)
         _logo(bundle / "logo.png")
-        spec = competition(cards, kits, daily=daily, start=start or _dt.date.today())
+        spec = competition(cards, kits, daily=daily, start=start or _dt.date.today(), docker_image=docker_image)
         (bundle / "competition.yaml").write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True))
         with atomic_path(out) as tmp_zip:
             with zipfile.ZipFile(tmp_zip, "w", zipfile.ZIP_DEFLATED) as zf:
