@@ -24,6 +24,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("cards", "recipes"),
     ("data",),
     ("scoring",),
+    ("export",),
     ("models",),
     ("trainers",),
     ("pipelines",),

@@ -1,8 +1,8 @@
-"""The ``minbench`` command: data, list, run, score, leaderboard, compare, bench.
+"""The ``minbench`` command: data, list, run, score, leaderboard, compare, export, bench.
 
 One module per verb holds all of that verb's arguments and turns them into plain values
 for the layer below (``cli/data.py``, ``cli/lists.py``, ``cli/run.py``, ``cli/score.py``,
-``cli/bench.py``); this file assembles them and turns a user's mistake into one line and
+``cli/export.py``, ``cli/bench.py``); this file assembles them and turns a user's mistake into one line and
 a nonzero exit. Nothing below this package sees argparse.
 """
 
@@ -22,6 +22,7 @@ VERB_MODULES = (
     "minbench.cli.lists",
     "minbench.cli.run",
     "minbench.cli.score",
+    "minbench.cli.export",
     "minbench.cli.bench",
 )
 

@@ -1,4 +1,4 @@
-"""``minbench data {generate,prepare,check,show}``: its arguments, and the calls into ``minbench.data``."""
+"""``minbench data {generate,prepare,check,show,seal}``: its arguments, and the calls into ``minbench.data``."""
 
 from __future__ import annotations
 
@@ -47,6 +47,28 @@ def register(sub) -> None:
     s.add_argument("--out", type=Path, default=Path("contact_sheet.png"))
     add_verbosity_flags(s)
     s.set_defaults(func=_show)
+    _add_seal(verbs)
+
+
+def _add_seal(verbs) -> None:
+    from minbench.cards import all_cards
+
+    se = verbs.add_parser("seal", help="write a public dataset (test truth sealed) and a separate truth bundle",
+                          description="Hidden labels: a public dataset whose test rows of the chosen tasks hold "
+                                      "only what their cards name public (photos, training truth kept), and a "
+                                      "truth bundle (the sealed rows, their masks, the original dataset's identity) "
+                                      "for `minbench score --truth`. Tasks one of whose test rows is a training "
+                                      "row of another are sealed apart.")
+    se.add_argument("--data", type=Path, default=None, help="dataset folder (default: the embedded one)")
+    se.add_argument("--out", type=Path, required=True, help="the public dataset folder to write (new)")
+    se.add_argument("--truth", type=Path, required=True, help="the truth bundle folder to write (new)")
+    se.add_argument("--task", dest="tasks", action="append", required=True,
+                    help=f"a task to seal (repeatable): {', '.join(all_cards())}")
+    se.add_argument("--private-fraction", type=float, default=0.0,
+                    help="record a dev/final split of each task's test rows with this fraction final (default 0: none)")
+    se.add_argument("--seed", type=int, default=0, help="seed of the dev/final split (default 0)")
+    add_verbosity_flags(se)
+    se.set_defaults(func=_seal)
 
 
 def _seed(text: str) -> int:
@@ -101,6 +123,16 @@ def _check(args) -> int:
     report = check_dataset(folder, quick=args.quick)
     print_report(report)
     return 0 if report.ok else 1
+
+
+def _seal(args) -> int:
+    from minbench.data.public import seal_dataset
+
+    info, truth = seal_dataset(args.data, args.out, args.truth, args.tasks, private_fraction=args.private_fraction,
+                               seed=args.seed)
+    print(f"public dataset: {args.out} ({info.fingerprint}, sealed: {', '.join(info.public['tasks'])})")
+    print(f"truth bundle: {truth} (keep it apart; minbench score --truth {truth})")
+    return 0
 
 
 def _show(args) -> int:

@@ -26,6 +26,10 @@ def _add_score(sub, tasks: str) -> None:
     s.add_argument("--predictions", type=Path, required=True,
                    help="ranked CSV (classification), size CSV (size), or folder/zip of PNG masks (segmentation)")
     s.add_argument("--data", type=Path, default=None, help="prepared dataset folder (default: the embedded one)")
+    s.add_argument("--truth", type=Path, default=None,
+                   help="the truth bundle of the public dataset --data (minbench data seal)")
+    s.add_argument("--part", choices=("dev", "final"), default=None,
+                   help="with --truth: score only this part of the bundle's dev/final split (no leaderboard entry)")
     s.add_argument("--name", default=None, help="leaderboard entry name (default: the predictions file's name)")
     s.add_argument("--method", default="", help="one line on the method")
     board = s.add_mutually_exclusive_group()
@@ -131,10 +135,10 @@ def _score(args) -> int:
 
     if args.resamples < 1:
         raise UserError(f"--resamples {args.resamples}: must be at least 1")
-    task_data = load_task_data(args.task, args.data)
+    task_data = load_task_data(args.task, args.data, truth=args.truth, part=args.part)
     out = args.out or _default_out(args.predictions)
     entry = None
-    if not args.no_leaderboard:
+    if not args.no_leaderboard and args.part is None:  # a board ranks whole test sets
         entry = dict(name=args.name or _default_out(args.predictions).name[: -len(".score.json")],
                      method=args.method, path=args.leaderboard, leaderboard_dir=args.leaderboard_dir,
                      task_data=task_data)

@@ -129,7 +129,7 @@ def _split_summary(df: pd.DataFrame, problems: list[str], warnings: list[str]) -
         if shared:
             problems.append(f"{col}: {len(shared)} images are in both train and test "
                             f"(e.g. {sorted(shared)[0]})")
-        unseen = sorted(set(test["species"]) - set(train["species"]))
+        unseen = sorted(set(test["species"]) - set(train["species"]) - {""})  # "": a public dataset's sealed row
         if unseen:
             warnings.append(f"{col}: {len(unseen)} test classes have no train rows (e.g. {unseen[0]!r})")
     # Tasks train separately, but a photo that is test in one subset and train in another
@@ -147,7 +147,7 @@ def _split_summary(df: pd.DataFrame, problems: list[str], warnings: list[str]) -
                 continue
             out[card.split_column]["classes"] = rows["species"].nunique()
             for other in fewshot:
-                overlap = sorted(set(rows["species"]) & set(other.classes(df)))
+                overlap = sorted(set(rows["species"]) & set(other.classes(df)) - {""})  # "": sealed rows
                 if overlap:
                     problems.append(f"{card.split_column}: {len(overlap)} classes are also {other.split_column} "
                                     f"classes (e.g. {', '.join(repr(c) for c in overlap[:_EXAMPLES])})")
@@ -165,7 +165,7 @@ def check_dataset(data_dir: str | os.PathLike, *, quick: bool = False, workers: 
         raw = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises many types for a damaged file
         raise UserError(f"{path}: not a readable Parquet manifest ({type(exc).__name__}: {exc})") from None
-    report.problems += manifest.validate(raw, where=str(path))
+    report.problems += manifest.validate(raw, where=str(path), public=manifest.is_public(folder))
     missing_cols = [c for c in manifest.COLUMNS if c not in raw.columns]
     if missing_cols:
         return report

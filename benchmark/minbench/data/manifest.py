@@ -44,6 +44,9 @@ TRUTH_FINGERPRINT_KEY = "truth_fingerprint"
 CUBE_EDGE_KEY = "cube_edge_cm"
 #: the key ``data prepare`` wrote it under before it was one key (still read)
 _OLD_CUBE_EDGE_KEY = "reference_cube_cm"
+#: ``dataset.json`` key of a public dataset (``minbench data seal``: ``data/public.py``): the
+#: sealed tasks and the original dataset's identity; its sealed test rows hold no truth
+PUBLIC_KEY = "public"
 
 FEWSHOT_COLUMNS = ("fewshot_10", "fewshot_98", "fewshot_360")
 FEWSHOT_VALUES = ("train", "test", "")
@@ -140,6 +143,13 @@ class DatasetInfo:
         return {"name": self.name, "version": self.version, "source": self.source,
                 "fingerprint": self.truth_fingerprint or self.fingerprint, "image_fingerprint": self.fingerprint}
 
+    @property
+    def public(self) -> dict[str, Any] | None:
+        """A public dataset's record (``PUBLIC_KEY``: sealed tasks, the original dataset's
+        identity), or None for a dataset that holds its truth."""
+        found = self.extra.get(PUBLIC_KEY)
+        return found if isinstance(found, dict) else None
+
     def require_task(self, task_id: str, where: str | Path) -> None:
         """A ``UserError`` in one line when this dataset cannot serve ``task_id``."""
         reason = self.unavailable_tasks.get(task_id)
@@ -211,6 +221,8 @@ def truth_fingerprint(folder: str | Path, df: pd.DataFrame, class_texts: dict | 
     scored = sorted({int(i) for card in cards_of_kind("segmentation")
                      for i in card.positions(df, "test", allow_empty=True)})
     for row in df.iloc[scored].itertuples(index=False):
+        if not row.mask_path:  # a public dataset's sealed row: its mask is in the truth bundle
+            continue
         mask = read_truth_mask(Path(folder) / row.mask_path, size=(int(row.width), int(row.height)),
                                sample_id=row.sample_id)
         h.update(f"{row.sample_id}:{mask.shape[0]}x{mask.shape[1]}:".encode("utf-8"))
@@ -220,8 +232,10 @@ def truth_fingerprint(folder: str | Path, df: pd.DataFrame, class_texts: dict | 
     return "sha256:" + h.hexdigest()[:32]
 
 
-def validate(df: pd.DataFrame, where: str = "manifest") -> list[str]:
-    """Schema problems of a manifest table, each as a one-line message (empty = sound)."""
+def validate(df: pd.DataFrame, where: str = "manifest", *, public: bool = False) -> list[str]:
+    """Schema problems of a manifest table, each as a one-line message (empty = sound).
+    ``public``: a public dataset's (``PUBLIC_KEY``), whose sealed test rows have no species,
+    mask or size: those rows are not refused for it."""
     problems = []
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
@@ -231,17 +245,17 @@ def validate(df: pd.DataFrame, where: str = "manifest") -> list[str]:
         problems.append(f"{where}: duplicate sample_id {dup.iloc[0]!r} ({len(dup)} duplicates)")
     if (df["sample_id"] == "").any():
         problems.append(f"{where}: {(df['sample_id'] == '').sum()} rows with empty sample_id")
-    if (df["species"] == "").any():
+    if (df["species"] == "").any() and not public:
         problems.append(f"{where}: {(df['species'] == '').sum()} rows with empty species")
     for col in FEWSHOT_COLUMNS:
         bad = ~df[col].isin(FEWSHOT_VALUES)
         if bad.any():
             problems.append(f"{where}: column {col} has value {df[col][bad].iloc[0]!r} (allowed: train, test, '')")
     seg_no_mask = df["segmentation"] & (df["mask_path"] == "")
-    if seg_no_mask.any():
+    if seg_no_mask.any() and not public:
         problems.append(f"{where}: {seg_no_mask.sum()} segmentation rows without mask_path")
     size_bad = df["size"] & ~(np.isfinite(df["size_cm"]) & (df["size_cm"] > 0))
-    if size_bad.any():
+    if size_bad.any() and not public:
         problems.append(f"{where}: {size_bad.sum()} size rows without a positive size_cm")
     for col in ("bbox", "cube_bbox"):
         # Plain lists of the filled cells only: iterating pandas' string arrays is ~100x slower.
@@ -260,7 +274,7 @@ def write_dataset(folder: str | Path, df: pd.DataFrame, *, name: str, version: s
     masks are already written: the truth fingerprint reads the scored ones)."""
     folder = Path(folder)
     df = normalise(df)
-    problems = validate(df)
+    problems = validate(df, public=PUBLIC_KEY in (extra or {}))
     if problems:
         raise UserError(problems[0])
     extra = dict(extra or {})
@@ -282,10 +296,19 @@ def read_manifest(folder: str | Path) -> pd.DataFrame:
         df = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises many types for a damaged file
         raise UserError(f"{path}: not a readable Parquet manifest ({type(exc).__name__}: {exc})") from None
-    problems = validate(df, where=str(path))
+    problems = validate(df, where=str(path), public=is_public(folder))
     if problems:
         raise UserError(problems[0])
     return normalise(df)
+
+
+def is_public(folder: str | Path) -> bool:
+    """Whether ``folder``'s ``dataset.json`` marks a public dataset (``PUBLIC_KEY``)."""
+    try:
+        raw = read_json(Path(folder) / DATASET_FILE, "dataset description", missing=None)
+    except UserError:
+        return False
+    return isinstance(raw, dict) and isinstance(raw.get(PUBLIC_KEY), dict)
 
 
 def read_info(folder: str | Path) -> DatasetInfo:

@@ -35,6 +35,7 @@ from minbench.pipelines.context import SeedContext
 from minbench.pipelines.kinds import pipeline
 from minbench.pipelines.resolve import RunRequest, dataset_section, resolve_config, resume_overrides
 from minbench.pipelines.run_folder import RunFolder
+from minbench.scoring.truth import NoTruthError
 
 
 def run(request: RunRequest) -> dict[str, Any] | None:
@@ -121,6 +122,13 @@ def run_recipe(card: TaskCard, config: dict[str, Any], data_dir: Path, out: Path
     try:
         return _run_seeds(config, card, folder, data_dir, run_seed, resume=resume, leaderboard=leaderboard,
                           quiet=quiet, show_summary=summary)
+    except NoTruthError as exc:  # a public dataset: the submission is written, its truth is elsewhere
+        written = exc.predictions or folder.root  # not a nested run's (the segmentation classifier's)
+        if rank0 and summary and Path(written).resolve().is_relative_to(folder.root.resolve()):
+            print(f"public dataset: predictions written to {written}, no truth here to score them "
+                  "(minbench score --truth TRUTH)")
+            return None
+        raise
     except UserError:
         # A mistake found before any seed finished (bad backbone, weights, split ...): leave
         # no half run behind in a folder this command created, so a fixed re-run just works.

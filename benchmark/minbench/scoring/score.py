@@ -24,6 +24,7 @@ import pandas as pd
 
 from minbench._version import __version__
 from minbench.cards import TaskCard, get_card
+from minbench.errors import UserError
 from minbench.io import write_json_atomic
 from minbench.paths import PACKAGE_DIR
 from minbench.scoring.bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED
@@ -114,20 +115,46 @@ class TaskData:
     info: Any            # minbench.data.manifest.DatasetInfo
     manifest: pd.DataFrame
     rows: pd.DataFrame   # the card's test rows, in manifest order
+    #: a part of the test rows (``dev``/``final`` of a truth bundle's split) and which rows are in it
+    part: str | None = None
+    part_mask: np.ndarray | None = field(default=None, repr=False)
 
 
-def load_task_data(task_id: str, data_dir: str | Path | None = None) -> TaskData:
-    """The card of ``task_id`` and the dataset at ``data_dir`` (None = the embedded one)."""
+def load_task_data(task_id: str, data_dir: str | Path | None = None, *, truth: str | Path | None = None,
+                   part: str | None = None) -> TaskData:
+    """The card of ``task_id`` and the dataset at ``data_dir`` (None = the embedded one).
+
+    ``truth``: the truth bundle of the public dataset ``data_dir`` (``minbench data seal``):
+    its rows are put back and the task is scored as on the original dataset (whose identity
+    it carries); ``part``: only the ``dev`` or ``final`` part of the bundle's split is scored.
+    A sealed task of a public dataset without ``truth`` is ``scoring.truth.NoTruthError``.
+    """
     from minbench.data.locate import resolve_dataset
     from minbench.data.manifest import read_info, read_manifest
+    from minbench.scoring.truth import check_truth_args, part_mask, require_truth
 
+    check_truth_args(truth, part)
     card = get_card(task_id)
     folder = resolve_dataset(data_dir)
     info = read_info(folder)
+    if truth is None:
+        require_truth(card.id, folder, info.public)
     info.require_task(card.id, folder)
     df = read_manifest(folder)
-    return TaskData(card=card, folder=folder, info=info, manifest=df,
-                    rows=card.rows(df, "test", where=str(folder)).reset_index(drop=True))
+    mask = None
+    if truth is not None:
+        from minbench.data.public import read_truth, restore
+
+        if info.public is None:
+            raise UserError(f"--truth {truth}: --data {folder} is not a public dataset (it holds its own truth); "
+                            "score without --truth")
+        bundle = read_truth(truth)
+        info, df = restore(folder, info, df, bundle, card.id)
+        folder = bundle.folder  # the true masks lie in the bundle, at the manifest's paths
+    rows = card.rows(df, "test", where=str(folder)).reset_index(drop=True)
+    if part is not None:
+        mask = part_mask(rows, bundle.part_ids(card.id, part))
+    return TaskData(card=card, folder=folder, info=info, manifest=df, rows=rows, part=part, part_mask=mask)
 
 
 def score_submission(task_id: str, predictions: str | Path, data_dir: str | Path | None = None, *,
@@ -143,21 +170,33 @@ def score_submission(task_id: str, predictions: str | Path, data_dir: str | Path
     """
     from minbench.scoring.formats import SUBMISSION_FORMATS
 
-    data = task_data if task_data is not None else load_task_data(task_id, data_dir)
+    from minbench.scoring.truth import NoTruthError
+
+    try:
+        data = task_data if task_data is not None else load_task_data(task_id, data_dir)
+    except NoTruthError as exc:  # minbench run names the submission it wrote
+        exc.predictions = Path(predictions)
+        raise
     if data.card.id != task_id:
         raise ValueError(f"task_data is for {data.card.id}, not {task_id}")
     card, info, rows = data.card, data.info, data.rows
     predictions = Path(predictions)
     read = SUBMISSION_FORMATS.get(card.submission_format, what=f"{card.path}: submission.format")
     sub = read(predictions, data)
-    values, ci = score_table(card, sub.table, n_resamples=n_resamples, level=level, seed=seed, ci_metrics=ci_metrics)
+    table, per_sample, n_samples, n_answered = sub.table, sub.per_sample, len(rows), sub.n_answered
+    dataset = info.identity()
+    if data.part is not None:  # the whole submission is checked above; one part of it is scored
+        from minbench.scoring.truth import answered, restrict
+
+        table, per_sample = restrict(table, per_sample, data.part_mask)
+        n_samples, n_answered, dataset["part"] = int(data.part_mask.sum()), answered(per_sample), data.part
+    values, ci = score_table(card, table, n_resamples=n_resamples, level=level, seed=seed, ci_metrics=ci_metrics)
     return ScoreResult(
         task_id=card.id, task_version=card.version, headline=card.headline, metrics=values, ci=ci,
-        n_samples=len(rows), n_answered=sub.n_answered,
-        dataset=info.identity(),
+        n_samples=n_samples, n_answered=n_answered, dataset=dataset,
         submission={"path": str(predictions), "format": sub.submission.format, "sha256": sub.submission.sha256,
                     "bytes": sub.submission.n_bytes},
-        code_version=code_version(), scored_at=now_utc(), per_sample=sub.per_sample, table=sub.table,
+        code_version=code_version(), scored_at=now_utc(), per_sample=per_sample, table=table,
     )
 
 
