@@ -63,7 +63,9 @@ def test_score_with_truth_equals_the_original(task, sealed, tiny_dataset):
         hidden = score_submission(task, sub, task_data=data, ci_metrics="all")
         same, ja, jb = _same(full, hidden)
         assert same, (ja, jb)
-        assert hidden.dataset["fingerprint"] == json.loads((tiny_dataset / "dataset.json").read_text())["fingerprint"]
+        original = json.loads((tiny_dataset / "dataset.json").read_text())
+        assert hidden.dataset["fingerprint"] == original["truth_fingerprint"]  # the original's boards
+        assert hidden.dataset["image_fingerprint"] == original["fingerprint"]
 
 
 @pytest.mark.parametrize("task", TASKS)

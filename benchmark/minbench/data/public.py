@@ -186,11 +186,12 @@ def seal_dataset(data_dir: str | Path | None, public_out: str | Path, truth_out:
                                          "method": "stratified by species, seeded"})
     with storage_errors(public_out.parent, "the public dataset"), atomic_path(public_out) as tmp_public, \
             atomic_path(truth_out) as tmp_truth:
-        public_info = write_dataset(tmp_public, public, name=info.name, version=info.version, source=info.source,
-                                    extra=extra)
         keep = np.setdiff1d(np.arange(len(df)), sealed)
         _copy_files(folder, tmp_public, df["image_path"].tolist())
         _copy_files(folder, tmp_public, df["mask_path"].iloc[keep].tolist())
+        # after the files: the dataset's fingerprints read the masks it holds
+        public_info = write_dataset(tmp_public, public, name=info.name, version=info.version, source=info.source,
+                                    extra=extra)
         _copy_files(folder, tmp_truth, truth_rows["mask_path"].tolist())
         with atomic_path(tmp_truth / TRUTH_ROWS) as tmp:
             truth_rows.to_parquet(tmp, index=False)
