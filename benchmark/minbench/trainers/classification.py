@@ -1,7 +1,7 @@
 """Few-shot species classification: a timm backbone fine-tuned (``ClassificationTask``)
 or frozen with a training-free head (``FeatureBaselineTask``: prototype or kNN).
 
-Both log the task card's metrics per stage (``train/``, ``val/`` + the card's
+Both log the task card's metrics per stage (``train/``, ``val/``, ``test/`` + the card's
 names, e.g. ``val/top1``; built by ``minbench.scoring.training_metrics.build_torchmetrics``) and
 their predict step yields, per image, the ranked species (best first):
 ``{"index", "sample_id", "ranked" (B x k class indices), "scores" (B x k), "species"
@@ -10,7 +10,8 @@ their predict step yields, per image, the ranked species (best first):
 Batches are the data module's dicts: ``image`` (normalised B x 3 x S x S), ``label``
 (int64, -1 = not a training class: left out of the loss and the metrics), ``index``,
 ``sample_id``. Test batches are sealed (no ``label``): the test split is predicted, and
-scored by the scorer from the submission, never in a test step (``trainer.test`` refuses).
+scored by the scorer from the submission, never in a test step (``trainer.test`` on it
+refuses; on a labelled loader of the user's own it logs ``test/`` metrics).
 """
 
 from __future__ import annotations
@@ -129,7 +130,9 @@ class ClassificationTask(BaseTask):
         self._step(batch, "val")
 
     def test_step(self, batch, batch_idx):
-        raise UserError(SEALED_TEST)
+        if "label" not in batch:  # the benchmark's test split: its labels are the scorer's
+            raise UserError(SEALED_TEST)
+        self._step(batch, "test")  # a labelled loader of the user's own
 
     def predict_step(self, batch, batch_idx, dataloader_idx: int = 0) -> dict[str, Any]:
         scores = self.class_scores(batch["image"])
