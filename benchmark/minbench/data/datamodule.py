@@ -16,15 +16,12 @@ Contract (the task modules and pipelines code against this)::
     dm.task_context() # what a task module reads (minbench.data.context.TaskContext): the one
                       # route from data to model, taken by BaseTask.setup from trainer.datamodule
 
-Sealed (the protocol, ``minbench.data.seal``; issue 22): the module reads the manifest once,
-works out from all of it what it must (the split positions via the card, the training
-classes and their labels, a zero-shot task's candidate names where the card makes them
-public, the validation carve, the image cache's fingerprint) and keeps only the sealed
-manifest: ``dm.frame`` and ``TaskContext.frame`` are ``seal_frame(manifest, card,
-keep=train rows)`` (a row outside the task's train split holds its public columns only);
-``dm.test_frame``, ``frame_of("test")`` and ``TaskContext.rows("test")`` hold only
-``card.public_columns("test")``; a test/predict batch carries no truth (no ``label``, mask,
-size, scale or box). The truth is the scorer's, read after the submission is written.
+Sealed (``minbench.data.seal``): the module works out from the whole manifest what it must
+(splits, training classes and labels, public zero-shot candidates, the cache's fingerprint)
+and keeps only ``seal_frame(manifest, card, keep=train rows)`` as ``dm.frame`` /
+``TaskContext.frame``; test rows (``test_frame``, ``frame_of("test")``,
+``TaskContext.rows("test")``) have ``card.public_columns("test")`` only, and test/predict
+batches no truth (no label, mask, size, scale or box): that is the scorer's.
 
 Rows: the task card's train and test split (``card.positions(frame, "train"|"test")``;
 the rule of each kind is in ``minbench.cards``):
@@ -91,7 +88,7 @@ from minbench.cards import get_card
 from minbench.data.augment import IMAGENET_MEAN, IMAGENET_STD, AugmentConfig, eval_transform, train_transform
 from minbench.data.cache import ImageCache, default_root
 from minbench.data.context import TaskContext
-from minbench.data.datasets import CachedImages, EpochSampler, NativeImages, passthrough_collate
+from minbench.data.datasets import CachedImages, EpochSampler, NativeImages, passthrough_collate, rank_within_class
 from minbench.errors import UserError
 from minbench.io import storage_errors, write_json_atomic
 
@@ -168,8 +165,8 @@ class MineralDataModule(L.LightningDataModule):
         self._loaded = True
 
     def _make_splits(self, manifest: pd.DataFrame) -> np.ndarray:
-        """Classes, labels and candidates from the whole manifest; returns the train rows
-        (before the validation carve). Labels are kept for training rows only."""
+        """Classes, labels (of training rows only) and candidates from the whole manifest;
+        returns the train rows (before the validation carve)."""
         card = self.card
         species = manifest["species"].to_numpy()
         # the card owns the split rule; an empty test split is its UserError
@@ -188,8 +185,7 @@ class MineralDataModule(L.LightningDataModule):
                 more = f" and {len(unseen) - 3} more" if len(unseen) > 3 else ""
                 raise UserError(f"{self.dataset_dir}: task {self.task!r}: test class "
                                 f"{', '.join(repr(u) for u in unseen[:3])}{more} has no train image")
-        # a row outside the train split has no label a method may see (-1)
-        self.labels = np.full(len(manifest), -1, np.int64)
+        self.labels = np.full(len(manifest), -1, np.int64)  # outside the train split: none (-1)
         self.labels[train] = labels[train]
         # the card makes a zero-shot task's candidate NAMES public (not which photo is which)
         self.candidates = tuple(card.classes(manifest, where=str(self.dataset_dir))) if card.public_candidates else ()
@@ -198,7 +194,7 @@ class MineralDataModule(L.LightningDataModule):
     def _carve_and_limit(self, train: np.ndarray, test: np.ndarray) -> None:
         train, val = self._carve_val(train)
         self.positions = {"train": self._apply_limit(train, 1), "val": self._apply_limit(val, 2),
-                          "test": self._apply_limit(test, 3)}
+                          "test": self._apply_limit(test, 3)}  # test: no labels, a random pick
 
     def _carve_val(self, train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Stratified, seeded validation carve; a class keeps at least one train image."""
@@ -206,7 +202,7 @@ class MineralDataModule(L.LightningDataModule):
             self.split_record = None
             return train, np.array([], np.int64)
         labels = self.labels[train]
-        rank = _rank_within_class(labels, np.random.default_rng([self.seed, 0x7A1]))
+        rank = rank_within_class(labels, np.random.default_rng([self.seed, 0x7A1]))
         _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
         n_val = np.minimum(np.floor(counts * self.val_fraction + 0.5), counts - 1).astype(np.int64)
         is_val = rank < n_val[inverse]
@@ -233,8 +229,7 @@ class MineralDataModule(L.LightningDataModule):
             return positions
         rng = np.random.default_rng([self.seed, salt])
         keys = rng.random(len(positions))
-        # test rows carry no label (-1): one class, so the pick is the seeded random one
-        rank = _rank_within_class(self.labels[positions], rng)
+        rank = rank_within_class(self.labels[positions], rng)
         chosen = np.lexsort((keys, rank))[:n]  # round-robin over classes: all classes first
         return np.sort(positions[chosen])
 
@@ -288,8 +283,7 @@ class MineralDataModule(L.LightningDataModule):
             log.warning("%s split of %s: %d image(s) skipped (see %s): %s", name, self.task, len(bad),
                         self.cache.report_file, ", ".join(self.frame["image_path"].iloc[bad[:5]]))
         pos = pos[ok]
-        # a test row's truth (label, mask, size, boxes) is never served; a photo's own pixel
-        # size is public (segmentation and size map their answers back to it)
+        # a test row's truth is never served; a photo's own size is public (answers map back to it)
         labels = None if name == "test" else self.labels[pos]
         kw = dict(with_orig_size=self.card.kind in ("segmentation", "size"))
         if self.image_size is None:
@@ -449,15 +443,3 @@ def _valid_limit(limit) -> bool:
     if isinstance(limit, int):
         return limit >= 1
     return isinstance(limit, float) and 0 < limit <= 1
-
-
-def _rank_within_class(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A random rank of each row among the rows of its class (0, 1, 2, ...)."""
-    keys = rng.random(len(labels))
-    order = np.lexsort((keys, labels))
-    sorted_labels = labels[order]
-    starts = np.r_[0, np.flatnonzero(sorted_labels[1:] != sorted_labels[:-1]) + 1]
-    run_start = np.repeat(starts, np.diff(np.r_[starts, len(labels)]))
-    rank = np.empty(len(labels), np.int64)
-    rank[order] = np.arange(len(labels)) - run_start
-    return rank
