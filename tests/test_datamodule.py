@@ -127,17 +127,19 @@ def test_classification_contract(dataset, tmp_path):
     batches = _batches(dm, dm.test_dataloader())
     b = batches[0]
     assert b["image"].dtype == torch.float32 and b["image"].shape == (8, 3, 32, 32)
-    assert b["label"].dtype == torch.int64 and b["index"].dtype == torch.int64
+    assert "label" not in b and b["index"].dtype == torch.int64   # sealed: a test batch has no label
     assert isinstance(b["sample_id"], list) and isinstance(b["sample_id"][0], str)
     ids = [s for b in batches for s in b["sample_id"]]
     assert ids == dm.test_frame["sample_id"].tolist()
     assert [int(i) for b in batches for i in b["index"]] == dm.test_frame.index.tolist()
     assert (dm.test_frame["fewshot_10"] == "test").all() and len(ids) == 12
+    assert "species" not in dm.test_frame.columns and (dm.frame.loc[dm.test_frame.index, "species"] == "").all()
     # normalised with the exposed constants: undo it and recover each image's class colour
+    truth = manifest.read_manifest(dataset)["species"]
     for b in batches:
         raw = b["image"] * torch.tensor(dm.std)[:, None, None] + torch.tensor(dm.mean)[:, None, None]
-        for img, label in zip(raw, b["label"]):
-            assert class_of(img.permute(1, 2, 0).numpy() * 255) == SPECIES.index(dm.classes[label])
+        for img, idx in zip(raw, b["index"]):
+            assert class_of(img.permute(1, 2, 0).numpy() * 255) == SPECIES.index(truth[int(idx)])
 
 
 def test_train_labels_follow_their_images_and_val_is_a_stratified_record(dataset, tmp_path):
@@ -174,47 +176,59 @@ def test_tiny_class_keeps_its_train_image(tmp_path):
     assert dm.val_dataloader() == []
 
 
-def test_zeroshot_train_is_disjoint_and_test_labels_are_minus_one(dataset, tmp_path):
+def test_zeroshot_train_is_disjoint_and_test_rows_are_sealed(dataset, tmp_path):
     dm = _dm(dataset, tmp_path, task="zeroshot")
     dm.setup("fit")
     dm.setup("test")
-    assert "beryl" not in dm.classes and set(dm.test_frame["species"]) == {"beryl"}
-    assert set(dm.frame_of("train")["species"]).isdisjoint(dm.test_frame["species"])
-    labels = torch.cat([b["label"] for b in dm.test_dataloader()])
-    assert (labels == -1).all() and len(labels) == 4
+    assert "beryl" not in dm.classes and "species" not in dm.test_frame.columns and len(dm.test_frame) == 4
+    assert "beryl" not in set(dm.frame_of("train")["species"])
+    # the candidates' names are public (the card says so); which photo is which is not
+    assert dm.task_context().candidates == ("beryl",)
+    assert all("label" not in b for b in dm.test_dataloader())
 
 
-def test_segmentation_batch_has_aligned_masks_and_sizes(dataset, tmp_path):
+def test_segmentation_batch_has_sizes_but_no_mask(dataset, tmp_path):
     dm = _dm(dataset, tmp_path, task="segmentation", batch_size=4)
     dm.setup("test")
-    assert dm.test_frame["segmentation"].all()
+    assert dm.test_frame["segmentation"].all() and "mask_path" not in dm.test_frame.columns
     for b in _batches(dm, dm.test_dataloader()):
-        assert b["mask"].dtype == torch.uint8 and b["mask"].shape[1:] == (1, 32, 32)
+        assert set(b) == {"image", "index", "sample_id", "orig_size"}   # the mask is the scorer's
         assert b["orig_size"].dtype == torch.int64 and b["orig_size"].tolist()[0] == [48, 64]
-        raw = b["image"] * torch.tensor(dm.std)[:, None, None] + torch.tensor(dm.mean)[:, None, None]
-        bright = raw.mean(1)
-        for img, mask in zip(bright, b["mask"][:, 0].bool()):
-            assert mask.any() and (~mask).any()
-            assert img[mask].mean() > img[~mask].mean() + 0.05   # the mask sits on the bright patch
     with pytest.raises(UserError, match="test-only"):
         _dm(dataset, tmp_path, task="segmentation").setup("fit")
+
+
+def test_cached_rows_with_masks_stay_aligned(dataset, tmp_path):
+    """The dataset's mask field (for training rows whose card makes masks an input; no
+    shipped card does) reads masks aligned with the image."""
+    from minbench.data.cache import ImageCache
+    from minbench.data.datasets import CachedImages
+
+    frame = manifest.read_manifest(dataset)
+    pos = np.flatnonzero(frame["segmentation"].to_numpy())
+    cache = ImageCache(dataset, frame, 32, root=tmp_path / "cache")
+    cache.ensure(pos)
+    b = CachedImages(cache, frame, pos, np.zeros(len(pos), np.int64), with_mask=True).__getitems__(range(len(pos)))
+    assert b["mask"].dtype == torch.uint8 and b["mask"].shape[1:] == (1, 32, 32)
+    for img, mask in zip(b["image"].float().mean(-1), b["mask"][:, 0].bool()):
+        assert mask.any() and (~mask).any()
+        assert img[mask].mean() > img[~mask].mean() + 10   # the mask sits on the bright patch
 
 
 def test_size_batch_and_native_resolution_path(dataset, tmp_path):
     dm = _dm(dataset, tmp_path, task="size")
     dm.setup("test")
     b = next(iter(_batches(dm, dm.test_dataloader())))
-    assert b["size_cm"].dtype == torch.float32 and b["px_per_cm"].dtype == torch.float32
-    assert torch.allclose(b["size_cm"], torch.tensor(dm.test_frame["size_cm"].to_numpy()[:8], dtype=torch.float32))
-    box = manifest.parse_box(dm.test_frame["bbox"].iloc[0])
-    assert torch.allclose(b["bbox"][0], torch.tensor([box[0] / 2, box[1] / 1.5, box[2] / 2, box[3] / 1.5]))
+    # sealed: the size, the scale and the boxes are the scorer's
+    assert set(b) == {"image", "index", "sample_id", "orig_size"}
+    assert not {"size_cm", "px_per_cm", "bbox", "cube_bbox"} & set(dm.test_frame.columns)
     native = _dm(dataset, tmp_path, task="size", image_size=None, batch_size=3)
     native.setup("test")
     nb = next(iter(native.test_dataloader()))
     nb = native.on_after_batch_transfer(nb, 0)
     assert isinstance(nb["image"], list) and len(nb["image"]) == 3
     assert nb["image"][0].shape == (48, 64, 3) and nb["image"][0].dtype == np.uint8
-    assert nb["orig_size"].tolist()[0] == [48, 64] and nb["bbox"][0].tolist() == list(box)
+    assert nb["orig_size"].tolist()[0] == [48, 64] and "bbox" not in nb and "mask" not in nb
     assert not any(native.cache.folder.glob("*.u8"))  # native path: no pixel cache
     with pytest.raises(UserError, match="test-only"):
         native.setup("fit")
@@ -264,11 +278,13 @@ def test_bad_images_drop_out_with_their_labels(tmp_path, caplog):
     assert set(report["image_path"]) == {f"img/{i:03d}.jpg" for i in (0, 3, 7, 10, 25)}
     assert "img/000.jpg" in caplog.text
     assert "s025" not in dm.test_frame["sample_id"].tolist() and len(dm.test_frame) == 11
+    truth = manifest.read_manifest(data)["species"]
     for b in list(dm.train_dataloader()) + list(dm.test_dataloader()):
-        for img, label, idx in zip(b["image"], b["label"], b["index"]):
-            assert dm.classes[label] == dm.frame.loc[int(idx), "species"]
+        if "label" in b:
+            assert [dm.classes[i] for i in b["label"]] == [truth[int(i)] for i in b["index"]]
+        for img, idx in zip(b["image"], b["index"]):
             if int(idx) not in (1, 5):  # gray / 16-bit-gray images have no class colour left
-                assert class_of(img.numpy()) == SPECIES.index(dm.classes[label]), int(idx)
+                assert class_of(img.numpy()) == SPECIES.index(truth[int(idx)]), int(idx)
     served = dm.frame_of("train")
     assert {"s001", "s002", "s004", "s005"} <= set(served["sample_id"])
     img4 = dm.cache.read_image(4)
@@ -310,7 +326,8 @@ def test_cpu_transform_runs_in_training_only(dataset, tmp_path):
     b = next(iter(dm.train_dataloader()))
     assert class_of(255 - b["image"][0].numpy()) == SPECIES.index(dm.classes[b["label"][0]])
     t = next(iter(dm.test_dataloader()))
-    assert class_of(t["image"][0].numpy()) == SPECIES.index(dm.classes[t["label"][0]])
+    truth = manifest.read_manifest(dataset)["species"]
+    assert class_of(t["image"][0].numpy()) == SPECIES.index(truth[int(t["index"][0])])
 
 
 def test_worker_processes_only_where_a_batch_has_per_sample_cpu_work(dataset, tmp_path):
@@ -483,16 +500,9 @@ def test_every_task_on_the_embedded_tiny_dataset(tiny_dataset, tmp_path, task):
     n = len(dm.test_frame)
     assert b["image"].shape == (n, 3, 32, 32) and not dm.skipped.shape[0]
     assert b["sample_id"] == dm.test_frame["sample_id"].tolist()
-    labels = b["label"].numpy()
-    if card.kind == "zeroshot":
-        assert (labels == -1).all()
-    else:
-        assert (labels >= 0).all() and [dm.classes[i] for i in labels] == dm.test_frame["species"].tolist()
-    if card.kind == "segmentation":
-        assert b["mask"].shape == (n, 1, 32, 32) and b["mask"].sum() > 0
+    assert "label" not in b   # sealed (tests/test_protocol.py checks every key and column)
+    if card.kind in ("segmentation", "size"):
         assert b["orig_size"].tolist()[0] == [192, 256]
-    if card.kind == "size":
-        assert torch.isfinite(b["size_cm"]).all() and torch.isfinite(b["bbox"]).all()
     if card.kind in ("classification", "zeroshot"):
         dm.setup("fit")
         tb = dm.transform_batch(next(iter(dm.train_dataloader())), train=True)

@@ -91,14 +91,23 @@ def _dataset(folder, kinds) -> pd.DataFrame:
 
 
 def _module_masks(folder, tmp_path):
-    """Masks as the data module serves them at native size, by sample id; and its skip report."""
-    dm = MineralDataModule(folder, task="segmentation", image_size=None, batch_size=4, num_workers=0,
-                           augment=False, cache_dir=tmp_path / "cache")
-    dm.setup("test")
-    out = {}
-    for batch in dm.test_dataloader():
-        out.update({sid: np.asarray(m, bool) for sid, m in zip(batch["sample_id"], batch["mask"])})
-    return out, dict(zip(dm.skipped["sample_id"], dm.skipped["reason"]))
+    """Masks as the data layer reads them at native size (for rows whose card makes the mask
+    an input; the data module serves no test row's mask: the sealed protocol), by sample id;
+    and the image cache's skip report."""
+    from minbench.data.cache import ImageCache
+    from minbench.data.datasets import NativeImages
+
+    frame = manifest.read_manifest(folder)
+    cache = ImageCache(folder, frame, 16, root=tmp_path / "cache")
+    cache.ensure(np.arange(len(frame)))
+    ok = np.flatnonzero(cache.ready(np.arange(len(frame))))
+    batch = NativeImages(folder, frame, ok, None, with_mask=True).__getitems__(range(len(ok)))
+    out = {sid: np.asarray(m, bool) for sid, m in zip(batch["sample_id"], batch["mask"])}
+    sealed = MineralDataModule(folder, task="segmentation", image_size=None, batch_size=4, num_workers=0,
+                               augment=False, cache_dir=tmp_path / "cache")
+    assert all("mask" not in b for b in sealed.test_dataloader())
+    return out, dict(zip(cache.skipped(np.arange(len(frame)))["sample_id"],
+                         cache.skipped(np.arange(len(frame)))["reason"]))
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +151,7 @@ def test_bad_masks_get_the_same_verdict_everywhere(tmp_path):
             load_true_mask(folder, row)
         verdict = str(scorer.value)
         assert "\n" not in verdict and str(folder / row.mask_path) in verdict
-        assert skipped[row.sample_id] == verdict                       # the data module skips the row with it
+        assert skipped[row.sample_id] == verdict                       # the image cache skips the row with it
         assert any(verdict in p for p in report.problems), verdict     # `data check` reports it
         if BAD[row.sample_id] != "unreadable":                         # (a header read cannot judge garbage)
             assert any(verdict in p for p in quick.problems), verdict

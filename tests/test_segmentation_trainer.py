@@ -140,23 +140,23 @@ def test_predicted_masks_are_scored_at_the_true_resolution(tmp_path):
     assert result.metrics["miou"] == pytest.approx(per_image["iou"].mean())
 
 
-def test_true_class_target_uses_the_species(tmp_path):
-    from minbench.trainers.segmentation import read_mask
-
-    root, rows = make_dataset(tmp_path / "data")
-    predict_masks(root, tmp_path, seg_model(cam_target="true"))
-    # s0 is 'red', so its CAM explains the red class and finds the square.
-    truth = read_mask(root / rows[0]["mask_path"], level=127)
-    assert iou(read_mask(tmp_path / "predictions" / "s0.png"), truth) > 0.6
+def test_true_class_target_is_refused(tmp_path):
+    # the true class of a test photo is its truth: the sealed protocol keeps it from a method
+    with pytest.raises(UserError, match="cam_target: 'true' explains each test photo's true class"):
+        seg_model(cam_target="true")
 
 
-def test_a_true_mask_of_another_size_is_named(tmp_path):
+def test_a_true_mask_of_another_size_is_the_scorers_to_name(tmp_path):
+    from minbench.scoring.score import score_submission
+
     root, _ = make_dataset(tmp_path / "data", bad_mask_for="s1")
-    # The data module drops the pair up front (its decoding policy) and says why.
+    # The data module never reads a test row's mask (sealed): it serves the photo ...
     dm = datamodule(root, tmp_path)
     writer = predict_masks(root, tmp_path, seg_model(), dm)
-    assert "s1" not in writer.written and "s0" in writer.written
-    assert "70x93" in dm.skipped.set_index("sample_id").loc["s1", "reason"]
+    assert "s1" in writer.written and not len(dm.skipped)
+    # ... and the scorer names the mask that does not fit it
+    with pytest.raises(UserError, match="70x93"):
+        score_submission("segmentation", tmp_path / "predictions", root)
 
 
 def test_bad_options_fail_before_any_work():

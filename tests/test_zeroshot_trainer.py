@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from minbench.data.datamodule import MineralDataModule
+from minbench.data.manifest import read_manifest
 from minbench.errors import UserError
 from minbench.trainers.zeroshot import ClipZeroShot, ContrastiveZeroShot, TrainingLeak
 
@@ -88,7 +89,8 @@ def test_prediction_ranks_every_zeroshot_row_among_unseen_candidates(tiny_datase
     assert ranked.shape == (len(index), min(5, n_cand))
     assert ((ranked >= 0) & (ranked < n_cand)).all()
     assert all(len(set(r.tolist())) == r.numel() for r in ranked)  # no class twice in a row
-    assert set(model.unseen.classes) == set(dm.frame["species"].to_numpy()[dm.positions["test"]])
+    truth = read_manifest(tiny_dataset)["species"].to_numpy()
+    assert set(model.unseen.classes) == set(truth[dm.positions["test"]]) == set(dm.task_context().candidates)
     assert not set(model.unseen.classes) & set(model.seen_classes)
     # GZSL pass over the held-out seen images: every validation pass leaves them
     trainer.validate(model, datamodule=dm, verbose=False)
@@ -100,7 +102,7 @@ def test_class_embeddings_come_from_class_texts(tiny_dataset, tmp_path):
     """Seen and unseen classes alike: the dataset's class description, or the name prompts."""
     dm = _dm(tiny_dataset, tmp_path)
     ctx = dm.task_context()
-    assert set(dm.classes) | set(dm.frame["species"][dm.positions["test"]]) <= set(ctx.class_texts)
+    assert set(dm.classes) | set(ctx.candidates) <= set(ctx.class_texts)
     by_source = {}
     for source in ("names", "class_text", "both"):
         model = _model(text_source=source)

@@ -43,7 +43,10 @@ class Task:
     def datamodule(self, data: str | Path | None = None, image_size: int | None = 224, **kwargs: Any):
         """The shared ``MineralDataModule`` serving this task from ``data`` (a prepared
         dataset folder; None = the embedded one). Keyword arguments are the data module's
-        (``batch_size``, ``num_workers``, ``val_fraction``, ``augment``, ``seed``, ...)."""
+        (``batch_size``, ``num_workers``, ``val_fraction``, ``augment``, ``seed``, ...).
+
+        Sealed (``minbench.data.seal``): its test rows and test batches hold only the card's
+        public test columns (the photo and its id); their truth is the scorer's (``score``)."""
         from minbench.data.datamodule import MineralDataModule
 
         return MineralDataModule(self.dataset_dir(data), task=self.id, image_size=image_size, **kwargs)

@@ -6,8 +6,15 @@ it to the task's ``configure_data(context)`` before any step runs (once per cont
 many ``fit``/``validate``/``predict`` calls follow). Code that drives a task without a
 Lightning ``Trainer`` calls ``task.configure_data(dm.task_context())`` itself. Nothing else
 passes data to a model: batches carry the images and per-row fields, the context carries the
-rest (the manifest, the splits, the classes, the normalisation, the dataset's origin, the
-class-level texts).
+rest (the sealed manifest, the splits, the classes, the zero-shot candidates, the
+normalisation, the dataset's origin, the class-level texts).
+
+Sealed (the protocol, ``minbench.data.seal``): the context holds no test row's truth. Its
+``frame`` is the manifest as ``seal_frame`` leaves it for the task (a training row keeps the
+columns ``card.public_columns("train")`` names, every other row only
+``card.public_columns("test")``'s, the rest blanked), and ``rows("test")`` has the public
+test columns alone. What needs the whole manifest (the splits, the training classes, the
+zero-shot candidates' names) the data module works out before it seals.
 """
 
 from __future__ import annotations
@@ -34,7 +41,9 @@ class TaskContext:
         card: the task card the data module serves.
         root: the dataset folder (the manifest's ``image_path`` / ``mask_path`` are relative to it).
         source: the dataset's origin (``dataset.json``): ``synth`` for the embedded data.
-        frame: the whole manifest; a batch's ``index`` is a row position in it.
+        frame: the sealed manifest (every row, the manifest's schema; a row outside the
+            task's train split holds its public columns only); a batch's ``index`` is a row
+            position in it.
         positions: ``train``/``val``/``test`` -> manifest row positions of the split (before
             unreadable images drop out: a batch never holds a row outside them).
         classes: the training classes, index = label (the batches' ``label``).
@@ -48,6 +57,9 @@ class TaskContext:
             named by their label alone.
         cube_edge_cm: the reference cube's edge in cm, as the dataset records it
             (``DatasetInfo.cube_edge_cm``); None when it does not say.
+        candidates: a zero-shot task's candidate species (sorted), the classes a
+            submission chooses among: public by the card (``TaskCard.public_candidates``:
+            their names, not which photo is which); empty for other tasks.
     """
 
     card: "TaskCard"
@@ -60,6 +72,7 @@ class TaskContext:
     std: tuple[float, ...] = ()
     class_texts: Mapping[str, str] = field(default_factory=dict)
     cube_edge_cm: float | None = None
+    candidates: tuple[str, ...] = ()
 
     def split_positions(self, split: str) -> np.ndarray:
         """Manifest row positions of ``split`` (empty when the task has no such split)."""
@@ -68,5 +81,12 @@ class TaskContext:
         return np.asarray(self.positions.get(split, ()), np.int64)
 
     def rows(self, split: str) -> "pd.DataFrame":
-        """Manifest rows of ``split`` (index = row position)."""
-        return self.frame.iloc[self.split_positions(split)]
+        """Manifest rows of ``split`` (index = row position); the test rows with the card's
+        public test columns only."""
+        rows = self.frame.iloc[self.split_positions(split)]
+        if split != "test":
+            return rows
+        from minbench.data.seal import public_view
+
+        return public_view(rows, self.card)
+

@@ -9,12 +9,19 @@ Contract (the task modules and pipelines code against this)::
     dm.setup("fit")   # or "validate"/"test"/"predict"
     dm.classes        # list[str]: the training classes (sorted), index = label
     dm.num_classes
-    dm.test_frame     # manifest rows of the test split, in dataloader order (index = row position)
-    dm.frame          # the whole manifest; dm.positions: split -> manifest row positions chosen
+    dm.test_frame     # test rows in dataloader order (index = row position), public columns only
+    dm.frame          # the sealed manifest; dm.positions: split -> manifest row positions chosen
                       # (before bad images drop out); dm.frame_of(split): rows as served
     dm.skipped        # bad images among this module's rows: position, sample_id, image_path, reason
     dm.task_context() # what a task module reads (minbench.data.context.TaskContext): the one
                       # route from data to model, taken by BaseTask.setup from trainer.datamodule
+
+Sealed (``minbench.data.seal``): the module works out from the whole manifest what it must
+(splits, training classes and labels, public zero-shot candidates, the cache's fingerprint)
+and keeps only ``seal_frame(manifest, card, keep=train rows)`` as ``dm.frame`` /
+``TaskContext.frame``; test rows (``test_frame``, ``frame_of("test")``,
+``TaskContext.rows("test")``) have ``card.public_columns("test")`` only, and test/predict
+batches no truth (no label, mask, size, scale or box): that is the scorer's.
 
 Rows: the task card's train and test split (``card.positions(frame, "train"|"test")``;
 the rule of each kind is in ``minbench.cards``):
@@ -29,18 +36,18 @@ the rule of each kind is in ``minbench.cards``):
   keeps at least one train image); recorded in ``dm.split_record`` and as JSON in
   ``<cache_dir>/splits/``. ``val_fraction=0`` means no validation loader.
 - ``limit``: an int caps each split at that many rows, a float in (0, 1] keeps that
-  fraction; rows are picked round-robin over classes (seeded), so classes stay covered.
+  fraction; train and validation rows are picked round-robin over classes (seeded), so
+  classes stay covered; test rows, whose labels are sealed, at random (seeded).
 
 Batches after ``on_after_batch_transfer`` (on the model's device), a dict:
 
 - ``image`` float32 Bx3xSxS in ``channels_last`` memory layout, normalised with ImageNet
   ``dm.mean`` / ``dm.std``;
-  ``label`` int64 (-1 when the species is not a training class, e.g. zero-shot test);
-  ``index`` int64 (row position in the manifest); ``sample_id`` list[str].
-- segmentation adds ``mask`` uint8 Bx1xSxS (1 = mineral, aligned with ``image``) and
-  ``orig_size`` int64 Bx2 (H, W of the upright original image).
-- size adds ``size_cm`` float32 B, ``px_per_cm`` float32 B (of the original image), ``bbox``
-  and ``cube_bbox`` float32 Bx4 (pixels of the SxS image, NaN when unknown), ``orig_size``.
+  ``index`` int64 (row position in the manifest); ``sample_id`` list[str];
+  train and validation batches add ``label`` int64 (the class index; -1 when the species
+  is not a training class). Test and predict batches carry no truth: no ``label``.
+- segmentation and size add ``orig_size`` int64 Bx2 (H, W of the upright original image).
+  Their truth (masks; sizes, scales, boxes) is never served: they have test rows only.
 - Eval/predict: the whole image resized to SxS (no crop), so a CAM maps back exactly.
   Train (``augment=True``): random resized crop, flips, rotation, colour jitter, grayscale,
   as batched ops on the device (``minbench.data.augment``), deterministic given
@@ -81,7 +88,7 @@ from minbench.cards import get_card
 from minbench.data.augment import IMAGENET_MEAN, IMAGENET_STD, AugmentConfig, eval_transform, train_transform
 from minbench.data.cache import ImageCache, default_root
 from minbench.data.context import TaskContext
-from minbench.data.datasets import CachedImages, EpochSampler, NativeImages, passthrough_collate
+from minbench.data.datasets import CachedImages, EpochSampler, NativeImages, passthrough_collate, rank_within_class
 from minbench.errors import UserError
 from minbench.io import storage_errors, write_json_atomic
 
@@ -144,35 +151,50 @@ class MineralDataModule(L.LightningDataModule):
         from minbench.data.locate import resolve_dataset
         from minbench.data.manifest import read_manifest
 
+        from minbench.data.manifest import fingerprint
+        from minbench.data.seal import seal_frame
+
         self.dataset_dir = resolve_dataset(self.data_dir)
-        self.frame = read_manifest(self.dataset_dir)
+        # the whole manifest lives in this method only: what follows keeps the sealed one
+        manifest = read_manifest(self.dataset_dir)
+        train = self._make_splits(manifest)
+        self.frame = seal_frame(manifest, self.card, keep=train)
         self.cache = ImageCache(self.dataset_dir, self.frame, self.image_size, root=self.cache_root,
-                                max_pixels=self.max_pixels)
-        self._make_splits()
+                                max_pixels=self.max_pixels, fingerprint_=fingerprint(manifest))
+        self._carve_and_limit(train, self.card.positions(manifest, "test", where=str(self.dataset_dir)))
         self._loaded = True
 
-    def _make_splits(self) -> None:
-        card, frame = self.card, self.frame
-        species = frame["species"].to_numpy()
+    def _make_splits(self, manifest: pd.DataFrame) -> np.ndarray:
+        """Classes, labels (of training rows only) and candidates from the whole manifest;
+        returns the train rows (before the validation carve)."""
+        card = self.card
+        species = manifest["species"].to_numpy()
         # the card owns the split rule; an empty test split is its UserError
-        train = card.positions(frame, "train", where=str(self.dataset_dir))
-        test = card.positions(frame, "test", where=str(self.dataset_dir))
+        train = card.positions(manifest, "train", where=str(self.dataset_dir))
+        test = card.positions(manifest, "test", where=str(self.dataset_dir))
         if self._given_classes is not None:
             self.classes = self._given_classes
         else:
             source = train if card.has_train else test
             self.classes = sorted(set(species[source].tolist()))
         lookup = {c: i for i, c in enumerate(self.classes)}
-        self.labels = np.array([lookup.get(s, -1) for s in species], np.int64)
+        labels = np.array([lookup.get(s, -1) for s in species], np.int64)
         if card.kind == "classification":
-            unseen = sorted(set(species[test][self.labels[test] < 0].tolist()))
+            unseen = sorted(set(species[test][labels[test] < 0].tolist()))
             if unseen:
                 more = f" and {len(unseen) - 3} more" if len(unseen) > 3 else ""
                 raise UserError(f"{self.dataset_dir}: task {self.task!r}: test class "
                                 f"{', '.join(repr(u) for u in unseen[:3])}{more} has no train image")
+        self.labels = np.full(len(manifest), -1, np.int64)  # outside the train split: none (-1)
+        self.labels[train] = labels[train]
+        # the card makes a zero-shot task's candidate NAMES public (not which photo is which)
+        self.candidates = tuple(card.classes(manifest, where=str(self.dataset_dir))) if card.public_candidates else ()
+        return train
+
+    def _carve_and_limit(self, train: np.ndarray, test: np.ndarray) -> None:
         train, val = self._carve_val(train)
         self.positions = {"train": self._apply_limit(train, 1), "val": self._apply_limit(val, 2),
-                          "test": self._apply_limit(test, 3)}
+                          "test": self._apply_limit(test, 3)}  # test: no labels, a random pick
 
     def _carve_val(self, train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Stratified, seeded validation carve; a class keeps at least one train image."""
@@ -180,7 +202,7 @@ class MineralDataModule(L.LightningDataModule):
             self.split_record = None
             return train, np.array([], np.int64)
         labels = self.labels[train]
-        rank = _rank_within_class(labels, np.random.default_rng([self.seed, 0x7A1]))
+        rank = rank_within_class(labels, np.random.default_rng([self.seed, 0x7A1]))
         _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
         n_val = np.minimum(np.floor(counts * self.val_fraction + 0.5), counts - 1).astype(np.int64)
         is_val = rank < n_val[inverse]
@@ -207,7 +229,7 @@ class MineralDataModule(L.LightningDataModule):
             return positions
         rng = np.random.default_rng([self.seed, salt])
         keys = rng.random(len(positions))
-        rank = _rank_within_class(self.labels[positions], rng)
+        rank = rank_within_class(self.labels[positions], rng)
         chosen = np.lexsort((keys, rank))[:n]  # round-robin over classes: all classes first
         return np.sort(positions[chosen])
 
@@ -261,14 +283,12 @@ class MineralDataModule(L.LightningDataModule):
             log.warning("%s split of %s: %d image(s) skipped (see %s): %s", name, self.task, len(bad),
                         self.cache.report_file, ", ".join(self.frame["image_path"].iloc[bad[:5]]))
         pos = pos[ok]
-        if name == "test":
-            self._test_positions = pos
-        kind = self.card.kind
-        kw = dict(with_mask=kind == "segmentation", with_size=kind == "size")
+        # a test row's truth is never served; a photo's own size is public (answers map back to it)
+        labels = None if name == "test" else self.labels[pos]
+        kw = dict(with_orig_size=self.card.kind in ("segmentation", "size"))
         if self.image_size is None:
-            return NativeImages(self.dataset_dir, self.frame, pos, self.labels[pos],
-                                max_pixels=self.max_pixels, **kw)
-        return CachedImages(self.cache, self.frame, pos, self.labels[pos],
+            return NativeImages(self.dataset_dir, self.frame, pos, labels, max_pixels=self.max_pixels, **kw)
+        return CachedImages(self.cache, self.frame, pos, labels,
                             cpu_transform=self.cpu_transform if name == "train" else None, **kw)
 
     def _dataset(self, name: str):
@@ -371,7 +391,8 @@ class MineralDataModule(L.LightningDataModule):
             context = TaskContext(card=self.card, root=Path(self.dataset_dir), source=info.source, frame=self.frame,
                                   positions={k: np.asarray(v, np.int64) for k, v in self.positions.items()},
                                   classes=tuple(self.classes), mean=tuple(self.mean), std=tuple(self.std),
-                                  class_texts=info.class_texts, cube_edge_cm=info.cube_edge_cm)
+                                  class_texts=info.class_texts, cube_edge_cm=info.cube_edge_cm,
+                                  candidates=self.candidates)
             self._task_context = context
         return context
 
@@ -382,14 +403,18 @@ class MineralDataModule(L.LightningDataModule):
 
     @property
     def test_frame(self) -> pd.DataFrame:
-        """Manifest rows of the test split in dataloader order (skipped images left out)."""
-        self._dataset("test")
-        return self.frame.iloc[self._test_positions]
+        """Rows of the test split in dataloader order (skipped images left out), with the
+        card's public test columns only (sealed)."""
+        return self.frame_of("test")
 
     def frame_of(self, split: str) -> pd.DataFrame:
-        """Manifest rows of ``train``/``val``/``test`` as served (skipped images left out)."""
+        """Manifest rows of ``train``/``val``/``test`` as served (skipped images left out);
+        test rows with the card's public test columns only."""
+        from minbench.data.seal import public_view
+
         ds = self._dataset(split)
-        return self.frame.iloc[ds.rows.positions]
+        rows = self.frame.iloc[ds.rows.positions]
+        return public_view(rows, self.card) if split == "test" else rows
 
     @property
     def skipped(self) -> pd.DataFrame:
@@ -418,15 +443,3 @@ def _valid_limit(limit) -> bool:
     if isinstance(limit, int):
         return limit >= 1
     return isinstance(limit, float) and 0 < limit <= 1
-
-
-def _rank_within_class(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A random rank of each row among the rows of its class (0, 1, 2, ...)."""
-    keys = rng.random(len(labels))
-    order = np.lexsort((keys, labels))
-    sorted_labels = labels[order]
-    starts = np.r_[0, np.flatnonzero(sorted_labels[1:] != sorted_labels[:-1]) + 1]
-    run_start = np.repeat(starts, np.diff(np.r_[starts, len(labels)]))
-    rank = np.empty(len(labels), np.int64)
-    rank[order] = np.arange(len(labels)) - run_start
-    return rank

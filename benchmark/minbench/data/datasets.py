@@ -22,16 +22,22 @@ _NAN_BOX = (math.nan,) * 4
 
 
 class _Rows:
-    """Per-row fields of a split, precomputed as arrays (no pandas in ``__getitem__``)."""
+    """Per-row fields of a split, precomputed as arrays (no pandas in ``__getitem__``).
 
-    def __init__(self, frame: pd.DataFrame, positions: np.ndarray, labels: np.ndarray,
-                 with_mask: bool, with_size: bool):
+    ``labels`` None: the rows are served without a ``label`` (sealed test rows). Only the
+    fields asked for are read of ``frame``: the data module asks for none of a test row's
+    truth (``with_mask``, ``with_size`` serve training rows of a kind that has them).
+    """
+
+    def __init__(self, frame: pd.DataFrame, positions: np.ndarray, labels: np.ndarray | None,
+                 with_mask: bool = False, with_size: bool = False, with_orig_size: bool = False):
         self.positions = np.asarray(positions, dtype=np.int64)
-        self.labels = np.asarray(labels, dtype=np.int64)
+        self.labels = None if labels is None else np.asarray(labels, dtype=np.int64)
         rows = frame.iloc[self.positions]
         self.sample_id = rows["sample_id"].tolist()
         self.with_mask = with_mask
         self.with_size = with_size
+        self.with_orig_size = with_orig_size
         if with_size:
             self.size_cm = rows["size_cm"].to_numpy(np.float32)
             self.px_per_cm = rows["px_per_cm"].to_numpy(np.float32)
@@ -48,9 +54,9 @@ class _Rows:
         served image (None: served at native size).
         """
         pos = self.positions[idx]
-        out: dict[str, Any] = {"label": torch.from_numpy(self.labels[idx]), "index": torch.from_numpy(pos),
-                               "sample_id": [self.sample_id[i] for i in idx.tolist()]}
-        if self.with_mask or self.with_size or scale is None:
+        out: dict[str, Any] = {} if self.labels is None else {"label": torch.from_numpy(self.labels[idx])}
+        out.update(index=torch.from_numpy(pos), sample_id=[self.sample_id[i] for i in idx.tolist()])
+        if self.with_mask or self.with_size or self.with_orig_size or scale is None:
             out["orig_size"] = torch.from_numpy(np.asarray(hw, np.int64).reshape(-1, 2))
         if self.with_size:
             out["size_cm"] = torch.from_numpy(self.size_cm[idx])
@@ -95,9 +101,9 @@ class CachedImages(_BatchedDataset):
     """Rows of one split, read from an :class:`~minbench.data.cache.ImageCache` (all ready)."""
 
     def __init__(self, cache, frame: pd.DataFrame, positions, labels, *, with_mask=False, with_size=False,
-                 cpu_transform=None):
+                 with_orig_size=False, cpu_transform=None):
         self.cache = cache
-        self.rows = _Rows(frame, positions, labels, with_mask, with_size)
+        self.rows = _Rows(frame, positions, labels, with_mask, with_size, with_orig_size)
         # optional albumentations pipeline for per-sample ops with no batched form; it must
         # keep the image SxSx3 uint8 (and the mask SxS)
         self.cpu_transform = cpu_transform
@@ -135,11 +141,11 @@ class NativeImages(_BatchedDataset):
     """
 
     def __init__(self, dataset_dir, frame: pd.DataFrame, positions, labels, *, with_mask=False,
-                 with_size=False, max_pixels=None):
+                 with_size=False, with_orig_size=False, max_pixels=None):
         from pathlib import Path
 
         self.dataset_dir = Path(dataset_dir)
-        self.rows = _Rows(frame, positions, labels, with_mask, with_size)
+        self.rows = _Rows(frame, positions, labels, with_mask, with_size, with_orig_size)
         self.image_path = frame["image_path"].to_numpy()[self.rows.positions]
         self.mask_path = frame["mask_path"].to_numpy()[self.rows.positions]
         self.mask_size = frame[["width", "height"]].to_numpy(np.int64)[self.rows.positions]
@@ -238,3 +244,15 @@ def first_occurrences(index):
     keep = torch.zeros_like(first_sorted)
     keep[order] = first_sorted
     return keep
+
+
+def rank_within_class(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random rank of each row among the rows of its class (0, 1, 2, ...)."""
+    keys = rng.random(len(labels))
+    order = np.lexsort((keys, labels))
+    sorted_labels = labels[order]
+    starts = np.r_[0, np.flatnonzero(sorted_labels[1:] != sorted_labels[:-1]) + 1]
+    run_start = np.repeat(starts, np.diff(np.r_[starts, len(labels)]))
+    rank = np.empty(len(labels), np.int64)
+    rank[order] = np.arange(len(labels)) - run_start
+    return rank

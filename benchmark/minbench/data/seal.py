@@ -16,6 +16,11 @@ import pandas as pd
 
 from minbench.data.manifest import SCHEMA
 
+#: an option that would read a test row's truth before the submission exists, refused in
+#: one line by the run's validator (``pipelines.validate``) and by the task itself
+CAM_TRUE_TARGET_REFUSED = ("'true' explains each test photo's true class, which is the test truth the "
+                           "sealed protocol keeps from a method; use 'predicted' or 'topk'")
+
 
 def empty_value(column: str, dtype) -> object:
     """The manifest's empty value of ``column`` (by the schema; else by ``dtype``)."""
@@ -46,3 +51,10 @@ def seal_frame(frame: pd.DataFrame, card, keep: Iterable[int] = ()) -> pd.DataFr
     others = np.setdiff1d(np.arange(len(frame)), keep)
     out = blank_rows(frame, others, card.truth_columns(frame.columns, "test"))
     return blank_rows(out, keep, card.truth_columns(frame.columns, "train"))
+
+
+def public_view(rows: pd.DataFrame, card) -> pd.DataFrame:
+    """Test rows as a method may see them: only the columns ``card.public_columns("test")``
+    names (in the manifest's order); every other column dropped."""
+    public = set(card.public_columns("test"))
+    return rows[[c for c in rows.columns if c in public]]

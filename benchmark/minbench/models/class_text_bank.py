@@ -3,7 +3,8 @@
 ``ClassTextBank.build(context, encoder)`` reads a ``minbench.data.context.TaskContext``:
 the manifest rows of the train/val/test splits, the seen (training) classes and the
 class-level texts (``context.class_texts``). Candidates are the task card's classes (the
-zero-shot set's species: ``TaskCard.classes``) or a user list. It embeds, once, with a frozen text encoder (cached on disk):
+zero-shot set's species, a public input the data module hands over as
+``TaskContext.candidates``) or a user list. It embeds, once, with a frozen text encoder (cached on disk):
 
 - class texts per class, seen and unseen alike, from class-level text only: the name in
   prompt templates (ensembled) and/or the class description the dataset gives
@@ -56,8 +57,8 @@ class ClassTextBank:
         """Read rows, classes and class texts from a ``TaskContext``; embed every text once.
 
         Seen classes are ``context.classes`` (the training species); unseen candidates are
-        the card's classes (``context.card.classes``: the zero-shot set's species), or the
-        user's class list. ``needs_row_text``: whether
+        ``context.candidates`` (the zero-shot set's species, public by the card), or the
+        user's class list (each a species of the dataset: a training class or a candidate). ``needs_row_text``: whether
         training reads the train rows' descriptions; ``needs_seen_names``: whether the seen
         classes' name prompts are needed whatever the text source.
         """
@@ -65,10 +66,12 @@ class ClassTextBank:
 
         frame = context.frame
         pos = {name: context.split_positions(name) for name in ("train", "val", "test")}
+        # a training row's species (the sealed frame blanks every other row's)
         species = frame["species"].to_numpy()
-        # the task card owns which classes are the candidates (the zero-shot set's species)
-        test_species = list(context.card.classes(frame, where=str(context.root)))
-        cand = zh.resolve_candidates(test_species, sorted(set(species.tolist())), self.user_classes)
+        # the data module works the candidates out from the whole manifest (public by the card)
+        test_species = list(context.candidates)
+        known = sorted(set(context.classes) | set(test_species))
+        cand = zh.resolve_candidates(test_species, known, self.user_classes)
         seen = list(context.classes)
         clash = sorted(set(seen) & set(cand.classes))
         if clash:

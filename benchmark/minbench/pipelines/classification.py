@@ -53,7 +53,7 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
     for logger in trainer.loggers:
         logger.log_metrics({f"test/{k}": v for k, v in metrics.items()}, step=trainer.global_step)
         logger.finalize("success")
-    draw_plots(ctx, rows, dm.test_frame, trainer)
+    draw_plots(ctx, rows, path, trainer)
     stats = {"fit_seconds": fit_seconds, "epochs": trainer.current_epoch,
              "train_images_per_s": sum(rates) / len(rates) if rates else float("nan")}
     return {"metrics": metrics, "stats": stats, "train_images_per_s_per_epoch": rates,
@@ -89,10 +89,14 @@ def write_submission(path: Path, rows: list[tuple[int, str, list[str]]], test_fr
     return write_ranked_csv(path, expected, [by_id[sid] for sid in expected])
 
 
-def draw_plots(ctx: SeedContext, rows, test_frame, trainer) -> None:
+def draw_plots(ctx: SeedContext, rows, submission: Path, trainer) -> None:
+    """Confused pairs and per-class accuracy (the truth read through the scorer once the
+    ``submission`` is written) and the training curves."""
     from minbench.pipelines.plots import plot_confused_pairs, plot_per_class_accuracy, plot_training_curves
+    from minbench.scoring.score import truth_after_submission
 
-    truth = dict(zip(test_frame["sample_id"], test_frame["species"]))
+    test = truth_after_submission(ctx.card.id, submission, ctx.data_dir).rows
+    truth = dict(zip(test["sample_id"], test["species"]))
     true = [truth[sid] for _, sid, _ in rows]
     pred = [species[0] for _, _, species in rows]
     plots = ctx.dir / "plots"

@@ -61,10 +61,13 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
     rows = dedupe(gather_objects([r for batch in (outputs or []) for r in batch]))
     if not trainer.is_global_zero:
         return None
-    frame = dm.frame
-    split = ctx.card.rows(frame, "test", where=str(ctx.data_dir))
+    split = ctx.card.rows(dm.frame, "test", where=str(ctx.data_dir))  # sealed rows: ids, positions
     rows = complete_rows(rows, split, dm)
     path = write_submission(ctx.dir / PREDICTIONS_FILE, rows)
+    from minbench.scoring.score import truth_after_submission
+
+    truth = truth_after_submission(ctx.card.id, path, ctx.data_dir).rows
+    rows = with_truth(rows, truth)
     write_details(ctx.dir / DETAILS_FILE, rows)
     result = ctx.score(path)
     metrics = dict(result.metrics)
@@ -75,7 +78,7 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
     if trainer.logger is not None:
         trainer.logger.log_metrics({f"test/{k}": v for k, v in metrics.items() if _finite(v)}, step=0)
         trainer.logger.finalize("success")
-    plots = draw_plots(ctx.dir / "plots", rows, ctx.data_dir, frame)
+    plots = draw_plots(ctx.dir / "plots", rows, ctx.data_dir, truth)
     measured = [r for r in rows if _finite(r.get("ms"))]
     stats = {"images": len(rows), "seconds": seconds,
              "images_per_s": len(measured) / seconds if seconds > 0 else float("nan"),
@@ -97,13 +100,28 @@ def complete_rows(rows: list[dict[str, Any]], split, dm) -> list[dict[str, Any]]
     except Exception:  # noqa: BLE001 - the report is a nicety; the abstention is what matters
         pass
     out = []
-    for pos, (sid, true_cm) in zip(split.index, zip(split["sample_id"], split["size_cm"])):
+    for pos, sid in zip(split.index, split["sample_id"]):
         row = by_id.get(sid)
         if row is None:
             reason = skipped.get(sid, "not served by the data module")
-            row = {"sample_id": sid, "index": int(pos), "true_cm": float(true_cm), "size_cm": math.nan,
+            row = {"sample_id": sid, "index": int(pos), "size_cm": math.nan,
                    "reason": f"unreadable image ({reason})", "flags": ""}
         out.append(row)
+    return out
+
+
+def with_truth(rows: list[dict[str, Any]], truth) -> list[dict[str, Any]]:
+    """``rows`` with each photo's true size (and, for a measured photo, its true scale)
+    after its id and position: ``truth`` is the scorer's test rows, read once the
+    submission is written (``scoring.score.truth_after_submission``)."""
+    by_id = truth.set_index("sample_id")
+    out = []
+    for r in rows:
+        t = by_id.loc[r["sample_id"]]
+        head = {"sample_id": r["sample_id"], "index": r.get("index"), "true_cm": float(t["size_cm"])}
+        if "ms" in r:  # measured by the estimator (a skipped photo has no scale to compare)
+            head["true_px_per_cm"] = float(t["px_per_cm"])
+        out.append({**head, **r})
     return out
 
 
@@ -193,7 +211,8 @@ def _print_comparison(comp: dict[str, Any], names: list[str]) -> None:
 # --- plots ---------------------------------------------------------------------------------
 
 def draw_plots(folder: Path, rows: list[dict[str, Any]], data_dir: Path, frame) -> list[Path]:
-    """Scatter of predicted against true size, and the two galleries."""
+    """Scatter of predicted against true size, and the two galleries; ``frame``: the test
+    rows with their truth (read through the scorer after the submission is written)."""
     folder.mkdir(parents=True, exist_ok=True)
     out = [draw_scatter(folder / "scatter.png", rows)]
     answered = [r for r in rows if _finite(r.get("size_cm")) and _finite(r.get("true_cm"))]

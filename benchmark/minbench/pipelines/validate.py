@@ -12,6 +12,8 @@ and before the dataset is generated, cached or any model is built. It checks:
   minbench sets itself (``logger``, ``callbacks``, ``default_root_dir``);
 - what would only fail at the end: ``data.init_args.limit`` cuts the test split the scorer
   needs whole;
+- what needs a test row's truth before the submission exists (the sealed protocol,
+  ``minbench.data.seal``): ``cam_target: true``;
 - each kind's preflight: local weights present, the CAM method and its options known
   (``minbench.models.cam``'s registry), a given classifier checkpoint present, and the
   kind's own ``preflight(config)`` hook when it has one (e.g. zero-shot templates).
@@ -181,6 +183,10 @@ def _check_segmentation(config: dict[str, Any], problems: Problems) -> None:
             close = difflib.get_close_matches(str(value), known, n=1, cutoff=0.5)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             problems.add(f"model.init_args.{name}", f"{value!r} is not one of {', '.join(known)}{hint}")
+    if args.get("cam_target") == "true":  # the sealed protocol: a test photo's class is its truth
+        from minbench.data.seal import CAM_TRUE_TARGET_REFUSED
+
+        problems.add("model.init_args.cam_target", CAM_TRUE_TARGET_REFUSED)
     if args.get("threshold") in masking.THRESHOLDS:
         try:
             masking.check_threshold(args["threshold"], args.get("threshold_value"))

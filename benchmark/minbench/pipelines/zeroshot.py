@@ -1,7 +1,7 @@
 """``minbench run --task zeroshot``: one seed of a zero-shot recipe, end to end.
 
 1. The data module serves the train rows (species disjoint from the zero-shot set), a
-   validation carve of them, and the zero-shot rows as test (label -1).
+   validation carve of them, and the zero-shot rows as test (sealed: no label, no text).
 2. The model embeds every class text (class-level only: names in templates and/or the
    dataset's class descriptions, ``TaskContext.class_texts``) and, to train, the training
    rows' descriptions, once (cached on disk); trains when it is trainable (the offline
@@ -11,7 +11,8 @@
    leaderboard entry comes from there too).
 4. Generalised zero-shot (GZSL): seen and unseen classes together as candidates; accuracy
    on held-out images of the seen classes (the validation carve) and on the zero-shot
-   images, and their harmonic mean, in ``gzsl.json`` and the run's metrics.
+   images, and their harmonic mean, in ``gzsl.json`` and the run's metrics; the zero-shot
+   images' species read through the scorer once the submission is written.
 """
 
 from __future__ import annotations
@@ -149,7 +150,11 @@ def run_seed(ctx) -> dict[str, Any] | None:
     if gzsl_val is not None:
         from minbench.io import write_json_atomic
 
-        gz = gzsl_metrics(model, dm, test_frame, test_scores, gzsl_val)
+        from minbench.scoring.score import truth_after_submission
+
+        truth = truth_after_submission(ctx.card.id, path, ctx.data_dir).rows
+        species_of = dict(zip(truth["sample_id"], truth["species"]))
+        gz = gzsl_metrics(model, [species_of.get(s, "") for s in test_frame["sample_id"]], test_scores, gzsl_val)
         write_json_atomic(ctx.dir / GZSL_FILE, gz)
         result["metrics"].update({f"gzsl_{k}": gz[k] for k in ("seen", "unseen", "h", "ausuc")})
         result["gzsl"] = gz
@@ -186,16 +191,18 @@ def write_submission(path: Path, sample_ids: list[str], ranked: np.ndarray, clas
     return write_ranked_csv(path, sample_ids, names[ranked].tolist())
 
 
-def gzsl_metrics(model, dm, test_frame, test_scores, seen_rows) -> dict[str, Any]:
+def gzsl_metrics(model, test_species, test_scores, seen_rows) -> dict[str, Any]:
     """Generalised zero-shot: every seen and unseen class is a candidate; the figures are
     the scorer's (``minbench.scoring.gzsl``) on the held-out images of seen classes (the
-    validation carve) and on the zero-shot images."""
+    validation carve) and on the zero-shot images. ``test_species``: the true species of
+    each test row in ``test_scores``' order, read through the scorer after the submission
+    is written (``truth_after_submission``)."""
     from minbench.scoring.gzsl import gzsl_scores
 
     cat = {key: np.concatenate([np.asarray(o[key]) for o in seen_rows]) for key in seen_rows[0]}
     cat = {k: v[first_occurrences(cat["index"])] for k, v in cat.items()}
     cand_of = {c: i for i, c in enumerate(model.unseen.classes)}
-    truth = np.array([cand_of.get(s, -1) for s in test_frame["species"]], np.int64)
+    truth = np.array([cand_of.get(s, -1) for s in test_species], np.int64)
     out = gzsl_scores(seen_label=cat["label"], seen_best_seen=cat["seen_value"],
                       seen_best_seen_index=cat["seen_index"], seen_best_unseen=cat["unseen_value"],
                       unseen_label=truth, unseen_best_unseen=test_scores["values"][:, 0],

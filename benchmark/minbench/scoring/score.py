@@ -157,6 +157,17 @@ def load_task_data(task_id: str, data_dir: str | Path | None = None, *, truth: s
     return TaskData(card=card, folder=folder, info=info, manifest=df, rows=rows, part=part, part_mask=mask)
 
 
+def truth_after_submission(task_id: str, submission: str | Path, data_dir: str | Path | None = None) -> TaskData:
+    """The scorer's reader (``load_task_data``: the test rows with their truth) for what a
+    run draws or summarises from the truth (plots, galleries, GZSL figures, the true column
+    of a details table): only once its submission is written, so nothing before it can
+    depend on the truth (the sealed protocol, ``minbench.data.seal``). A ``RuntimeError``
+    when ``submission`` (a file or folder) is not there yet."""
+    if not Path(submission).exists():
+        raise RuntimeError(f"the test truth is read after the submission is written; {submission} is not there")
+    return load_task_data(task_id, data_dir)
+
+
 def score_submission(task_id: str, predictions: str | Path, data_dir: str | Path | None = None, *,
                      n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED, level: float = DEFAULT_LEVEL,
                      ci_metrics: str = "headline", task_data: TaskData | None = None) -> ScoreResult:

@@ -9,7 +9,9 @@ their predict step yields, per image, the ranked species (best first):
 
 Batches are the data module's dicts: ``image`` (normalised B x 3 x S x S), ``label``
 (int64, -1 = not a training class: left out of the loss and the metrics), ``index``,
-``sample_id``.
+``sample_id``. Test batches are sealed (no ``label``): the test split is predicted, and
+scored by the scorer from the submission, never in a test step (``trainer.test`` on it
+refuses; on a labelled loader of the user's own it logs ``test/`` metrics).
 """
 
 from __future__ import annotations
@@ -23,6 +25,11 @@ from minbench.cards import get_card
 from minbench.errors import UserError
 from minbench.dist import gather_objects
 from minbench.trainers.base import BaseTask
+
+
+#: why ``trainer.test`` has nothing to compute (the sealed protocol, ``minbench.data.seal``)
+SEALED_TEST = ("trainer.test: the test split is sealed (its batches carry no labels); predict it, "
+               "write the submission and score it with the scorer (`minbench score`, `Task.score`)")
 
 
 class ClassificationTask(BaseTask):
@@ -123,7 +130,9 @@ class ClassificationTask(BaseTask):
         self._step(batch, "val")
 
     def test_step(self, batch, batch_idx):
-        self._step(batch, "test")
+        if "label" not in batch:  # the benchmark's test split: its labels are the scorer's
+            raise UserError(SEALED_TEST)
+        self._step(batch, "test")  # a labelled loader of the user's own
 
     def predict_step(self, batch, batch_idx, dataloader_idx: int = 0) -> dict[str, Any]:
         scores = self.class_scores(batch["image"])

@@ -9,8 +9,9 @@ reports no metric.
 
 Batches are the data module's segmentation batches: ``image`` B x 3 x S x S (a plain
 resize of the whole photo, so a CAM maps back exactly), ``orig_size`` B x 2 (H, W),
-``sample_id``; the species (for ``cam_target='true'``) is looked up by ``sample_id`` among the
-test rows of the data module's ``task_context()`` (``configure_data``, see ``BaseTask``).
+``sample_id``; sealed (``minbench.data.seal``): no species, no mask. So ``cam_target='true'``
+(explain each photo's true class) is refused: the true class of a test photo is the
+answer, which only the scorer reads (``minbench.data.seal.CAM_TRUE_TARGET_REFUSED``).
 """
 
 from __future__ import annotations
@@ -41,18 +42,6 @@ def read_mask(path: str | Path, level: int = 0) -> np.ndarray:
 
     return read_truth_mask(path) if level else read_submission_mask(path)
 
-
-class SampleLookup:
-    """Species of each sample, by ``sample_id``, from manifest rows."""
-
-    def __init__(self, frame, root: str | Path):
-        self.root = Path(root)
-        self.rows = {str(r.sample_id): (str(r.species), str(r.mask_path), int(r.width), int(r.height))
-                     for r in frame.itertuples(index=False)}
-
-    def species(self, sample_id: str) -> str | None:
-        row = self.rows.get(sample_id)
-        return row[0] if row else None
 
 
 def load_classifier(path: str | Path):
@@ -106,12 +95,12 @@ class SegmentationTask(BaseTask):
         classifier: the trained classification network (a timm model: images -> logits),
             or the path of a ``ClassificationTask`` checkpoint (``minbench run --task
             fewshot-...`` writes them).
-        classes: its class names (index = logit), used to find the true class of a sample;
-            read from the checkpoint when ``classifier`` is one.
+        classes: its class names (index = logit); read from the checkpoint when
+            ``classifier`` is one.
         cam: CAM method (``minbench.models.cam.METHODS``: gradcam, gradcam++, hirescam,
             layercam, xgradcam, eigencam, eigengradcam, scorecam).
-        cam_target: ``predicted`` class, ``true`` class (falls back to predicted for a
-            species the classifier does not know) or ``topk`` (sum of the top-k logits).
+        cam_target: ``predicted`` class or ``topk`` (sum of the top-k logits); ``true``
+            is refused (``minbench.data.seal.CAM_TRUE_TARGET_REFUSED``).
         top_k: k of ``topk``.
         target_layer: module name(s), comma separated; None = the family default.
         reshape: ``auto``, ``none``, ``vit`` (tokens -> grid) or ``nhwc``.
@@ -132,6 +121,10 @@ class SegmentationTask(BaseTask):
                  score_batch_size: int = 64, task: str = "segmentation"):
         if classifier is None:
             raise UserError("model.init_args.classifier: give a classifier checkpoint (or a network)")
+        if cam_target == "true":
+            from minbench.data.seal import CAM_TRUE_TARGET_REFUSED
+
+            raise UserError(f"model.init_args.cam_target: {CAM_TRUE_TARGET_REFUSED}")
         if isinstance(classifier, (str, Path)):
             classifier, ckpt_classes = load_classifier(classifier)
             classes = classes if classes is not None else ckpt_classes
@@ -140,8 +133,6 @@ class SegmentationTask(BaseTask):
         self.__dict__["_pending_classifier"] = classifier
         super().__init__(task, ignore=("classifier",))
         self.classes = list(classes) if classes is not None else None
-        self.class_index = {c: i for i, c in enumerate(self.classes or [])}
-        self.lookup: SampleLookup | None = None  # from configure_data
 
     def configure_models(self) -> None:
         hp = self.hparams
@@ -163,26 +154,13 @@ class SegmentationTask(BaseTask):
         self.model.eval()
         return self
 
-    def configure_data(self, context) -> None:
-        """Species and ground-truth masks of the test rows, by ``sample_id``."""
-        super().configure_data(context)
-        self.lookup = SampleLookup(context.rows("test"), context.root)
-
-    def _labels(self, sample_ids: Sequence[str]) -> torch.Tensor | None:
-        if self.hparams.cam_target != "true":
-            return None
-        lookup = self.lookup
-        if lookup is None or not self.classes:
-            raise UserError("--cam-target true needs the classifier's classes and the samples' species")
-        return torch.tensor([self.class_index.get(lookup.species(s) or "", -1) for s in sample_ids])
-
     def make_masks(self, batch: dict[str, Any]) -> list[SampleMask]:
         """CAMs of a batch and their masks at each image's original (H, W)."""
         hp = self.hparams
         images = batch["image"]
         sids = [str(s) for s in batch["sample_id"]]
         sizes = batch["orig_size"].tolist() if "orig_size" in batch else [list(images.shape[-2:])] * len(sids)
-        out = self.extractor(images, target=hp.cam_target, labels=self._labels(sids), top_k=hp.top_k)
+        out = self.extractor(images, target=hp.cam_target, labels=None, top_k=hp.top_k)
         preds = out.logits.argmax(-1).tolist()
         results = []
         for sid, cam, (h, w), pred, tgt in zip(sids, out.cams, sizes, preds, out.targets):

@@ -150,14 +150,14 @@ class SizeTask(BaseTask):
     def _batch_rows(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
         images = batch["image"]
         index = _as_list(batch.get("index"), len(images))
-        true_cm = _as_list(batch.get("size_cm"), len(images))
-        true_ppc = _as_list(batch.get("px_per_cm"), len(images))
         sample_ids = list(batch.get("sample_id") or [None] * len(images))
         results = self._map(self.measure, list(zip(images, index)))
         rows = []
         for i, (est, auth, ms) in enumerate(results):
+            # the photo's answer is never here: the pipeline reads it through the scorer once
+            # the submission is written (``pipelines.size``)
             row = {"sample_id": sample_ids[i], "index": None if index[i] is None else int(index[i]),
-                   "true_cm": _float(true_cm[i]), "true_px_per_cm": _float(true_ppc[i]), **est.to_row(), "ms": ms}
+                   **est.to_row(), "ms": ms}
             if auth is not None:
                 row.update(authors_size_cm=auth.size_cm, authors_px_per_cm=auth.px_per_cm,
                            authors_reason=auth.reason)
@@ -196,10 +196,3 @@ def _as_list(value, n: int) -> list:
     if isinstance(value, torch.Tensor):
         return value.detach().cpu().tolist()
     return list(value)
-
-
-def _float(v) -> float:
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return math.nan

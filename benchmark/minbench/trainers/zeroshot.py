@@ -24,7 +24,8 @@ encoders:
 Data come through the data module's ``task_context()`` (``configure_data``, see
 ``BaseTask``): the manifest rows of the train/val/test splits, the training rows'
 descriptions and species, the seen (training) classes, the class-level texts. Test rows
-carry label -1; candidates are the zero-shot split's species (or a user list). Every
+are sealed (no label, no text); candidates are the zero-shot split's species, public by the
+card (``TaskContext.candidates``), or a user list. Every
 validation pass leaves the GZSL fields of the held-out seen images in ``gzsl_rows``; the
 predict step returns them for the test images.
 """
