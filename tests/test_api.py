@@ -14,6 +14,7 @@ import pytest
 
 import minbench
 from minbench.errors import UserError
+from minbench.scoring.score import load_task_data
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,8 +57,8 @@ def test_the_docs_example_trains_a_model_and_scores_it(tiny_dataset, tmp_path, m
 def test_the_readme_snippet_scores_a_submission(tiny_dataset, tmp_path, monkeypatch, capsys):
     _embedded_is(tiny_dataset)
     monkeypatch.chdir(tmp_path)
-    # The snippet scores a predictions.csv of the user's; here, the true species.
-    rows = minbench.get_task("fewshot-10").test_frame()
+    # The snippet scores a predictions.csv of the user's; here, the true species (the scorer's truth).
+    rows = load_task_data("fewshot-10").rows
     rows[["sample_id", "species"]].rename(columns={"species": "pred_1"}).to_csv("predictions.csv", index=False)
     exec(compile(doc_block("README.md", "## Common uses"), "README.md", "exec"), {"__name__": "__readme__"})
     assert capsys.readouterr().out.startswith("top1 1.0 ")
@@ -68,7 +69,8 @@ def test_task_card_datamodule_and_lists(tiny_dataset):
     assert task.card.kind == "segmentation" and task.id == "segmentation"
     dm = task.datamodule(tiny_dataset, image_size=32, num_workers=0)
     assert dm.task == "segmentation" and dm.image_size == 32
-    assert len(task.test_frame(tiny_dataset)) == int(task.test_frame(tiny_dataset)["segmentation"].sum())
+    rows = task.test_frame(tiny_dataset)
+    assert len(rows) == int(rows["segmentation"].sum()) and set(rows.columns) <= set(task.card.public_columns("test"))
     assert set(minbench.list_tasks()) >= {"fewshot-10", "zeroshot", "segmentation", "size"}
     assert "segmentation-gradcam" in minbench.list_recipes("segmentation")
     assert "fewshot-small-cnn" not in minbench.list_recipes("segmentation")
@@ -81,7 +83,7 @@ def test_load_leaderboard_reads_the_boards_of_a_task(tiny_dataset, tmp_path):
     from minbench.scoring.score import score_submission
     from minbench.scoring.leaderboard import add_entry
 
-    rows = minbench.get_task("fewshot-10").test_frame(tiny_dataset)
+    rows = load_task_data("fewshot-10", tiny_dataset).rows  # an oracle: the scorer's truth
     sub = tmp_path / "p.csv"
     rows[["sample_id", "species"]].rename(columns={"species": "pred_1"}).to_csv(sub, index=False)
     add_entry("fewshot-10", score_submission("fewshot-10", sub, tiny_dataset), name="oracle", method="m",

@@ -214,3 +214,14 @@ def test_segmentation_run_on_a_public_dataset(sealed, tmp_path, monkeypatch, cap
     masks = sorted(p.name for p in (out / "seed0" / PREDICTIONS_DIR).glob("*.png"))
     ids = read_truth(sealed["segmentation"] / "truth").tasks["segmentation"]["test_ids"]
     assert masks == sorted(f"{i}.png" for i in ids)
+
+
+def test_a_few_shot_run_on_a_public_dataset_predicts_what_it_predicts_on_the_original(sealed, tiny_dataset,
+                                                                                     tmp_path, capsys):
+    """The sealed test rows have no species: the run still trains on the training rows and
+    predicts every test row, byte for byte as on the dataset that holds the truth."""
+    args = ["run", "--task", "fewshot-10", "--config", "colour-knn", "--quiet", "--no-leaderboard"]
+    assert main([*args, "--data", str(sealed["fewshot-10"] / "public"), "--out", str(tmp_path / "public")]) == 0
+    assert main([*args, "--data", str(tiny_dataset), "--out", str(tmp_path / "full")]) == 0
+    public, full = ((tmp_path / n / "seed0" / "predictions.csv").read_bytes() for n in ("public", "full"))
+    assert public == full

@@ -52,10 +52,12 @@ class Task:
         return MineralDataModule(self.dataset_dir(data), task=self.id, image_size=image_size, **kwargs)
 
     def test_frame(self, data: str | Path | None = None):
-        """The manifest rows of this task's test split (what a submission must cover)."""
+        """The rows of this task's test split a submission must cover, with only the columns
+        a method may read of them (``card.public_columns("test")``: the sealed protocol)."""
+        from minbench.data.seal import public_view
         from minbench.scoring.score import load_task_data
 
-        return load_task_data(self.id, data).rows
+        return public_view(load_task_data(self.id, data).rows, self.card)
 
     def score(self, predictions: str | Path, data: str | Path | None = None, **kwargs: Any):
         """Score a submission (a ranked CSV, a size CSV or a folder/zip of PNG masks) with

@@ -47,7 +47,9 @@ def register(sub) -> None:
     cam.add_argument("--classifier", type=Path, default=None,
                      help="classifier checkpoint whose CAMs make the masks (default: a finished few-shot run "
                           "on the same data, else the default recipe is trained)")
-    cam.add_argument("--cam-target", default=None, help=f"which class the CAM explains ({', '.join(cams.TARGETS)})")
+    cam.add_argument("--cam-target", default=None,
+                     help=f"which class the CAM explains ({', '.join(t for t in cams.TARGETS if t != 'true')}; "
+                          "'true' would read the test label and is refused)")
     cam.add_argument("--top-k", type=int, default=None, help="k of --cam-target topk")
     cam.add_argument("--target-layer", default=None, help="module name(s), comma separated (default: the family's)")
     cam.add_argument("--reshape", default=None, help=f"feature-map reshape ({', '.join(cams.RESHAPES)})")

@@ -89,6 +89,7 @@ from minbench.data.augment import IMAGENET_MEAN, IMAGENET_STD, AugmentConfig, ev
 from minbench.data.cache import ImageCache, default_root
 from minbench.data.context import TaskContext
 from minbench.data.datasets import CachedImages, EpochSampler, NativeImages, passthrough_collate, rank_within_class
+from minbench.data.public import candidate_names
 from minbench.errors import UserError
 from minbench.io import storage_errors, write_json_atomic
 
@@ -180,7 +181,8 @@ class MineralDataModule(L.LightningDataModule):
         lookup = {c: i for i, c in enumerate(self.classes)}
         labels = np.array([lookup.get(s, -1) for s in species], np.int64)
         if card.kind == "classification":
-            unseen = sorted(set(species[test][labels[test] < 0].tolist()))
+            # a public dataset's sealed test rows have no species: nothing to check there
+            unseen = sorted({s for s in species[test][labels[test] < 0].tolist() if s})
             if unseen:
                 more = f" and {len(unseen) - 3} more" if len(unseen) > 3 else ""
                 raise UserError(f"{self.dataset_dir}: task {self.task!r}: test class "
@@ -188,7 +190,7 @@ class MineralDataModule(L.LightningDataModule):
         self.labels = np.full(len(manifest), -1, np.int64)  # outside the train split: none (-1)
         self.labels[train] = labels[train]
         # the card makes a zero-shot task's candidate NAMES public (not which photo is which)
-        self.candidates = tuple(card.classes(manifest, where=str(self.dataset_dir))) if card.public_candidates else ()
+        self.candidates = candidate_names(self.dataset_dir, card, manifest) if card.public_candidates else ()
         return train
 
     def _carve_and_limit(self, train: np.ndarray, test: np.ndarray) -> None:

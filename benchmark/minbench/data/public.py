@@ -260,3 +260,10 @@ def restore(public_dir: Path, public_info: DatasetInfo, public: pd.DataFrame, bu
                        source=str(bundle.dataset["source"]), fingerprint=str(bundle.dataset["fingerprint"]),
                        n_samples=len(full), extra=extra)
     return info, full
+
+
+def candidate_names(dataset_dir: Path, card: TaskCard, manifest: pd.DataFrame) -> tuple[str, ...]:
+    """A zero-shot task's candidate names, which its card makes public: those a public
+    dataset records for the task (its test rows are sealed), else the card's classes."""
+    named = ((read_info(dataset_dir).public or {}).get("candidates") or {}).get(card.id)
+    return tuple(named) if named else tuple(card.classes(manifest, where=str(dataset_dir)))

@@ -37,7 +37,7 @@ TRAINER_CLASS = "lightning.pytorch.Trainer"
 #: trainer arguments minbench sets itself, and the flag to use instead
 RESERVED_TRAINER_KEYS = {"logger": "--logger csv|wandb", "callbacks": None, "default_root_dir": "--out DIR"}
 #: init arguments the pipelines pass themselves (a recipe need not give them)
-INJECTED = {"model": {"task", "num_classes", "classes", "classifier", "image_size", "lookup"},
+INJECTED = {"model": {"task", "num_classes", "classes", "classifier", "image_size"},
             "data": {"data_dir", "task", "seed", "classes", "image_size", "augment"}}
 LOGGERS = ("csv", "wandb")
 
