@@ -211,7 +211,7 @@ def truth_fingerprint(folder: str | Path, df: pd.DataFrame, class_texts: dict | 
     of the segmentation set (by the scorer's reader, decoded, so no PNG encoder enters it)
     and the class texts. Equal on two machines whose images differ in their last bits."""
     from minbench.cards import cards_of_kind
-    from minbench.data.masks import read_truth_mask
+    from minbench.data.masks import BadMask, read_truth_mask
 
     df = normalise(df).sort_values("sample_id", kind="stable").reset_index(drop=True)
     h = hashlib.sha256()
@@ -223,8 +223,12 @@ def truth_fingerprint(folder: str | Path, df: pd.DataFrame, class_texts: dict | 
     for row in df.iloc[scored].itertuples(index=False):
         if not row.mask_path:  # a public dataset's sealed row: its mask is in the truth bundle
             continue
-        mask = read_truth_mask(Path(folder) / row.mask_path, size=(int(row.width), int(row.height)),
-                               sample_id=row.sample_id)
+        try:
+            mask = read_truth_mask(Path(folder) / row.mask_path, size=(int(row.width), int(row.height)),
+                                   sample_id=row.sample_id)
+        except BadMask:  # the scorer and `data check` name it; the truth is "no readable mask"
+            h.update(f"{row.sample_id}:unreadable:".encode("utf-8"))
+            continue
         h.update(f"{row.sample_id}:{mask.shape[0]}x{mask.shape[1]}:".encode("utf-8"))
         h.update(np.packbits(mask.astype(bool)).tobytes())
     texts = class_texts if isinstance(class_texts, dict) else {}

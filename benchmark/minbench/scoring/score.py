@@ -163,9 +163,15 @@ def truth_after_submission(task_id: str, submission: str | Path, data_dir: str |
     of a details table): only once its submission is written, so nothing before it can
     depend on the truth (the sealed protocol, ``minbench.data.seal``). A ``RuntimeError``
     when ``submission`` (a file or folder) is not there yet."""
+    from minbench.scoring.truth import NoTruthError
+
     if not Path(submission).exists():
         raise RuntimeError(f"the test truth is read after the submission is written; {submission} is not there")
-    return load_task_data(task_id, data_dir)
+    try:
+        return load_task_data(task_id, data_dir)
+    except NoTruthError as exc:  # a public dataset: minbench run names the submission it wrote
+        exc.predictions = Path(submission)
+        raise
 
 
 def score_submission(task_id: str, predictions: str | Path, data_dir: str | Path | None = None, *,
