@@ -225,3 +225,18 @@ def test_a_few_shot_run_on_a_public_dataset_predicts_what_it_predicts_on_the_ori
     assert main([*args, "--data", str(tiny_dataset), "--out", str(tmp_path / "full")]) == 0
     public, full = ((tmp_path / n / "seed0" / "predictions.csv").read_bytes() for n in ("public", "full"))
     assert public == full
+
+
+def test_every_seed_of_a_run_on_a_public_dataset_writes_its_submission(sealed, tmp_path, capsys):
+    """No seed stops the others: each is marked 'predicted' with its submission and named once."""
+    import json as _json
+
+    out = tmp_path / "seeds"
+    assert main(["run", "--task", "fewshot-10", "--config", "colour-knn", "--seeds", "0", "1", "--quiet",
+                 "--no-leaderboard", "--data", str(sealed["fewshot-10"] / "public"), "--out", str(out)]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("public dataset:")]
+    assert len(lines) == 2
+    for seed in (0, 1):
+        status = _json.loads((out / f"seed{seed}" / "status.json").read_text())
+        assert status["state"] == "predicted" and (out / f"seed{seed}" / "predictions.csv").is_file()
+    assert not (out / "summary.json").exists()

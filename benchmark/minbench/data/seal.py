@@ -16,12 +16,6 @@ import pandas as pd
 
 from minbench.data.manifest import SCHEMA
 
-#: an option that would read a test row's truth before the submission exists, refused in
-#: one line by the run's validator (``pipelines.validate``) and by the task itself
-CAM_TRUE_TARGET_REFUSED = ("'true' explains each test photo's true class, which is the test truth the "
-                           "sealed protocol keeps from a method; use 'predicted' or 'topk'")
-
-
 def empty_value(column: str, dtype) -> object:
     """The manifest's empty value of ``column`` (by the schema; else by ``dtype``)."""
     kind = SCHEMA.get(column, (None,))[0]

@@ -97,14 +97,14 @@ def starting_kit(card: TaskCard, public: Path, dest: Path) -> str:
     candidates in name order (zero-shot), every pixel mineral (segmentation), the median
     size of the rows outside the size test split (size). Returns a line on what it is."""
     from minbench.data.manifest import read_info, read_manifest
+    from minbench.scoring.floors import median_size, train_prior
     from minbench.scoring.formats import write_mask_folder, write_ranked_csv, write_size_csv
 
     df, info = read_manifest(public), read_info(public)
     rows = card.rows(df, "test")
     ids = rows["sample_id"].tolist()
     if card.kind == "classification":
-        counts = card.rows(df, "train")["species"].value_counts()
-        order = sorted(counts.index, key=lambda c: (-counts[c], c))[: card.max_ranks]
+        order = train_prior(card, df)
         write_ranked_csv(dest / f"{card.id}.csv", ids, [order] * len(ids))
         return f"{card.id}.csv: train prior (every row ranks the {len(order)} most frequent training classes)"
     if card.kind == "zeroshot":
@@ -115,10 +115,7 @@ def starting_kit(card: TaskCard, public: Path, dest: Path) -> str:
         write_mask_folder(dest / card.id, ((r.sample_id, np.ones((int(r.height), int(r.width)), bool))
                                            for r in rows.itertuples(index=False)))
         return f"{card.id}/: every pixel mineral"
-    test = np.zeros(len(df), bool)
-    test[card.positions(df, "test")] = True
-    others = df.loc[~test, "size_cm"].to_numpy(np.float64)
-    median = float(np.median(others[np.isfinite(others)]))
+    median, _ = median_size(card, df)
     write_size_csv(dest / f"{card.id}.csv", ids, [median] * len(ids))
     return f"{card.id}.csv: the median size of the rows outside the test split ({median:.3g} cm) for every row"
 

@@ -28,6 +28,10 @@ from minbench.registry import Registry
 METHODS: Registry[Callable[[], type]] = Registry("CAM method")
 #: --cam-target: rule name -> ``classes(logits, label, top_k)``, the classes one image's CAM explains
 TARGETS: Registry[Callable[..., list[int]]] = Registry("CAM target")
+#: why the ``true`` target is refused for runs: it reads a test row's truth before the submission
+#: exists (the sealed protocol); said in one line by the run's validator and by the task itself
+CAM_TRUE_TARGET_REFUSED = ("'true' explains each test photo's true class, which is the test truth the "
+                           "sealed protocol keeps from a method; use 'predicted' or 'topk'")
 #: --reshape: name -> ``make(model)``, the transform of the target layer's output to a
 #: (B, C, H, W) map (None: used as it is); info ``ndim``/``shape``: the output it expects.
 #: ``auto`` picks one of the others from the layer's output (``resolve_reshape``).

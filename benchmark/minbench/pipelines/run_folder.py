@@ -5,7 +5,8 @@ Layout::
     <out>/
       config.yaml          the resolved config (recipe + command-line overrides + dataset)
       seed<N>/             one folder per seed, written by the kind's pipeline:
-        status.json        {"state": "running" | "finished", "metrics": {...}, ...}
+        status.json        {"state": "running" | "finished" | "predicted", "metrics": {...}, ...}
+                           (predicted: a public dataset's submission, scored elsewhere with its truth)
         checkpoints/ logs/ predictions file, score.json, plots/
       summary.json         mean and std over the finished seeds (std null for one seed);
                            written last, so its presence is what makes a run "finished"

@@ -122,13 +122,6 @@ def run_recipe(card: TaskCard, config: dict[str, Any], data_dir: Path, out: Path
     try:
         return _run_seeds(config, card, folder, data_dir, run_seed, resume=resume, leaderboard=leaderboard,
                           quiet=quiet, show_summary=summary)
-    except NoTruthError as exc:  # a public dataset: the submission is written, its truth is elsewhere
-        written = exc.predictions or folder.root  # not a nested run's (the segmentation classifier's)
-        if rank0 and summary and Path(written).resolve().is_relative_to(folder.root.resolve()):
-            print(f"public dataset: predictions written to {written}, no truth here to score them "
-                  "(minbench score --truth TRUTH)")
-            return None
-        raise
     except UserError:
         # A mistake found before any seed finished (bad backbone, weights, split ...): leave
         # no half run behind in a folder this command created, so a fixed re-run just works.
@@ -144,6 +137,7 @@ def _run_seeds(config: dict[str, Any], card: TaskCard, folder: RunFolder, data_d
     seeds = list(config["seeds"])
     # Decided once, before any process of a DDP group starts, so every rank runs the same seeds.
     todo = [s for s in seeds if not (resume and folder.seed_finished(s))]
+    unscored = []
     for seed in todo:
         ctx = SeedContext(card=card, config=copy.deepcopy(config), data_dir=data_dir, seed=seed,
                           dir=folder.seed_dir(seed), folder=folder,
@@ -151,13 +145,27 @@ def _run_seeds(config: dict[str, Any], card: TaskCard, folder: RunFolder, data_d
         if rank0:
             ctx.dir.mkdir(parents=True, exist_ok=True)
             folder.mark_seed(seed, "running")
-        result = run_seed(ctx)
+        try:
+            result = run_seed(ctx)
+        except NoTruthError as exc:  # a public dataset: this seed's submission is written, its truth is elsewhere
+            mine = exc.predictions is not None and Path(exc.predictions).resolve().is_relative_to(ctx.dir.resolve())
+            if not (show_summary and mine):
+                raise  # a nested run (the segmentation classifier's) needs its scores: the caller says why
+            unscored.append(exc.predictions)
+            if is_rank_zero():
+                folder.mark_seed(seed, "predicted", predictions=str(exc.predictions))
+            continue
         rank0 = is_rank_zero()  # a DDP launch happened inside run_seed: re-read the rank
         if rank0:
             if result is None:
                 raise RuntimeError(f"pipeline {card.kind} returned no result for seed {seed}")
             folder.mark_seed(seed, "finished", **{**result, **ctx.extras})
     if not rank0:
+        return None
+    if unscored:  # nothing to summarise: the scores need the truth bundle
+        for path in unscored:
+            print(f"public dataset: predictions written to {path}, no truth here to score them "
+                  "(minbench score --truth TRUTH)")
         return None
     summary = folder.finish(seeds, extra={"task": card.id, "recipe": config["name"],
                                           "headline": card.headline,

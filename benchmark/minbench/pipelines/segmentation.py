@@ -68,10 +68,11 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
     if not trainer.is_global_zero:
         return None
 
-    from minbench.scoring.score import load_task_data
+    from minbench.scoring.score import truth_after_submission
 
-    task_data = load_task_data(ctx.card.id, ctx.data_dir)
-    filled = fill_missing_masks(ctx.dir / PREDICTIONS_DIR, task_data.rows)
+    # every test row (the sealed frame: skipped photos too) gets a mask; then the truth may be read
+    filled = fill_missing_masks(ctx.dir / PREDICTIONS_DIR, ctx.card.rows(dm.frame, "test"))
+    task_data = truth_after_submission(ctx.card.id, ctx.dir / PREDICTIONS_DIR, ctx.data_dir)
     hp = model.hparams
     cam_label = describe_cam(hp, model.extractor.layer_names)
     scored = ctx.score(ctx.dir / PREDICTIONS_DIR, name=f"{hp.cam}/{ref.recipe}",

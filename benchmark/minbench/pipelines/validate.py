@@ -184,7 +184,7 @@ def _check_segmentation(config: dict[str, Any], problems: Problems) -> None:
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             problems.add(f"model.init_args.{name}", f"{value!r} is not one of {', '.join(known)}{hint}")
     if args.get("cam_target") == "true":  # the sealed protocol: a test photo's class is its truth
-        from minbench.data.seal import CAM_TRUE_TARGET_REFUSED
+        from minbench.models.cam import CAM_TRUE_TARGET_REFUSED
 
         problems.add("model.init_args.cam_target", CAM_TRUE_TARGET_REFUSED)
     if args.get("threshold") in masking.THRESHOLDS:

@@ -37,6 +37,23 @@ def compute_floors(data) -> list[dict]:
     return _size(card, df, rows)
 
 
+def train_prior(card, df) -> list[str]:
+    """The train prior's ranking: the training split's most frequent classes, most frequent
+    first (ties by name), at most ``card.max_ranks``; empty without training rows."""
+    counts = card.rows(df, "train")["species"].value_counts()
+    return sorted(counts.index, key=lambda c: (-counts[c], c))[: int(card.max_ranks or 10)]
+
+
+def median_size(card, df) -> tuple[float, int] | None:
+    """The median ``size_cm`` of the manifest rows outside the size test split and how many
+    rows it is over (no test label used); None when there are none."""
+    test = np.zeros(len(df), bool)
+    test[card.positions(df, "test")] = True
+    others = df.loc[~test, "size_cm"].to_numpy(dtype=np.float64)
+    others = others[np.isfinite(others)]
+    return (float(np.median(others)), len(others)) if len(others) else None
+
+
 def _classification(card, df, rows) -> list[dict]:
     classes = card.classes(df)
     n_classes = len(classes)
@@ -45,10 +62,8 @@ def _classification(card, df, rows) -> list[dict]:
         chance[spec.name] = min(spec.k, n_classes) / n_classes if spec.kind == "topk_accuracy" else 1.0 / n_classes
     out = [_row("chance", f"a uniformly random ranking of the {n_classes} candidate classes", chance)]
     if card.kind == "classification":  # a zero-shot task's training classes are never candidates
-        train = card.rows(df, "train")["species"]
-        if len(train):
-            counts = train.value_counts()
-            order = sorted(counts.index, key=lambda c: (-counts[c], c))[: int(card.max_ranks or 10)]
+        order = train_prior(card, df)
+        if order:
             ranked = np.tile(classes.get_indexer(order), (len(rows), 1))
             table = M.classification_table(ranked, classes.get_indexer(rows["species"]))
             out.append(_row("train prior", f"every row ranks the {len(order)} most frequent training classes",
@@ -69,13 +84,10 @@ def _segmentation(card, folder, rows) -> list[dict]:
 
 
 def _size(card, df, rows) -> list[dict]:
-    test = np.zeros(len(df), bool)
-    test[card.positions(df, "test")] = True
-    others = df.loc[~test, "size_cm"].to_numpy(dtype=np.float64)
-    others = others[np.isfinite(others)]
-    if not len(others):
+    found = median_size(card, df)
+    if found is None:
         return []
-    median = float(np.median(others))
+    median, n_others = found
     table = M.size_table(np.full(len(rows), median), rows["size_cm"].to_numpy())
-    return [_row("median size", f"{median:.3g} cm for every row: the median of the {len(others)} manifest rows "
+    return [_row("median size", f"{median:.3g} cm for every row: the median of the {n_others} manifest rows "
                  "outside the size test split (no test label used)", M.evaluate(card, table))]

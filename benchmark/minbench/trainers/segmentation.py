@@ -11,7 +11,7 @@ Batches are the data module's segmentation batches: ``image`` B x 3 x S x S (a p
 resize of the whole photo, so a CAM maps back exactly), ``orig_size`` B x 2 (H, W),
 ``sample_id``; sealed (``minbench.data.seal``): no species, no mask. So ``cam_target='true'``
 (explain each photo's true class) is refused: the true class of a test photo is the
-answer, which only the scorer reads (``minbench.data.seal.CAM_TRUE_TARGET_REFUSED``).
+answer, which only the scorer reads (``minbench.models.cam.CAM_TRUE_TARGET_REFUSED``).
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ class SegmentationTask(BaseTask):
         cam: CAM method (``minbench.models.cam.METHODS``: gradcam, gradcam++, hirescam,
             layercam, xgradcam, eigencam, eigengradcam, scorecam).
         cam_target: ``predicted`` class or ``topk`` (sum of the top-k logits); ``true``
-            is refused (``minbench.data.seal.CAM_TRUE_TARGET_REFUSED``).
+            is refused (``minbench.models.cam.CAM_TRUE_TARGET_REFUSED``).
         top_k: k of ``topk``.
         target_layer: module name(s), comma separated; None = the family default.
         reshape: ``auto``, ``none``, ``vit`` (tokens -> grid) or ``nhwc``.
@@ -122,7 +122,7 @@ class SegmentationTask(BaseTask):
         if classifier is None:
             raise UserError("model.init_args.classifier: give a classifier checkpoint (or a network)")
         if cam_target == "true":
-            from minbench.data.seal import CAM_TRUE_TARGET_REFUSED
+            from minbench.models.cam import CAM_TRUE_TARGET_REFUSED
 
             raise UserError(f"model.init_args.cam_target: {CAM_TRUE_TARGET_REFUSED}")
         if isinstance(classifier, (str, Path)):
