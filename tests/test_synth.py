@@ -141,7 +141,7 @@ def test_zeroshot_classes_are_never_seen_in_fewshot_photos(tiny_dataset, df):
     assert len(zs) and len(set(zs["species"])) == info.extra["classes"]["zeroshot"]
     assert not set(zs["species"]) & set(fewshot_rows["species"])
     assert len(fewshot_rows) + len(zs) == len(df)
-    held = set(info.extra["held_out_families"])
+    held = set(info.extra["held_out_species"])
     assert held
     sat = {s.strip() for text in fewshot_rows["satellites"] for s in text.split(",") if s.strip()}
     assert not sat & held

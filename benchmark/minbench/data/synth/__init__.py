@@ -1,18 +1,21 @@
 """The embedded dataset ``synth``: a procedural, deterministic imitation of the Fersman
 Mineralogical Museum photographs (MineralImage5k), so every command works offline.
 
-Species come from gemmology-mineral-database (``species.py``: trade names folded into their
-species; a class is a species or a named variety that differs from its siblings in form);
-crystals are its habit meshes, non-crystalline aggregates are procedural (``meshes.py``),
-posed and shaded by lustre on a matrix beside a reference cube and a paper label
-(``scene.py`` chooses, ``render.py`` draws, with ``shading.py`` for lustre and
-``props.py`` for the cube and the label); the splits have the release's shape and hold
-out whole species for zero-shot (``splits.py``); ``driver.py`` drives it all (a module named
+Species come from a curated table of mineralogical facts (``species.csv``, read by
+``species.py``: system, habits, colours with how common each is, lustre, transparency,
+associations, commonness, a field-guide sentence); every class is a species. Crystals are
+parametric polyhedra of the species' habits and system (``habits.py``) plus
+gemmology-mineral-database meshes where it has the species; non-crystalline aggregates are
+procedural (``meshes.py``), posed and shaded by lustre on a matrix beside a reference cube
+and a paper label (``scene.py`` chooses, ``render.py`` draws, with ``shading.py`` for lustre
+and ``props.py`` for the cube and the label); rock, backdrop, light and collection are drawn
+independently of the species. The splits have the release's shape and hold out whole
+species for zero-shot (``splits.py``); ``driver.py`` drives it all (a module named
 ``generate`` would shadow the function).
 
-Truth recorded per row: class label (``"fluorite"``, ``"quartz, prismatic druse"``),
-variety, satellites, description, ``mask_path`` (the class's own mineral bodies; the matrix,
-satellite minerals and the cube are excluded), ``bbox`` (specimen = matrix + crystals +
+Truth recorded per row: class label (the species, ``"fluorite"``), satellites, description,
+``mask_path`` (the class's own mineral bodies; the matrix, satellite minerals and the cube
+are excluded), ``bbox`` (specimen = matrix + crystals +
 satellites), ``cube_bbox`` (empty when the photo has no cube), ``text_boxes`` (label
 lines), ``px_per_cm`` (scale of the plane through the cube's centre) and ``size_cm`` (the
 specimen's longest 3-D dimension, to the millimetre; not its 2-D box over the cube's scale).

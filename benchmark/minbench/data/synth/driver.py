@@ -66,6 +66,7 @@ def render_sample(task: tuple) -> dict[str, Any]:
         "size_cm": round(truth.size_cm, 4),
         "mask_pixels": truth.mask_pixels,
         "satellite_species": sat.family.species if sat is not None else "",
+        "collection": scene.collection,
         # what the photo shows, for the dataset's realism statistics (dataset.json)
         "look": {"form": scene.form.kind, "lustre": next(c.lustre for c in scene.crystals if not c.satellite),
                  "achromatic": achromatic(next(c.rgb for c in scene.crystals if not c.satellite) * 255),
@@ -167,8 +168,8 @@ def _manifest_frame(plan, classes, results: list[dict[str, Any]]):
         row = manifest.empty_row()
         row.update(
             sample_id=res["sample_id"], image_path=res["image_path"], width=res["width"], height=res["height"],
-            species=cls.label, species_ru="", variety=cls.variety if cls.label != cls.family.species else "",
-            satellites=res["satellite_species"], collection=cls.family.category, description=res["description"],
+            species=cls.label, species_ru="", variety=cls.variety,
+            satellites=res["satellite_species"], collection=res["collection"], description=res["description"],
             fewshot_10=r.fewshot[0], fewshot_98=r.fewshot[1], fewshot_360=r.fewshot[2], zeroshot=r.zeroshot,
             segmentation=r.segmentation, size=r.size, mask_path=res["mask_path"], size_cm=res["size_cm"],
             px_per_cm=res["px_per_cm"], bbox=manifest.format_box(res["bbox"]),
@@ -195,12 +196,11 @@ def _dataset_extra(cfg, seed: int, plan, classes, df, results: list[dict[str, An
         "px_per_cm_definition": "scale of the plane through the reference cube's centre",
         "mask_definition": ("pixels of the class's own mineral bodies (crystals or aggregate) as seen, "
                             "through translucency included; matrix, satellite minerals and the cube excluded"),
-        "class_rule": ("a class is a species, or a named variety of it: one form (habit x aggregate) with a "
-                       "run of its colours; two classes of one species never share a form"),
+        "class_rule": ("a class is a species of the curated species table (data/synth/species.csv), with every "
+                       "habit, form, colour and lustre the table gives it; its class text is the table's sentence"),
         "classes": {"fewshot_10": len(plan.fewshot_classes[0]), "fewshot_98": len(plan.fewshot_classes[1]),
                     "fewshot_360": len(plan.fewshot_classes[2]), "zeroshot": len(plan.zeroshot_classes)},
-        "held_out_families": sorted({classes[i].family.species for i in plan.zeroshot_classes
-                                     if classes[i].family.id in plan.held_out_families}),
+        "held_out_species": sorted(classes[i].family.species for i in plan.zeroshot_classes),
         "class_descriptions": {classes[i].label: class_text(classes[i])
                                for i in sorted(set(r.cls for r in plan.rows))},
         "stats": _stats(df, results),
@@ -235,7 +235,8 @@ def _stats(df, results) -> dict[str, Any]:
         "forms": _shares(r["look"]["form"] for r in results),
         "lustres": _shares(r["look"]["lustre"] for r in results),
         "cube": _shares(r["look"]["cube"] for r in results),
-        "own_hue_matrix_share": round(float(np.mean([r["look"]["rock"] == "own" for r in results])), 4),
+        "rocks": _shares(r["look"]["rock"] for r in results),
+        "collections": _shares(r["collection"] for r in results),
     }
 
 

@@ -23,6 +23,7 @@ class Habit:
     stl: bytes = field(repr=False)
     massive: bool
     cdl_forms: frozenset = frozenset()   # the crystal forms of its CDL, e.g. {"{110}", "{211}"}
+    words: str = ""                      # the habit in words, when known (parametric habits)
 
     @property
     def digest(self) -> str:
@@ -62,6 +63,8 @@ def parse_stl(data: bytes) -> np.ndarray:
 
 
 def _habit_words(habit: Habit, extents: np.ndarray, outlines: tuple) -> str:
+    if habit.words:
+        return habit.words
     name = f"{habit.slug} {habit.name}".lower()
     for key, words in sorted(HABIT_WORDS.items(), key=lambda kv: -len(kv[0])):   # "cuboctahedron" before "octahedron"
         if key in name.replace("-", " ").split() or key in name:

@@ -5,7 +5,7 @@ Light on purpose (no NumPy): the command line's choices and the cache's folder n
 
 from __future__ import annotations
 
-GENERATOR_VERSION = "2.0"
+GENERATOR_VERSION = "3.0"
 #: the sizes a generation offers (``splits.SIZES`` gives each its counts; a test keeps them equal)
 EMBEDDED_SIZES = ("tiny", "small", "benchmark", "full")
 # Seeds are integers in [0, SEED_LIMIT): what numpy's SeedSequence takes as one word, and a

@@ -19,7 +19,7 @@ from minbench.data.synth.meshes import (
     random_rotation,
     sphere_mesh,
 )
-from minbench.data.synth.species import Form, SynthClass, form_words
+from minbench.data.synth.species import Form, SynthClass
 
 # Host rocks: base colour and speckle colours (sRGB).
 ROCKS: dict[str, tuple[tuple[int, int, int], tuple[tuple[int, int, int], ...]]] = {
@@ -96,6 +96,7 @@ class Scene:
     texture: str = "smooth"        # crystal faces: smooth, striated or pitted
     illuminant: str = "daylight"
     description: str = ""
+    collection: str = ""           # the museum collection the specimen is kept in (one of COLLECTIONS)
 
 
 def _jitter_colour(rgb, rng: np.random.Generator) -> np.ndarray:
@@ -115,15 +116,42 @@ def achromatic(rgb) -> bool:
     return bool(np.hypot(lab[1], lab[2]) < 12.0)
 
 
-def pick_colour(colours, rng: np.random.Generator):
-    """One of a class's colours: the first listed is the usual one (weights 1, 1/2, 1/3, ...).
-
-    A gem database lists the prized colours first; in a museum's drawers a mineral that can be
-    colourless, white, grey or black (an allochromatic one, pure) is at least as often so as
-    any other colour, so those colours weigh as much as the first."""
-    w = 1.0 / np.arange(1, len(colours) + 1)
-    w[[achromatic(c.rgb) for c in colours]] = 1.0
+def pick_colour(colours, rng: np.random.Generator, weights=()):
+    """One of a class's colours, drawn by the table's weights (how common each colour is)."""
+    w = np.asarray(weights if len(weights) else [1.0] * len(colours), dtype=np.float64)
     return colours[int(rng.choice(len(colours), p=w / w.sum()))]
+
+
+# How a specimen's form is drawn: a non-crystalline aggregate (when the species has one) this
+# often; else one of its habits, the table's first (commonest) most often, as a single crystal,
+# a group or a druse.
+NON_CRYSTALLINE_SHARE = 0.2
+AGGREGATE_P = {"crystal": 0.35, "group": 0.45, "druse": 0.2}
+
+
+def pick_form(cls: SynthClass, rng: np.random.Generator) -> Form:
+    """The form of one specimen of ``cls``."""
+    crystalline = [f for f in cls.forms if f.crystalline]
+    other = [f for f in cls.forms if not f.crystalline]
+    if other and (not crystalline or rng.random() < NON_CRYSTALLINE_SHARE):
+        return other[int(rng.integers(len(other)))]
+    habits = list(dict.fromkeys(f.habit for f in crystalline))
+    w = 1.0 / np.arange(1, len(habits) + 1)
+    habit = habits[int(rng.choice(len(habits), p=w / w.sum()))]
+    kind = str(rng.choice(list(AGGREGATE_P), p=list(AGGREGATE_P.values())))
+    return Form(kind, habit)
+
+
+def _alpha(transparency: tuple[str, ...], base: np.ndarray, rng: np.random.Generator) -> float:
+    """Opacity of a crystal of this transparency (a range shows either end): transparent pale
+    crystals let the backdrop through most."""
+    kind = transparency[int(rng.integers(len(transparency)))]
+    if kind == "opaque":
+        return 1.0
+    if kind == "translucent":
+        return float(rng.uniform(0.86, 0.97))
+    pale = achromatic(base * 255) and base.mean() > 0.6
+    return float(rng.uniform(0.5, 0.72)) if pale else float(rng.uniform(0.72, 0.9))
 
 
 # Crystals per specimen and their size (in matrix radii) for each aggregate form.
@@ -154,13 +182,13 @@ def _crystals_for(cls: SynthClass, rng: np.random.Generator, *, satellite: bool,
                   form: Form | None = None, colour: Colour | None = None) -> tuple[list[CrystalSpec], Form, Colour]:
     """The mineral's bodies on one specimen: its form, colour, lustre and transparency."""
     fam = cls.family
-    form = form or cls.forms[int(rng.integers(len(cls.forms)))]
-    colour = colour or pick_colour(cls.colours, rng)
+    form = form or pick_form(cls, rng)
+    colour = colour or pick_colour(cls.colours, rng, cls.colour_weights)
     lo, hi, main_range, other_range, spread = FORM_LAYOUT[form.kind]
     n = int(rng.integers(lo, hi + 1))
     if satellite:
         n, main_range, spread = min(n, 4), (0.15, 0.35), 0.9
-    # A lustre range ("vitreous to pearly") shows its other end on some specimens; massive and
+    # A lustre range ("vitreous/pearly") shows its other end on some specimens; massive and
     # granular aggregates of a glassy mineral look dull (many small scattering grains).
     lustre = fam.lustre_alt if rng.random() < 0.25 else fam.lustre
     if form.kind in ("massive", "granular") and lustre in ("vitreous", "adamantine") and rng.random() < 0.5:
@@ -169,14 +197,8 @@ def _crystals_for(cls: SynthClass, rng: np.random.Generator, *, satellite: bool,
     base2 = _jitter_colour(colour.rgb2, rng) if colour.rgb2 else None
     if lustre in ("metallic", "submetallic"):   # metals show their colour mostly in the highlights
         base = base.mean() + (base - base.mean()) * 0.6
-    # Glassy crystals let the backdrop through: colourless ones most, pale ones a little.
-    light_body = achromatic(base * 255) and base.mean() > 0.6
-    if not form.crystalline or lustre in ("metallic", "submetallic", "earthy"):
-        alpha = 1.0
-    elif colour.colourless or light_body:
-        alpha = float(rng.uniform(0.5, 0.75))
-    else:
-        alpha = float(rng.uniform(0.8, 0.95)) if lustre == "vitreous" and base.mean() > 0.55 else 1.0
+    opaque = not form.crystalline or lustre in ("metallic", "submetallic", "earthy")
+    alpha = 1.0 if opaque else _alpha(fam.transparency, base, rng)
     main_size = rng.uniform(*main_range)
     shared = random_rotation(rng)
     out = []
@@ -214,12 +236,11 @@ def _blend_rotation(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
 # before the camera's white balance, which corrects them only in part.
 ILLUMINANTS = {"daylight": (1.0, 1.0, 1.0), "tungsten": (1.0, 0.86, 0.66), "fluorescent": (0.94, 1.0, 0.92),
                "overcast": (0.92, 0.97, 1.0)}
-# The rock a species' specimens usually sit on, by mineral class (where it forms).
-USUAL_ROCK = {"Carbonates": "cream limestone", "Sulfides": "rusty gossan", "Sulfates": "cream limestone",
-              "Halides": "white quartz", "Oxides": "dark basalt", "Native Elements": "white quartz",
-              "Phosphates": "grey granite", "Tungstates": "white quartz", "Chromates": "rusty gossan",
-              "Inosilicates": "grey-green schist", "Nesosilicates": "grey-green schist",
-              "Cyclosilicates": "pink granite", "Tectosilicates": "grey granite"}
+OWN_ROCK_SHARE = 0.15
+# The museum's collections (the release's image folders), drawn independently of the species:
+# a specimen's collection is where the museum keeps it, not what it is.
+COLLECTIONS = {"1_syst": 0.45, "2_mest": 0.25, "3_op": 0.05, "4_cryst": 0.12, "5_PDK": 0.08, "7_stepanov": 0.04,
+               "10_meteor": 0.01}
 
 
 def sample_scene(cls: SynthClass, rng: np.random.Generator, *, width: int, height: int,
@@ -254,23 +275,22 @@ def sample_scene(cls: SynthClass, rng: np.random.Generator, *, width: int, heigh
         bg = (cloth * rng.uniform(0.9, 1.2), cloth * rng.uniform(0.5, 0.8))
     light = np.array([rng.uniform(-0.7, 0.7), rng.uniform(-0.9, -0.2), -rng.uniform(0.5, 1.0)])
     light /= np.linalg.norm(light)
-    # The matrix: the species' usual rock, another rock, or massive material of the mineral's own hue.
-    r = rng.random()
+    # The matrix: a rock drawn independently of the species (a photo's rock says nothing of
+    # its mineral), or massive material of the mineral's own hue.
     own_rgb = None
-    if r < 0.2:
+    if rng.random() < OWN_ROCK_SHARE:
         rock = "own"
         own_rgb = np.clip(crystals[0].rgb * rng.uniform(0.55, 0.85), 0.04, 1.0) if not crystals[0].satellite \
             else np.clip(_jitter_colour(colour.rgb, rng) * 0.7, 0.04, 1.0)
-    elif r < 0.65 and cls.family.category in USUAL_ROCK:
-        rock = USUAL_ROCK[cls.family.category]
     else:
         rock = str(rng.choice(list(ROCKS)))
     # The cube is light, or dark on a light backdrop: never lost against its background.
     p_dark = 0.35 if (bg[0].mean() + bg[1].mean()) / 2 > 0.5 else 0.0
     cube_rgb = np.full(3, rng.uniform(0.12, 0.22) if rng.random() < p_dark else rng.uniform(0.8, 0.95))
-    labels = [f"FMM {int(rng.integers(1, 99999)):05d}", f"No {int(rng.integers(1, 11))}_{int(rng.integers(100, 99999))}"]
+    collection = str(rng.choice(list(COLLECTIONS), p=list(COLLECTIONS.values())))
+    labels = [f"FMM {int(rng.integers(1, 99999)):05d}", f"No {collection.split('_')[0]}_{int(rng.integers(100, 99999))}"]
     if rng.random() < 0.5:
-        labels.append(f"coll. {int(rng.integers(1, 11))}")
+        labels.append(f"coll. {collection.split('_')[1]}")
     illuminant = str(rng.choice(list(ILLUMINANTS), p=[0.45, 0.3, 0.15, 0.1]))
     # White balance removes most of the illuminant's cast, never all of it.
     cast = np.array(ILLUMINANTS[illuminant]) ** rng.uniform(0.15, 0.45)
@@ -290,14 +310,10 @@ def sample_scene(cls: SynthClass, rng: np.random.Generator, *, width: int, heigh
         form=form, colour=colour, own_rock_rgb=own_rgb, matrix_depth=float(rng.uniform(0.4, 0.9)),
         depth_cm=float(np.clip(rng.normal(0, 0.35), -1, 1) * size_cm), cube_mode=cube_mode,
         texture=str(rng.choice(["smooth", "striated", "pitted"], p=[0.6, 0.25, 0.15])) if form.crystalline
-        else "smooth", illuminant=illuminant,
+        else "smooth", illuminant=illuminant, collection=collection,
     )
     scene.description = describe(cls, scene)
     return scene
-
-
-def _lustre_words(text: str) -> str:
-    return text.split(";")[0].split("(")[0].strip().lower() or "vitreous"
 
 
 FORM_PHRASE = {"druse": "a druse of {n} small {habit} crystals", "massive": "a massive aggregate",
@@ -338,10 +354,6 @@ def describe(cls: SynthClass, scene: Scene) -> str:
 
 
 def class_text(cls: SynthClass) -> str:
-    """A field-guide line for a class, from the database alone (no photo): what a zero-shot
+    """The field-guide line for a class, written for its species (no photo): what a zero-shot
     model may be told about a class it has never seen."""
-    fam = cls.family
-    forms = ", ".join(dict.fromkeys(form_words(f) for f in cls.forms))
-    colours = ", ".join(c.name for c in cls.colours[:4])
-    return (f"{cls.label}: {colours}; {_lustre_words(fam.lustre_text)} lustre; {fam.crystal_system} crystal system; "
-            f"occurs as {forms}; {fam.category.lower()}.")
+    return f"{cls.label}: {cls.family.description}"

@@ -1,19 +1,24 @@
 """Which images exist and which sets they belong to: the shape of the real release's splits.
 
-- Classes are ranked by how many specimens the "museum" holds (a long tail, as in
-  MineralImage5k: 10 classes >= 462 images, 98 >= 78, 360 >= 17 at full scale).
-- Few-shot subsets are nested: ``fewshot_10`` = the 10 most frequent classes, ``fewshot_98``
-  the 98 most frequent, ``fewshot_360`` the 360 most frequent (scaled down for ``tiny``).
-  Every row of a subset is train or test, stratified per class (>= 1 of each), and a row
-  keeps the same role in every subset it belongs to.
-- ``zeroshot``: every class of whole species held out of all training: groups of species
-  that share no habit mesh and no crystal-form set with any other species
-  (``species.linked_species``), so no unseen class shares a family, a mesh or a form set
-  with a class any model trains on (not even as a satellite in a training photo). Counts
-  per unseen class are long-tailed (``zeroshot_max`` for the commonest, down to 1).
+- Every class is a species. Species are ranked by how many specimens the "museum" holds:
+  the table's commonness (1-5) times a random factor, so common species are common and the
+  counts follow the real release's long tail (10 classes >= 462 images, 98 >= 78, 360 >= 17
+  at full scale).
+- ``zeroshot``: whole species held out of all training, drawn at random among the species
+  that are not very common (commonness <= ``HELD_OUT_MAX_COMMONNESS``: a museum's commonest
+  species are what a classifier trains on). A held-out species shares no species or class
+  text with a trained class and never appears in a training photo, not even as a satellite;
+  it may share habits, colours and lustre with trained species, as real unseen species do.
+  Each has between ``zeroshot_min`` and ``zeroshot_max`` photos (long-tailed).
+- Few-shot subsets are nested: ``fewshot_10`` = the 10 most frequent trained species,
+  ``fewshot_98`` the 98 most frequent, ``fewshot_360`` the 360 most frequent (scaled down for
+  ``tiny``). Every row of a subset is train or test, stratified per class (>= 1 of each), and
+  a row keeps the same role in every subset it belongs to.
 - ``segmentation``: few-shot *test* rows, from the fewshot-10 classes first (the classes
   the default CAM classifier is trained on), spread over the classes.
 - ``size``: a random share of all rows (size_cm and px_per_cm are recorded for all rows).
+- Satellites: another species, one of the main species' usual associations when one is
+  available, else any; a few-shot photo only ever shows trained species.
 """
 
 from __future__ import annotations
@@ -38,8 +43,9 @@ class SizeConfig:
     fewshot: tuple[int, int, int]   # classes in fewshot_10 / _98 / _360
     scale: float                    # share of the real per-class counts
     min_per_class: int              # floor, so every class has train and test rows
-    zeroshot_classes: int           # at least this many unseen classes (whole held-out species)
-    zeroshot_max: int               # images of the commonest unseen class; the rarest have 1
+    zeroshot_species: int           # unseen classes: whole species held out of training
+    zeroshot_max: int               # images of the commonest unseen species
+    zeroshot_min: int               # images of the rarest unseen species
     segmentation: int
     size_share: float
     satellite_share: float = 0.3
@@ -47,21 +53,25 @@ class SizeConfig:
 
 
 SIZES: dict[str, SizeConfig] = {
-    "tiny": SizeConfig("tiny", 256, 192, (3, 8, 20), scale=0.03, min_per_class=3, zeroshot_classes=8,
-                       zeroshot_max=3, segmentation=10, size_share=0.4),
+    "tiny": SizeConfig("tiny", 256, 192, (3, 8, 20), scale=0.03, min_per_class=3, zeroshot_species=8,
+                       zeroshot_max=3, zeroshot_min=1, segmentation=10, size_share=0.4),
     # The fresh-machine default: every command in minutes on a laptop CPU.
-    "small": SizeConfig("small", 1024, 768, (10, 98, 360), scale=1 / 16, min_per_class=3, zeroshot_classes=60,
-                        zeroshot_max=6, segmentation=48, size_share=0.4),
+    "small": SizeConfig("small", 1024, 768, (10, 98, 360), scale=1 / 16, min_per_class=3, zeroshot_species=60,
+                        zeroshot_max=8, zeroshot_min=3, segmentation=48, size_share=0.4),
     # Big enough to rank methods: test splits of >= 500 (fewshot-10), >= 1,000 (fewshot-98 and
-    # -360) images, >= 100 unseen classes, >= 150 segmentation and >= 1,000 size photos.
-    "benchmark": SizeConfig("benchmark", 1024, 768, (10, 98, 360), scale=0.16, min_per_class=5,
-                            zeroshot_classes=100, zeroshot_max=12, segmentation=160, size_share=0.3,
-                            test_share=0.4),
-    "full": SizeConfig("full", 1024, 768, (10, 98, 360), scale=1.0, min_per_class=17, zeroshot_classes=100,
-                       zeroshot_max=40, segmentation=120, size_share=0.4),
+    # -360) images, >= 50 unseen species with >= 10 photos each and >= 1,000 in all, >= 150
+    # segmentation and >= 1,000 size photos.
+    "benchmark": SizeConfig("benchmark", 1024, 768, (10, 98, 360), scale=0.13, min_per_class=5,
+                            zeroshot_species=70, zeroshot_max=40, zeroshot_min=14, segmentation=160,
+                            size_share=0.3, test_share=0.45),
+    "full": SizeConfig("full", 1024, 768, (10, 98, 360), scale=1.0, min_per_class=17, zeroshot_species=100,
+                       zeroshot_max=60, zeroshot_min=17, segmentation=120, size_share=0.4),
 }
 
-MAX_HELD_GROUP = 5   # linked species groups up to this size may be held out for zero-shot
+# Held-out (zero-shot) species are drawn among species at most this common (table's 1-5).
+HELD_OUT_MAX_COMMONNESS = 3
+# How many specimens a museum holds per commonness level (relative), before a random factor.
+COMMONNESS_WEIGHT = {1: 0.3, 2: 1.0, 3: 3.0, 4: 10.0, 5: 30.0}
 
 
 def size_config(size: str) -> SizeConfig:
@@ -103,84 +113,57 @@ def make_plan(classes: tuple[SynthClass, ...], cfg: SizeConfig, seed: int) -> Pl
     """Every row of the dataset with its class, satellite and set membership (deterministic in seed).
 
     One generator draws everything, in this order: the species' commonness, the held-out
-    groups, the classes' commonness, each row's test role and satellite, the rows' order,
-    the size rows (the helpers below take it in turn).
+    species, each row's test role and satellite, the rows' order, the size rows.
     """
     rng = np.random.default_rng([seed, 0x5EED])
-    fam_ids = sorted({c.family.id for c in classes})
-    fam_of = {c.family.id: c.family for c in classes}
-    fam_score = {f: fam_of[f].commonness * rng.lognormal(0, 0.8) for f in fam_ids}
-    held = _held_out_species(classes, cfg, fam_ids, rng)
-    fewshot, zeroshot = _ranked_classes(classes, cfg, fam_ids, fam_score, set(held), rng)
+    score = np.array([COMMONNESS_WEIGHT[c.family.commonness] * rng.lognormal(0, 0.7) for c in classes])
+    order = np.argsort(-score, kind="stable").tolist()
+    n10, n98, n360 = cfg.fewshot
+    pool = [i for i in range(len(classes)) if classes[i].family.commonness <= HELD_OUT_MAX_COMMONNESS]
+    if len(classes) < n360 + cfg.zeroshot_species or len(pool) < cfg.zeroshot_species:
+        raise UserError(f"size {cfg.name!r} needs {n360} few-shot and {cfg.zeroshot_species} unseen species; "
+                        f"the species table gives {len(classes)}")
+    held = set(rng.choice(pool, cfg.zeroshot_species, replace=False).tolist())
+    fewshot = [i for i in order if i not in held][:n360]
+    zeroshot = [i for i in order if i in held]
     rows = _rows(classes, cfg, fewshot, zeroshot, rng)
     _pick_segmentation(rows, fewshot, cfg)
     n_size = max(1, int(round(cfg.size_share * len(rows))))
     for i in rng.choice(len(rows), n_size, replace=False):
         rows[int(i)].size = True
-    n10, n98, _ = cfg.fewshot
     return Plan(rows=rows, fewshot_classes=(fewshot[:n10], fewshot[:n98], fewshot),
-                zeroshot_classes=zeroshot, held_out_families=sorted(held))
+                zeroshot_classes=zeroshot, held_out_families=sorted(classes[i].family.id for i in held))
 
 
-def _held_out_species(classes: tuple[SynthClass, ...], cfg: SizeConfig, fam_ids: list[str],
-                      rng: np.random.Generator) -> list[str]:
-    """The species held out for zero-shot: whole groups that share no mesh or form set with
-    another species (the large linked groups of common habits stay trained), in a random
-    order, until they hold enough classes; a group that would leave too few classes to train
-    on, or hold far more than the pool needs, is passed over."""
-    from minbench.data.synth.species import linked_species
-
-    n360 = cfg.fewshot[2]
-    groups = [sorted(g & set(fam_ids)) for g in linked_species()]
-    groups = [g for g in groups if g and len(g) <= MAX_HELD_GROUP]
-    per_species = {f: sum(1 for c in classes if c.family.id == f) for f in fam_ids}
-    held: list[str] = []
-    n_held = 0
-    for i in rng.permutation(len(groups)):
-        size = sum(per_species[f] for f in groups[i])
-        if (n_held >= cfg.zeroshot_classes or len(classes) - n_held - size < n360
-                or n_held + size > 2 * cfg.zeroshot_classes + 10):   # nor one that would swamp the pool
-            continue
-        held += groups[i]
-        n_held += size
-    if n_held < cfg.zeroshot_classes:
-        raise UserError(f"size {cfg.name!r} needs {cfg.zeroshot_classes} unseen classes, "
-                        f"the held-out species give {n_held}")
-    return held
+def _counts(cfg: SizeConfig, fewshot: list[int], zeroshot: list[int]) -> dict[int, int]:
+    """Images per class: the real release's curve by rank for the few-shot classes; for the
+    unseen species a long tail from ``zeroshot_max`` down to ``zeroshot_min``."""
+    stretch = 360 / cfg.fewshot[2]
+    counts = {ci: max(cfg.min_per_class, int(round(cfg.scale * real_count((r + 1) * stretch))))
+              for r, ci in enumerate(fewshot)}
+    for j, ci in enumerate(zeroshot):
+        counts[ci] = max(cfg.zeroshot_min, int(round(cfg.zeroshot_max * (1 + j) ** -0.5)))
+    return counts
 
 
-def _ranked_classes(classes: tuple[SynthClass, ...], cfg: SizeConfig, fam_ids: list[str],
-                    fam_score: dict[str, float], held_set: set[str], rng: np.random.Generator
-                    ) -> tuple[list[int], list[int]]:
-    """The few-shot classes (the ``fewshot_360`` ones, commonest first) and the zero-shot
-    classes (commonest first), as class indices."""
-    n10, _, n360 = cfg.fewshot
-    # A museum's commonest classes are mostly different species: a species' k-th class (the
-    # species class first, then its varieties in order) ranks as if (k + 1)^1.2 times rarer.
-    score = np.array([fam_score[c.family.id] * rng.lognormal(0, 0.5) for c in classes])
-    for f in fam_ids:
-        members = [i for i, c in enumerate(classes) if c.family.id == f]
-        for k, i in enumerate(members):
-            score[i] /= (k + 1) ** 1.2
-    ranked = [i for i in np.argsort(-score, kind="stable").tolist() if classes[i].family.id not in held_set]
-    if len(ranked) < n360:
-        raise UserError(f"size {cfg.name!r} needs {n360} few-shot classes, the database gives {len(ranked)}")
-    # The commonest classes of a museum are species names: the fewshot-10 classes are species classes.
-    top = [i for i in ranked if not classes[i].variety][:n10]
-    ranked = top + [i for i in ranked if i not in set(top)]
-    zeroshot = [i for i in np.argsort(-score, kind="stable").tolist() if classes[i].family.id in held_set]
-    return ranked[:n360], zeroshot
+def _satellite(classes, ci: int, pool: np.ndarray, rng: np.random.Generator) -> int | None:
+    """A satellite species for a photo of class ``ci``: one of its usual associations in
+    ``pool`` when there is one (most often), else any other species of ``pool``."""
+    fam = classes[ci].family
+    others = pool[[classes[k].family.id != fam.id for k in pool]]
+    if not len(others):
+        return None
+    associated = others[[classes[k].family.species in fam.associations for k in others]]
+    if len(associated) and rng.random() < 0.7:
+        return int(rng.choice(associated))
+    return int(rng.choice(others))
 
 
 def _rows(classes: tuple[SynthClass, ...], cfg: SizeConfig, fewshot: list[int], zeroshot: list[int],
           rng: np.random.Generator) -> list[RowPlan]:
     """Every image of every class with its few-shot roles and satellite, shuffled and numbered."""
     n10, n98, n360 = cfg.fewshot
-    stretch = 360 / n360
-    counts = {ci: max(cfg.min_per_class, int(round(cfg.scale * real_count((r + 1) * stretch))))
-              for r, ci in enumerate(fewshot)}
-    for j, ci in enumerate(zeroshot):  # long-tailed: zeroshot_max images for the commonest, 1 for the rarest
-        counts[ci] = max(1, int(round(cfg.zeroshot_max * (1 + j) ** -0.75)))
+    counts = _counts(cfg, fewshot, zeroshot)
     rank_of = {ci: r for r, ci in enumerate(fewshot)}
     fewshot_pool = np.array(fewshot)
     all_pool = np.array(fewshot + zeroshot)
@@ -199,10 +182,7 @@ def _rows(classes: tuple[SynthClass, ...], cfg: SizeConfig, fewshot: list[int], 
             sat = None
             if rng.random() < cfg.satellite_share:
                 # Few-shot photos only ever show few-shot species, so a zero-shot class is never seen in training.
-                pool = fewshot_pool if is_fs else all_pool
-                others = pool[[classes[k].family.id != classes[ci].family.id for k in pool]]
-                if len(others):
-                    sat = int(rng.choice(others))
+                sat = _satellite(classes, ci, fewshot_pool if is_fs else all_pool, rng)
             rows.append(RowPlan(index=-1, cls=ci, satellite=sat, fewshot=fs, zeroshot=not is_fs,
                                 segmentation=False, size=False))
     order = rng.permutation(len(rows))
