@@ -76,7 +76,8 @@ def test_terminal_table(boards, capsys, monkeypatch):
 
 
 def test_reference_rows_are_labelled_in_every_format(boards, tmp_path, capsys, monkeypatch):
-    L.add_entry("fewshot-10", result(0.45), name="colour-logistic", method="colour only", source="run", role="reference")
+    L.add_entry("fewshot-10", result(0.45), name="colour-logistic", method="colour only", source="run",
+                role="reference")
     monkeypatch.setenv("COLUMNS", "100")  # narrow: the mark comes before the name, never cut away
     assert main(["leaderboard", "--task", "fewshot-10", "--dir", str(boards)]) == 0
     out = capsys.readouterr().out

@@ -33,7 +33,7 @@ What it computes, per image (``forward``: normalised B x 3 x S x S -> B x D):
    hue (in RGB a bin is a different amount of colour change in every corner of the cube).
 5. **Joint a*b* histogram** (``ab_bins`` x ``ab_bins``, default 9 x 9 over a*, b* in
    [-``ab_range``, ``ab_range``], beyond that into the edge bins): the hue and saturation of
-   everything in the photo, lightness left out, so a brighter or dimmer exposure of the
+   the pixels taken, lightness left out, so a brighter or dimmer exposure of the
    same colour falls into the same bin. Joint, not two marginals: a red and a green
    specimen can have the same a* and b* marginals in mixtures. An odd number of bins puts
    the neutral axis (greys of the backdrop and matrix) in the middle of one bin instead of
@@ -173,7 +173,7 @@ class ColourStats(nn.Module):
         ab_range: a*, b* span of the histogram, [-ab_range, ab_range]; beyond it, edge bins.
         l_bins: bins of the L* histogram over [0, 100].
         quantiles: the quantiles of each of L*, a*, b* (beside their mean and std).
-        white_balance: measure a*, b* against the median chroma of the photo's edge.
+        white_balance: scale each linear channel so that the median of the photo's edge is grey.
         border: width of that edge ring, as a share of the side.
         block_weights: the weights of the a*b* histogram, L* histogram and moments blocks.
         exclude_backdrop: take the statistics over the non-backdrop pixels only (else the

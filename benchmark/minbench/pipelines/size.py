@@ -86,7 +86,8 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
              "images_per_s": len(measured) / seconds if seconds > 0 else float("nan"),
              "estimator_ms_per_image": (sum(r["ms"] for r in measured) / len(measured)) if measured else float("nan")}
     if comparison["authors"]:
-        stats.update(authors_mae=comparison["authors"].get("mae"), authors_coverage=comparison["authors"].get("coverage"))
+        authors = comparison["authors"]
+        stats.update(authors_mae=authors.get("mae"), authors_coverage=authors.get("coverage"))
     _print_comparison(comparison, [m.name for m in ctx.card.metrics], ctx.recipe_name)
     return {"metrics": metrics, "stats": stats, "comparison": comparison, "predictions": str(path),
             "plots": [str(p) for p in plots], "world_size": trainer.world_size}

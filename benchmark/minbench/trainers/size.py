@@ -238,7 +238,7 @@ class ExtentSizeTask(PhotoSizeTask):
     def configure_data(self, context) -> None:
         """Fit the power law on the dataset's calibration photos (refused, before any photo
         is read, when the dataset has none)."""
-        from minbench.models.size.extent import fit_power_law
+        from minbench.models.size.extent import file_extent, fit_power_law
 
         super().configure_data(context)
         frame = context.frame
@@ -249,27 +249,20 @@ class ExtentSizeTask(PhotoSizeTask):
             raise UserError(f"{context.root}: {type(self).__name__} fits its power law on calibration photos (rows "
                             f"outside the {context.card.id} test split with a recorded size_cm) and this dataset "
                             "has none")
-        paths = [context.root / path for path in frame["image_path"].to_numpy()[rows]]
-        extents = self._map(_photo_extent, [(path,) for path in paths])
+        extents = self._map(file_extent, [(context.root / path,) for path in frame["image_path"].to_numpy()[rows]])
         try:
             self.law = fit_power_law(extents, sizes)
         except ValueError as exc:
             raise UserError(f"{context.root}: {type(self).__name__} calibration: {exc}") from None
 
     def measure(self, image, index: int | None = None) -> tuple[Any, Any, float]:
-        from minbench.models.size import SizeEstimate
-        from minbench.models.size.extent import blob_extent
+        from minbench.models.size.extent import estimate_size
 
         if self.law is None:
             raise RuntimeError("ExtentSizeTask is not calibrated: run it with a Trainer and the data module, "
                                "or call configure_data(dm.task_context()) first")
         started = time.perf_counter()
-        image = np.asarray(image)
-        extent, box = blob_extent(image)
-        size = self.law(extent)
-        est = SizeEstimate(size_cm=size, reason="" if math.isfinite(size) else "no blob off the backdrop",
-                           extent_px=extent * max(image.shape[:2]), specimen_bbox=box,
-                           specimen_source="largest non-backdrop blob")
+        est = estimate_size(image, self.law)
         return est, None, (time.perf_counter() - started) * 1000.0
 
     def describe(self) -> dict[str, Any]:
@@ -278,17 +271,6 @@ class ExtentSizeTask(PhotoSizeTask):
                           "size = exp(intercept) * extent ** slope",
                 "calibration": None if law is None else {"photos": law.n, "slope": law.slope,
                                                          "intercept": law.intercept, "rmse_log": law.rmse_log}}
-
-
-def _photo_extent(path) -> float:
-    """A calibration photo's extent (NaN when it cannot be read or shows no blob)."""
-    from minbench.data.decode import BadImage, load_rgb
-    from minbench.models.size.extent import blob_extent
-
-    try:
-        return blob_extent(load_rgb(path)[0])[0]
-    except BadImage:
-        return math.nan
 
 
 def dedupe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

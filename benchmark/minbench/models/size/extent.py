@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from minbench.models.size.settings import SizeEstimate
+
 
 def blob_extent(image: np.ndarray) -> tuple[float, list[float] | None]:
     """``(extent, box)`` of an RGB photo: the longest side of its largest non-backdrop blob's
@@ -30,6 +32,27 @@ def blob_extent(image: np.ndarray) -> tuple[float, list[float] | None]:
     ys, xs = np.nonzero(blob)
     box = [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
     return max(box[2] - box[0], box[3] - box[1]) / max(blob.shape), box
+
+
+def file_extent(path) -> float:
+    """``blob_extent`` of a photo file (NaN when it cannot be decoded or shows no blob)."""
+    from minbench.data.decode import BadImage, load_rgb
+
+    try:
+        return blob_extent(load_rgb(path)[0])[0]
+    except BadImage:
+        return math.nan
+
+
+def estimate_size(image: np.ndarray, law: "PowerLaw") -> SizeEstimate:
+    """One photo's answer: ``law`` of its extent, with the blob's box; an abstention with
+    its reason when the backdrop model finds no blob."""
+    image = np.asarray(image)
+    extent, box = blob_extent(image)
+    size = law(extent)
+    return SizeEstimate(size_cm=size, reason="" if math.isfinite(size) else "no blob off the backdrop",
+                        extent_px=extent * max(image.shape[:2]), specimen_bbox=box,
+                        specimen_source="largest non-backdrop blob")
 
 
 @dataclass(frozen=True)
