@@ -1,4 +1,4 @@
-"""Reference baselines of the segmentation task (no classifier): centre, colour, border."""
+"""Reference baselines of the segmentation task (no classifier): centre, colour, border, blob."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def test_centre_prior_is_a_centred_ellipse():
 
 def test_uniform_image_gives_empty_masks_not_errors():
     flat = np.full((64, 80, 3), 128, np.uint8)
-    for name in ("colour", "border"):
+    for name in ("colour", "border", "blob"):
         _, mask = sb.run_baseline(name, flat)
         assert mask.shape == (64, 80) and not mask.any()
 

@@ -60,6 +60,6 @@ def test_rules_and_modes_are_registries_owned_by_masking_only():
 def test_the_saliency_baselines_use_the_masking_steps_without_the_extractor():
     code = ("import sys; import minbench.models.saliency_baselines as sb; "
             "assert 'minbench.models.cam' not in sys.modules, 'cam imported'; "
-            "assert sb.baseline_names() == ['centre', 'colour', 'border']")
+            "assert sb.baseline_names() == ['centre', 'colour', 'border', 'blob']")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr

@@ -76,19 +76,20 @@ def test_terminal_table(boards, capsys, monkeypatch):
 
 
 def test_reference_rows_are_labelled_in_every_format(boards, tmp_path, capsys, monkeypatch):
-    L.add_entry("fewshot-10", result(0.45), name="colour-knn", method="colour only", source="run", role="reference")
+    L.add_entry("fewshot-10", result(0.45), name="colour-logistic", method="colour only", source="run",
+                role="reference")
     monkeypatch.setenv("COLUMNS", "100")  # narrow: the mark comes before the name, never cut away
     assert main(["leaderboard", "--task", "fewshot-10", "--dir", str(boards)]) == 0
     out = capsys.readouterr().out
-    assert "(ref) colour-knn" in out and "(ref) reference row" in out
+    assert "(ref) colour-logistic" in out and "(ref) reference row" in out
     assert main(["leaderboard", "--format", "markdown", "--task", "fewshot-10", "--out", str(tmp_path / "lb.md"),
                  "--dir", str(boards)]) == 0
     md = (tmp_path / "lb.md").read_text()
-    assert "| 4† | (ref) colour-knn | colour only | run | **45.0%** [40.0, 50.0] |" in md
+    assert "| 4† | (ref) colour-logistic | colour only | run | **45.0%** [40.0, 50.0] |" in md
     assert md.count(render.REFERENCE_NOTE) == 1  # under the board that holds it only
     assert main(["leaderboard", "--format", "html", "--out", str(tmp_path / "lb.html"), "--dir", str(boards)]) == 0
     page = (tmp_path / "lb.html").read_text()
-    assert '<tr data-name="colour-knn" class="reference">' in page and '<span class="refmark">(ref)</span>' in page
+    assert '<tr data-name="colour-logistic" class="reference">' in page and '<span class="refmark">(ref)</span>' in page
     assert page.count('class="reference"') == 1
 
 

@@ -135,7 +135,7 @@ def tiny_settings(name: str, config: dict, classifier: Path, clip) -> list[str]:
     args = ["--max-epochs", "1", "--set", "data.init_args.num_workers=0"]
     if config.get("trainer", {}).get("precision") == "16-mixed":  # a GPU's setting; bf16 emulation on a CPU is slow
         args += ["--set", "trainer.precision=32-true"]
-    if model != "SizeTask":  # the size estimator measures native-resolution photos
+    if get_card(config["task"]).kind != "size":  # the size methods measure native-resolution photos
         args += ["--set", "data.init_args.image_size=32"]
     if model in ("ClassificationTask", "FeatureBaselineTask") and config["model"]["init_args"]["backbone"] != "colour-stats":
         for value in ("backbone=resnet10t", "pretrained=false", "model_kwargs={channels: [8, 8, 16, 16], stem_width: 8}"):
@@ -196,12 +196,22 @@ def predicted(data: Path, task: str, name: str, extra: list[str], classifier: Pa
 
 RECIPES = sorted(shipped_recipes())
 #: run whole (``minbench run``): the default recipe of each task kind and every recipe with
-#: a task class or data path of its own
-WHOLE = {"fewshot-small-cnn", "colour-knn", "size-cube", "zeroshot-minilm", "clip-vit-b32", "segmentation-gradcam"}
+#: a task class or data path of its own (the reference rows of the four cues among them)
+WHOLE = {"fewshot-small-cnn", "colour-logistic", "size-cube", "size-extent", "zeroshot-minilm", "clip-vit-b32",
+         "zeroshot-colour-words", "segmentation-gradcam"}
 #: the others are checked at their task class and data path (in process, same tiny
 #: settings): a large backbone's classifier (``ClassificationTask``, ``FeatureBaselineTask``,
 #: a tiny network in its place) and the other CAM methods of ``SegmentationTask``: a run of
 #: each would repeat the pipeline ``WHOLE`` already runs (plots, scoring, baselines)
+
+
+def test_every_shipped_recipe_is_checked_and_the_whole_runs_are_shipped():
+    """The check below enumerates the shipped recipes itself (a new recipe is in it); every
+    recipe it runs whole exists, and every reference row is run whole."""
+    assert WHOLE <= set(RECIPES)
+    references = {name for name in RECIPES if yaml.safe_load(shipped_recipes()[name].read_text()).get("role")
+                  == "reference"}
+    assert {"colour-logistic", "zeroshot-colour-words", "size-extent"} <= references <= WHOLE
 
 
 @pytest.mark.parametrize("name", RECIPES)

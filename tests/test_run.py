@@ -211,23 +211,6 @@ def test_feature_baseline_runs_training_free_with_wandb_offline(tiny_dataset, tm
     assert list((out / "seed0" / "wandb").glob("offline-run-*")) and list(out.glob("seed0/logs/*/metrics.csv"))
 
 
-def test_colour_reference_runs_as_shipped_and_is_a_reference_row(tiny_dataset, tmp_path, leaderboards, capsys):
-    from minbench.recipes import shipped_recipes
-    from minbench.scoring import leaderboard, render
-
-    assert run(tiny_dataset, shipped_recipes()["colour-knn"], tmp_path / "run") == 0
-    status = RunFolder(tmp_path / "run").seed_status(0)
-    assert status["stats"]["epochs"] == 1 and 0 <= status["metrics"]["top1"] <= 1
-    ((path, board),) = leaderboard.load_boards([leaderboards])
-    (entry,) = board["entries"]
-    assert (entry["name"], entry["role"], entry["modified"]) == ("colour-knn", "reference", [])
-    assert entry["samples"] and entry["metrics"]["top1"] == status["metrics"]["top1"]
-    capsys.readouterr()
-    assert main(["leaderboard", "--task", TASK, "--dir", str(leaderboards)]) == 0
-    assert "(ref) colour-knn" in capsys.readouterr().out
-    assert render.board_view(path, board).rows[0].group == "1"  # a real rank group, from its per-sample file
-
-
 def test_recipe_init_args_may_build_objects(tiny_dataset):
     from minbench.recipes import instantiate
 
@@ -244,7 +227,7 @@ def test_shipped_recipes_are_well_formed():
 
     recipes = shipped_recipes()
     for name in ("fewshot-small-cnn", "resnet50-224", "resnet50-384", "vit-b16-224", "prototype-resnet50",
-                 "knn-resnet50", "colour-knn"):
+                 "knn-resnet50", "colour-logistic"):
         config = load_recipe(recipes[name])
         assert config["name"] == name and config["task"].startswith("fewshot")
         assert issubclass(import_class(config["model"]["class_path"], "model"), BaseTask)

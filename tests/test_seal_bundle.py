@@ -220,7 +220,7 @@ def test_a_few_shot_run_on_a_public_dataset_predicts_what_it_predicts_on_the_ori
                                                                                      tmp_path, capsys):
     """The sealed test rows have no species: the run still trains on the training rows and
     predicts every test row, byte for byte as on the dataset that holds the truth."""
-    args = ["run", "--task", "fewshot-10", "--config", "colour-knn", "--quiet", "--no-leaderboard"]
+    args = ["run", "--task", "fewshot-10", "--config", "colour-logistic", "--quiet", "--no-leaderboard"]
     assert main([*args, "--data", str(sealed["fewshot-10"] / "public"), "--out", str(tmp_path / "public")]) == 0
     assert main([*args, "--data", str(tiny_dataset), "--out", str(tmp_path / "full")]) == 0
     public, full = ((tmp_path / n / "seed0" / "predictions.csv").read_bytes() for n in ("public", "full"))
@@ -232,7 +232,7 @@ def test_every_seed_of_a_run_on_a_public_dataset_writes_its_submission(sealed, t
     import json as _json
 
     out = tmp_path / "seeds"
-    assert main(["run", "--task", "fewshot-10", "--config", "colour-knn", "--seeds", "0", "1", "--quiet",
+    assert main(["run", "--task", "fewshot-10", "--config", "colour-logistic", "--seeds", "0", "1", "--quiet",
                  "--no-leaderboard", "--data", str(sealed["fewshot-10"] / "public"), "--out", str(out)]) == 0
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("public dataset:")]
     assert len(lines) == 2

@@ -71,12 +71,12 @@ def test_run_finds_a_fewshot_run_and_writes_everything(tiny_dataset, tmp_path, m
     assert set(score["metrics"]) == {"miou", "dice", "pixel_accuracy"}
     assert status["metrics"]["miou"] == pytest.approx(score["metrics"]["miou"])
     # Every reference baseline is scored beside the CAM, and the verdict compares them.
-    assert set(status["baselines"]) == {"centre", "colour", "border"}
-    for name in ("centre", "colour", "border"):
+    assert set(status["baselines"]) == {"centre", "colour", "border", "blob"}
+    for name in ("centre", "colour", "border", "blob"):
         assert 0.0 <= status["metrics"][f"{name}/miou"] <= 1.0
         assert (seed / "baselines" / f"{name}.score.json").is_file()
-    assert len(status["verdict"]) == 3
-    for line, name in zip(status["verdict"], ("centre", "colour", "border")):
+    assert len(status["verdict"]) == 4
+    for line, name in zip(status["verdict"], ("centre", "colour", "border", "blob")):
         ours, theirs = status["metrics"]["miou"], status["metrics"][f"{name}/miou"]
         assert ("does NOT beat" in line) == (ours <= theirs)
     gallery = np.asarray(Image.open(seed / "plots" / "gallery.png").convert("L"))
@@ -85,7 +85,9 @@ def test_run_finds_a_fewshot_run_and_writes_everything(tiny_dataset, tmp_path, m
     assert "miou" in summary["metrics"] and "border/miou" in summary["metrics"]
     board = json.loads(next(leaderboards.glob("segmentation--*.json")).read_text())
     names = {e["name"] for e in board["entries"]}
-    assert names == {"gradcam/fewshot-small-cnn", "baseline/centre", "baseline/colour", "baseline/border"}
+    assert names == {"gradcam/fewshot-small-cnn", "baseline/centre", "baseline/colour", "baseline/border",
+                     "baseline/blob"}
+    assert {e["role"] for e in board["entries"] if e["name"].startswith("baseline/")} == {"reference"}
 
 
 def test_seeds_of_different_classifiers_never_share_an_entry(tiny_dataset, tmp_path, monkeypatch, leaderboards):

@@ -167,7 +167,7 @@ def test_knn_ranks_voted_classes_first_then_by_prototype():
     assert scores.argsort(descending=True)[0].tolist() == [1, 2, 0]
 
 
-@pytest.mark.parametrize("head", ["prototype", "knn"])
+@pytest.mark.parametrize("head", ["prototype", "knn", "logistic"])
 def test_feature_baseline_is_training_free_and_survives_a_checkpoint(tmp_path, head):
     L.seed_everything(0, workers=True)
     model = FeatureBaselineTask(task="fewshot-10", backbone="resnet10t", num_classes=5, classes=CLASSES,

@@ -22,12 +22,14 @@ What a method may read (the sealed protocol), by the card's ``inputs``: of every
 photo and ``ALWAYS_PUBLIC`` (its id, file, pixel size, origin) and which task sets it belongs
 to (every card's split column); of a training row also ``inputs.train`` (its labels and
 texts); of a test row also ``inputs.test`` (what the release gives beside a photo that is not
-the answer: for ``size`` the release's detector boxes). Every other column of a test row
-(species, description, collection, variety, masks, boxes, sizes, scales, and any column a
-later manifest adds) is truth, read by the scorer only (``public_columns``,
-``truth_columns``). A zero-shot card's ``inputs.candidates: true`` makes its candidate names
-public: a zero-shot method must know which names it chooses among (``classes``), never
-which photo is which.
+the answer: for ``size`` the release's detector boxes); of a row in neither split (a
+calibration row, ``calibration_positions``: for ``size`` every row outside its test split)
+also ``inputs.calibration`` (for ``size`` the recorded ``size_cm``: calibration data).
+Every other column of a test row (species, description, collection, variety, masks, boxes,
+sizes, scales, and any column a later manifest adds) is truth, read by the scorer only
+(``public_columns``, ``truth_columns``). A zero-shot card's ``inputs.candidates: true``
+makes its candidate names public: a zero-shot method must know which names it chooses
+among (``classes``), never which photo is which.
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ DEFAULT_MAX_RANKS = 10
 #: kinds whose tasks have a train split (the others are test-only)
 TRAINABLE_KINDS = ("classification", "zeroshot")
 SPLITS = ("train", "test")
+#: what a row is to a task, for what a method may read of it: a train row, a test row, or
+#: a row in neither split (``calibration``)
+ROW_ROLES = (*SPLITS, "calibration")
 #: columns of every row a method may read, whatever the task: the photo's id, file, pixel
 #: size and origin (the split membership columns of every card are public too)
 ALWAYS_PUBLIC = ("sample_id", "image_path", "width", "height", "source")
@@ -101,6 +106,8 @@ class TaskCard:
     #: manifest columns beyond ``ALWAYS_PUBLIC`` a method may read of a train / test row
     train_inputs: tuple[str, ...] = ()
     test_inputs: tuple[str, ...] = ()
+    #: ... and, beside ``test_inputs``, of a row in neither split (calibration data)
+    calibration_inputs: tuple[str, ...] = ()
     #: a zero-shot task's candidate names are public (``classes``); which photo is which is not
     public_candidates: bool = False
 
@@ -138,12 +145,14 @@ class TaskCard:
 
     # ---- the sealed protocol ----------------------------------------------------------------
     def public_columns(self, split: str) -> tuple[str, ...]:
-        """The manifest columns a method may read of this task's ``split`` rows (``train`` or
-        ``test``): ``ALWAYS_PUBLIC``, every card's split column, and the card's ``inputs``."""
-        if split not in SPLITS:
-            raise ValueError(f"split {split!r} is not one of {', '.join(SPLITS)}")
+        """The manifest columns a method may read of this task's ``split`` rows (``train``,
+        ``test`` or ``calibration``: a row in neither split): ``ALWAYS_PUBLIC``, every card's
+        split column, and the card's ``inputs``."""
+        if split not in ROW_ROLES:
+            raise ValueError(f"split {split!r} is not one of {', '.join(ROW_ROLES)}")
         membership = tuple(dict.fromkeys(c.split_column for c in all_cards().values()))
-        extra = self.train_inputs if split == "train" else self.test_inputs
+        extra = {"train": self.train_inputs, "test": self.test_inputs,
+                 "calibration": self.test_inputs + self.calibration_inputs}[split]
         return tuple(dict.fromkeys(ALWAYS_PUBLIC + membership + extra))
 
     def truth_columns(self, columns, split: str = "test") -> list[str]:
@@ -183,6 +192,16 @@ class TaskCard:
             species = manifest["species"].to_numpy()
             return np.flatnonzero(~np.isin(species, np.unique(species[is_test])))
         return np.array([], np.int64)
+
+    def calibration_positions(self, manifest, where: str = "manifest") -> np.ndarray:
+        """0-based positions of the rows in neither the train nor the test split (for a
+        test-only task, every row outside its test split), in manifest order: the rows whose
+        ``inputs.calibration`` columns a method may read (``scoring.floors.median_size``
+        takes its median over them too)."""
+        taken = np.zeros(len(manifest), bool)
+        for split in SPLITS:
+            taken[self.positions(manifest, split, where, allow_empty=True)] = True
+        return np.flatnonzero(~taken)
 
     def rows(self, manifest, split: str, where: str = "manifest", *, allow_empty: bool = False):
         """The ``split`` rows of ``manifest`` (a DataFrame keeping the manifest's index), in
@@ -248,21 +267,23 @@ def _parse(raw: Any, path: Path) -> TaskCard:
         train_value=split.get("train"), test_value=need(split, "test", "split."),
         metrics=tuple(specs), headline=headline, submission_format=fmt,
         max_ranks=max_ranks, abstain=bool(sub.get("abstain", False)), path=path,
-        train_inputs=inputs["train"], test_inputs=inputs["test"], public_candidates=public_candidates,
+        train_inputs=inputs["train"], test_inputs=inputs["test"], calibration_inputs=inputs["calibration"],
+        public_candidates=public_candidates,
     )
 
 
 def _inputs(raw: Any, kind: str, path: Path) -> tuple[dict[str, tuple[str, ...]], bool]:
-    """The card's ``inputs``: ``train``/``test`` lists of manifest columns, ``candidates``."""
+    """The card's ``inputs``: ``train``/``test``/``calibration`` lists of manifest columns,
+    ``candidates``."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise UserError(f"{path}: inputs must be a mapping (train: [...], test: [...])")
-    unknown = [k for k in raw if k not in (*SPLITS, "candidates")]
+    unknown = [k for k in raw if k not in (*ROW_ROLES, "candidates")]
     if unknown:
-        raise UserError(f"{path}: inputs.{unknown[0]}: unknown (known: train, test, candidates)")
+        raise UserError(f"{path}: inputs.{unknown[0]}: unknown (known: {', '.join(ROW_ROLES)}, candidates)")
     out = {}
-    for split in SPLITS:
+    for split in ROW_ROLES:
         cols = raw.get(split) or []
         if not isinstance(cols, list) or not all(isinstance(c, str) and c for c in cols):
             raise UserError(f"{path}: inputs.{split} must be a list of manifest column names")

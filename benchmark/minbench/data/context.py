@@ -11,10 +11,11 @@ normalisation, the dataset's origin, the class-level texts).
 
 Sealed (the protocol, ``minbench.data.seal``): the context holds no test row's truth. Its
 ``frame`` is the manifest as ``seal_frame`` leaves it for the task (a training row keeps the
-columns ``card.public_columns("train")`` names, every other row only
-``card.public_columns("test")``'s, the rest blanked), and ``rows("test")`` has the public
-test columns alone. What needs the whole manifest (the splits, the training classes, the
-zero-shot candidates' names) the data module works out before it seals.
+columns ``card.public_columns("train")`` names, a calibration row, in neither split,
+``card.public_columns("calibration")``'s, a test row only ``card.public_columns("test")``'s,
+the rest blanked), and ``rows("test")`` has the public test columns alone. What needs the
+whole manifest (the splits, the training classes, the zero-shot candidates' names) the data
+module works out before it seals.
 """
 
 from __future__ import annotations

@@ -39,11 +39,14 @@ def blank_rows(frame: pd.DataFrame, positions: Iterable[int], columns: Iterable[
 
 def seal_frame(frame: pd.DataFrame, card, keep: Iterable[int] = ()) -> pd.DataFrame:
     """``frame`` as a method of ``card``'s task may see it: the rows at ``keep`` (its
-    training rows) keep the columns ``card.public_columns("train")`` names, every other row
-    only ``card.public_columns("test")``'s; every other column is blanked."""
+    training rows) keep the columns ``card.public_columns("train")`` names, its calibration
+    rows (``card.calibration_positions``, outside ``keep``) ``card.public_columns("calibration")``'s,
+    every other row only ``card.public_columns("test")``'s; every other column is blanked."""
     keep = np.asarray(list(keep), np.int64)
     others = np.setdiff1d(np.arange(len(frame)), keep)
-    out = blank_rows(frame, others, card.truth_columns(frame.columns, "test"))
+    calibration = np.intersect1d(others, card.calibration_positions(frame))
+    out = blank_rows(frame, np.setdiff1d(others, calibration), card.truth_columns(frame.columns, "test"))
+    out = blank_rows(out, calibration, card.truth_columns(frame.columns, "calibration"))
     return blank_rows(out, keep, card.truth_columns(frame.columns, "train"))
 
 

@@ -13,7 +13,7 @@ Weights come from, in order of preference:
 
 ``ALIASES`` maps the short names the recipes use to timm names; any timm name works too.
 ``HANDCRAFTED_BACKBONES`` registers the feature extractors that are not timm models and have
-no weights (``colour-stats``: colour statistics of the whole photo, ``models/colour_features.py``);
+no weights (``colour-stats``: colour statistics of the non-backdrop pixels, ``models/colour_features.py``);
 they give pooled features only (``num_classes=0``), for the training-free
 ``FeatureBaselineTask``, and take no ``weights``.
 """
@@ -51,7 +51,7 @@ HANDCRAFTED_BACKBONES: Registry[Callable[..., nn.Module]] = Registry("handcrafte
 
 
 @HANDCRAFTED_BACKBONES.register("colour-stats",
-                                description="CIE L*a*b* histograms and moments of the whole photo; no weights")
+                                description="CIE L*a*b* histograms and moments of the non-backdrop pixels; no weights")
 def _colour_stats(**kwargs: Any) -> nn.Module:
     from minbench.models.colour_features import ColourStats
 

@@ -64,21 +64,12 @@ class ClassTextBank:
         """
         from minbench.models.text_encoders import encode_cached
 
+        self.resolve(context)
+        seen, cand, test_species = self.seen_classes, self.unseen, list(context.candidates)
         frame = context.frame
         pos = {name: context.split_positions(name) for name in ("train", "val", "test")}
         # a training row's species (the sealed frame blanks every other row's)
         species = frame["species"].to_numpy()
-        # the data module works the candidates out from the whole manifest (public by the card)
-        test_species = list(context.candidates)
-        known = sorted(set(context.classes) | set(test_species))
-        cand = zh.resolve_candidates(test_species, known, self.user_classes)
-        seen = list(context.classes)
-        clash = sorted(set(seen) & set(cand.classes))
-        if clash:
-            raise UserError(f"candidate class {clash[0]!r} is also a training class: zero-shot candidates "
-                            "must be classes the model never trained on")
-        self.seen_classes = seen
-        self.unseen = cand
         enc = encoder
 
         # Descriptions of the TRAIN rows only (training data; "" = none), and only when
@@ -110,6 +101,21 @@ class ClassTextBank:
             enc, seen_names, None if needs_seen_names else self._needs_names(self.seen_has_text))
         self.unseen_name_raw = self._name_features(enc, cand, self._needs_names(self.unseen_has_text))
         self.built = True
+
+    def resolve(self, context) -> None:
+        """The classes alone, no text embedded: ``seen_classes`` (``context.classes``) and the
+        candidates ``unseen`` (``context.candidates``, or the user's list), which must not
+        include a training class."""
+        # the data module works the candidates out from the whole manifest (public by the card)
+        test_species = list(context.candidates)
+        known = sorted(set(context.classes) | set(test_species))
+        cand = zh.resolve_candidates(test_species, known, self.user_classes)
+        seen = list(context.classes)
+        clash = sorted(set(seen) & set(cand.classes))
+        if clash:
+            raise UserError(f"candidate class {clash[0]!r} is also a training class: zero-shot candidates "
+                            "must be classes the model never trained on")
+        self.seen_classes, self.unseen = seen, cand
 
     def _needs_names(self, has_text: torch.Tensor):
         """Which classes need name prompts (None = all)."""

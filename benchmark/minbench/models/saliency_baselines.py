@@ -8,13 +8,19 @@ segmentation run scores these too:
   distance of each blurred pixel's chroma (Lab a*, b*) from the image's mean chroma,
   Otsu-thresholded. Lightness is left out: studio backdrops are grey gradients whose
   bright and dark ends would otherwise outshine the specimen.
-- ``border``: background subtraction: a smooth background (a plane in Lab over x, y,
-  so gradient backdrops fit too) is fitted to the image border, pixels far from it are
-  foreground (Otsu), cleaned by a morphological opening, largest component kept.
+- ``border``: background subtraction (``backdrop``, below), largest component kept.
+- ``blob``: the largest non-backdrop blob: the same mask's largest component, holes filled
+  (a specimen is one solid object; its highlights and backdrop-coloured spots are not holes).
 
 Each takes an RGB uint8 image (H x W x 3) and returns ``(score, mask)``: a float32 map
 in [0, 1] and a bool mask, both H x W. Work happens at a long side of ``work_size``
 pixels and the result is resized back, so full-size photos cost milliseconds.
+
+The backdrop model is the one every single-cue reference shares (``non_backdrop_mask``: the
+colour statistics of the few-shot reference, the photo colour of the zero-shot colour-word
+lookup, the ``blob`` baseline, the size reference's pixel extent): a smooth background (a
+plane in Lab over x, y, so gradient backdrops fit too) is fitted to the image border;
+pixels far from it are foreground (Otsu), cleaned by a morphological opening.
 """
 
 from __future__ import annotations
@@ -104,14 +110,14 @@ def _border_pixels(h: int, w: int, frac: float) -> np.ndarray:
     return ring
 
 
-@SALIENCY_BASELINES.register("border", description="background subtraction (border colour model, Otsu)")
-def border_background(image: np.ndarray, border: float = 0.04, work_size: int = WORK_SIZE,
-                      largest_component: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Background subtraction from a smooth background model fitted to the border."""
+def backdrop(image: np.ndarray, border: float = 0.04,
+             work_size: int = WORK_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """The backdrop model at the working size: ``(score, mask)`` of the shrunk photo, the
+    score its normalised distance from a Lab plane fitted to the border ring, the mask the
+    pixels off the backdrop (Otsu), cleaned by a morphological opening."""
     import cv2
 
-    image = _check_image(image)
-    small = _shrink(image, work_size)
+    small = _shrink(_check_image(image), work_size)
     h, w = small.shape[:2]
     lab = cv2.GaussianBlur(_lab(small), (5, 5), 0)
     ring = _border_pixels(h, w, border)
@@ -126,11 +132,53 @@ def border_background(image: np.ndarray, border: float = 0.04, work_size: int = 
     if mask.any():
         k = max(3, (min(h, w) // 64) | 1)
         mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((k, k), np.uint8)).astype(bool)
-    if largest_component and mask.any():
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-        if n > 2:
-            mask = labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    return score, mask
+
+
+def non_backdrop_mask(image: np.ndarray, border: float = 0.04, work_size: int = WORK_SIZE) -> np.ndarray:
+    """The pixels of an RGB photo that are not backdrop (bool, H x W): ``backdrop``'s mask
+    at the photo's size. Empty when the photo is one colour."""
+    image = _check_image(image)
+    score, mask = backdrop(image, border, work_size)
+    return _grow(score, mask, image.shape[:2])[1]
+
+
+def largest_blob(mask: np.ndarray, fill_holes: bool = True) -> np.ndarray:
+    """The largest 8-connected component of a bool mask (ties: the first in scan order),
+    with its holes filled when ``fill_holes``; an empty mask stays empty."""
+    import cv2
+
+    mask = np.asarray(mask, bool)
+    if not mask.any():
+        return mask.copy()
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    blob = labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA])) if n > 2 else mask.copy()
+    if fill_holes:
+        # a hole is background the frame cannot reach: flood the outside from a padded corner
+        padded = np.pad(blob, 1).astype(np.uint8)
+        cv2.floodFill(padded, None, (0, 0), 1)
+        blob = blob | (padded[1:-1, 1:-1] == 0)
+    return blob
+
+
+@SALIENCY_BASELINES.register("border", description="background subtraction (border colour model, Otsu)")
+def border_background(image: np.ndarray, border: float = 0.04, work_size: int = WORK_SIZE,
+                      largest_component: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Background subtraction from a smooth background model fitted to the border."""
+    image = _check_image(image)
+    score, mask = backdrop(image, border, work_size)
+    if largest_component:
+        mask = largest_blob(mask, fill_holes=False)
     return _grow(score, mask, image.shape[:2])
+
+
+@SALIENCY_BASELINES.register("blob", description="largest non-backdrop blob, holes filled")
+def largest_non_backdrop_blob(image: np.ndarray, border: float = 0.04,
+                              work_size: int = WORK_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """The largest blob of the backdrop model's mask, holes filled."""
+    image = _check_image(image)
+    score, mask = backdrop(image, border, work_size)
+    return _grow(score, largest_blob(mask), image.shape[:2])
 
 
 def baseline_names() -> list[str]:

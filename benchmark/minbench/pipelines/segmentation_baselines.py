@@ -1,7 +1,7 @@
 """Reference baselines of the segmentation task: masks without any classifier, scored.
 
 Each of ``minbench.models.saliency_baselines.SALIENCY_BASELINES`` (``centre``, ``colour``,
-``border``) writes a mask per image under ``baselines/<name>/``, which the scorer scores
+``border``, ``blob``) writes a mask per image under ``baselines/<name>/``, which the scorer scores
 (and the leaderboard records as reference rows, when enabled); ``compare`` says plainly
 when the CAM does not beat one of them.
 """

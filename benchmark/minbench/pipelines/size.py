@@ -1,16 +1,18 @@
-"""``minbench run --task size``: the zero-shot cube-based size estimator end to end.
+"""``minbench run --task size``: a size method end to end (the cube estimator, the extent reference).
 
-One seed (the estimator is deterministic; seeds only repeat it): measure every photo of
-the size split at native resolution (``SizeTask.predict_step``), write the submission
+One seed (the methods are deterministic; seeds only repeat them): measure every photo of
+the size split at native resolution (``PhotoSizeTask.predict_step``), write the submission
 ``sample_id,size_cm`` (empty = abstained), score it with the scorer, add the leaderboard
 entry, and write beside it, under ``seed<N>/``:
 
 - ``details.csv``: per photo our size, px/cm, cube and specimen boxes, the reason of an
   abstention, doubts (flags), time per photo, and the authors' rule's answer;
-- ``comparison.json``: the card's metrics (and headline intervals) for our estimator
-  (``score.json``'s) and for a plain reimplementation of the authors' contour rule on the
-  same photos (its answers written as a submission, ``authors_predictions.csv``, and
-  scored by the scorer: ``authors.score.json``), and the abstention reasons counted;
+- ``comparison.json``: the card's metrics (and headline intervals) for the method
+  (``score.json``'s), what the method records of itself (``describe``: the cube edge, the
+  calibration fit ...), for the cube estimator the same for a plain reimplementation of the
+  authors' contour rule on the same photos (its answers written as a submission,
+  ``authors_predictions.csv``, and scored by the scorer: ``authors.score.json``), and the
+  abstention reasons counted;
 - ``plots/scatter.png`` (predicted against true size, both methods),
   ``plots/worst_errors.png`` and ``plots/abstentions.png`` (galleries with the detected
   cube and specimen drawn, the true boxes in white when the manifest has them).
@@ -78,13 +80,15 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
     if trainer.logger is not None:
         trainer.logger.log_metrics({f"test/{k}": v for k, v in metrics.items() if _finite(v)}, step=0)
         trainer.logger.finalize("success")
-    plots = draw_plots(ctx.dir / "plots", rows, ctx.data_dir, truth)
+    plots = draw_plots(ctx.dir / "plots", rows, ctx.data_dir, truth, label=ctx.recipe_name)
     measured = [r for r in rows if _finite(r.get("ms"))]
     stats = {"images": len(rows), "seconds": seconds,
              "images_per_s": len(measured) / seconds if seconds > 0 else float("nan"),
-             "estimator_ms_per_image": (sum(r["ms"] for r in measured) / len(measured)) if measured else float("nan"),
-             "authors_mae": comparison["authors"].get("mae"), "authors_coverage": comparison["authors"].get("coverage")}
-    _print_comparison(comparison, [m.name for m in ctx.card.metrics])
+             "estimator_ms_per_image": (sum(r["ms"] for r in measured) / len(measured)) if measured else float("nan")}
+    if comparison["authors"]:
+        authors = comparison["authors"]
+        stats.update(authors_mae=authors.get("mae"), authors_coverage=authors.get("coverage"))
+    _print_comparison(comparison, [m.name for m in ctx.card.metrics], ctx.recipe_name)
     return {"metrics": metrics, "stats": stats, "comparison": comparison, "predictions": str(path),
             "plots": [str(p) for p in plots], "world_size": trainer.world_size}
 
@@ -165,11 +169,7 @@ def compare(model, rows: list[dict[str, Any]], ours, authors=None) -> dict[str, 
         "ours": dict(ours.metrics),
         "authors": dict(authors.metrics) if authors is not None else {},
         "ci": {"ours": ours.ci, "authors": authors.ci if authors is not None else {}},
-        "authors_rule": "4-corner contour, perimeter and squareness thresholds, edge = perimeter/4 = "
-                        f"{model.authors_rule.cube_edge_cm} cm, size truncated to whole cm "
-                        "(minbench.models.size_authors); same specimen boxes as ours",
-        "cube_edge_cm": model.config.cube_edge_cm,
-        "extent": model.config.extent,
+        **model.describe(),
         "abstentions": dict(reasons.most_common()),
         "authors_abstentions": dict(a_reasons.most_common()),
         "flags": dict(flags.most_common()),
@@ -194,15 +194,16 @@ def _finite(v) -> bool:
         return False
 
 
-def _print_comparison(comp: dict[str, Any], names: list[str]) -> None:
+def _print_comparison(comp: dict[str, Any], names: list[str], label: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="size: cube estimator vs the authors' contour rule (same photos)")
+    title = f"size: {label}" + (" vs the authors' contour rule (same photos)" if comp["authors"] else "")
+    table = Table(title=title)
     table.add_column("method")
     for name in names:
         table.add_column(name, justify="right")
-    for label, m in (("minbench cube estimator", comp["ours"]), ("authors' contour rule", comp["authors"])):
+    for label, m in ((label, comp["ours"]), ("authors' contour rule", comp["authors"])):
         if m:
             table.add_row(label, *(f"{m.get(k, float('nan')):.3f}" for k in names))
     Console().print(table)
@@ -210,11 +211,13 @@ def _print_comparison(comp: dict[str, Any], names: list[str]) -> None:
 
 # --- plots ---------------------------------------------------------------------------------
 
-def draw_plots(folder: Path, rows: list[dict[str, Any]], data_dir: Path, frame) -> list[Path]:
+def draw_plots(folder: Path, rows: list[dict[str, Any]], data_dir: Path, frame,
+               label: str = "size-cube") -> list[Path]:
     """Scatter of predicted against true size, and the two galleries; ``frame``: the test
-    rows with their truth (read through the scorer after the submission is written)."""
+    rows with their truth (read through the scorer after the submission is written);
+    ``label``: the method's name in the scatter's legend."""
     folder.mkdir(parents=True, exist_ok=True)
-    out = [draw_scatter(folder / "scatter.png", rows)]
+    out = [draw_scatter(folder / "scatter.png", rows, label)]
     answered = [r for r in rows if _finite(r.get("size_cm")) and _finite(r.get("true_cm"))]
     worst = sorted(answered, key=lambda r: -abs(r["size_cm"] - r["true_cm"]))[:GALLERY_SIZE]
     abstained = [r for r in rows if not _finite(r.get("size_cm"))][:GALLERY_SIZE]
@@ -226,7 +229,7 @@ def draw_plots(folder: Path, rows: list[dict[str, Any]], data_dir: Path, frame) 
     return out
 
 
-def draw_scatter(path: Path, rows: list[dict[str, Any]]) -> Path:
+def draw_scatter(path: Path, rows: list[dict[str, Any]], label: str = "size-cube") -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -238,7 +241,7 @@ def draw_scatter(path: Path, rows: list[dict[str, Any]]) -> Path:
     auth = np.array([r.get("authors_size_cm", math.nan) for r in rows], dtype=float)
     fig, ax = plt.subplots(figsize=(5.5, 5.5), dpi=110)
     ok = np.isfinite(ours) & np.isfinite(true)
-    ax.scatter(true[ok], ours[ok], s=10, alpha=0.7, label=f"minbench cube estimator ({ok.sum()}/{len(rows)})")
+    ax.scatter(true[ok], ours[ok], s=10, alpha=0.7, label=f"{label} ({ok.sum()}/{len(rows)})")
     ok_a = np.isfinite(auth) & np.isfinite(true)
     if ok_a.any():
         ax.scatter(true[ok_a], auth[ok_a], s=10, alpha=0.6, marker="x",

@@ -45,11 +45,10 @@ def train_prior(card, df) -> list[str]:
 
 
 def median_size(card, df) -> tuple[float, int] | None:
-    """The median ``size_cm`` of the manifest rows outside the size test split and how many
-    rows it is over (no test label used); None when there are none."""
-    test = np.zeros(len(df), bool)
-    test[card.positions(df, "test")] = True
-    others = df.loc[~test, "size_cm"].to_numpy(dtype=np.float64)
+    """The median ``size_cm`` of the manifest rows outside the size test split (the card's
+    calibration rows, ``card.calibration_positions``) and how many rows it is over (no test
+    label used); None when there are none."""
+    others = df["size_cm"].to_numpy(dtype=np.float64)[card.calibration_positions(df)]
     others = others[np.isfinite(others)]
     return (float(np.median(others)), len(others)) if len(others) else None
 

@@ -1,5 +1,5 @@
 """Few-shot species classification: a timm backbone fine-tuned (``ClassificationTask``)
-or frozen with a training-free head (``FeatureBaselineTask``: prototype or kNN).
+or frozen with a head fitted in one pass (``FeatureBaselineTask``: prototype, kNN or logistic).
 
 Both log the task card's metrics per stage (``train/``, ``val/``, ``test/`` + the card's
 names, e.g. ``val/top1``; built by ``minbench.scoring.training_metrics.build_torchmetrics``) and
@@ -27,6 +27,8 @@ from minbench.dist import gather_objects
 from minbench.trainers.base import BaseTask
 
 
+#: the heads ``FeatureBaselineTask`` fits on frozen features
+HEADS = ("prototype", "knn", "logistic")
 #: why ``trainer.test`` has nothing to compute (the sealed protocol, ``minbench.data.seal``)
 SEALED_TEST = ("trainer.test: the test split is sealed (its batches carry no labels); predict it, "
                "write the submission and score it with the scorer (`minbench score`, `Task.score`)")
@@ -149,18 +151,22 @@ class ClassificationTask(BaseTask):
 
 
 class FeatureBaselineTask(ClassificationTask):
-    """Training-free: a frozen backbone's pooled features and a prototype or kNN head.
+    """A frozen backbone's pooled features and a head fitted to them at once.
 
     "Training" is one pass over the training images (no augmentation wanted: set the data
     module's ``augment: false``) that collects their embeddings; the head is fitted from
-    all ranks' embeddings before the first evaluation. No optimiser, no gradient.
+    all ranks' embeddings before the first evaluation. No optimiser steps through the
+    backbone; the logistic head runs its own full-batch L-BFGS on the embeddings.
 
     The backbone is a timm model, or a feature extractor without weights
     (``minbench.models.backbones.HANDCRAFTED_BACKBONES``: ``colour-stats``, the colour-only reference).
 
     Args:
-        head: ``prototype`` (nearest class mean) or ``knn``.
+        head: ``prototype`` (nearest class mean), ``knn`` or ``logistic`` (L2-regularised
+            multinomial logistic regression on standardised features,
+            ``minbench.models.feature_baselines.LogisticHead``).
         k, temperature: the kNN's neighbours and vote temperature.
+        l2: the logistic head's penalty (scikit-learn's ``1 / C``).
         (others as ``ClassificationTask``; the backbone is used without its classifier)
     """
 
@@ -169,9 +175,11 @@ class FeatureBaselineTask(ClassificationTask):
     def __init__(self, task: str = "fewshot-10", backbone: str = "resnet50", num_classes: int = 10,
                  classes: Sequence[str] | None = None, pretrained: bool = True, weights: str | None = None,
                  model_kwargs: dict[str, Any] | None = None, head: str = "prototype", k: int = 20,
-                 temperature: float = 0.07, channels_last: bool = False) -> None:
-        if head not in ("prototype", "knn"):
-            raise UserError(f"model.init_args.head: {head!r} is not one of prototype, knn")
+                 temperature: float = 0.07, l2: float = 1.0, channels_last: bool = False) -> None:
+        if head not in HEADS:
+            raise UserError(f"model.init_args.head: {head!r} is not one of {', '.join(HEADS)}")
+        if head == "logistic" and not l2 > 0:
+            raise UserError(f"model.init_args.l2: {l2!r} must be positive")
         super().__init__(task=task, backbone=backbone, num_classes=num_classes, classes=classes,
                          pretrained=pretrained, weights=weights, model_kwargs=model_kwargs,
                          channels_last=channels_last)
@@ -182,14 +190,15 @@ class FeatureBaselineTask(ClassificationTask):
 
     def configure_models(self) -> None:
         from minbench.models.backbones import create_backbone
-        from minbench.models.feature_baselines import KNNHead, PrototypeHead
+        from minbench.models.feature_baselines import KNNHead, LogisticHead, PrototypeHead
 
         hp = self.hparams
         self.model = create_backbone(hp.backbone, num_classes=0, pretrained=hp.pretrained, weights=hp.weights,
                                      **dict(hp.model_kwargs or {}))
         self.model.requires_grad_(False)
         self.head = (PrototypeHead(hp.num_classes) if hp.head == "prototype"
-                     else KNNHead(hp.num_classes, k=hp.k, temperature=hp.temperature))
+                     else KNNHead(hp.num_classes, k=hp.k, temperature=hp.temperature) if hp.head == "knn"
+                     else LogisticHead(hp.num_classes, l2=hp.l2))
         # DistributedDataParallel refuses a module with nothing to train; this unused
         # scalar lets the same recipe run under DDP (no backward ever touches it).
         self.ddp_anchor = nn.Parameter(torch.zeros(()))

@@ -1,4 +1,4 @@
-"""Zero-shot specimen size from the reference cube, one module per step.
+"""Zero-shot specimen size from the reference cube, one module per step (and its cube-less reference).
 
 - ``settings``: ``SizeConfig`` (the estimator's settings) and ``SizeEstimate`` (one answer);
 - ``background``: background model and object masks;
@@ -6,7 +6,9 @@
 - ``labels``: paper labels, set aside;
 - ``geometry``: box arithmetic and the specimen extent;
 - ``estimator``: ``SizeEstimator``, the steps put together;
-- ``drawing``: the detections drawn on the photo (galleries).
+- ``drawing``: the detections drawn on the photo (galleries);
+- ``extent``: the reference without the cube: the largest non-backdrop blob's extent in the
+  frame and the power law that maps it to centimetres.
 
 The authors' contour rule, the reference it is compared with, is ``models.size_authors``.
 """
