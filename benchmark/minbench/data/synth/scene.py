@@ -167,8 +167,9 @@ def _crystals_for(cls: SynthClass, rng: np.random.Generator, *, satellite: bool,
         lustre = "earthy" if form.kind == "massive" else "resinous"
     base = _jitter_colour(colour.rgb, rng)
     base2 = _jitter_colour(colour.rgb2, rng) if colour.rgb2 else None
-    if lustre in ("metallic", "submetallic"):   # metals show their colour mostly in the highlights
-        base = base.mean() + (base - base.mean()) * 0.6
+    if lustre in ("metallic", "submetallic"):   # a metal's colour is its reflectance, the compound's own:
+        ref = np.asarray(colour.rgb, dtype=np.float64) / 255   # specimens differ in brightness, hardly in hue
+        base = np.clip(ref * base.mean() / max(ref.mean(), 1e-3), 0.02, 1.0)
     # Glassy crystals let the backdrop through: colourless ones most, pale ones a little.
     light_body = achromatic(base * 255) and base.mean() > 0.6
     if not form.crystalline or lustre in ("metallic", "submetallic", "earthy"):
@@ -276,7 +277,7 @@ def sample_scene(cls: SynthClass, rng: np.random.Generator, *, width: int, heigh
     cast = np.array(ILLUMINANTS[illuminant]) ** rng.uniform(0.15, 0.45)
     cube_mode = str(rng.choice(CUBE_MODES, p=CUBE_MODE_P))
     scene = Scene(
-        width=width, height=height, size_cm=size_cm, fill=float(rng.uniform(0.7, 0.95)), matrix=matrix,
+        width=width, height=height, size_cm=size_cm, fill=float(rng.uniform(0.45, 0.7)), matrix=matrix,
         matrix_shape=profile, matrix_aspect=float(rng.uniform(0.55, 0.95)), rock=rock,
         crystals=crystals, background=background, bg_colours=bg, light=light,
         light_tint=cast * (1 + rng.normal(0, 0.02, 3)),
