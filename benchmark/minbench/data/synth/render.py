@@ -387,20 +387,20 @@ def _scales(scene: Scene, ex: float, ey: float, r_cm: float) -> tuple[float, flo
     m = MARGIN * w
     k_frame = scene.fill * min((w - 2 * m) / ex, (h - 2 * m) / ey)
     sides = (scene.cube_side,) + tuple(s for s in CUBE_SIDES if s != scene.cube_side)
-    ratio, box = 1.0, (1.0, 1.0)
-    for _ in range(3):   # the ratio depends on the distance, which depends on the layout: settle it
-        k, side = k_frame, scene.cube_side
+    # the cube's box in edges hardly depends on its distance (6% to spare covers that)
+    ratio, box = 1.0, cube_box_edges(scene, k_frame / r_cm)
+    for _ in range(8):   # the ratio depends on the distance, which depends on the scale: settle it
+        k, side, used = k_frame, scene.cube_side, ratio
         if scene.cube_mode != "absent":
             e_units = CUBE_EDGE_CM / r_cm * ratio         # cube edge in units of the specimen's plane
-            box = cube_box_edges(scene, k_frame / r_cm * ratio)
             room = [_cube_room(scene, s, ex, ey, e_units, box) for s in sides]
             best = room.index(max(room)) if room[0] < k_frame else 0   # ties: the first, as listed
             k, side = min(k_frame, room[best]), sides[best]
-        ppc_spec = k / r_cm
-        d_spec = f / ppc_spec
-        d_cube = max(0.5 * d_spec, d_spec - scene.depth_cm)
-        ratio = d_spec / d_cube
-    return k, f / d_cube, side, box
+        d_spec = f * r_cm / k
+        ratio = d_spec / max(0.5 * d_spec, d_spec - scene.depth_cm)
+    # the cube's scale with the ratio its room was measured with, so it fits as planned (the
+    # ratio has settled by now: the specimen's distance is off by a negligible share)
+    return k, k / r_cm * used, side, box
 
 
 def _layout(scene: Scene, side: str, box: tuple[float, float], lo: np.ndarray, k: float, ppc: float, spec_w: float, spec_h: float,
@@ -412,15 +412,17 @@ def _layout(scene: Scene, side: str, box: tuple[float, float], lo: np.ndarray, k
     gap = _cube_gap(scene)
     edge = CUBE_EDGE_CM * ppc
     cube_w, cube_h = bw * edge, bh * edge
+    # (an absent cube was given no room: its never-drawn centre is still drawn from rng, so that
+    # every photo draws the same numbers, and may lie anywhere)
     if side == "right":
         region = (m, m, w - 2 * m - cube_w - gap * edge, h - m)
-        cube_c = [w - m - cube_w / 2, rng.uniform(m + cube_h / 2, h - m - cube_h / 2)]
+        cube_c = [w - m - cube_w / 2, rng.uniform(m + cube_h / 2, max(m + cube_h / 2, h - m - cube_h / 2))]
     elif side == "left":
         region = (2 * m + cube_w + gap * edge, m, w - m, h - m)
-        cube_c = [m + cube_w / 2, rng.uniform(m + cube_h / 2, h - m - cube_h / 2)]
+        cube_c = [m + cube_w / 2, rng.uniform(m + cube_h / 2, max(m + cube_h / 2, h - m - cube_h / 2))]
     else:
         region = (m, m, w - m, h - 2 * m - cube_h - gap * edge)
-        cube_c = [rng.uniform(m + cube_w / 2, w - m - cube_w / 2), h - m - cube_h / 2]
+        cube_c = [rng.uniform(m + cube_w / 2, max(m + cube_w / 2, w - m - cube_w / 2)), h - m - cube_h / 2]
     if scene.cube_mode == "absent":   # nothing beside it: the whole frame is the specimen's
         region = (m, m, w - m, h - m)
     sx = rng.uniform(region[0], max(region[0], region[2] - spec_w))
