@@ -206,7 +206,8 @@ def visible_faces(p: Placed) -> list[tuple[int, np.ndarray, float]]:
     starts = np.flatnonzero(np.r_[True, faces[1:] != faces[:-1]])
     ends = np.r_[starts[1:], len(faces)]
     mean = np.add.reduceat(depth, starts) / (ends - starts)
-    out = [(f, pts[a:b], d) for f, a, b, d in zip(faces[starts].tolist(), starts.tolist(), ends.tolist(), mean.tolist())]
+    out = [(f, pts[a:b], d)
+           for f, a, b, d in zip(faces[starts].tolist(), starts.tolist(), ends.tolist(), mean.tolist())]
     out.sort(key=lambda t: -t[2])
     return out
 

@@ -338,6 +338,7 @@ def render(scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarr
     for u in unit:
         u.xy = u.xy * k + origin
         u.z = u.z * k
+        u.lift = u.lift * k
     blob_px = blob * k + origin
     # 3. the scene's pixels, then the paper label where nothing else is
     img, labels, cube_box = _paint(scene, blob_px, unit, cube_c, ppc, spec_w, spec_h, rng)
@@ -403,9 +404,10 @@ def _scales(scene: Scene, ex: float, ey: float, r_cm: float) -> tuple[float, flo
     return k, k / r_cm * used, side, box
 
 
-def _layout(scene: Scene, side: str, box: tuple[float, float], lo: np.ndarray, k: float, ppc: float, spec_w: float, spec_h: float,
-            rng: np.random.Generator) -> tuple[np.ndarray, list[float]]:
-    """Where the specimen's unit origin and the cube's centre (on ``side``, its box ``box`` edges) go, in pixels."""
+def _layout(scene: Scene, side: str, box: tuple[float, float], lo: np.ndarray, k: float, ppc: float,
+            spec_w: float, spec_h: float, rng: np.random.Generator) -> tuple[np.ndarray, list[float]]:
+    """Where the specimen's unit origin and the cube's centre (on ``side``, its box ``box`` edges)
+    go, in pixels."""
     w, h = scene.width, scene.height
     m = MARGIN * w
     bw, bh = box
@@ -463,8 +465,8 @@ def _shadows(scene: Scene, blob_px: np.ndarray, unit: list[Placed], cube: np.nda
     backdrop = Shadows(cast, 0.05 * spec + 1, contact, 0.012 * spec + 1)
     if not scene.matrix or not unit:
         return backdrop, Shadows()
-    # a crystal stands proud of the matrix by three quarters of its depth (``_rooted``)
-    shifts = [away * 0.3 * 0.75 * float(np.ptp(u.z)) for u in unit]
+    # a crystal stands proud of the matrix by three quarters of its depth (``_rooted``), more if lifted
+    shifts = [away * 0.3 * (0.75 * float(np.ptp(u.z)) - u.lift) for u in unit]
     sizes = [float(max(np.ptp(u.xy, axis=0))) for u in unit]
     reach = float(np.median([np.hypot(*t) for t in shifts]))
     matrix = Shadows([p + t for p, t in zip(hulls, shifts)], 0.3 * reach + 0.01 * spec + 1,
