@@ -279,29 +279,34 @@ def hemisphere_dirs(n: int) -> np.ndarray:
 # stood for by its extents along these 40 directions (its discrete-orientation hull, within a few
 # per cent of the body), so bodies pushed clear of each other's hulls touch with at most a hairline gap.
 SEP_DIRS = hemisphere_dirs(40)
-# The ways a body may be pushed: 32 directions in the picture's plane, then straight up toward the
-# camera (off the surface it stands on, onto the bodies below it).
+# The ways a body may be pushed: 32 directions in the picture's plane; where none of those keeps
+# it on the matrix, 16 rising at 45 degrees toward the camera (it leans on a neighbour's flank)
+# and straight up (it rests on the bodies below it).
 _ANGLES = np.arange(32) * np.pi / 16
-PUSH_DIRS = np.concatenate([np.stack([np.cos(_ANGLES), np.sin(_ANGLES), np.zeros(32)], 1), [[0.0, 0.0, -1.0]]])
-_PUSH_DOT = PUSH_DIRS @ SEP_DIRS.T      # (rays, directions): how a push moves each extent
-# No direction of the lattice is square to a push (|dot| >= 2.8e-4), so each can be divided by.
-_PUSH_INV = 1 / _PUSH_DOT
+FLAT_DIRS = np.stack([np.cos(_ANGLES), np.sin(_ANGLES), np.zeros(32)], 1)
+RISE_DIRS = np.concatenate([np.stack([np.cos(_ANGLES[::2]), np.sin(_ANGLES[::2]), -np.ones(16)], 1) / 2 ** 0.5,
+                            [[0.0, 0.0, -1.0]]])
+# How a push moves each extent, inverted: no direction of the lattice is square to a push
+# (|dot| >= 2.8e-4), so each can be divided by.
+_FLAT_INV, _RISE_INV = 1 / (FLAT_DIRS @ SEP_DIRS.T), 1 / (RISE_DIRS @ SEP_DIRS.T)
 
 
-def _free_distance(lo: np.ndarray, hi: np.ndarray, lo_others: np.ndarray, hi_others: np.ndarray) -> np.ndarray:
-    """How far a body (extents ``lo``, ``hi`` along SEP_DIRS) must move along each of PUSH_DIRS
-    to clear every other body (``lo_others``, ``hi_others``: (k, dirs)); 0 where it is clear already.
+def _free_distance(lo: np.ndarray, hi: np.ndarray, lo_others: np.ndarray, hi_others: np.ndarray,
+                   inv: np.ndarray) -> np.ndarray:
+    """How far a body (extents ``lo``, ``hi`` along SEP_DIRS) must move along each ray (``inv``:
+    the inverses of the rays' dot products with SEP_DIRS) to clear every other body
+    (``lo_others``, ``hi_others``: (k, dirs)); 0 where it is clear already.
 
     Moved by ``s`` along a ray, its extent along direction d shifts by s*p (p: the ray's component
     along d); it overlaps another body along d while s*p lies in (lo_o - hi, hi_o - lo). Over all
     directions that is an open interval of s per other body; the answer is the first s >= 0 that
     none of the intervals covers.
     """
-    ra = (lo_others - hi)[:, None, :] * _PUSH_INV    # (k, rays, dirs); lo_o - hi <= hi_o - lo always
-    rb = (hi_others - lo)[:, None, :] * _PUSH_INV
+    ra = (lo_others - hi)[:, None, :] * inv    # (k, rays, dirs); lo_o - hi <= hi_o - lo always
+    rb = (hi_others - lo)[:, None, :] * inv
     s_in = np.minimum(ra, rb).max(-1)                  # (k, rays); empty where s_in >= s_out
     s_out = np.maximum(ra, rb).min(-1)
-    s = np.zeros(len(PUSH_DIRS))
+    s = np.zeros(len(inv))
     while True:   # jump to the farthest end of the intervals covering s: what lies between is covered
         cover = (s_in < s) & (s_out > s)
         if not cover.any():
@@ -310,15 +315,15 @@ def _free_distance(lo: np.ndarray, hi: np.ndarray, lo_others: np.ndarray, hi_oth
 
 
 def separate(bodies: list[np.ndarray], order: np.ndarray, apart: np.ndarray, anchors: np.ndarray,
-             allowed=None) -> np.ndarray:
+             slack: np.ndarray, allowed=None) -> np.ndarray:
     """Shifts (n, 3) that leave no two bodies (3-D points, (V, 3) each; z away from the camera)
     intersecting.
 
     Bodies are placed in ``order``, the first staying put; each later one, where it intersects one
     placed before it (only pairs with ``apart[i, j]`` count), moves the shortest way along one of
-    the plane's PUSH_DIRS to where it just touches them, its root (``anchors[i]``, x and y) kept
-    where ``allowed(points) -> bool array`` says (on the matrix). Where no way in the plane keeps
-    it there, it is lifted toward the camera until it rests on the bodies below instead.
+    FLAT_DIRS to where it just touches them, its root (``anchors[i]``, x and y) kept where
+    ``allowed(points, slack[i]) -> bool array`` says (on the matrix). Where no way in the plane
+    keeps it there, it rises along the shortest of RISE_DIRS that does instead.
     """
     n = len(bodies)
     ext = [b @ SEP_DIRS.T for b in bodies]
@@ -326,7 +331,6 @@ def separate(bodies: list[np.ndarray], order: np.ndarray, apart: np.ndarray, anc
     hi = np.stack([e.max(0) for e in ext])
     shift = np.zeros((n, 3))
     placed: list[int] = []
-    flat = PUSH_DIRS[:-1, :2]
     for i in order.tolist():
         others = [j for j in placed if apart[i, j]]
         placed.append(i)
@@ -334,12 +338,14 @@ def separate(bodies: list[np.ndarray], order: np.ndarray, apart: np.ndarray, anc
             meets = ((lo[others] < hi[i]) & (hi[others] > lo[i])).all(1).any()
         if not others or not meets:
             continue
-        s = _free_distance(lo[i], hi[i], lo[others], hi[others])
-        s_flat = s[:-1]
-        if allowed is not None and allowed(anchors[i:i + 1])[0]:   # rooted on the matrix: stays so
-            s_flat = np.where(allowed(anchors[i] + s_flat[:, None] * flat), s_flat, np.inf)
-        best = int(np.argmin(s_flat)) if np.isfinite(s_flat).any() else len(s) - 1   # ties: the first ray
-        t = s[best] * PUSH_DIRS[best]
+        rooted = allowed is not None and allowed(anchors[i:i + 1], slack[i])[0]   # on the matrix: stays so
+        for rays, inv in ((FLAT_DIRS, _FLAT_INV), (RISE_DIRS, _RISE_INV)):
+            s = _free_distance(lo[i], hi[i], lo[others], hi[others], inv)
+            ok = allowed(anchors[i] + s[:, None] * rays[:, :2], slack[i]) if rooted else np.ones(len(s), bool)
+            if ok.any():   # (straight up always is: the root does not move)
+                break
+        best = int(np.argmin(np.where(ok, s, np.inf)))   # ties: the first ray, the same everywhere
+        t = s[best] * rays[best]
         shift[i] = t
         move = SEP_DIRS @ t
         lo[i] += move

@@ -253,17 +253,17 @@ def _fused(c) -> bool:
     return c.mesh.massive or c.mesh.habit == "fibrous"
 
 
-def _on_matrix(blob: np.ndarray, share: float = 0.95):
-    """Whether points lie on the matrix (within ``share`` of its outline's radius: the blob is
-    star-shaped about its centre, so its radius by angle says where it ends)."""
+def _on_matrix(blob: np.ndarray):
+    """Whether points lie within ``slack`` of the matrix (the blob is star-shaped about its
+    centre, so its radius by angle says where it ends)."""
     ang = np.arctan2(blob[:, 1], blob[:, 0])
     rad = np.hypot(blob[:, 0], blob[:, 1])
     order = np.argsort(ang, kind="stable")
     ang, rad = ang[order], rad[order]
 
-    def inside(pts: np.ndarray) -> np.ndarray:
+    def inside(pts: np.ndarray, slack: float = 0.0) -> np.ndarray:
         edge = np.interp(np.arctan2(pts[:, 1], pts[:, 0]), ang, rad, period=2 * math.pi)
-        return np.hypot(pts[:, 0], pts[:, 1]) <= share * edge
+        return np.hypot(pts[:, 0], pts[:, 1]) <= edge + slack
     return inside
 
 
@@ -285,7 +285,9 @@ def _settle(scene: Scene, blob: np.ndarray, unit: list[Placed]) -> None:
     order = np.lexsort((-np.array([c.size for c in crystals]), sat))   # own before satellites, large first
     bodies = [_rooted(u, 0.0) for u in unit]
     anchors = np.array([c.offset for c in crystals], float)
-    shift = separate(bodies, order, apart, anchors, _on_matrix(blob) if len(blob) else None)
+    # rooted: its centre no farther off the matrix than a third of its size (its foot still on it)
+    slack = np.array([c.size for c in crystals]) / 3
+    shift = separate(bodies, order, apart, anchors, slack, _on_matrix(blob) if len(blob) else None)
     for u, t in zip(unit, shift):
         u.xy = u.xy + t[:2]
         u.lift = float(t[2])
