@@ -40,6 +40,14 @@ def cube_vertices(scene: Scene, centre_px: tuple[float, float], ppc: float) -> t
     return uv, visible
 
 
+def cube_box_edges(scene: Scene, ppc: float) -> tuple[float, float]:
+    """The cube's box (width, height) in edges as this camera shows it at the frame's centre,
+    with 6% to spare for the wider look it has off the lens axis."""
+    uv, _ = cube_vertices(scene, (scene.width / 2, scene.height / 2), ppc)
+    box = (uv.max(0) - uv.min(0)) / (CUBE_EDGE_CM * ppc) * 1.06
+    return float(box[0]), float(box[1])
+
+
 def cube_outline(scene: Scene, centre_px, ppc: float) -> np.ndarray:
     """The cube's silhouette (convex hull of its projected corners): what casts its shadow."""
     uv, _ = cube_vertices(scene, centre_px, ppc)

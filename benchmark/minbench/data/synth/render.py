@@ -14,15 +14,15 @@ label map records which object owns each pixel, so the truth (mask, boxes) is ex
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import cv2
 import numpy as np
 
 from minbench.data.synth.canvas import CRYSTAL, MATRIX, SATELLITE, SHIFT
-from minbench.data.synth.meshes import Placed, place, visible_faces
-from minbench.data.synth.props import cube_outline, draw_cube, draw_label, label_layout
+from minbench.data.synth.meshes import Placed, hemisphere_dirs, place, separate, visible_faces
+from minbench.data.synth.props import cube_box_edges, cube_outline, draw_cube, draw_label, label_layout
 from minbench.data.synth.scene import CUBE_EDGE_CM, ROCKS, SIZE_ROUND_CM, Scene
 from minbench.data.synth.shading import face_colours
 
@@ -52,8 +52,42 @@ def _smooth_noise(rng: np.random.Generator, h: int, w: int, cells: int) -> np.nd
     return cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC)
 
 
-def draw_background(scene: Scene, rng: np.random.Generator, shadows: list[np.ndarray] = (),
-                    shadow_offset=(0.0, 0.0), shadow_blur: float = 1.0) -> np.ndarray:
+@dataclass
+class Shadows:
+    """The soft shadows one surface (the backdrop, the matrix) receives, polygons in pixels: what
+    stands on it casts a shadow away from the light (``cast``, each polygon already shifted),
+    and darkens it where the two meet (``contact``: the bodies' own outlines, tightly blurred:
+    little light reaches the crease between a body and what it rests on)."""
+
+    cast: list = field(default_factory=list)
+    cast_blur: float = 1.0            # Gaussian sigma, pixels
+    contact: list = field(default_factory=list)
+    contact_blur: float = 1.0
+
+
+def _keep(shadows: Shadows, grid: tuple[int, int], box: tuple[int, int, int, int],
+          strength: tuple[float, float]) -> np.ndarray:
+    """The share of light left (0..1) on a coarse ``grid`` (rows, cols) laid over ``box`` (pixels),
+    under ``strength`` (cast, contact) of darkening."""
+    gh, gw = grid
+    x1, y1, x2, y2 = box
+    scale = np.array([gw / (x2 - x1), gh / (y2 - y1)])
+    keep = np.ones(grid, np.float32)
+    for polys, blur, k in ((shadows.cast, shadows.cast_blur, strength[0]),
+                           (shadows.contact, shadows.contact_blur, strength[1])):
+        if not len(polys):
+            continue
+        m = np.zeros(grid, np.float32)
+        for p in polys:   # one at a time: several in one call would fill by the even-odd rule
+            # pixel centres of the coarse grid, as cv2.resize maps it back onto the full one
+            pts = np.round(((p - (x1, y1) + 0.5) * scale - 0.5) * (1 << SHIFT)).astype(np.int32)
+            cv2.fillPoly(m, [pts], 1.0, shift=SHIFT)
+        m = cv2.GaussianBlur(m, (0, 0), max(0.5, blur * float(scale[0])))
+        keep *= 1 - k * m
+    return keep
+
+
+def draw_background(scene: Scene, rng: np.random.Generator, shadows: Shadows | None = None) -> np.ndarray:
     """Backdrop (gradient, lamp patch, cloth folds, vignette) with the objects' soft shadows.
 
     Everything here is smooth, so it is computed at quarter resolution and resized once.
@@ -71,15 +105,10 @@ def draw_background(scene: Scene, rng: np.random.Generator, shadows: list[np.nda
     if scene.background == "cloth":  # soft folds of a velvet cloth
         small = small * (1 + 0.25 * _smooth_noise(rng, sh, sw, 6)[..., None])
     small = small * (1 - scene.vignette * ((xs - 0.5) ** 2 + (ys - 0.5) ** 2) / 0.5)
-    if len(shadows):
-        strength = 0.55 if scene.background in ("grey", "white", "cloth") else 0.25
-        m = np.zeros((sh, sw), np.float32)
-        off = np.asarray(shadow_offset)
-        for p in shadows:
-            pts = np.round((p + off) / q * (1 << SHIFT)).astype(np.int32)
-            cv2.fillPoly(m, [pts], 1.0, shift=SHIFT)
-        m = cv2.GaussianBlur(m, (0, 0), max(0.5, shadow_blur / q))
-        small = small * (1 - strength * m)[..., None]
+    if shadows is not None:
+        # a shadow shows less on a dark backdrop (less light to take away)
+        strength = (0.55, 0.7) if scene.background in ("grey", "white", "cloth") else (0.25, 0.4)
+        small = small * _keep(shadows, (sh, sw), (0, 0, w, h), strength)[..., None]
     small = np.clip(small * 255, 0, 255).astype(np.uint8)
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
@@ -106,7 +135,7 @@ def _roi(box, w: int, h: int, pad: int = 2) -> tuple[int, int, int, int]:
 
 
 def draw_matrix(img: np.ndarray, labels: np.ndarray, poly: np.ndarray, scene: Scene,
-                rng: np.random.Generator) -> None:
+                rng: np.random.Generator, shadows: Shadows | None = None) -> None:
     h, w = labels.shape
     x1, y1, x2, y2 = _roi((*poly.min(0), *poly.max(0)), w, h)
     if x2 - x1 < 2 or y2 - y1 < 2:
@@ -130,6 +159,8 @@ def draw_matrix(img: np.ndarray, labels: np.ndarray, poly: np.ndarray, scene: Sc
     rim = cv2.GaussianBlur(small, (0, 0), max(1.0, min(sw, sh) / 10))
     shade = ((1 + 0.18 * _smooth_noise(rng, sh, sw, 8)) * (0.8 + 0.45 * ramp)
              * (0.55 + 0.45 * np.sqrt(np.clip(rim, 0, 1))))
+    if shadows is not None:   # the crystals standing on it
+        shade = shade * _keep(shadows, (sh, sw), (x1, y1, x2, y2), (0.45, 0.6))
     shade = cv2.resize(shade, (rw, rh), interpolation=cv2.INTER_LINEAR)
     # The rock's grain: 2-3 px blobs (sensor noise comes later, in ``camera``).
     grain = _noise_bank(h, w)[y1 // 2:y1 // 2 + (rh + 1) // 2, x1 // 2:x1 // 2 + (rw + 1) // 2, 1]
@@ -164,8 +195,9 @@ def draw_crystal(img: np.ndarray, labels: np.ndarray, placed: Placed, colours: n
     layer = target.copy() if alpha < 1 else target
     lab = labels[y1:y2, x1:x2]
     off = np.array([x1, y1], np.int32) * (1 << SHIFT)
+    bgr = np.clip(colours[:, ::-1] * 255, 0, 255).astype(np.int32).tolist()   # RGB -> BGR, all faces at once
     for f, tris, _ in faces:
-        col = tuple(int(v) for v in np.clip(colours[f][::-1] * 255, 0, 255))  # RGB -> BGR
+        col = tuple(bgr[f])
         # One triangle per call: fillPoly with several polygons fills by the even-odd rule, so
         # overlapping coplanar triangles (interpenetrating twins) would cancel into outlines.
         for tri in tris - off:
@@ -188,20 +220,19 @@ def _overlap(a, b, margin: float = 0.0) -> bool:
 
 # Directions for the caliper measurement: the longest extent over 256 directions is within
 # 0.1% of the true diameter of the point set.
-def _caliper_dirs(n: int = 256) -> np.ndarray:
-    i = np.arange(n) + 0.5
-    phi = np.arccos(1 - i / n)              # a hemisphere is enough: a direction and its opposite agree
-    theta = math.pi * (1 + 5 ** 0.5) * i
-    return np.stack([np.cos(theta) * np.sin(phi), np.sin(theta) * np.sin(phi), np.cos(phi)], 1)
-
-
-_DIRS = _caliper_dirs()
+_DIRS = hemisphere_dirs(256)
 
 
 def longest_dimension(points: np.ndarray) -> float:
     """The longest extent of a 3-D point set over all directions (what calipers measure)."""
     proj = points @ _DIRS.T
     return float((proj.max(0) - proj.min(0)).max())
+
+
+def _rooted(u: Placed, front: float) -> np.ndarray:
+    """A body's 3-D points standing on the plane ``front``: rooted a quarter of its depth deep
+    (or lifted onto the bodies below it, ``u.lift``)."""
+    return np.c_[u.xy, u.z - u.z.max() + front + 0.25 * (u.z.max() - u.z.min()) + u.lift]
 
 
 def _specimen_points(scene: Scene, blob: np.ndarray, unit: list[Placed]) -> np.ndarray:
@@ -212,10 +243,54 @@ def _specimen_points(scene: Scene, blob: np.ndarray, unit: list[Placed]) -> np.n
     if len(blob):
         parts += [np.c_[blob, np.full(len(blob), -half)], np.c_[blob, np.full(len(blob), half)]]
     front = -half if len(blob) else 0.0
-    for u in unit:
-        z = u.z - u.z.max() + front + 0.25 * (u.z.max() - u.z.min())   # rooted a quarter deep in the matrix
-        parts.append(np.c_[u.xy, z])
+    parts += [_rooted(u, front) for u in unit]
     return np.concatenate(parts)
+
+
+def _fused(c) -> bool:
+    """Bodies of an aggregate that grow into each other: lumps and grains of massive, granular and
+    botryoidal forms, and the fibres of a radiating spray (they share one root)."""
+    return c.mesh.massive or c.mesh.habit == "fibrous"
+
+
+def _on_matrix(blob: np.ndarray):
+    """Whether points lie within ``slack`` of the matrix (the blob is star-shaped about its
+    centre, so its radius by angle says where it ends)."""
+    ang = np.arctan2(blob[:, 1], blob[:, 0])
+    rad = np.hypot(blob[:, 0], blob[:, 1])
+    order = np.argsort(ang, kind="stable")
+    ang, rad = ang[order], rad[order]
+
+    def inside(pts: np.ndarray, slack: float = 0.0) -> np.ndarray:
+        edge = np.interp(np.arctan2(pts[:, 1], pts[:, 0]), ang, rad, period=2 * math.pi)
+        return np.hypot(pts[:, 0], pts[:, 1]) <= edge + slack
+    return inside
+
+
+def _settle(scene: Scene, blob: np.ndarray, unit: list[Placed]) -> None:
+    """Move the crystals (matrix-radius units) so no two of them pass through each other: each
+    touches its neighbours instead, its root kept on the matrix (pushed aside in the picture's
+    plane, or where that would take it off the matrix, lifted onto the crystals below it).
+
+    The specimen's own larger crystals stay where they grew, smaller ones and then the satellites
+    give way; bodies of an aggregate that grow into each other (``_fused``) stay as they are.
+    """
+    crystals = scene.crystals
+    n = len(crystals)
+    if n < 2:
+        return
+    fused = np.array([_fused(c) for c in crystals])
+    sat = np.array([c.satellite for c in crystals])
+    apart = ~(fused[:, None] & fused[None, :] & (sat[:, None] == sat[None, :]))
+    order = np.lexsort((-np.array([c.size for c in crystals]), sat))   # own before satellites, large first
+    bodies = [_rooted(u, 0.0) for u in unit]
+    anchors = np.array([c.offset for c in crystals], float)
+    # rooted: its centre no farther off the matrix than a third of its size (its foot still on it)
+    slack = np.array([c.size for c in crystals]) / 3
+    shift = separate(bodies, order, apart, anchors, slack, _on_matrix(blob) if len(blob) else None)
+    for u, t in zip(unit, shift):
+        u.xy = u.xy + t[:2]
+        u.lift = float(t[2])
 
 
 def _texture(img: np.ndarray, labels: np.ndarray, box, scene: Scene, rng: np.random.Generator) -> None:
@@ -243,9 +318,8 @@ def _texture(img: np.ndarray, labels: np.ndarray, box, scene: Scene, rng: np.ran
     roi[mask] = np.clip(roi[mask].astype(np.float32) * mod[mask][:, None], 0, 255).astype(np.uint8)
 
 
-# The cube's strip: room for its widest perspective box (in edges, width x height) plus, when it
-# stands apart, a gap to the specimen of a margin and 0.4 edge, so the two never touch or blur together.
-CUBE_BOX_EDGES = (1.75, 1.85)
+# The cube's strip: room for its perspective box (``cube_box_edges``) plus, when it stands apart,
+# a gap to the specimen of a margin and 0.4 edge, so the two never touch or blur together.
 MARGIN = 0.04   # of the photo's width, around everything
 
 
@@ -254,17 +328,19 @@ def render(scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarr
     # 1. the specimen in matrix-radius units, to know its extent and its 3-D size
     blob = _blob_polygon(scene, np.zeros(2), 1.0) if scene.matrix else np.zeros((0, 2))
     unit = [place(c.mesh, c.rotation, c.size, c.offset, c.stretch) for c in scene.crystals]
+    _settle(scene, blob, unit)
     pts = np.concatenate([blob] + [u.xy for u in unit])
     lo, hi = pts.min(0), pts.max(0)
     ex, ey = hi - lo
     r_cm = scene.size_cm / longest_dimension(_specimen_points(scene, blob, unit))   # cm per unit
-    k, ppc = _scales(scene, ex, ey, r_cm)
+    k, ppc, side, box = _scales(scene, ex, ey, r_cm)
     spec_w, spec_h = ex * k, ey * k
     # 2. where the specimen and the cube go
-    origin, cube_c = _layout(scene, lo, k, ppc, spec_w, spec_h, rng)
+    origin, cube_c = _layout(scene, side, box, lo, k, ppc, spec_w, spec_h, rng)
     for u in unit:
         u.xy = u.xy * k + origin
         u.z = u.z * k
+        u.lift = u.lift * k
     blob_px = blob * k + origin
     # 3. the scene's pixels, then the paper label where nothing else is
     img, labels, cube_box = _paint(scene, blob_px, unit, cube_c, ppc, spec_w, spec_h, rng)
@@ -283,64 +359,121 @@ def _cube_gap(scene: Scene) -> float:
     return 0.4 if scene.cube_mode in ("beside", "cut") else 0.0
 
 
-def _scales(scene: Scene, ex: float, ey: float, r_cm: float) -> tuple[float, float]:
-    """Pixels per specimen unit (``k``) that fit the specimen (``ex`` x ``ey`` units) and the
-    cube's strip into the frame, and the cube plane's px/cm (what the cube measures).
+CUBE_SIDES = ("left", "right", "bottom")
 
-    The cube's plane is nearer (or farther) than the specimen's: its scale differs by the
-    ratio of the two distances.
+
+def _cube_room(scene: Scene, side: str, ex: float, ey: float, e_units: float, box: tuple[float, float]) -> float:
+    """The largest pixels per specimen unit at which the specimen (``ex`` x ``ey`` units) and the
+    cube's strip on ``side`` (an edge of ``e_units`` specimen units, its box ``box`` edges) both fit."""
+    w, h = scene.width, scene.height
+    m = MARGIN * w
+    bw, bh = box
+    gap = _cube_gap(scene)
+    if side in ("left", "right"):
+        return min((w - 3 * m) / (ex + (bw + gap) * e_units), (h - 2 * m) / max(ey, bh * e_units))
+    return min((h - 3 * m) / (ey + (bh + gap) * e_units), (w - 2 * m) / max(ex, bw * e_units))
+
+
+def _scales(scene: Scene, ex: float, ey: float, r_cm: float) -> tuple[float, float, str, tuple[float, float]]:
+    """Pixels per specimen unit (``k``), the cube plane's px/cm (what the cube measures), the
+    side the cube stands on and its box in edges.
+
+    A museum photographer frames each specimen to fill a similar share of the photo whatever its
+    size (``scene.fill`` of the frame inside the margins), and the cube stands beside it at true
+    scale: on the scene's side, or where it has no room there, on the side with the most room.
+    Only where it fits on no side (the smallest specimens, about as large as the cube) is the
+    specimen drawn smaller, as little as needed. The cube's plane is nearer (or farther) than
+    the specimen's: its scale differs by the ratio of the two distances.
     """
     w, h = scene.width, scene.height
     f = w / 2 / math.tan(math.radians(scene.fov_deg) / 2)
     m = MARGIN * w
-    bw, bh = CUBE_BOX_EDGES
-    gap = _cube_gap(scene)
-    ratio = 1.0
-    for _ in range(3):   # the ratio depends on the distance, which depends on the layout: settle it
-        e_units = CUBE_EDGE_CM / r_cm * ratio         # cube edge in units of the specimen's plane
-        if scene.cube_side in ("left", "right"):
-            k = min((w - 3 * m) / (ex + (bw + gap) * e_units), (h - 2 * m) / max(ey, bh * e_units))
-        else:
-            k = min((h - 3 * m) / (ey + (bh + gap) * e_units), (w - 2 * m) / max(ex, bw * e_units))
-        k *= scene.fill
-        ppc_spec = k / r_cm
-        d_spec = f / ppc_spec
-        d_cube = max(0.5 * d_spec, d_spec - scene.depth_cm)
-        ratio = d_spec / d_cube
-    return k, f / d_cube
+    k_frame = scene.fill * min((w - 2 * m) / ex, (h - 2 * m) / ey)
+    sides = (scene.cube_side,) + tuple(s for s in CUBE_SIDES if s != scene.cube_side)
+    # the cube's box in edges hardly depends on its distance (6% to spare covers that)
+    ratio, box = 1.0, cube_box_edges(scene, k_frame / r_cm)
+    for _ in range(8):   # the ratio depends on the distance, which depends on the scale: settle it
+        k, side, used = k_frame, scene.cube_side, ratio
+        if scene.cube_mode != "absent":
+            e_units = CUBE_EDGE_CM / r_cm * ratio         # cube edge in units of the specimen's plane
+            room = [_cube_room(scene, s, ex, ey, e_units, box) for s in sides]
+            best = room.index(max(room)) if room[0] < k_frame else 0   # ties: the first, as listed
+            k, side = min(k_frame, room[best]), sides[best]
+        d_spec = f * r_cm / k
+        ratio = d_spec / max(0.5 * d_spec, d_spec - scene.depth_cm)
+    # the cube's scale with the ratio its room was measured with, so it fits as planned (the
+    # ratio has settled by now: the specimen's distance is off by a negligible share)
+    return k, k / r_cm * used, side, box
 
 
-def _layout(scene: Scene, lo: np.ndarray, k: float, ppc: float, spec_w: float, spec_h: float,
-            rng: np.random.Generator) -> tuple[np.ndarray, list[float]]:
-    """Where the specimen's unit origin and the cube's centre go, in pixels."""
+def _layout(scene: Scene, side: str, box: tuple[float, float], lo: np.ndarray, k: float, ppc: float,
+            spec_w: float, spec_h: float, rng: np.random.Generator) -> tuple[np.ndarray, list[float]]:
+    """Where the specimen's unit origin and the cube's centre (on ``side``, its box ``box`` edges)
+    go, in pixels."""
     w, h = scene.width, scene.height
     m = MARGIN * w
-    bw, bh = CUBE_BOX_EDGES
+    bw, bh = box
     gap = _cube_gap(scene)
     edge = CUBE_EDGE_CM * ppc
     cube_w, cube_h = bw * edge, bh * edge
-    if scene.cube_side == "right":
+    # (an absent cube was given no room: its never-drawn centre is still drawn from rng, so that
+    # every photo draws the same numbers, and may lie anywhere)
+    if side == "right":
         region = (m, m, w - 2 * m - cube_w - gap * edge, h - m)
-        cube_c = [w - m - cube_w / 2, rng.uniform(m + cube_h / 2, h - m - cube_h / 2)]
-    elif scene.cube_side == "left":
+        cube_c = [w - m - cube_w / 2, rng.uniform(m + cube_h / 2, max(m + cube_h / 2, h - m - cube_h / 2))]
+    elif side == "left":
         region = (2 * m + cube_w + gap * edge, m, w - m, h - m)
-        cube_c = [m + cube_w / 2, rng.uniform(m + cube_h / 2, h - m - cube_h / 2)]
+        cube_c = [m + cube_w / 2, rng.uniform(m + cube_h / 2, max(m + cube_h / 2, h - m - cube_h / 2))]
     else:
         region = (m, m, w - m, h - 2 * m - cube_h - gap * edge)
-        cube_c = [rng.uniform(m + cube_w / 2, w - m - cube_w / 2), h - m - cube_h / 2]
+        cube_c = [rng.uniform(m + cube_w / 2, max(m + cube_w / 2, w - m - cube_w / 2)), h - m - cube_h / 2]
+    if scene.cube_mode == "absent":   # nothing beside it: the whole frame is the specimen's
+        region = (m, m, w - m, h - m)
     sx = rng.uniform(region[0], max(region[0], region[2] - spec_w))
     sy = rng.uniform(region[1], max(region[1], region[3] - spec_h))
     if scene.cube_mode in ("touching", "occluded"):   # the specimen pushed against the cube's side
-        sx = {"right": max(region[0], region[2] - spec_w), "left": region[0]}.get(scene.cube_side, sx)
-        sy = max(region[1], region[3] - spec_h) if scene.cube_side == "bottom" else sy
+        sx = {"right": max(region[0], region[2] - spec_w), "left": region[0]}.get(side, sx)
+        sy = max(region[1], region[3] - spec_h) if side == "bottom" else sy
     origin = np.array([sx, sy]) - lo * k
-    axis = 0 if scene.cube_side in ("left", "right") else 1
-    sign = {"right": 1, "left": -1, "bottom": 1}[scene.cube_side]
+    axis = 0 if side in ("left", "right") else 1
+    sign = {"right": 1, "left": -1, "bottom": 1}[side]
     if scene.cube_mode == "occluded":    # slid a third of its width behind the specimen
         cube_c[axis] -= sign * 0.35 * (cube_w if axis == 0 else cube_h)
     elif scene.cube_mode == "cut":       # half out of the frame
         cube_c[axis] += sign * (m + 0.5 * (cube_w if axis == 0 else cube_h))
     return origin, cube_c
+
+
+def _shadows(scene: Scene, blob_px: np.ndarray, unit: list[Placed], cube: np.ndarray | None, spec_w: float,
+             spec_h: float) -> tuple[Shadows, Shadows]:
+    """The shadows on the backdrop and on the matrix, all thrown away from the one light.
+
+    On the backdrop: the specimen and the cube each cast a soft shadow (offset by 6% of their
+    smaller extent, as a museum's broad lamps give) and darken the crease where they rest on it
+    (the matrix's outline; the crystals' when there is no matrix). On the matrix: each crystal
+    casts a shadow as long as it stands proud of it and darkens the crease at its foot.
+    """
+    away = -scene.light[:2] / max(1e-3, -scene.light[2])    # shadow shift per unit of height
+    hulls = [cv2.convexHull(u.xy.astype(np.float32))[:, 0, :] for u in unit]
+    spec = min(spec_w, spec_h)
+    off = away * 0.06 * spec
+    standing = [blob_px] if scene.matrix else hulls
+    cast = [p + off for p in ([blob_px] if scene.matrix else []) + hulls]
+    contact = [p + 0.25 * off for p in standing]
+    if cube is not None:
+        cube_off = away * 0.06 * float(min(np.ptp(cube, axis=0)))
+        cast.append(cube + cube_off)
+        contact.append(cube + 0.25 * cube_off)
+    backdrop = Shadows(cast, 0.05 * spec + 1, contact, 0.012 * spec + 1)
+    if not scene.matrix or not unit:
+        return backdrop, Shadows()
+    # a crystal stands proud of the matrix by three quarters of its depth (``_rooted``), more if lifted
+    shifts = [away * 0.3 * (0.75 * float(np.ptp(u.z)) - u.lift) for u in unit]
+    sizes = [float(max(np.ptp(u.xy, axis=0))) for u in unit]
+    reach = float(np.median([np.hypot(*t) for t in shifts]))
+    matrix = Shadows([p + t for p, t in zip(hulls, shifts)], 0.3 * reach + 0.01 * spec + 1,
+                     [p + 0.1 * t for p, t in zip(hulls, shifts)], 0.04 * float(np.median(sizes)) + 1)
+    return backdrop, matrix
 
 
 def _paint(scene: Scene, blob_px: np.ndarray, unit: list[Placed], cube_c, ppc: float, spec_w: float,
@@ -349,19 +482,18 @@ def _paint(scene: Scene, blob_px: np.ndarray, unit: list[Placed], cube_c, ppc: f
     image, the label map and the cube's box inside the frame (None without a cube)."""
     w, h = scene.width, scene.height
     has_cube = scene.cube_mode != "absent"
-    shadow_off = -scene.light[:2] / max(1e-3, -scene.light[2]) * 0.06 * min(spec_w, spec_h)
-    hulls = ([blob_px] if scene.matrix else []) + [cv2.convexHull(u.xy.astype(np.float32))[:, 0, :] for u in unit]
-    if has_cube:
-        hulls.append(cube_outline(scene, cube_c, ppc))
-    img = draw_background(scene, rng, hulls, shadow_off, shadow_blur=0.05 * min(spec_w, spec_h) + 1)
+    on_backdrop, on_matrix = _shadows(scene, blob_px, unit, cube_outline(scene, cube_c, ppc) if has_cube else None,
+                                      spec_w, spec_h)
+    img = draw_background(scene, rng, on_backdrop)
     labels = np.zeros((h, w), np.uint8)
     cube_box = None
     if scene.cube_mode == "occluded":
         cube_box = draw_cube(img, labels, scene, cube_c, ppc)
     if scene.matrix:
-        draw_matrix(img, labels, blob_px, scene, rng)
-    # Crystals nearer the top of the picture stand behind the lower ones (they grow back from the viewer).
-    order = sorted(range(len(unit)), key=lambda i: unit[i].xy[:, 1].max())
+        draw_matrix(img, labels, blob_px, scene, rng, on_matrix)
+    # Crystals nearer the top of the picture stand behind the lower ones (they grow back from the
+    # viewer); those lifted onto others lie in front of them.
+    order = sorted(range(len(unit)), key=lambda i: (unit[i].lift < 0, unit[i].xy[:, 1].max()))
     for i in order:
         c, u = scene.crystals[i], unit[i]
         cols = face_colours(u, c.rgb, c.rgb2, scene.light, c.lustre, rng)

@@ -63,7 +63,7 @@ class Scene:
     width: int
     height: int
     size_cm: float                 # intended specimen size (longest side); the truth is measured after drawing
-    fill: float                    # share of the free area the specimen spans
+    fill: float                    # share of the frame the specimen spans, whatever its size (cube permitting)
     matrix: bool
     matrix_shape: np.ndarray       # radial profile multipliers, (n,)
     matrix_aspect: float
@@ -195,8 +195,9 @@ def _crystals_for(cls: SynthClass, rng: np.random.Generator, *, satellite: bool,
         lustre = "earthy" if form.kind == "massive" else "resinous"
     base = _jitter_colour(colour.rgb, rng)
     base2 = _jitter_colour(colour.rgb2, rng) if colour.rgb2 else None
-    if lustre in ("metallic", "submetallic"):   # metals show their colour mostly in the highlights
-        base = base.mean() + (base - base.mean()) * 0.6
+    if lustre in ("metallic", "submetallic"):   # a metal's colour is its reflectance, the compound's own:
+        ref = np.asarray(colour.rgb, dtype=np.float64) / 255   # specimens differ in brightness, hardly in hue
+        base = np.clip(ref * base.mean() / max(ref.mean(), 1e-3), 0.02, 1.0)
     opaque = not form.crystalline or lustre in ("metallic", "submetallic", "earthy")
     alpha = 1.0 if opaque else _alpha(fam.transparency, base, rng)
     main_size = rng.uniform(*main_range)
@@ -296,7 +297,7 @@ def sample_scene(cls: SynthClass, rng: np.random.Generator, *, width: int, heigh
     cast = np.array(ILLUMINANTS[illuminant]) ** rng.uniform(0.15, 0.45)
     cube_mode = str(rng.choice(CUBE_MODES, p=CUBE_MODE_P))
     scene = Scene(
-        width=width, height=height, size_cm=size_cm, fill=float(rng.uniform(0.7, 0.95)), matrix=matrix,
+        width=width, height=height, size_cm=size_cm, fill=float(rng.uniform(0.45, 0.7)), matrix=matrix,
         matrix_shape=profile, matrix_aspect=float(rng.uniform(0.55, 0.95)), rock=rock,
         crystals=crystals, background=background, bg_colours=bg, light=light,
         light_tint=cast * (1 + rng.normal(0, 0.02, 3)),
