@@ -42,7 +42,7 @@ def fake_fewshot_run(runs: Path, data_dir: Path, *, name="fewshot-small-cnn", im
     return ckpt
 
 
-def test_run_finds_a_fewshot_run_and_writes_everything(tiny_dataset, tmp_path, monkeypatch, leaderboards):
+def test_run_finds_a_fewshot_run_and_writes_everything(tiny_dataset, tmp_path, monkeypatch, leaderboards, capsys):
     from minbench.cli import main
     from minbench.data.manifest import read_manifest
 
@@ -67,8 +67,14 @@ def test_run_finds_a_fewshot_run_and_writes_everything(tiny_dataset, tmp_path, m
     for r in rows.itertuples():  # the submission: one PNG per image, at the image's size
         with Image.open(seed / "predictions" / f"{r.sample_id}.png") as im:
             assert im.size == (r.width, r.height) and im.mode == "L"
+        # beside each mask its score map: the CAM upsampled to the image, 16-bit; and every
+        # reference baseline's continuous score
+        for folder in [seed / "predictions"] + [seed / "baselines" / b for b in ("centre", "colour", "border")]:
+            with Image.open(folder / "maps" / f"{r.sample_id}.png") as im:
+                assert im.size == (r.width, r.height) and im.mode == "I;16"
     score = json.loads((seed / "score.json").read_text())
-    assert set(score["metrics"]) == {"miou", "dice", "pixel_accuracy"}
+    assert set(score["metrics"]) == {"miou", "dice", "pixel_accuracy", "pxap", "mean_ap"}
+    assert 0 < score["metrics"]["pxap"] <= 1 and 0 < score["metrics"]["mean_ap"] <= 1
     assert status["metrics"]["miou"] == pytest.approx(score["metrics"]["miou"])
     # Every reference baseline is scored beside the CAM, and the verdict compares them.
     assert set(status["baselines"]) == {"centre", "colour", "border"}
@@ -86,6 +92,14 @@ def test_run_finds_a_fewshot_run_and_writes_everything(tiny_dataset, tmp_path, m
     board = json.loads(next(leaderboards.glob("segmentation--*.json")).read_text())
     names = {e["name"] for e in board["entries"]}
     assert names == {"gradcam/fewshot-small-cnn", "baseline/centre", "baseline/colour", "baseline/border"}
+    assert "pxap" in [m["name"] for m in board["metrics"]]
+    assert all(0 < e["metrics"]["pxap"] <= 1 for e in board["entries"])
+    capsys.readouterr()
+    assert main(["leaderboard", "--task", "segmentation", "--format", "markdown"]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    header = next(line for line in shown if line.startswith("| # |")).split(" | ")
+    row = next(line for line in shown if "gradcam/fewshot-small-cnn" in line).split(" | ")
+    assert row[header.index("pxap")].endswith("%")
 
 
 def test_seeds_of_different_classifiers_never_share_an_entry(tiny_dataset, tmp_path, monkeypatch, leaderboards):
