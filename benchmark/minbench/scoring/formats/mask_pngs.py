@@ -18,6 +18,7 @@ import re
 import stat
 import struct
 import zipfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -296,23 +297,37 @@ def decode_score_map(data: bytes, name: str, width: int, height: int) -> np.ndar
     return values.astype(np.uint16 if depth == 16 else np.uint8, copy=False)
 
 
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
 def score_map_png_bytes(score: np.ndarray) -> bytes:
     """A score map as grey PNG bytes: a float map in [0, 1] quantised to 16 bits (round
-    of 65,535 x value); a uint8 or uint16 map as its own 8 or 16 bits."""
-    from PIL import Image
+    of 65,535 x value); a uint8 or uint16 map as its own 8 or 16 bits.
 
+    Encoded here, not by Pillow, to fix the PNG row filter: every row "Sub" (each byte less
+    the one a pixel before). A CAM is smooth, so its differences are small; Pillow's
+    per-row choice makes a 1024 x 768 16-bit map 3x larger, twice as slow to decode and
+    2.5x as slow to write (measured on CAM-like maps: 160 kB, 4 ms to decode)."""
     score = np.asarray(score)
     if score.dtype not in (np.uint8, np.uint16):
         values = np.asarray(score, dtype=np.float64)
         if not np.isfinite(values).all():
             raise ValueError("a score map must be finite")
         score = np.round(np.clip(values, 0.0, 1.0) * 65535.0).astype(np.uint16)
-    if score.ndim != 2:
+    if score.ndim != 2 or not score.size:
         raise ValueError(f"a score map is H x W, got shape {score.shape}")
-    buf = io.BytesIO()
-    # zlib level 1: a third of the default's time for a 16-bit map, 6 % larger
-    Image.fromarray(score).save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
+    h, w = score.shape
+    depth = 8 * score.itemsize
+    raw = np.ascontiguousarray(score, dtype=">u2" if depth == 16 else np.uint8).view(np.uint8).reshape(h, -1)
+    rows = np.empty((h, raw.shape[1] + 1), np.uint8)
+    rows[:, 0] = 1  # filter type Sub
+    rows[:, 1:] = raw
+    rows[:, 1 + score.itemsize:] -= raw[:, :-score.itemsize]  # bytewise, modulo 256
+    packer = zlib.compressobj(3, zlib.DEFLATED, 15, 9, zlib.Z_FILTERED)
+    idat = packer.compress(rows.tobytes()) + packer.flush()
+    header = struct.pack(">IIBBBBB", w, h, depth, 0, 0, 0, 0)  # grey, deflate, filter method 0, no interlace
+    return PNG_SIGNATURE + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
 
 
 def map_path(folder: str | Path, sample_id: str) -> Path:
