@@ -358,6 +358,26 @@ def test_zip_members_that_escape_or_are_not_png(ds, tmp_path, leaderboards, caps
     _bad_masks(ds, tmp_path, leaderboards, capsys, tmp_path / "m.zip", message)
 
 
+def test_a_board_of_the_first_card_version_grows_the_map_columns(ds, tmp_path, leaderboards):
+    """A board written before the card had pxap (version 1: three metrics, floors without
+    it) gains the columns and floors when a submission with maps is added."""
+    _write_masks(ds, tmp_path / "old")
+    assert _score_cli(ds, "segmentation", tmp_path / "old", "--name", "old") == 0
+    (board,) = leaderboards.glob("segmentation--*.json")
+    data = json.loads(board.read_text())
+    data["metrics"] = data["metrics"][:3]
+    for row in data["entries"] + data["floors"] + [s for e in data["entries"] for s in e["seeds"]]:
+        row["metrics"] = {k: v for k, v in row["metrics"].items() if k not in ("pxap", "mean_ap")}
+    board.write_text(json.dumps(data))
+    _write_masks(ds, tmp_path / "new", maps=8)
+    assert _score_cli(ds, "segmentation", tmp_path / "new", "--name", "new") == 0
+    data = json.loads(board.read_text())
+    assert [m["name"] for m in data["metrics"]] == ["miou", "dice", "pixel_accuracy", "pxap", "mean_ap"]
+    entries = {e["name"]: e for e in data["entries"]}
+    assert "pxap" not in entries["old"]["metrics"] and entries["new"]["metrics"]["pxap"] > 0
+    assert all("pxap" in f["metrics"] for f in data["floors"])
+
+
 def _bad_maps(ds, tmp_path, leaderboards, capsys, path, message):
     """A refused submission with score maps: one line naming the file, exit 2, nothing recorded."""
     err = _bad_masks(ds, tmp_path, leaderboards, capsys, path, message)
