@@ -73,7 +73,7 @@ def bench_maps(*, n_images: int = 160, width: int = 1024, height: int = 768,
 
     from minbench.errors import UserError
     from minbench.scoring import fixtures as F
-    from minbench.scoring.formats.mask_pngs import _workers
+    from minbench.scoring.formats.mask_pngs import decode_threads
     from minbench.scoring.leaderboard import add_entry, load_board
     from minbench.scoring.score import load_task_data, score_submission
 
@@ -103,7 +103,7 @@ def bench_maps(*, n_images: int = 160, width: int = 1024, height: int = 768,
         samples_kib = (board.parent / entry["samples"]["file"]).stat().st_size / 2**10
     return {
         "benchmark": "maps", "task": task, "images": n_images, "size": [width, height], "resamples": n_resamples,
-        "threads": _workers(), "submission_mib": round(sub_mib, 1),
+        "threads": decode_threads(), "submission_mib": round(sub_mib, 1),
         "score_s": round(maps_s, 3), "score_cpu_s": round(maps_cpu_s, 3),
         "score_without_maps_s": round(masks_s, 3),
         "peak_rss_mb": round(memory["peak_rss_mb"], 1), "rss_before_mb": round(memory["rss_before_mb"], 1),

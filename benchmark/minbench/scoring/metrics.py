@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 import numpy as np
 
 from minbench.registry import Registry
+from minbench.scoring.bootstrap import CHUNK_CELLS
 
 if TYPE_CHECKING:
     from minbench.cards import MetricSpec, TaskCard
@@ -191,7 +192,6 @@ METRICS.add("pixel_accuracy", _seg("pixel_accuracy"))
 
 #: levels of a score map: 16-bit; an 8-bit map's value v is level 257 v (255 -> 65535)
 MAP_LEVELS = 1 << 16
-AP_CHUNK_CELLS = 4_000_000  # resample x level cells per step of the weighted PxAP (memory bound)
 
 
 def map_levels(score: np.ndarray) -> np.ndarray:
@@ -254,7 +254,7 @@ def _pxap_features(spec, t):
 
 def _pxap_weighted(spec, f, w):
     pos, neg = f["pos"], f["neg"]
-    step = max(1, AP_CHUNK_CELLS // max(pos.shape[1], 1))
+    step = max(1, CHUNK_CELLS // max(pos.shape[1], 1))  # resamples per step: memory bound
     out = np.empty(len(w))
     for i in range(0, len(w), step):
         out[i:i + step] = average_precision(w[i:i + step] @ pos, w[i:i + step] @ neg)

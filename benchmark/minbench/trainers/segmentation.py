@@ -169,7 +169,8 @@ class SegmentationTask(BaseTask):
         for sid, cam, (h, w), pred, tgt in zip(sids, out.cams, sizes, preds, out.targets):
             mask = masking.cam_to_mask(cam, (h, w), threshold=hp.threshold, threshold_value=self.threshold_value,
                                        upsample=hp.upsample)
-            # the map is scored over every threshold (PxAP), whatever rule cut the mask
+            # the map the mask was cut from, submitted beside it (PxAP scores it over every
+            # threshold); the mask stays cam_to_mask's, whose rules and refinements are masking's
             score = masking.upsample_cam(cam, (h, w), hp.upsample)
             results.append(SampleMask(sid, cam, mask, int(pred), list(tgt), score))
         return results

@@ -234,11 +234,10 @@ def load_true_mask(folder: Path, row) -> np.ndarray:
                            sample_id=row.sample_id)
 
 
-def _workers() -> int:
-    try:
-        return max(1, min(8, len(os.sched_getaffinity(0))))
-    except AttributeError:  # not Linux
-        return max(1, min(8, os.cpu_count() or 1))
+def decode_threads() -> int:
+    """Threads that decode a submission's PNGs: the CPUs this process may use, at most 8."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(8, cpus))
 
 
 @SUBMISSION_FORMATS.register("mask_pngs")
@@ -255,9 +254,9 @@ def score_mask_pngs(path: Path, data) -> ReadSubmission:
         mask, score = sub.read(i)
         return M.segmentation_row(mask, load_true_mask(data.folder, records[i]), score)
 
-    # PNG decoding (zlib) runs outside the GIL: threads keep a 160-photo set with 16-bit
-    # maps within seconds; each thread holds one image's arrays, the table its counts
-    pool = ThreadPoolExecutor(max_workers=_workers())
+    # Pillow decodes (inflate, row filters) with the GIL released, so free cores decode
+    # rows in parallel; each thread holds one image's arrays, the table only its counts
+    pool = ThreadPoolExecutor(max_workers=decode_threads())
     try:
         table = M.stack_segmentation_rows(pool.map(one, range(len(records))))
     finally:
