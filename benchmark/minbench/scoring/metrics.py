@@ -243,12 +243,9 @@ def _pxap_features(spec, t):
     """The per-image histograms on the levels where some image has mineral. Exact: a
     background pixel at another level counts as if at the nearest such level below it (the
     same thresholds pass it), and one below all of them at no threshold: it is dropped."""
-    n = len(t["tp"])
-    if not has_maps(t):
-        return {"pos": np.zeros((n, 0)), "neg": np.zeros((n, 0))}
-    starts = np.flatnonzero(t["px_pos"].sum(axis=0) > 0)
-    if not len(starts):
-        return {"pos": np.zeros((n, 0)), "neg": np.zeros((n, 0))}
+    starts = np.flatnonzero(t["px_pos"].sum(axis=0) > 0) if has_maps(t) else []
+    if not len(starts):  # no maps, or no mineral: PxAP is undefined (NaN)
+        return {"pos": np.zeros((len(t["tp"]), 0)), "neg": np.zeros((len(t["tp"]), 0))}
     return {k: np.add.reduceat(t[f"px_{k}"], starts, axis=1).astype(np.float64) for k in ("pos", "neg")}
 
 

@@ -118,10 +118,6 @@ class MaskSubmission:
         self.n_bytes = n_bytes
         self._digests: list[bytes] = [b""] * len(ids)
 
-    @property
-    def has_maps(self) -> bool:
-        return bool(self._maps)
-
     def _bytes(self, member: _Member, cap: int, what: str) -> bytes:
         data = member.read(cap + 1)
         if len(data) > cap:
