@@ -151,19 +151,21 @@ def tiny_settings(name: str, config: dict, classifier: Path, clip) -> list[str]:
 
 
 def submission(data: Path, task: str, recipe: str | Path, out: Path, extra: list[str]) -> dict[str, bytes]:
-    """The files of the submission a run writes: name -> bytes."""
+    """The files of the submission a run writes (a segmentation run's score maps too):
+    name -> bytes."""
     rc = main(["run", "--task", task, "--data", str(data), "--config", str(recipe), "--out", str(out),
                "--quiet", "--no-leaderboard", *extra])
     assert rc == 0, f"{recipe} on {data.name}: exit {rc}"
     sub = out / "seed0" / "predictions"
-    files = sorted(sub.iterdir()) if sub.is_dir() else [out / "seed0" / "predictions.csv"]
-    return {f.name: f.read_bytes() for f in files}
+    if not sub.is_dir():
+        return {"predictions.csv": (out / "seed0" / "predictions.csv").read_bytes()}
+    return {f.relative_to(sub).as_posix(): f.read_bytes() for f in sorted(sub.rglob("*")) if f.is_file()}
 
 
 def predicted(data: Path, task: str, name: str, extra: list[str], classifier: Path) -> dict[str, bytes]:
     """The recipe's task class on its data module, in process, with the same tiny settings
     (its training and prediction; not the run's plots, scoring and reference baselines):
-    sample id -> the ranked species, or the mask's bytes."""
+    sample id -> the ranked species, or the mask's and score map's bytes."""
     import lightning as L
 
     from minbench.recipes import apply_override, instantiate, load_recipe
@@ -184,7 +186,8 @@ def predicted(data: Path, task: str, name: str, extra: list[str], classifier: Pa
                          classes=list(classes), augment=False)
         model = instantiate(config["model"], "model", SegmentationTask, **{**config["model"]["init_args"],
                             "classifier": net, "classes": classes, "image_size": 32, "task": task})
-        return {r.sample_id: r.mask.tobytes() for batch in trainer.predict(model, datamodule=dm) for r in batch}
+        return {r.sample_id: r.mask.tobytes() + r.score.tobytes()  # the mask and its score map
+                for batch in trainer.predict(model, datamodule=dm) for r in batch}
     dm = instantiate(config["data"], "data", L.LightningDataModule, **inject)
     dm.setup("fit")
     model = instantiate(config["model"], "model", BaseTask, task=task, num_classes=dm.num_classes,

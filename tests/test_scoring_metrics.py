@@ -93,6 +93,20 @@ def _random_masks(rng, n):
     return pairs
 
 
+def _random_maps(rng, n, bits=16):
+    """``(pred, true, score)`` triples: masks as ``_random_masks`` and score maps of ``bits``
+    bits that lean towards the truth, with ties (a coarse grid of levels) and empty truths."""
+    top = (1 << bits) - 1
+    dtype = np.uint8 if bits == 8 else np.uint16
+    out = []
+    for pred, true in _random_masks(rng, n):
+        score = np.clip(rng.normal(0.3 + 0.3 * true, 0.25), 0, 1) * top
+        if rng.random() < 0.5:
+            score = score // 97 * 97  # many pixels share a level
+        out.append((pred, true, score.astype(dtype)))
+    return out
+
+
 def test_segmentation_agrees_with_sklearn():
     rng = np.random.default_rng(3)
     pairs = _random_masks(rng, 40)
@@ -144,14 +158,14 @@ def test_weighted_form_equals_point_and_duplicating_rows(task):
         ranked, target = _random_ranked(rng, 200, 12, 5)
         table = M.classification_table(ranked, target)
     elif card.kind == "segmentation":
-        table = M.segmentation_table(_random_masks(rng, 30))
+        table = M.segmentation_table(_random_maps(rng, 30))
     else:
         true = rng.uniform(1, 40, 200)
         pred = np.where(rng.random(200) < 0.2, np.nan, true + rng.normal(0, 3, 200))
         table = M.size_table(pred, true)
     n = len(next(iter(table.values())))
     counts = rng.integers(0, 4, n)
-    repeated = {k: np.repeat(v, counts) for k, v in table.items()}
+    repeated = {k: np.repeat(v, counts, axis=0) for k, v in table.items()}
     for spec in card.metrics:
         m = M.impl(spec)
         f = m.features(spec, table)
@@ -159,6 +173,68 @@ def test_weighted_form_equals_point_and_duplicating_rows(task):
         assert ones == pytest.approx(m.point(spec, table), abs=1e-9), spec.name
         as_weights = m.weighted(spec, f, counts[None, :].astype(float))[0]
         assert as_weights == pytest.approx(m.point(spec, repeated), abs=1e-9), spec.name
+
+
+# ---- PxAP: the score maps -----------------------------------------------------------------
+
+@pytest.mark.parametrize("bits", [8, 16])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_pxap_is_sklearn_average_precision_of_the_pooled_pixels(bits, seed):
+    items = _random_maps(np.random.default_rng(30 + seed), 25, bits)
+    got = M.segmentation_metrics(get_card("segmentation"), items)
+    # an 8-bit value v is the 16-bit level 257 v: one scale for every map
+    levels = np.concatenate([s.astype(np.float64).ravel() / ((1 << bits) - 1) for _, _, s in items])
+    truth = np.concatenate([t.ravel() for _, t, _ in items])
+    assert got["pxap"] == pytest.approx(skm.average_precision_score(truth, levels), abs=1e-9)
+    per_image = [skm.average_precision_score(t.ravel(), s.ravel()) for _, t, s in items if t.any()]
+    assert got["mean_ap"] == pytest.approx(np.mean(per_image), abs=1e-9)
+    assert np.isnan(got["per_image"]["ap"]).sum() == sum(not t.any() for _, t, _ in items)
+
+
+def test_pxap_by_hand():
+    """Two images with 8-bit maps, (level, truth) per pixel:
+    A: (200, m) (100, m) (100, b);  B: (50, m) (50, b) (0, m) (0, b).  P = 4 mineral pixels.
+
+    Pooled, one threshold per level, highest first (tied pixels pass together):
+      >= 200: TP 1 FP 0, precision 1,   recall +1/4
+      >= 100: TP 2 FP 1, precision 2/3, recall +1/4
+      >=  50: TP 3 FP 2, precision 3/5, recall +1/4
+      >=   0: TP 4 FP 3, precision 4/7, recall +1/4
+    PxAP = (1 + 2/3 + 3/5 + 4/7) / 4 = 298/420 = 0.7095238...
+    Per image: A = (1 + 2/3) / 2 = 5/6; B = (1/2 + 2/4) / 2 = 1/2; mean_ap = (5/6 + 1/2) / 2 = 2/3.
+    """
+    a_true, a_map = np.array([[1, 1, 0]], bool), np.array([[200, 100, 100]], np.uint8)
+    b_true, b_map = np.array([[1, 0, 1, 0]], bool), np.array([[50, 50, 0, 0]], np.uint8)
+    got = M.segmentation_metrics(get_card("segmentation"), [(a_true, a_true, a_map), (b_true, b_true, b_map)])
+    assert got["pxap"] == pytest.approx(298 / 420, abs=1e-12)
+    pooled_true, pooled_map = np.r_[a_true.ravel(), b_true.ravel()], np.r_[a_map.ravel(), b_map.ravel()]
+    assert got["pxap"] == pytest.approx(skm.average_precision_score(pooled_true, pooled_map), abs=1e-12)
+    assert got["per_image"]["ap"].tolist() == pytest.approx([5 / 6, 1 / 2], abs=1e-12)
+    assert got["mean_ap"] == pytest.approx(2 / 3, abs=1e-12)
+
+
+def test_masks_without_maps_have_no_pxap():
+    got = M.segmentation_metrics(get_card("segmentation"), _random_masks(np.random.default_rng(3), 6))
+    assert np.isnan(got["pxap"]) and np.isnan(got["mean_ap"]) and "ap" not in got["per_image"]
+    one = np.ones((2, 2), bool)
+    with pytest.raises(ValueError, match="score maps for 1 of 2 images"):
+        M.segmentation_table([(one, one), (one, one, np.ones((2, 2), np.uint8))])
+
+
+def test_pxap_of_a_per_sample_file_is_exact_for_8_bit_maps(tmp_path):
+    """A per-sample file keeps 256 levels: an 8-bit map's own, so its PxAP is the scorer's."""
+    from minbench.scoring import samples as S
+
+    table = M.segmentation_table(_random_maps(np.random.default_rng(4), 12, bits=8))
+    assert table["px_pos"].shape == (12, M.MAP_LEVELS)
+    ids = [f"s{i}" for i in range(12)]
+    kept = S.from_table("segmentation", ids, table, None)
+    (tmp_path / "s.npz").write_bytes(S.to_bytes(kept))
+    back = S.read(tmp_path / "s.npz")
+    assert back.tables[0]["px_pos"].shape == (12, S.FILE_LEVELS)
+    for spec in get_card("segmentation").metrics:
+        m = M.impl(spec)
+        assert m.point(spec, back.tables[0]) == pytest.approx(m.point(spec, table), abs=1e-12), spec.name
 
 
 # ---- the NumPy scorer against torchmetrics (what the training loops use) ---------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 
 import numpy as np
@@ -16,7 +17,7 @@ from minbench.data.manifest import read_manifest
 from minbench.errors import UserError
 from minbench.scoring import fixtures as F
 from minbench.scoring.formats import _common, ranked_csv
-from minbench.scoring.formats.mask_pngs import load_true_mask
+from minbench.scoring.formats.mask_pngs import load_true_mask, write_score_map
 from minbench.scoring.score import score_submission, write_score_json
 from minbench.cards import get_card
 
@@ -99,9 +100,12 @@ def test_size_csv_with_abstentions(ds, tmp_path, leaderboards):
     assert r.n_answered == len(rows) - 4
 
 
-def _write_masks(ds, folder, *, flip=(), size=None, mode="L"):
+def _write_masks(ds, folder, *, flip=(), size=None, mode="L", maps=None, seed=0):
+    """Masks (the truth, half flipped for ``flip``) and with ``maps`` (8 or 16) noisy score
+    maps of that many bits, by the format's writer; returns ``(pred, true[, map])``."""
     folder.mkdir(parents=True, exist_ok=True)
-    pairs = []
+    rng = np.random.default_rng(seed)
+    items = []
     for row in _rows(ds, "segmentation").itertuples():
         true = load_true_mask(ds, row)
         pred = true.copy()
@@ -111,22 +115,55 @@ def _write_masks(ds, folder, *, flip=(), size=None, mode="L"):
         if size:
             im = im.resize(size)
         im.save(folder / f"{row.sample_id}.png")
-        pairs.append((pred, true))
-    return pairs
+        if maps:
+            top = (1 << maps) - 1
+            score = (np.clip(rng.normal(0.3 + 0.4 * pred, 0.3), 0, 1) * top).astype(np.uint8 if maps == 8 else np.uint16)
+            write_score_map(folder, row.sample_id, score)
+            items.append((pred, true, score))
+        else:
+            items.append((pred, true))
+    return items
 
 
-def test_mask_folder_and_zip_score_like_sklearn(ds, tmp_path, leaderboards):
-    pairs = _write_masks(ds, tmp_path / "masks", flip={"s1", "s4"})
+@pytest.mark.parametrize("bits", [8, 16])
+def test_mask_folder_and_zip_score_like_sklearn(ds, tmp_path, leaderboards, bits):
+    items = _write_masks(ds, tmp_path / "masks", flip={"s1", "s4"}, maps=bits)
     r = score_submission("segmentation", tmp_path / "masks", ds)
-    ious = [skm.jaccard_score(t.ravel(), p.ravel(), zero_division=1.0) for p, t in pairs]
+    ious = [skm.jaccard_score(t.ravel(), p.ravel(), zero_division=1.0) for p, t, _ in items]
     assert r.metrics["miou"] == pytest.approx(np.mean(ious))
     assert 0 < r.metrics["miou"] < 1
+    truth = np.concatenate([t.ravel() for _, t, _ in items])
+    scores = np.concatenate([m.ravel() for _, _, m in items])
+    assert r.metrics["pxap"] == pytest.approx(skm.average_precision_score(truth, scores), abs=1e-9)
+    per_image = [skm.average_precision_score(t.ravel(), m.ravel()) for _, t, m in items if t.any()]
+    assert r.metrics["mean_ap"] == pytest.approx(np.mean(per_image), abs=1e-9)
     with zipfile.ZipFile(tmp_path / "masks.zip", "w") as zf:
-        for p in sorted((tmp_path / "masks").iterdir()):
-            zf.write(p, f"masks/{p.name}")  # one common folder inside the zip is fine
+        for p in sorted((tmp_path / "masks").rglob("*.png")):  # one common folder inside the zip is fine
+            zf.write(p, f"masks/{p.relative_to(tmp_path / 'masks').as_posix()}")
     z = score_submission("segmentation", tmp_path / "masks.zip", ds)
     assert z.metrics == r.metrics
     assert r.per_sample["iou"].tolist() == pytest.approx(ious)
+    assert np.isnan(r.per_sample["ap"]).sum() == sum(not t.any() for _, t, _ in items)
+
+
+def test_masks_without_maps_show_no_pxap(ds, tmp_path, leaderboards, capsys):
+    _write_masks(ds, tmp_path / "masks", flip={"s2"})
+    assert _score_cli(ds, "segmentation", tmp_path / "masks", "--name", "binary") == 0
+    shown = capsys.readouterr().out
+    assert re.search(r"pxap\s+│\s+—", shown) and re.search(r"mean_ap\s+│\s+—", shown), shown
+    out = json.loads((tmp_path / "masks.score.json").read_text())
+    assert out["metrics"]["pxap"] is None and out["metrics"]["mean_ap"] is None and out["metrics"]["miou"] > 0
+    (board,) = leaderboards.glob("segmentation--*.json")
+    data = json.loads(board.read_text())
+    assert data["entries"][0]["metrics"]["pxap"] is None
+    assert [m["name"] for m in data["metrics"]][-2:] == ["pxap", "mean_ap"]
+    # the floors' constant maps: PxAP = the share of mineral pixels
+    rows = _rows(ds, "segmentation")
+    truth = np.concatenate([load_true_mask(ds, r).ravel() for r in rows.itertuples()])
+    assert data["floors"][0]["metrics"]["pxap"] == pytest.approx(truth.mean())
+    assert main(["leaderboard", "--task", "segmentation", "--format", "markdown"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "| binary |" in x)
+    assert line.rstrip(" |").split(" | ")[-5:-3] == ["—", "—"], line
 
 
 def test_score_cli_writes_json_and_leaderboard(ds, tmp_path, leaderboards, capsys):
@@ -319,6 +356,67 @@ def test_zip_members_that_escape_or_are_not_png(ds, tmp_path, leaderboards, caps
             zf.write(p, p.name)
         zf.writestr(member, b"\x89PNG\r\n\x1a\n")
     _bad_masks(ds, tmp_path, leaderboards, capsys, tmp_path / "m.zip", message)
+
+
+def test_a_board_of_the_first_card_version_grows_the_map_columns(ds, tmp_path, leaderboards):
+    """A board written before the card had pxap (version 1: three metrics, floors without
+    it) gains the columns and floors when a submission with maps is added."""
+    _write_masks(ds, tmp_path / "old")
+    assert _score_cli(ds, "segmentation", tmp_path / "old", "--name", "old") == 0
+    (board,) = leaderboards.glob("segmentation--*.json")
+    data = json.loads(board.read_text())
+    data["metrics"] = data["metrics"][:3]
+    for row in data["entries"] + data["floors"] + [s for e in data["entries"] for s in e["seeds"]]:
+        row["metrics"] = {k: v for k, v in row["metrics"].items() if k not in ("pxap", "mean_ap")}
+    board.write_text(json.dumps(data))
+    _write_masks(ds, tmp_path / "new", maps=8)
+    assert _score_cli(ds, "segmentation", tmp_path / "new", "--name", "new") == 0
+    data = json.loads(board.read_text())
+    assert [m["name"] for m in data["metrics"]] == ["miou", "dice", "pixel_accuracy", "pxap", "mean_ap"]
+    entries = {e["name"]: e for e in data["entries"]}
+    assert "pxap" not in entries["old"]["metrics"] and entries["new"]["metrics"]["pxap"] > 0
+    assert all("pxap" in f["metrics"] for f in data["floors"])
+
+
+def _bad_maps(ds, tmp_path, leaderboards, capsys, path, message):
+    """A refused submission with score maps: one line naming the file, exit 2, nothing recorded."""
+    err = _bad_masks(ds, tmp_path, leaderboards, capsys, path, message)
+    assert _score_cli(ds, "segmentation", path) == 2
+    capsys.readouterr()
+    assert not list(tmp_path.glob("*.score.json"))
+    return err
+
+
+def test_score_map_of_another_size_than_its_mask(ds, tmp_path, leaderboards, capsys):
+    _write_masks(ds, tmp_path / "m", maps=16)
+    write_score_map(tmp_path / "m", "s3", np.zeros((8, 11), np.uint16))
+    _bad_maps(ds, tmp_path, leaderboards, capsys, tmp_path / "m",
+              f"{tmp_path / 'm' / 'maps' / 's3.png'}: score map is 11x8 but its mask (the image) is 12x8")
+
+
+def test_colour_score_map(ds, tmp_path, leaderboards, capsys):
+    _write_masks(ds, tmp_path / "m", maps=8)
+    Image.new("RGB", (12, 8), (10, 200, 30)).save(tmp_path / "m" / "maps" / "s1.png")
+    _bad_maps(ds, tmp_path, leaderboards, capsys, tmp_path / "m",
+              "maps/s1.png: score map is RGB (3 channels); a score map has one channel (grey), 8 or 16 bits")
+
+
+def test_score_map_without_its_mask(ds, tmp_path, leaderboards, capsys):
+    _write_masks(ds, tmp_path / "m", maps=8)
+    (tmp_path / "m" / "s4.png").unlink()
+    _bad_maps(ds, tmp_path, leaderboards, capsys, tmp_path / "m", "maps/s4.png: a score map without its mask s4.png")
+    with zipfile.ZipFile(tmp_path / "m.zip", "w") as zf:  # the same in a zip, naming its member
+        for p in sorted((tmp_path / "m").rglob("*.png")):
+            zf.write(p, p.relative_to(tmp_path / "m").as_posix())
+    _bad_maps(ds, tmp_path, leaderboards, capsys, tmp_path / "m.zip", "maps/s4.png: a score map without its mask")
+
+
+def test_score_maps_for_some_images_only(ds, tmp_path, leaderboards, capsys):
+    _write_masks(ds, tmp_path / "m", maps=16)
+    (tmp_path / "m" / "maps" / "s2.png").unlink()
+    _bad_maps(ds, tmp_path, leaderboards, capsys, tmp_path / "m",
+              "maps/s2.png is missing: score maps are given for 5 of 6 test samples; give every mask its map, "
+              "or no maps at all")
 
 
 def test_zip_bomb_is_refused_before_decompressing(ds, tmp_path, leaderboards, capsys):

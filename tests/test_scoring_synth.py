@@ -12,7 +12,7 @@ from minbench.cards import get_card, task_ids
 from minbench.cli import main
 from minbench.data.manifest import read_manifest
 from minbench.scoring.formats import write_ranked_csv, write_size_csv
-from minbench.scoring.formats.mask_pngs import load_true_mask
+from minbench.scoring.formats.mask_pngs import load_true_mask, write_score_map
 
 
 def _perfect(ds, task, out):
@@ -31,6 +31,7 @@ def _perfect(ds, task, out):
         for r in rows.itertuples():
             truth = load_true_mask(ds, r)
             Image.fromarray(truth.astype(np.uint8)).save(out / f"{r.sample_id}.png")  # 0/1 values: nonzero counts
+            write_score_map(out, r.sample_id, truth.astype(np.uint8))  # the truth as a map: AP 1
     return rows
 
 
@@ -44,7 +45,7 @@ def test_perfect_submission_on_the_tiny_synth_dataset(tiny_dataset, tmp_path, ta
     score = json.loads((tmp_path / "score.json").read_text())
     assert score["n_samples"] == len(rows) > 0
     want = {"topk_accuracy": 1.0, "macro_recall": 1.0, "mean_iou": 1.0, "dice": 1.0, "pixel_accuracy": 1.0,
-            "mae": 0.0, "rmse": 0.0, "mape": 0.0, "r2": 1.0, "coverage": 1.0}
+            "pxap": 1.0, "mean_ap": 1.0, "mae": 0.0, "rmse": 0.0, "mape": 0.0, "r2": 1.0, "coverage": 1.0}
     for spec in card.metrics:
         assert score["metrics"][spec.name] == pytest.approx(want[spec.kind], abs=1e-9), spec.name
     (board,) = leaderboards.glob(f"{task}--*.json")

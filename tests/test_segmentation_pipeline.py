@@ -42,7 +42,7 @@ def fake_fewshot_run(runs: Path, data_dir: Path, *, name="fewshot-small-cnn", im
     return ckpt
 
 
-def test_run_finds_a_fewshot_run_and_writes_everything(tiny_dataset, tmp_path, monkeypatch, leaderboards):
+def test_run_finds_a_fewshot_run_and_writes_everything(tiny_dataset, tmp_path, monkeypatch, leaderboards, capsys):
     from minbench.cli import main
     from minbench.data.manifest import read_manifest
 
@@ -67,8 +67,14 @@ def test_run_finds_a_fewshot_run_and_writes_everything(tiny_dataset, tmp_path, m
     for r in rows.itertuples():  # the submission: one PNG per image, at the image's size
         with Image.open(seed / "predictions" / f"{r.sample_id}.png") as im:
             assert im.size == (r.width, r.height) and im.mode == "L"
+        # beside each mask its score map: the CAM upsampled to the image, 16-bit; and every
+        # reference baseline's continuous score
+        for folder in [seed / "predictions"] + [seed / "baselines" / b for b in ("centre", "colour", "border", "blob")]:
+            with Image.open(folder / "maps" / f"{r.sample_id}.png") as im:
+                assert im.size == (r.width, r.height) and im.mode == "I;16"
     score = json.loads((seed / "score.json").read_text())
-    assert set(score["metrics"]) == {"miou", "dice", "pixel_accuracy"}
+    assert set(score["metrics"]) == {"miou", "dice", "pixel_accuracy", "pxap", "mean_ap"}
+    assert 0 < score["metrics"]["pxap"] <= 1 and 0 < score["metrics"]["mean_ap"] <= 1
     assert status["metrics"]["miou"] == pytest.approx(score["metrics"]["miou"])
     # Every reference baseline is scored beside the CAM, and the verdict compares them.
     assert set(status["baselines"]) == {"centre", "colour", "border", "blob"}
@@ -88,6 +94,14 @@ def test_run_finds_a_fewshot_run_and_writes_everything(tiny_dataset, tmp_path, m
     assert names == {"gradcam/fewshot-small-cnn", "baseline/centre", "baseline/colour", "baseline/border",
                      "baseline/blob"}
     assert {e["role"] for e in board["entries"] if e["name"].startswith("baseline/")} == {"reference"}
+    assert "pxap" in [m["name"] for m in board["metrics"]]
+    assert all(0 < e["metrics"]["pxap"] <= 1 for e in board["entries"])
+    capsys.readouterr()
+    assert main(["leaderboard", "--task", "segmentation", "--format", "markdown"]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    header = next(line for line in shown if line.startswith("| # |")).split(" | ")
+    row = next(line for line in shown if "gradcam/fewshot-small-cnn" in line).split(" | ")
+    assert row[header.index("pxap")].endswith("%")
 
 
 def test_seeds_of_different_classifiers_never_share_an_entry(tiny_dataset, tmp_path, monkeypatch, leaderboards):
@@ -244,3 +258,33 @@ def test_a_true_mask_of_another_size_stops_the_run_with_its_name(tmp_path, monke
                "--set", f"model.init_args.classifier={ckpt}", "--set", "data.init_args.image_size=32"])
     err = capsys.readouterr().err
     assert rc == 2 and "masks/s1.png: true mask is 70x93" in err and "Traceback" not in err
+
+
+def test_every_segmentation_recipe_writes_a_score_map_per_mask(tiny_dataset, tmp_path):
+    """Each shipped segmentation recipe's task class and writer (in process, 32 px, a tiny
+    classifier): a 16-bit score map beside every mask, which the scorer scores (PxAP)."""
+    import lightning as L
+
+    from minbench.recipes import instantiate, load_recipe, shipped_recipes
+    from minbench.scoring.score import score_submission
+    from minbench.trainers.segmentation import MaskWriter, SegmentationTask, load_classifier
+
+    net, classes = load_classifier(tiny_checkpoint(tmp_path / "clf.ckpt"))
+    names = [n for n, p in sorted(shipped_recipes().items()) if yaml.safe_load(p.read_text())["task"] == "segmentation"]
+    assert len(names) >= 6
+    for name in names:
+        config = load_recipe(shipped_recipes()[name])
+        dm = instantiate(config["data"], "data", L.LightningDataModule, data_dir=tiny_dataset, task="segmentation",
+                         seed=0, image_size=32, classes=list(classes), augment=False, num_workers=0)
+        model = instantiate(config["model"], "model", SegmentationTask, **{**config["model"]["init_args"],
+                            "classifier": net, "classes": classes, "image_size": 32, "task": "segmentation"})
+        out = tmp_path / name
+        trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                            enable_model_summary=False, callbacks=[MaskWriter(out)])
+        trainer.predict(model, datamodule=dm, return_predictions=False)
+        masks = sorted(p.name for p in out.glob("*.png"))
+        assert masks and sorted(p.name for p in (out / "maps").iterdir()) == masks, name
+        with Image.open(out / "maps" / masks[0]) as im, Image.open(out / masks[0]) as mask:
+            assert im.mode == "I;16" and im.size == mask.size, name
+        result = score_submission("segmentation", out, tiny_dataset, n_resamples=10)
+        assert 0 < result.metrics["pxap"] <= 1, name

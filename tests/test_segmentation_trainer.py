@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from sklearn.metrics import average_precision_score
 
 from minbench.errors import UserError
 
@@ -102,7 +103,9 @@ def test_predict_writes_a_mask_per_image_at_its_resolution(tmp_path):
     writer = MaskWriter(out, cam_dir=cams)
     lightning_trainer(tmp_path, [writer]).predict(seg_model(), datamodule=datamodule(root, tmp_path),
                                                    return_predictions=False)
-    assert sorted(p.name for p in out.iterdir()) == sorted(f"{r['sample_id']}.png" for r in rows)
+    assert sorted(p.name for p in out.iterdir()) == sorted([f"{r['sample_id']}.png" for r in rows] + ["maps"])
+    # beside each mask its score map: the CAM upsampled to the image, 16-bit
+    assert sorted(p.name for p in (out / "maps").iterdir()) == sorted(f"{r['sample_id']}.png" for r in rows)
     assert not list((tmp_path / "run").glob(".*partial"))  # the folders were renamed whole
     for r in rows[:5]:
         pred = read_mask(out / f"{r['sample_id']}.png")
@@ -110,8 +113,13 @@ def test_predict_writes_a_mask_per_image_at_its_resolution(tmp_path):
         assert pred.shape == (r["height"], r["width"])
         assert iou(pred, truth) > 0.6, r["sample_id"]
         assert Image.open(cams / f"{r['sample_id']}.png").size == (32, 32)
+        with Image.open(out / "maps" / f"{r['sample_id']}.png") as im:
+            assert im.mode == "I;16" and im.size == (r["width"], r["height"])
+            if truth.any() and not truth.all():
+                assert average_precision_score(truth.ravel(), np.asarray(im).ravel()) > 0.8, r["sample_id"]
     assert writer.preds["s0"] == 0 and writer.preds[PLAIN] == 1
     assert not read_mask(out / f"{PLAIN}.png").any()  # a flat CAM gives an empty mask
+    assert np.ptp(np.asarray(Image.open(out / "maps" / f"{PLAIN}.png"))) == 0  # and a constant map
 
 
 def predict_masks(root, tmp_path, model, dm=None):

@@ -48,10 +48,11 @@ from minbench.paths import shipped_dir
 
 KINDS = ("classification", "zeroshot", "segmentation", "size")
 SUBMISSION_FORMATS = ("ranked_csv", "mask_pngs", "size_csv")
-METRIC_KINDS = ("topk_accuracy", "macro_recall", "mean_iou", "dice", "pixel_accuracy",
+METRIC_KINDS = ("topk_accuracy", "macro_recall", "mean_iou", "dice", "pixel_accuracy", "pxap", "mean_ap",
                 "mae", "rmse", "mape", "r2", "coverage")
 #: metric kinds whose values are fractions in [0, 1] (shown as %, refused outside [0, 1])
-FRACTION_KINDS = ("topk_accuracy", "macro_recall", "mean_iou", "dice", "pixel_accuracy", "coverage")
+FRACTION_KINDS = ("topk_accuracy", "macro_recall", "mean_iou", "dice", "pixel_accuracy", "pxap", "mean_ap",
+                  "coverage")
 #: ranks a ranked submission may give when its card does not say
 DEFAULT_MAX_RANKS = 10
 #: kinds whose tasks have a train split (the others are test-only)

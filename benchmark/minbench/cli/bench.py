@@ -9,7 +9,8 @@ from pathlib import Path
 def register(sub) -> None:
     p = sub.add_parser("bench", help="speed and memory benchmarks (JSON out)")
     bench_sub = p.add_subparsers(dest="bench_command", metavar="BENCHMARK", required=True)
-    for add in (_add_cam, _add_data, _add_generate, _add_release, _add_score, _add_size, _add_train, _add_zeroshot):
+    for add in (_add_cam, _add_data, _add_generate, _add_maps, _add_release, _add_score, _add_size, _add_train,
+                _add_zeroshot):
         add(bench_sub)
 
 
@@ -94,6 +95,27 @@ def _generate(args) -> int:
 
     return _report(bench_generate(size=args.size, workers=args.workers, limit=args.limit, stages=args.stages,
                                   seed=args.seed), args)
+
+
+def _add_maps(sub) -> None:
+    from minbench.scoring.bootstrap import DEFAULT_RESAMPLES
+
+    p = sub.add_parser("maps", help="time and peak memory of scoring segmentation masks with score maps (PxAP)")
+    p.add_argument("--images", type=int, default=160, help="test images (default 160)")
+    p.add_argument("--size", type=int, nargs=2, default=(1024, 768), metavar=("W", "H"),
+                   help="image size (default 1024 768)")
+    p.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES,
+                   help=f"bootstrap resamples (default {DEFAULT_RESAMPLES})")
+    p.add_argument("--repeat", type=int, default=3, help="timed runs; the best is reported (default 3)")
+    _json_option(p)
+    p.set_defaults(func=_maps)
+
+
+def _maps(args) -> int:
+    from minbench.bench.maps import bench_maps
+
+    return _report(bench_maps(n_images=args.images, width=args.size[0], height=args.size[1],
+                              n_resamples=args.resamples, repeat=args.repeat), args)
 
 
 def _add_release(sub) -> None:

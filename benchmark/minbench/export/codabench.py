@@ -180,7 +180,8 @@ def _pages(dest: Path, cards: list[TaskCard], kits: dict[str, str], fraction: fl
              "`minbench data seal --task T --data DIR --out PUBLIC --truth TRUTH` writes it.", ""]
     for c in cards:
         lines += [f"## {c.id}: {c.title}", "", c.description, "",
-                  f"Submit `{c.id}/` or `{c.id}.zip` of `<sample_id>.png` masks" if c.submission_format == "mask_pngs"
+                  f"Submit `{c.id}/` or `{c.id}.zip` of `<sample_id>.png` masks, optionally with each image's "
+                  "score map as `maps/<sample_id>.png` (grey, 8 or 16 bits)" if c.submission_format == "mask_pngs"
                   else f"Submit `{c.id}.csv` ({c.submission_format}, as `minbench score` reads it)", ""]
     lines += ["## Starting kit", "", *[f"- {k}" for k in kits.values()], ""]
     write_text_atomic(dest / "overview.md", "\n".join(lines))

@@ -10,7 +10,9 @@ One seed:
    (``pipelines.segmentation_classifier``);
 2. CAMs of the segmentation images (``SegmentationTask``; the data module resizes each
    photo whole to the classifier's input size), upsampled to the photo's resolution and
-   thresholded: ``predictions/<sample_id>.png`` (the submission) and ``cams/`` (8-bit CAMs);
+   thresholded: ``predictions/<sample_id>.png`` (the submission), with the upsampled CAM as
+   its score map (``predictions/maps/<sample_id>.png``, 16-bit: PxAP scores it over every
+   threshold), and ``cams/`` (8-bit CAMs at the classifier's resolution);
 3. the scorer scores the folder and the leaderboard entry is added (``ctx.score``);
 4. reference baselines without any classifier (``centre``, ``colour``, ``border``:
    ``minbench.models.saliency_baselines``) are written and scored the same way, and the
@@ -117,18 +119,22 @@ def describe_cam(hp, layers) -> str:
 
 
 def fill_missing_masks(folder: Path, rows) -> int:
-    """Empty masks for the test images the data module skipped up front (an unreadable
-    photo, or a mask that does not fit it), so the submission covers every test row;
-    returns how many were filled in."""
+    """Empty masks (and all-zero score maps, when the folder has maps) for the test images
+    the data module skipped up front (an unreadable photo, or a mask that does not fit it),
+    so the submission covers every test row; returns how many were filled in."""
     import numpy as np
 
-    from minbench.scoring.formats.mask_pngs import write_mask
+    from minbench.scoring.formats.mask_pngs import MAPS_DIR, write_mask, write_score_map
 
     n = 0
+    with_maps = (folder / MAPS_DIR).is_dir()
     for r in rows.itertuples(index=False):
         path = folder / f"{r.sample_id}.png"
         if not path.is_file():
-            write_mask(path, np.zeros((int(r.height), int(r.width)), dtype=bool))
+            empty = np.zeros((int(r.height), int(r.width)), dtype=np.uint16)
+            write_mask(path, empty)
+            if with_maps:
+                write_score_map(folder, r.sample_id, empty)
             n += 1
     if n:
         print(f"segmentation: the data module skipped {n} test images (see skipped.csv beside its image "

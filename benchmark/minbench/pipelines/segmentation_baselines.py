@@ -1,9 +1,10 @@
 """Reference baselines of the segmentation task: masks without any classifier, scored.
 
 Each of ``minbench.models.saliency_baselines.SALIENCY_BASELINES`` (``centre``, ``colour``,
-``border``, ``blob``) writes a mask per image under ``baselines/<name>/``, which the scorer scores
-(and the leaderboard records as reference rows, when enabled); ``compare`` says plainly
-when the CAM does not beat one of them.
+``border``, ``blob``, and any baseline registered there) writes a mask per image under
+``baselines/<name>/`` with its continuous score map (``maps/``, 16-bit), which the scorer
+scores (and the leaderboard records as reference rows, when enabled); ``compare`` says
+plainly when the CAM does not beat one of them.
 """
 
 from __future__ import annotations
@@ -38,13 +39,20 @@ def run_baselines(ctx: SeedContext, task_data) -> dict[str, dict[str, Any]]:
     images = {}  # decoded once, shared by the baselines (the segmentation set is small)
     for r in rows.itertuples(index=False):
         images[r.sample_id] = load_photo(Path(ctx.data_dir) / r.image_path)
+    def answer(fn, r) -> tuple:
+        """(sample_id, mask, score map): the baseline's, or empty ones for an undecodable photo."""
+        image = images[r.sample_id]
+        if image is None:
+            empty = np.zeros((int(r.height), int(r.width)), np.uint16)
+            return r.sample_id, empty, empty
+        score, mask = fn(image)
+        return r.sample_id, mask, score
+
     results = {}
     for name, fn in SALIENCY_BASELINES.items():
         description = SALIENCY_BASELINES.info(name)["description"]
         folder = ctx.dir / BASELINES_DIR / name
-        write_mask_folder(folder, ((r.sample_id, fn(images[r.sample_id])[1] if images[r.sample_id] is not None
-                                    else np.zeros((int(r.height), int(r.width)), bool))
-                                   for r in rows.itertuples(index=False)))
+        write_mask_folder(folder, (answer(fn, r) for r in rows.itertuples(index=False)))
         entry = dict(name=f"baseline/{name}", method=f"reference baseline: {description}",
                      config={"baseline": name}, seed=None, role="reference") if ctx.leaderboard else None
         res, _ = score_and_record(ctx.card.id, folder, ctx.data_dir, folder.with_name(f"{name}.score.json"),
@@ -69,6 +77,7 @@ def compare(cam: str, metrics: dict[str, float], baselines: dict[str, dict], hea
 
 
 def print_comparison(ctx: SeedContext, cam: str, metrics, cam_result, baselines, verdicts) -> None:
+    import numpy as np
     from rich.console import Console
     from rich.table import Table
 
@@ -82,7 +91,8 @@ def print_comparison(ctx: SeedContext, cam: str, metrics, cam_result, baselines,
     def row(label, m, ci):
         cells = []
         for n in names:
-            text = f"{m.get(n, float('nan')):.3f}"
+            value = m.get(n)
+            text = f"{value:.3f}" if value is not None and np.isfinite(value) else "—"  # e.g. pxap without maps
             if n == headline and ci.get(n):
                 text += f" [{ci[n]['low']:.3f}, {ci[n]['high']:.3f}]"
             cells.append(text)

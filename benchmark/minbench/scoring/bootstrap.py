@@ -46,23 +46,28 @@ def _num(x: float) -> float | None:
 
 
 def compress(features: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Distinct feature rows and how many samples each stands for."""
+    """Distinct feature rows and how many samples each stands for.
+
+    A 2-D column (a histogram per sample: ``metrics``' PxAP) makes every sample distinct:
+    comparing whole histograms would cost more than the multinomial shortcut saves."""
     names = list(features)
+    columns = {k: np.asarray(features[k], dtype=np.float64) for k in names}
+    n = len(columns[names[0]])
+    if any(c.ndim == 2 for c in columns.values()):
+        return columns, np.ones(n, dtype=np.int64)
     # one integer key per row (mixed radix of per-column codes): a 1-D unique is far
     # faster than numpy's row-wise unique
-    key = np.zeros(len(features[names[0]]), dtype=np.int64)
-    uniques = []
+    key = np.zeros(n, dtype=np.int64)
     for k in names:
-        u, inv = np.unique(np.asarray(features[k], dtype=np.float64), return_inverse=True)
-        uniques.append(u)
+        u, inv = np.unique(columns[k], return_inverse=True)
         if len(u) and key.max(initial=0) > np.iinfo(np.int64).max // (len(u) + 1):
             # too many combinations for one key: fall back to the row-wise unique
-            stacked = np.column_stack([np.asarray(features[n], dtype=np.float64) for n in names])
+            stacked = np.column_stack([columns[c] for c in names])
             uniq, counts = np.unique(stacked, axis=0, return_counts=True)
-            return {n: uniq[:, j] for j, n in enumerate(names)}, counts
+            return {c: uniq[:, j] for j, c in enumerate(names)}, counts
         key = key * len(u) + inv.reshape(-1)
     keys, first, counts = np.unique(key, return_index=True, return_counts=True)
-    return {k: np.asarray(features[k], dtype=np.float64)[first] for k in names}, counts
+    return {k: columns[k][first] for k in names}, counts
 
 
 def resample_statistics(statistic: Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray],

@@ -77,6 +77,38 @@ def make_classification_dataset(folder: str | Path, *, n_rows: int, n_classes: i
     return manifest.write_dataset(folder, df, name="bench-classification", version="1", source="synth")
 
 
+def make_segmentation_dataset(folder: str | Path, *, n_images: int, width: int, height: int,
+                              seed: int = 0) -> manifest.DatasetInfo:
+    """A dataset of ``n_images`` segmentation test rows at ``width`` x ``height`` whose true
+    masks are random ellipses, for timing the scorer at scale."""
+    from minbench.scoring.formats.mask_pngs import write_mask
+
+    rng = np.random.default_rng(seed)
+    folder = Path(folder)
+    (folder / "masks").mkdir(parents=True, exist_ok=True)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    rows = []
+    for i in range(n_images):
+        (cx, cy), (ax, ay) = rng.uniform(0.3, 0.7, 2), rng.uniform(0.1, 0.3, 2)
+        mask = ((xx / width - cx) / ax) ** 2 + ((yy / height - cy) / ay) ** 2 <= 1
+        sid = f"s{i:05d}"
+        write_mask(folder / "masks" / f"{sid}.png", mask)
+        rows.append(_row(sid, "quartz", width, height, segmentation=True, mask_path=f"masks/{sid}.png"))
+    return manifest.write_dataset(folder, pd.DataFrame(rows), name="bench-segmentation", version="1", source="synth")
+
+
+def cam_like_map(true: np.ndarray, rng: np.random.Generator, cells: int = 7) -> np.ndarray:
+    """A float score map in [0, 1] as a CAM gives one: a ``cells`` x ``cells`` grid leaning
+    towards the mineral, noisy, bilinearly upsampled to the mask's size."""
+    from PIL import Image
+
+    h, w = true.shape
+    coarse = np.asarray(Image.fromarray(true.astype(np.float32), mode="F").resize((cells, cells), Image.BOX))
+    coarse = coarse + rng.normal(0, 0.3, coarse.shape).astype(np.float32)
+    up = np.asarray(Image.fromarray(coarse, mode="F").resize((w, h), Image.BILINEAR), dtype=np.float64)
+    return (up - up.min()) / max(float(up.max() - up.min()), 1e-9)
+
+
 def ranked_submission(sample_ids, truth, classes, *, k: int = 10, accuracy: float = 0.5,
                       seed: int = 0, path: str | Path | None = None) -> pd.DataFrame:
     """A plausible ranked submission: the truth at a random rank for ``accuracy`` of rows;

@@ -8,7 +8,9 @@ own metric functions; shown apart from the ranked entries.
   ``train prior`` (every row ranks the training split's most frequent classes, most
   frequent first; ties by name), scored like a submission. Zero-shot tasks have no
   training rows for their classes: chance only.
-- segmentation: ``all mineral`` and ``all background`` masks, scored against the true masks.
+- segmentation: ``all mineral`` and ``all background`` masks, scored against the true masks,
+  each with a constant score map (so ``pxap`` is the share of mineral pixels: the chance
+  level of average precision, and ``mean_ap`` its mean per image).
 - size: ``median size`` predicts, for every test row, the median ``size_cm`` of the
   manifest rows outside the size test split (no test label is used); absent when the
   manifest has no such rows.
@@ -76,9 +78,10 @@ def _segmentation(card, folder, rows) -> list[dict]:
     truths = [load_true_mask(folder, r) for r in rows.itertuples(index=False)]
     out = []
     for name, fill in (("all mineral", True), ("all background", False)):
-        table = M.segmentation_table((np.full(t.shape, fill), t) for t in truths)
-        out.append(_row(name, f"every pixel predicted {'mineral' if fill else 'background'}",
-                        M.evaluate(card, table)))
+        table = M.segmentation_table((np.full(t.shape, fill), t, np.full(t.shape, 255 * fill, np.uint8))
+                                     for t in truths)
+        out.append(_row(name, f"every pixel predicted {'mineral' if fill else 'background'} (a constant "
+                        "score map)", M.evaluate(card, table)))
     return out
 
 

@@ -13,7 +13,9 @@ Per-sample tables (dicts of 1-D numpy arrays, one value per test sample):
 
 - classification (``classification``/``zeroshot`` cards): ``pos`` = 0-based position of
   the true species in the submitted ranks, ``NO_HIT`` when absent; ``target`` = class index.
-- segmentation: ``tp``, ``fp``, ``fn``, ``tn`` pixel counts of the mineral class per image.
+- segmentation: ``tp``, ``fp``, ``fn``, ``tn`` pixel counts of the mineral class per image;
+  with score maps also ``px_pos``, ``px_neg`` (N x L uint32: mineral and background pixels at
+  each map level, levels ascending; L = 65,536 from the scorer) and ``ap`` (per-image AP).
 - size: ``pred`` (cm, NaN = abstained) and ``true`` (cm).
 
 Definitions users see in the leaderboard:
@@ -27,6 +29,12 @@ Definitions users see in the leaderboard:
 - ``mean_iou`` / ``dice`` / ``pixel_accuracy``: per image first, then the mean over
   images. Empty-mask rule: truth and prediction both empty -> IoU = Dice = 1; truth empty
   and prediction not (or the reverse) -> 0.
+- ``pxap``: pixel average precision of the score maps (Choe et al., CVPR 2020): every pixel
+  of every test image pooled, scored by its map level, AP over all thresholds (scikit-learn's
+  ``average_precision_score`` on the pooled pixels). A map's levels are 16-bit (an 8-bit value
+  v is level 257 v); the pixels of one level tie, so a histogram per level is exact, in bounded
+  memory. ``mean_ap``: the same AP per image, averaged over the images with mineral (AP is
+  undefined without a positive pixel). Both are NaN without maps (a binary-only submission).
 - ``mae`` / ``rmse`` (cm), ``mape`` (%), ``r2``: over the answered samples only;
   ``coverage`` = answered / all. R² needs two answered samples with different sizes,
   else NaN. Formulas as torchmetrics' (R² = 1 - RSS / (Σy² - (Σy)²/n), 1 when RSS ≤ 1e-4,
@@ -44,6 +52,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 import numpy as np
 
 from minbench.registry import Registry
+from minbench.scoring.bootstrap import CHUNK_CELLS
 
 if TYPE_CHECKING:
     from minbench.cards import MetricSpec, TaskCard
@@ -146,14 +155,18 @@ METRICS.add("macro_recall", MetricImpl("classification", _macro_recall_point, _m
 # ---- segmentation ---------------------------------------------------------------------
 
 def per_image_scores(t: Table) -> Table:
-    """Per-image IoU, Dice and pixel accuracy from the pixel counts (empty-mask rule above)."""
+    """Per-image IoU, Dice and pixel accuracy from the pixel counts (empty-mask rule above);
+    with score maps also the per-image AP (``ap``, NaN for an image without mineral)."""
     tp, fp, fn, tn = (t[k].astype(np.float64) for k in ("tp", "fp", "fn", "tn"))
     union = tp + fp + fn
     with np.errstate(invalid="ignore", divide="ignore"):
         iou = np.where(union > 0, tp / np.where(union > 0, union, 1), 1.0)
         dice = np.where(union > 0, 2 * tp / np.where(union > 0, 2 * tp + fp + fn, 1), 1.0)
         acc = (tp + tn) / np.maximum(tp + fp + fn + tn, 1)
-    return {"iou": iou, "dice": dice, "pixel_accuracy": acc}
+    out = {"iou": iou, "dice": dice, "pixel_accuracy": acc}
+    if "ap" in t:
+        out["ap"] = np.asarray(t["ap"], dtype=np.float64)
+    return out
 
 
 def _seg(name):
@@ -173,6 +186,96 @@ def _seg(name):
 METRICS.add("mean_iou", _seg("iou"))
 METRICS.add("dice", _seg("dice"))
 METRICS.add("pixel_accuracy", _seg("pixel_accuracy"))
+
+
+# ---- segmentation: score maps (PxAP) --------------------------------------------------
+
+#: levels of a score map: 16-bit; an 8-bit map's value v is level 257 v (255 -> 65535)
+MAP_LEVELS = 1 << 16
+
+
+def map_levels(score: np.ndarray) -> np.ndarray:
+    """A score map's values (uint8 or uint16, as its PNG holds them) as 16-bit levels."""
+    score = np.asarray(score)
+    if score.dtype == np.uint8:
+        return score.astype(np.uint16) * np.uint16(257)
+    if score.dtype != np.uint16:
+        raise ValueError(f"a score map is uint8 or uint16, got {score.dtype}")
+    return score
+
+
+def map_histograms(score: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mineral and background pixels at each of the map's 65,536 levels: two uint32 arrays."""
+    levels, true = map_levels(score), np.asarray(true, dtype=bool)
+    if levels.shape != true.shape:
+        raise ValueError(f"map and mask shapes differ: map {levels.shape}, true {true.shape}")
+    every = np.bincount(levels.ravel(), minlength=MAP_LEVELS)
+    pos = np.bincount(levels[true], minlength=MAP_LEVELS)
+    return pos.astype(np.uint32), (every - pos).astype(np.uint32)
+
+
+def average_precision(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+    """AP from pixel counts per level (``... x L``, levels ascending): each level is one
+    threshold (its pixels tie), AP = sum over levels of the recall gained there times the
+    precision at it, as scikit-learn's ``average_precision_score``; NaN without mineral."""
+    pos = np.asarray(pos, dtype=np.float64)[..., ::-1]  # highest level first
+    neg = np.asarray(neg, dtype=np.float64)[..., ::-1]
+    if pos.shape[-1] == 0:
+        return np.full(pos.shape[:-1], np.nan)
+    tp, fp = np.cumsum(pos, axis=-1), np.cumsum(neg, axis=-1)
+    precision = np.divide(tp, tp + fp, out=np.zeros_like(tp), where=pos > 0)
+    total = tp[..., -1]
+    return _ratio(np.sum(pos * precision, axis=-1), total)
+
+
+def has_maps(t: Table) -> bool:
+    """Whether a segmentation table holds score maps."""
+    return "px_pos" in t
+
+
+def _pxap_point(spec, t):
+    if not has_maps(t):
+        return float("nan")
+    return float(average_precision(t["px_pos"].sum(axis=0), t["px_neg"].sum(axis=0)))
+
+
+def _pxap_features(spec, t):
+    """The per-image histograms on the levels where some image has mineral. Exact: a
+    background pixel at another level counts as if at the nearest such level below it (the
+    same thresholds pass it), and one below all of them at no threshold: it is dropped."""
+    starts = np.flatnonzero(t["px_pos"].sum(axis=0) > 0) if has_maps(t) else []
+    if not len(starts):  # no maps, or no mineral: PxAP is undefined (NaN)
+        return {"pos": np.zeros((len(t["tp"]), 0)), "neg": np.zeros((len(t["tp"]), 0))}
+    return {k: np.add.reduceat(t[f"px_{k}"], starts, axis=1).astype(np.float64) for k in ("pos", "neg")}
+
+
+def _pxap_weighted(spec, f, w):
+    pos, neg = f["pos"], f["neg"]
+    step = max(1, CHUNK_CELLS // max(pos.shape[1], 1))  # resamples per step: memory bound
+    out = np.empty(len(w))
+    for i in range(0, len(w), step):
+        out[i:i + step] = average_precision(w[i:i + step] @ pos, w[i:i + step] @ neg)
+    return out
+
+
+def _mean_ap_point(spec, t):
+    ap = t.get("ap", np.full(len(t["tp"]), np.nan))
+    ap = ap[np.isfinite(ap)]
+    return float(ap.mean()) if len(ap) else float("nan")
+
+
+def _mean_ap_features(spec, t):
+    ap = t.get("ap", np.full(len(t["tp"]), np.nan))
+    defined = np.isfinite(ap)
+    return {"ap": np.where(defined, ap, 0.0), "has": defined.astype(np.float64)}
+
+
+def _mean_ap_weighted(spec, f, w):
+    return _ratio(w @ f["ap"], w @ f["has"])
+
+
+METRICS.add("pxap", MetricImpl("segmentation", _pxap_point, _pxap_features, _pxap_weighted))
+METRICS.add("mean_ap", MetricImpl("segmentation", _mean_ap_point, _mean_ap_features, _mean_ap_weighted))
 
 
 # ---- size -----------------------------------------------------------------------------
@@ -326,11 +429,36 @@ def mask_counts(pred: np.ndarray, true: np.ndarray) -> tuple[int, int, int, int]
     return tp, fp, fn, int(pred.size) - tp - fp - fn
 
 
-def segmentation_table(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> Table:
-    """Per-image pixel counts from ``(pred_mask, true_mask)`` pairs of bool HxW arrays."""
-    counts = [mask_counts(p, t) for p, t in pairs]
-    arr = np.asarray(counts, dtype=np.int64).reshape(-1, 4)
-    return {"tp": arr[:, 0], "fp": arr[:, 1], "fn": arr[:, 2], "tn": arr[:, 3]}
+def segmentation_row(pred: np.ndarray, true: np.ndarray, score: np.ndarray | None = None) -> dict:
+    """One image's entries of the segmentation table: its pixel counts, and with its score
+    map (uint8 or uint16 HxW) the level histograms and its AP."""
+    row: dict = dict(zip(("tp", "fp", "fn", "tn"), mask_counts(pred, true)))
+    if score is not None:
+        row["px_pos"], row["px_neg"] = map_histograms(score, true)
+        row["ap"] = float(average_precision(row["px_pos"], row["px_neg"]))
+    return row
+
+
+def stack_segmentation_rows(rows: Iterable[dict]) -> Table:
+    """The per-image table from ``segmentation_row`` results, in order; score maps for
+    every image or none."""
+    rows = list(rows)
+    arr = np.asarray([[r[k] for k in ("tp", "fp", "fn", "tn")] for r in rows], dtype=np.int64).reshape(-1, 4)
+    table = {"tp": arr[:, 0], "fp": arr[:, 1], "fn": arr[:, 2], "tn": arr[:, 3]}
+    with_map = sum("px_pos" in r for r in rows)
+    if with_map and with_map != len(rows):
+        raise ValueError(f"score maps for {with_map} of {len(rows)} images; give every image a map or none")
+    if rows and with_map:
+        for k in ("px_pos", "px_neg"):
+            table[k] = np.stack([r[k] for r in rows])
+        table["ap"] = np.asarray([r["ap"] for r in rows], dtype=np.float64)
+    return table
+
+
+def segmentation_table(items: Iterable[tuple]) -> Table:
+    """The per-image table from ``(pred_mask, true_mask)`` bool HxW pairs, or
+    ``(pred_mask, true_mask, score_map)`` triples (``segmentation_row``)."""
+    return stack_segmentation_rows(segmentation_row(*item) for item in items)
 
 
 def size_table(pred_cm: np.ndarray, true_cm: np.ndarray) -> Table:
@@ -358,12 +486,13 @@ def classification_metrics(card: "TaskCard", ranked: np.ndarray, target: np.ndar
     return evaluate(card, classification_table(ranked, target))
 
 
-def segmentation_metrics(card: "TaskCard", pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict:
-    """The card's segmentation metrics over ``(pred_mask, true_mask)`` bool HxW pairs.
+def segmentation_metrics(card: "TaskCard", pairs: Iterable[tuple]) -> dict:
+    """The card's segmentation metrics over ``(pred_mask, true_mask)`` bool HxW pairs (or
+    ``(pred_mask, true_mask, score_map)`` triples: ``pxap`` and ``mean_ap`` need the maps).
 
-    Each metric is computed per image, then averaged over images (empty-mask rule: both
+    Mask metrics are computed per image, then averaged over images (empty-mask rule: both
     empty -> 1, one empty -> 0). The result also holds ``"per_image"``: a dict of arrays
-    ``iou``, ``dice``, ``pixel_accuracy`` in the order of ``pairs``.
+    ``iou``, ``dice``, ``pixel_accuracy`` (and ``ap`` with maps) in the order of ``pairs``.
     """
     table = segmentation_table(pairs)
     out: dict = evaluate(card, table)

@@ -10,10 +10,15 @@ One compressed ``.npz`` per entry, beside its board
   classification ``rank`` (uint8: 1-based rank of the true class among the submitted
   ones, 0 = not submitted) and ``target`` (int32 class index); segmentation ``tp``,
   ``fp``, ``fn``, ``tn`` (int64 pixel counts); size ``pred`` (float64 cm, NaN =
-  abstained) and ``true`` (float64 cm).
+  abstained) and ``true`` (float64 cm);
+- segmentation with score maps (every seed's): ``ap`` (S, N) float64 per-image AP, and
+  ``px_pos``, ``px_neg`` (S, N, 256) uint32, the per-image level histograms at 256 levels
+  (a 16-bit level's top byte; an 8-bit map's own levels, so exact for 8-bit maps).
 
 The metric tables are rebuilt from these columns, so every number of an entry can be
-recomputed, paired with another entry's, or resampled.
+recomputed, paired with another entry's, or resampled. PxAP recomputed from a file is the
+PxAP of the maps at 256 levels: the scorer's 65,536-level histograms of one submission
+take tens of MB (1024 x 768 maps of 160 photos), the 256-level ones a few hundred kB.
 """
 
 from __future__ import annotations
@@ -30,6 +35,10 @@ from minbench.scoring.metrics import CARD_FAMILY, NO_HIT
 
 COLUMNS = {"classification": ("pos", "target"), "segmentation": ("tp", "fp", "fn", "tn"),
            "size": ("pred", "true")}
+#: a segmentation table's score-map columns, kept when every seed has them
+MAP_COLUMNS = ("ap", "px_pos", "px_neg")
+#: map levels a per-sample file keeps (``coarsen``)
+FILE_LEVELS = 256
 
 
 class SamplesError(Exception):
@@ -59,10 +68,21 @@ def family_of(kind: str) -> str:
     return CARD_FAMILY[kind]
 
 
+def coarsen(hist: np.ndarray) -> np.ndarray:
+    """Level histograms (..., L) summed into ``FILE_LEVELS`` equal runs of levels (L a
+    multiple of it: 65,536 from the scorer; 256 is returned as it is)."""
+    hist = np.asarray(hist)
+    factor = hist.shape[-1] // FILE_LEVELS
+    if factor * FILE_LEVELS != hist.shape[-1]:
+        raise ValueError(f"{hist.shape[-1]} map levels are not a multiple of {FILE_LEVELS}")
+    return hist.reshape(*hist.shape[:-1], FILE_LEVELS, factor).sum(axis=-1, dtype=np.uint32)
+
+
 def from_table(family: str, sample_ids, table: dict[str, np.ndarray], seed: int | None) -> Samples:
     """One seed's per-sample table (as ``metrics.py`` builds it) as ``Samples``."""
     ids = np.char.encode(np.asarray(sample_ids, dtype=str), "utf-8")
-    return Samples(family, ids, [seed], [{k: np.asarray(table[k]) for k in COLUMNS[family]}])
+    keep = COLUMNS[family] + (MAP_COLUMNS if family == "segmentation" and "px_pos" in table else ())
+    return Samples(family, ids, [seed], [{k: np.asarray(table[k]) for k in keep}])
 
 
 def merge(old: Samples | None, new: Samples) -> Samples:
@@ -85,6 +105,10 @@ def to_bytes(s: Samples) -> bytes:
     else:
         for k in COLUMNS[s.family]:
             arrays[k] = np.stack([t[k] for t in s.tables]).astype(np.float64 if s.family == "size" else np.int64)
+        if s.family == "segmentation" and all("px_pos" in t for t in s.tables):
+            arrays["ap"] = np.stack([t["ap"] for t in s.tables]).astype(np.float64)
+            for k in ("px_pos", "px_neg"):
+                arrays[k] = np.stack([coarsen(t[k]) for t in s.tables])
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     return buf.getvalue()
@@ -116,10 +140,10 @@ def read(path: str | Path, *, sha: str | None = None, n: int | None = None) -> S
                 rank = z["rank"].astype(np.int64)
                 cols = {"pos": np.where(rank == 0, NO_HIT, rank - 1), "target": z["target"].astype(np.int64)}
             else:
-                cols = {k: z[k] for k in COLUMNS[family]}
+                cols = {k: z[k] for k in COLUMNS[family] + tuple(c for c in MAP_COLUMNS if c in z.files)}
     except (zipfile.BadZipFile, KeyError, ValueError, EOFError, OSError) as exc:
         raise SamplesError(f"{path}: per-sample file truncated or not a minbench per-sample file ({exc})") from None
-    shapes = {v.shape for v in cols.values()}
+    shapes = {v.shape[:2] for v in cols.values()}
     if shapes != {(len(seeds), len(ids))}:
         raise SamplesError(f"{path}: per-sample arrays do not match {len(seeds)} seeds x {len(ids)} samples")
     if n is not None and len(ids) != n:

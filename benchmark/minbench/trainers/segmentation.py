@@ -3,7 +3,8 @@
 No mask supervision: the classifier is trained for species (a few-shot task) and frozen;
 its class-activation map (``minbench.models.cam``) upsampled to the photo's resolution and
 thresholded (``minbench.models.masking``) is the mask. The predict step yields the masks
-(and the low-resolution CAMs); ``MaskWriter`` writes them as a submission, which the scorer
+(with the CAM upsampled to the photo's resolution: the score map the mask is cut from, and
+the low-resolution CAMs); ``MaskWriter`` writes them as a submission, which the scorer
 scores against the hand-drawn masks (``minbench.pipelines.segmentation``): this module
 reports no metric.
 
@@ -29,7 +30,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from minbench.errors import UserError
 from minbench.models import cam as cams
 from minbench.models import masking
-from minbench.scoring.formats.mask_pngs import write_mask  # the submission format's writer
+from minbench.scoring.formats.mask_pngs import MAPS_DIR, write_mask, write_score_map  # the format's writers
 from minbench.trainers.base import BaseTask
 
 def read_mask(path: str | Path, level: int = 0) -> np.ndarray:
@@ -79,13 +80,15 @@ def load_classifier(path: str | Path):
 
 @dataclass
 class SampleMask:
-    """One image's result: its CAM (S x S, [0, 1]), mask at (H, W), predicted and explained classes."""
+    """One image's result: its CAM (S x S, [0, 1]), the CAM upsampled to (H, W) (the score
+    map submitted beside the mask), mask at (H, W), predicted and explained classes."""
 
     sample_id: str
     cam: np.ndarray
     mask: np.ndarray
     pred: int
     targets: list[int]
+    score: np.ndarray | None = None
 
 
 class SegmentationTask(BaseTask):
@@ -166,7 +169,10 @@ class SegmentationTask(BaseTask):
         for sid, cam, (h, w), pred, tgt in zip(sids, out.cams, sizes, preds, out.targets):
             mask = masking.cam_to_mask(cam, (h, w), threshold=hp.threshold, threshold_value=self.threshold_value,
                                        upsample=hp.upsample)
-            results.append(SampleMask(sid, cam, mask, int(pred), list(tgt)))
+            # the map the mask was cut from, submitted beside it (PxAP scores it over every
+            # threshold); the mask stays cam_to_mask's, whose rules and refinements are masking's
+            score = masking.upsample_cam(cam, (h, w), hp.upsample)
+            results.append(SampleMask(sid, cam, mask, int(pred), list(tgt), score))
         return results
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> list[SampleMask]:
@@ -174,7 +180,9 @@ class SegmentationTask(BaseTask):
 
 
 class MaskWriter(BasePredictionWriter):
-    """Writes each predicted mask as ``<sample_id>.png`` (and the CAM as an 8-bit PNG).
+    """Writes each predicted mask as ``<sample_id>.png`` with its score map (the upsampled
+    CAM, 16-bit) as ``maps/<sample_id>.png`` (``mask_pngs``), and the low-resolution CAM as
+    an 8-bit PNG in ``cam_dir``.
 
     Files go to a hidden folder beside ``out_dir`` that is renamed onto it when the whole
     prediction has finished, so an interrupted run never leaves a partial submission.
@@ -196,6 +204,7 @@ class MaskWriter(BasePredictionWriter):
             for folder in filter(None, (self.out_dir, self.cam_dir)):
                 shutil.rmtree(self._partial(folder), ignore_errors=True)
                 self._partial(folder).mkdir(parents=True)
+            (self._partial(self.out_dir) / MAPS_DIR).mkdir()
         trainer.strategy.barrier()
         self.written, self.preds = [], {}
 
@@ -205,6 +214,8 @@ class MaskWriter(BasePredictionWriter):
 
         for r in prediction:
             write_mask(self._partial(self.out_dir) / f"{r.sample_id}.png", r.mask)
+            if r.score is not None:
+                write_score_map(self._partial(self.out_dir), r.sample_id, r.score)
             if self.cam_dir is not None:
                 u8 = np.clip(r.cam * 255.0 + 0.5, 0, 255).astype(np.uint8)
                 Image.fromarray(u8, mode="L").save(self._partial(self.cam_dir) / f"{r.sample_id}.png")

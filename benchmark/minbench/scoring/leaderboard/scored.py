@@ -97,12 +97,14 @@ def record_of(task_id: str, result, *, name: str, method: str, source: str, conf
 
 
 def _floors_if_missing(target: Path, card: TaskCard, dataset: dict, task_data, data_dir) -> list[dict]:
-    """The floor rows of the dataset, unless the board at ``target`` has them already."""
+    """The floor rows of the dataset, unless the board at ``target`` has them already for
+    every metric of the card (a new card version may add metrics)."""
     from minbench.scoring.floors import compute_floors
     from minbench.scoring.score import load_task_data
 
     try:
-        if target.exists() and load_board(target).get("floors"):
+        floors = load_board(target).get("floors") if target.exists() else None
+        if floors and all(m.name in f["metrics"] for f in floors for m in card.metrics):
             return []
     except UserError:
         return []  # the locked update reports the broken board

@@ -90,6 +90,10 @@ def _check_fits(path: Path, board: dict, fresh: dict) -> None:
                         f"leaderboard (its own file: {board_filename(fresh.get('task'), fresh['dataset'], fresh['reference'])})")
 
 
+def _floor_metrics(floors: list[dict] | None) -> set[str]:
+    return {k for f in floors or [] for k in f["metrics"]}
+
+
 def locked_update(path: Path, fresh: dict, update: Update) -> Path:
     """Re-read the board at ``path`` (or ``fresh``) under its lock, let ``update`` change it
     (see ``Update``), and replace it atomically; a failure removes the per-sample files
@@ -98,11 +102,13 @@ def locked_update(path: Path, fresh: dict, update: Update) -> Path:
     with file_lock(path.with_name(f".{path.name}.lock")):
         board = load_board(path) if path.exists() else fresh
         _check_fits(path, board, fresh)
-        if board["reference"]:  # reference boards grow their metric list with their entries
-            known = {m["name"] for m in board["metrics"]}
-            board["metrics"] += [m for m in fresh["metrics"] if m["name"] not in known]
+        # boards grow their metric list: a reference board's with its entries, a scored
+        # board's when a new version of its card adds metrics (older entries show none)
+        known = {m["name"] for m in board["metrics"]}
+        board["metrics"] += [m for m in fresh["metrics"] if m["name"] not in known]
+        if board["reference"]:
             board["headline"] = board["headline"] or fresh["headline"]
-        if not board.get("floors") and fresh.get("floors"):
+        if fresh.get("floors") and not _floor_metrics(fresh["floors"]) <= _floor_metrics(board.get("floors")):
             board["floors"] = fresh["floors"]
         board, write, drop = update(board)
         validate_board(board, where=str(path))
