@@ -8,6 +8,7 @@ from sklearn import metrics as skm
 
 from minbench.cards import get_card
 from minbench.scoring import metrics as M
+from minbench.scoring.average_precision import MAP_LEVELS
 
 
 def _random_ranked(rng, n, num_classes, k, skill=0.5):
@@ -226,7 +227,7 @@ def test_pxap_of_a_per_sample_file_is_exact_for_8_bit_maps(tmp_path):
     from minbench.scoring import samples as S
 
     table = M.segmentation_table(_random_maps(np.random.default_rng(4), 12, bits=8))
-    assert table["px_pos"].shape == (12, M.MAP_LEVELS)
+    assert table["px_pos"].shape == (12, MAP_LEVELS)
     ids = [f"s{i}" for i in range(12)]
     kept = S.from_table("segmentation", ids, table, None)
     (tmp_path / "s.npz").write_bytes(S.to_bytes(kept))

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 from minbench.data.synth import render as R
+from minbench.data.synth import settle as S
 from minbench.data.synth.canvas import BG, MATRIX
 from minbench.data.synth.meshes import SEP_DIRS, place
 from minbench.data.synth.scene import sample_scene
@@ -33,7 +34,7 @@ def scenes():
 def _settled(scene):
     blob = R._blob_polygon(scene, np.zeros(2), 1.0) if scene.matrix else np.zeros((0, 2))
     unit = [place(c.mesh, c.rotation, c.size, c.offset, c.stretch) for c in scene.crystals]
-    R._settle(scene, blob, unit)
+    S.settle(scene, blob, unit)
     return blob, unit
 
 
@@ -41,11 +42,11 @@ def test_crystals_touch_but_do_not_pass_through_each_other(scenes):
     met, moved = 0, 0
     for scene, _ in scenes:
         blob, unit = _settled(scene)
-        ext = [R._rooted(u, 0.0) @ SEP_DIRS.T for u in unit]
-        on = R._on_matrix(blob) if len(blob) else None
+        ext = [S.rooted(u, 0.0) @ SEP_DIRS.T for u in unit]
+        on = S.on_matrix(blob) if len(blob) else None
         for i, c in enumerate(scene.crystals):
             for j in range(i):
-                if R._fused(c) and R._fused(scene.crystals[j]) and c.satellite == scene.crystals[j].satellite:
+                if S.fused(c) and S.fused(scene.crystals[j]) and c.satellite == scene.crystals[j].satellite:
                     continue   # lumps, grains, fibres of one aggregate grow into each other
                 gap = np.maximum(ext[j].min(0) - ext[i].max(0), ext[i].min(0) - ext[j].max(0)).max()
                 assert gap >= -1e-9, (scene.description, i, j)   # some direction separates them

@@ -21,9 +21,11 @@ import cv2
 import numpy as np
 
 from minbench.data.synth.canvas import CRYSTAL, MATRIX, SATELLITE, SHIFT
-from minbench.data.synth.meshes import Placed, hemisphere_dirs, place, separate, visible_faces
-from minbench.data.synth.props import cube_box_edges, cube_outline, draw_cube, draw_label, label_layout
-from minbench.data.synth.scene import CUBE_EDGE_CM, ROCKS, SIZE_ROUND_CM, Scene
+from minbench.data.synth.framing import frame_layout, frame_scales
+from minbench.data.synth.meshes import Placed, place, visible_faces
+from minbench.data.synth.props import cube_outline, draw_cube, draw_label, label_layout
+from minbench.data.synth.scene import ROCKS, SIZE_ROUND_CM, Scene
+from minbench.data.synth.settle import longest_dimension, settle, specimen_points
 from minbench.data.synth.shading import face_colours
 
 
@@ -214,85 +216,6 @@ def draw_crystal(img: np.ndarray, labels: np.ndarray, placed: Placed, colours: n
 
 
 # ---------------------------------------------------------------- the photograph
-def _overlap(a, b, margin: float = 0.0) -> bool:
-    return not (a[2] + margin <= b[0] or b[2] + margin <= a[0] or a[3] + margin <= b[1] or b[3] + margin <= a[1])
-
-
-# Directions for the caliper measurement: the longest extent over 256 directions is within
-# 0.1% of the true diameter of the point set.
-_DIRS = hemisphere_dirs(256)
-
-
-def longest_dimension(points: np.ndarray) -> float:
-    """The longest extent of a 3-D point set over all directions (what calipers measure)."""
-    proj = points @ _DIRS.T
-    return float((proj.max(0) - proj.min(0)).max())
-
-
-def _rooted(u: Placed, front: float) -> np.ndarray:
-    """A body's 3-D points standing on the plane ``front``: rooted a quarter of its depth deep
-    (or lifted onto the bodies below it, ``u.lift``)."""
-    return np.c_[u.xy, u.z - u.z.max() + front + 0.25 * (u.z.max() - u.z.min()) + u.lift]
-
-
-def _specimen_points(scene: Scene, blob: np.ndarray, unit: list[Placed]) -> np.ndarray:
-    """The specimen's 3-D points in matrix-radius units: the matrix outline at its front and back
-    faces, and the crystals' vertices standing on its front face."""
-    half = scene.matrix_depth / 2
-    parts = []
-    if len(blob):
-        parts += [np.c_[blob, np.full(len(blob), -half)], np.c_[blob, np.full(len(blob), half)]]
-    front = -half if len(blob) else 0.0
-    parts += [_rooted(u, front) for u in unit]
-    return np.concatenate(parts)
-
-
-def _fused(c) -> bool:
-    """Bodies of an aggregate that grow into each other: lumps and grains of massive, granular and
-    botryoidal forms, and the fibres of a radiating spray (they share one root)."""
-    return c.mesh.massive or c.mesh.habit == "fibrous"
-
-
-def _on_matrix(blob: np.ndarray):
-    """Whether points lie within ``slack`` of the matrix (the blob is star-shaped about its
-    centre, so its radius by angle says where it ends)."""
-    ang = np.arctan2(blob[:, 1], blob[:, 0])
-    rad = np.hypot(blob[:, 0], blob[:, 1])
-    order = np.argsort(ang, kind="stable")
-    ang, rad = ang[order], rad[order]
-
-    def inside(pts: np.ndarray, slack: float = 0.0) -> np.ndarray:
-        edge = np.interp(np.arctan2(pts[:, 1], pts[:, 0]), ang, rad, period=2 * math.pi)
-        return np.hypot(pts[:, 0], pts[:, 1]) <= edge + slack
-    return inside
-
-
-def _settle(scene: Scene, blob: np.ndarray, unit: list[Placed]) -> None:
-    """Move the crystals (matrix-radius units) so no two of them pass through each other: each
-    touches its neighbours instead, its root kept on the matrix (pushed aside in the picture's
-    plane, or where that would take it off the matrix, lifted onto the crystals below it).
-
-    The specimen's own larger crystals stay where they grew, smaller ones and then the satellites
-    give way; bodies of an aggregate that grow into each other (``_fused``) stay as they are.
-    """
-    crystals = scene.crystals
-    n = len(crystals)
-    if n < 2:
-        return
-    fused = np.array([_fused(c) for c in crystals])
-    sat = np.array([c.satellite for c in crystals])
-    apart = ~(fused[:, None] & fused[None, :] & (sat[:, None] == sat[None, :]))
-    order = np.lexsort((-np.array([c.size for c in crystals]), sat))   # own before satellites, large first
-    bodies = [_rooted(u, 0.0) for u in unit]
-    anchors = np.array([c.offset for c in crystals], float)
-    # rooted: its centre no farther off the matrix than a third of its size (its foot still on it)
-    slack = np.array([c.size for c in crystals]) / 3
-    shift = separate(bodies, order, apart, anchors, slack, _on_matrix(blob) if len(blob) else None)
-    for u, t in zip(unit, shift):
-        u.xy = u.xy + t[:2]
-        u.lift = float(t[2])
-
-
 def _texture(img: np.ndarray, labels: np.ndarray, box, scene: Scene, rng: np.random.Generator) -> None:
     """Striations (fine parallel grooves) or etch pits on the crystal pixels inside ``box``."""
     h, w = labels.shape
@@ -318,9 +241,6 @@ def _texture(img: np.ndarray, labels: np.ndarray, box, scene: Scene, rng: np.ran
     roi[mask] = np.clip(roi[mask].astype(np.float32) * mod[mask][:, None], 0, 255).astype(np.uint8)
 
 
-# The cube's strip: room for its perspective box (``cube_box_edges``) plus, when it stands apart,
-# a gap to the specimen of a margin and 0.4 edge, so the two never touch or blur together.
-MARGIN = 0.04   # of the photo's width, around everything
 
 
 def render(scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, Truth]:
@@ -328,15 +248,15 @@ def render(scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarr
     # 1. the specimen in matrix-radius units, to know its extent and its 3-D size
     blob = _blob_polygon(scene, np.zeros(2), 1.0) if scene.matrix else np.zeros((0, 2))
     unit = [place(c.mesh, c.rotation, c.size, c.offset, c.stretch) for c in scene.crystals]
-    _settle(scene, blob, unit)
+    settle(scene, blob, unit)
     pts = np.concatenate([blob] + [u.xy for u in unit])
     lo, hi = pts.min(0), pts.max(0)
     ex, ey = hi - lo
-    r_cm = scene.size_cm / longest_dimension(_specimen_points(scene, blob, unit))   # cm per unit
-    k, ppc, side, box = _scales(scene, ex, ey, r_cm)
+    r_cm = scene.size_cm / longest_dimension(specimen_points(scene, blob, unit))   # cm per unit
+    k, ppc, side, box = frame_scales(scene, ex, ey, r_cm)
     spec_w, spec_h = ex * k, ey * k
     # 2. where the specimen and the cube go
-    origin, cube_c = _layout(scene, side, box, lo, k, ppc, spec_w, spec_h, rng)
+    origin, cube_c = frame_layout(scene, side, box, lo, k, ppc, spec_w, spec_h, rng)
     for u in unit:
         u.xy = u.xy * k + origin
         u.z = u.z * k
@@ -352,96 +272,6 @@ def render(scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarr
     truth = Truth(bbox=bbox, cube_bbox=cube_box, text_boxes=text_boxes, px_per_cm=float(ppc),
                   size_cm=float(size), mask_pixels=int((labels == CRYSTAL).sum()))
     return img, labels, truth
-
-
-def _cube_gap(scene: Scene) -> float:
-    """The gap between the cube's strip and the specimen, in cube edges (0 when they touch)."""
-    return 0.4 if scene.cube_mode in ("beside", "cut") else 0.0
-
-
-CUBE_SIDES = ("left", "right", "bottom")
-
-
-def _cube_room(scene: Scene, side: str, ex: float, ey: float, e_units: float, box: tuple[float, float]) -> float:
-    """The largest pixels per specimen unit at which the specimen (``ex`` x ``ey`` units) and the
-    cube's strip on ``side`` (an edge of ``e_units`` specimen units, its box ``box`` edges) both fit."""
-    w, h = scene.width, scene.height
-    m = MARGIN * w
-    bw, bh = box
-    gap = _cube_gap(scene)
-    if side in ("left", "right"):
-        return min((w - 3 * m) / (ex + (bw + gap) * e_units), (h - 2 * m) / max(ey, bh * e_units))
-    return min((h - 3 * m) / (ey + (bh + gap) * e_units), (w - 2 * m) / max(ex, bw * e_units))
-
-
-def _scales(scene: Scene, ex: float, ey: float, r_cm: float) -> tuple[float, float, str, tuple[float, float]]:
-    """Pixels per specimen unit (``k``), the cube plane's px/cm (what the cube measures), the
-    side the cube stands on and its box in edges.
-
-    A museum photographer frames each specimen to fill a similar share of the photo whatever its
-    size (``scene.fill`` of the frame inside the margins), and the cube stands beside it at true
-    scale: on the scene's side, or where it has no room there, on the side with the most room.
-    Only where it fits on no side (the smallest specimens, about as large as the cube) is the
-    specimen drawn smaller, as little as needed. The cube's plane is nearer (or farther) than
-    the specimen's: its scale differs by the ratio of the two distances.
-    """
-    w, h = scene.width, scene.height
-    f = w / 2 / math.tan(math.radians(scene.fov_deg) / 2)
-    m = MARGIN * w
-    k_frame = scene.fill * min((w - 2 * m) / ex, (h - 2 * m) / ey)
-    sides = (scene.cube_side,) + tuple(s for s in CUBE_SIDES if s != scene.cube_side)
-    # the cube's box in edges hardly depends on its distance (6% to spare covers that)
-    ratio, box = 1.0, cube_box_edges(scene, k_frame / r_cm)
-    for _ in range(8):   # the ratio depends on the distance, which depends on the scale: settle it
-        k, side, used = k_frame, scene.cube_side, ratio
-        if scene.cube_mode != "absent":
-            e_units = CUBE_EDGE_CM / r_cm * ratio         # cube edge in units of the specimen's plane
-            room = [_cube_room(scene, s, ex, ey, e_units, box) for s in sides]
-            best = room.index(max(room)) if room[0] < k_frame else 0   # ties: the first, as listed
-            k, side = min(k_frame, room[best]), sides[best]
-        d_spec = f * r_cm / k
-        ratio = d_spec / max(0.5 * d_spec, d_spec - scene.depth_cm)
-    # the cube's scale with the ratio its room was measured with, so it fits as planned (the
-    # ratio has settled by now: the specimen's distance is off by a negligible share)
-    return k, k / r_cm * used, side, box
-
-
-def _layout(scene: Scene, side: str, box: tuple[float, float], lo: np.ndarray, k: float, ppc: float,
-            spec_w: float, spec_h: float, rng: np.random.Generator) -> tuple[np.ndarray, list[float]]:
-    """Where the specimen's unit origin and the cube's centre (on ``side``, its box ``box`` edges)
-    go, in pixels."""
-    w, h = scene.width, scene.height
-    m = MARGIN * w
-    bw, bh = box
-    gap = _cube_gap(scene)
-    edge = CUBE_EDGE_CM * ppc
-    cube_w, cube_h = bw * edge, bh * edge
-    # (an absent cube was given no room: its never-drawn centre is still drawn from rng, so that
-    # every photo draws the same numbers, and may lie anywhere)
-    if side == "right":
-        region = (m, m, w - 2 * m - cube_w - gap * edge, h - m)
-        cube_c = [w - m - cube_w / 2, rng.uniform(m + cube_h / 2, max(m + cube_h / 2, h - m - cube_h / 2))]
-    elif side == "left":
-        region = (2 * m + cube_w + gap * edge, m, w - m, h - m)
-        cube_c = [m + cube_w / 2, rng.uniform(m + cube_h / 2, max(m + cube_h / 2, h - m - cube_h / 2))]
-    else:
-        region = (m, m, w - m, h - 2 * m - cube_h - gap * edge)
-        cube_c = [rng.uniform(m + cube_w / 2, max(m + cube_w / 2, w - m - cube_w / 2)), h - m - cube_h / 2]
-    if scene.cube_mode == "absent":   # nothing beside it: the whole frame is the specimen's
-        region = (m, m, w - m, h - m)
-    sx = rng.uniform(region[0], max(region[0], region[2] - spec_w))
-    sy = rng.uniform(region[1], max(region[1], region[3] - spec_h))
-    if scene.cube_mode in ("touching", "occluded"):   # the specimen pushed against the cube's side
-        sx = {"right": max(region[0], region[2] - spec_w), "left": region[0]}.get(side, sx)
-        sy = max(region[1], region[3] - spec_h) if side == "bottom" else sy
-    origin = np.array([sx, sy]) - lo * k
-    axis = 0 if side in ("left", "right") else 1
-    sign = {"right": 1, "left": -1, "bottom": 1}[side]
-    if scene.cube_mode == "occluded":    # slid a third of its width behind the specimen
-        cube_c[axis] -= sign * 0.35 * (cube_w if axis == 0 else cube_h)
-    elif scene.cube_mode == "cut":       # half out of the frame
-        cube_c[axis] += sign * (m + 0.5 * (cube_w if axis == 0 else cube_h))
-    return origin, cube_c
 
 
 def _shadows(scene: Scene, blob_px: np.ndarray, unit: list[Placed], cube: np.ndarray | None, spec_w: float,
@@ -467,7 +297,7 @@ def _shadows(scene: Scene, blob_px: np.ndarray, unit: list[Placed], cube: np.nda
     backdrop = Shadows(cast, 0.05 * spec + 1, contact, 0.012 * spec + 1)
     if not scene.matrix or not unit:
         return backdrop, Shadows()
-    # a crystal stands proud of the matrix by three quarters of its depth (``_rooted``), more if lifted
+    # a crystal stands proud of the matrix by three quarters of its depth (``settle.rooted``), more if lifted
     shifts = [away * 0.3 * (0.75 * float(np.ptp(u.z)) - u.lift) for u in unit]
     sizes = [float(max(np.ptp(u.xy, axis=0))) for u in unit]
     reach = float(np.median([np.hypot(*t) for t in shifts]))
@@ -509,6 +339,11 @@ def _paint(scene: Scene, blob_px: np.ndarray, unit: list[Placed], cube_c, ppc: f
         cube_box = (max(0.0, cube_box[0]), max(0.0, cube_box[1]), min(float(w), cube_box[2]),
                     min(float(h), cube_box[3]))
     return img, labels, cube_box
+
+
+def _overlap(a, b, margin: float = 0.0) -> bool:
+    return not (a[2] + margin <= b[0] or b[2] + margin <= a[0] or a[3] + margin <= b[1] or b[3] + margin <= a[1])
+
 
 
 def _place_label(img: np.ndarray, labels: np.ndarray, scene: Scene, bbox, cube_box,
