@@ -180,7 +180,7 @@ def _check_segmentation(config: dict[str, Any], problems: Problems) -> None:
                   "upsample": masking.UPSAMPLING, "reshape": cams.RESHAPES, "refine": REFINEMENTS}
     for name, known in registries.items():
         value = args.get(name)
-        if value is not None and value not in known:
+        if isinstance(value, str) and value not in known:  # another type: the signature check's
             close = difflib.get_close_matches(str(value), known, n=1, cutoff=0.5)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             problems.add(f"model.init_args.{name}", f"{value!r} is not one of {', '.join(known)}{hint}")

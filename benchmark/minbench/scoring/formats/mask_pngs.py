@@ -176,7 +176,8 @@ def _check_names(path: Path, task_id: str, test_ids: pd.Index, masks: dict, maps
     extra = ids[test_ids.get_indexer(ids) < 0]
     if len(extra):
         raise UserError(f"{path}: {masks[extra[0]].name!r} is not a test sample of task {task_id} "
-                        f"({len(extra)} such masks); submit exactly the test samples")
+                        f"({len(extra)} such masks); submit exactly the test samples (a validation photo "
+                        "is not scored: refused)")
     orphans = [sid for sid in maps if sid not in masks]
     if orphans:
         raise UserError(f"{maps[orphans[0]].name}: a score map without its mask {orphans[0]}.png "
