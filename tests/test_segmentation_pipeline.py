@@ -221,14 +221,28 @@ def test_find_run_checkpoint_prefers_the_default_recipe(tmp_path, tiny_dataset):
     assert find_run_checkpoint("sha256:else", tmp_path / "runs") is None
 
 
-def test_compare_says_when_the_cam_loses():
+def test_compare_says_when_the_cam_loses_by_the_paired_interval():
+    """A CAM ahead of a baseline on every image beats it; one ahead on the mean but not
+    clearly (the paired interval across zero) does NOT; one behind does NOT."""
     from minbench.pipelines.segmentation_baselines import compare
+    from minbench.scoring import metrics as M
 
-    baselines = {"colour": {"metrics": {"miou": 0.5}, "description": "colour saliency"},
-                 "centre": {"metrics": {"miou": 0.1}, "description": "centre prior"}}
-    lines = compare("gradcam", {"miou": 0.3}, baselines, "miou")
-    assert lines[0].startswith("gradcam does NOT beat the colour baseline (miou 0.300 <= 0.500)")
-    assert lines[1].startswith("gradcam beats the centre baseline")
+    truth = np.zeros((8, 8), bool)
+    truth[2:6, 2:6] = True
+
+    def table(hits):  # per image: the true mask (IoU 1) or a quarter of it
+        quarter = np.zeros_like(truth)
+        quarter[2:4, 2:4] = True
+        return M.segmentation_table((truth if h else quarter, truth) for h in hits)
+
+    cam = table([1, 1, 1, 1, 0, 0, 0, 0, 1, 1])
+    baselines = {"colour": {"metrics": {"miou": 1.0}, "table": table([1] * 10)},
+                 "centre": {"metrics": {"miou": 0.25}, "table": table([0] * 10)},
+                 "border": {"metrics": {"miou": 0.625}, "table": table([0, 1, 1, 1, 0, 0, 0, 1, 1, 0])}}
+    lines = compare("gradcam", cam, baselines, get_card("segmentation"))
+    assert lines[0].startswith("gradcam does NOT beat the colour baseline (miou 0.700 vs 1.000, difference -0.300")
+    assert lines[1].startswith("gradcam beats the centre baseline (miou 0.700 vs 0.250")
+    assert lines[2].startswith("gradcam does NOT beat the border baseline (miou 0.700 vs 0.625, difference +0.075")
 
 
 def test_unreadable_images_get_empty_masks(tmp_path):

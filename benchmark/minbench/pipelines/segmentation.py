@@ -20,7 +20,7 @@ One seed:
 4. the scorer scores the folder and the leaderboard entry is added (``ctx.score``);
 5. reference baselines without any classifier (``centre``, ``colour``, ``border``:
    ``minbench.models.saliency_baselines``) are written and scored the same way, and the
-   summary says plainly when the CAM does not beat one of them
+   summary says plainly when the CAM does not beat one of them (by the paired interval)
    (``pipelines.segmentation_baselines``);
 6. ``plots/gallery.png``: image, ground truth, CAM heatmap and mask of the best and worst
    images by IoU.
@@ -93,7 +93,7 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
     baselines = run_baselines(ctx, task_data)
     baseline_seconds = time.perf_counter() - t1
     per_image = scored.per_sample  # the scorer's per-image iou, dice, pixel_accuracy
-    verdicts = compare(hp.cam, metrics, baselines, ctx.card.headline)
+    verdicts = compare(hp.cam, scored.table, baselines, ctx.card)
     gallery = draw_gallery(ctx, task_data, per_image)
     print_comparison(ctx, hp.cam, metrics, cam_result, baselines, verdicts)
 
