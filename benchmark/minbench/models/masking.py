@@ -140,11 +140,11 @@ def threshold_cam(cam: np.ndarray, rule: str = "otsu", value: float | None = Non
     gives an empty mask under every rule.
     """
     value = check_threshold(rule, value)
-    if value is None and is_tuned(rule):
-        raise RuntimeError(f"threshold rule {rule!r}: its level is chosen on the validation part first")
     cam = np.asarray(cam, dtype=np.float32)
     if cam.size == 0 or float(cam.max() - cam.min()) < 1e-6:
         return np.zeros(cam.shape, dtype=bool)
+    if value is None and is_tuned(rule):
+        raise RuntimeError(f"threshold rule {rule!r}: its level is chosen on the validation part first")
     return THRESHOLD_RULES.get(rule)(cam, value)
 
 
