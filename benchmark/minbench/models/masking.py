@@ -30,7 +30,8 @@ UPSAMPLING.add("bicubic", "INTER_CUBIC")
 UPSAMPLING.add("nearest", "INTER_NEAREST")
 
 #: --threshold: rule name -> ``rule(score, value) -> bool mask`` for a non-constant map in
-#: [0, 1]; info: ``default`` (value when none is given), ``bounds``/``bounds_text`` (its range)
+#: [0, 1]; info: ``default`` (value when none is given), ``bounds``/``bounds_text`` (its range),
+#: ``tuned`` (its value is chosen on the validation part, never given)
 THRESHOLD_RULES: Registry = Registry("threshold rule")
 THRESHOLDS = THRESHOLD_RULES  # the name the command line and the recipe checks use
 

@@ -82,11 +82,12 @@ def load_classifier(path: str | Path):
 @dataclass
 class SampleMask:
     """One image's result: its CAM (S x S, [0, 1]), the CAM upsampled to (H, W) (the score
-    map submitted beside the mask), mask at (H, W), predicted and explained classes."""
+    map submitted beside the mask), mask at (H, W) (None before a ``val`` level is chosen),
+    predicted and explained classes."""
 
     sample_id: str
     cam: np.ndarray
-    mask: np.ndarray
+    mask: np.ndarray | None
     pred: int
     targets: list[int]
     score: np.ndarray | None = None
