@@ -153,6 +153,8 @@ class SegmentationTask(BaseTask):
         if masking.is_tuned(hp.threshold) and hp.threshold_value is not None:
             raise UserError(f"model.init_args.threshold_value: --threshold {hp.threshold} chooses its level on "
                             "the validation part; give no value")
+        if masking.is_tuned(hp.threshold) and self.card.validation is None:
+            raise UserError(f"--threshold {hp.threshold}: task {self.card.id} has no validation part (split.validation)")
         refinements.check_refine(hp.refine)
         self.model = self.__dict__.pop("_pending_classifier").eval()
         for p in self.model.parameters():
