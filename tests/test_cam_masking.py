@@ -45,9 +45,9 @@ def test_cam_to_mask_at_the_photo_resolution():
 
 
 def test_rules_and_modes_are_registries_owned_by_masking_only():
-    assert list(masking.THRESHOLD_RULES) == ["otsu", "fixed", "percentile"]
+    assert list(masking.THRESHOLD_RULES) == ["otsu", "fixed", "percentile", "val"]
     assert list(masking.UPSAMPLING) == ["bilinear", "bicubic", "nearest"]
-    assert masking.DEFAULT_THRESHOLD_VALUE == {"otsu": None, "fixed": 0.5, "percentile": 70.0}
+    assert masking.DEFAULT_THRESHOLD_VALUE == {"otsu": None, "fixed": 0.5, "percentile": 70.0, "val": None}
     # one owner: the CAM module does not hand the masking names out a second time
     for name in ("THRESHOLDS", "UPSAMPLING", "cam_to_mask", "check_threshold", "threshold_cam", "otsu_mask"):
         assert not hasattr(cams, name)

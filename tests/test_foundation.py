@@ -83,10 +83,13 @@ def test_cards_own_the_rows_of_each_split(every_split):
     assert not set(zs_train["species"]) & set(zs_test["species"])
     assert len(zs_train) + len(zs_test) == len(df)
     assert list(zs.classes(df)) == sorted(set(zs_test["species"]))
-    for task, column, n in (("segmentation", "segmentation", 3), ("size", "size", 5)):
+    for task, column, n, n_val in (("segmentation", "segmentation", 2, 1), ("size", "size", 5, 0)):
         card = cards.get_card(task)
         assert card.rows(df, "train").empty and not card.has_train
         assert card.rows(df, "test")[column].all() and len(card.rows(df, "test")) == n
+        # the validation part (split.validation) is set apart from the scored rows
+        assert len(card.rows(df, "validation")) == n_val and card.rows(df, "validation")[column].all()
+        assert not set(card.rows(df, "validation").index) & set(card.rows(df, "test").index)
 
 
 def test_cards_refuse_a_manifest_without_the_split(every_split):

@@ -56,6 +56,21 @@ def _garble_text(column: str, text: str) -> str:
     return f"garbled {column}: {text[::-1]}"
 
 
+def _species_shuffle(frame, card, test) -> np.ndarray:
+    """The test rows' species rolled among them; for a card with a validation part (a
+    function of the whole manifest's species, as the zero-shot train split is of the test
+    species) the first roll that keeps that part, so the rows a method sees are the same."""
+    species = frame["species"].to_numpy()
+    validation = card.positions(frame, "validation")
+    for shift in range(1, len(test)):
+        values = species.copy()
+        values[test] = np.roll(species[test], shift)
+        trial = frame.assign(species=values)
+        if (values[test] != species[test]).any() and np.array_equal(card.positions(trial, "validation"), validation):
+            return values[test]
+    raise AssertionError(f"{card.id}: no roll of the test species keeps the validation part")
+
+
 def garbled_copy(src: Path, dst: Path, task: str) -> Path:
     """``src`` with every truth column of ``task``'s test rows garbled (photos linked)."""
     frame = manifest.read_manifest(src)
@@ -70,7 +85,7 @@ def garbled_copy(src: Path, dst: Path, task: str) -> Path:
     for column in card.truth_columns(frame.columns):
         values = out[column].to_numpy().copy()
         if column == "species":  # a shuffle among the test rows keeps the set of classes
-            values[test] = np.roll(values[test], 1)
+            values[test] = _species_shuffle(frame, card, test)
         elif column == "mask_path":  # another file, of the inverted mask
             for p in test:
                 if values[p]:
@@ -199,9 +214,11 @@ def predicted(data: Path, task: str, name: str, extra: list[str], classifier: Pa
 
 RECIPES = sorted(shipped_recipes())
 #: run whole (``minbench run``): the default recipe of each task kind and every recipe with
-#: a task class or data path of its own (the reference rows of the four cues among them)
+#: a task class or data path of its own (the reference rows of the four cues among them), and
+#: the CAM recipes whose threshold is chosen on the validation part (a pass of the run's own)
 WHOLE = {"fewshot-small-cnn", "colour-logistic", "size-cube", "size-extent", "zeroshot-minilm", "clip-vit-b32",
-         "zeroshot-colour-words", "segmentation-gradcam"}
+         "zeroshot-colour-words", "segmentation-gradcam", "segmentation-gradcam-grabcut",
+         "segmentation-gradcam-superpixels"}
 #: the others are checked at their task class and data path (in process, same tiny
 #: settings): a large backbone's classifier (``ClassificationTask``, ``FeatureBaselineTask``,
 #: a tiny network in its place) and the other CAM methods of ``SegmentationTask``: a run of

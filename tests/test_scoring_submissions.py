@@ -333,12 +333,18 @@ def test_mask_in_wrong_format(ds, tmp_path, leaderboards, capsys):
 
 def test_mask_missing_extra_and_not_png(ds, tmp_path, leaderboards, capsys):
     _write_masks(ds, tmp_path / "m")
-    (tmp_path / "m" / "s3.png").unlink()
-    _bad_masks(ds, tmp_path, leaderboards, capsys, tmp_path / "m", "1 test samples have no mask (first: s3.png)")
+    (tmp_path / "m" / "s4.png").unlink()
+    _bad_masks(ds, tmp_path, leaderboards, capsys, tmp_path / "m", "1 test samples have no mask (first: s4.png)")
     _write_masks(ds, tmp_path / "m")
     Image.new("L", (12, 8)).save(tmp_path / "m" / "zz9.png")
     _bad_masks(ds, tmp_path, leaderboards, capsys, tmp_path / "m", "is not a test sample of task segmentation")
     (tmp_path / "m" / "zz9.png").unlink()
+    # s3 is in the card's validation part: not scored, so refused in a submission
+    assert list(get_card("segmentation").rows(read_manifest(ds), "validation")["sample_id"]) == ["s3"]
+    Image.new("L", (12, 8)).save(tmp_path / "m" / "s3.png")
+    _bad_masks(ds, tmp_path, leaderboards, capsys, tmp_path / "m", "s3.png' is not a test sample of task "
+               "segmentation (1 such masks); submit exactly the test samples (a validation photo is not scored")
+    (tmp_path / "m" / "s3.png").unlink()
     (tmp_path / "m" / "notes.txt").write_text("hi")
     _bad_masks(ds, tmp_path, leaderboards, capsys, tmp_path / "m", "'notes.txt' is not a PNG mask")
 
@@ -389,9 +395,9 @@ def _bad_maps(ds, tmp_path, leaderboards, capsys, path, message):
 
 def test_score_map_of_another_size_than_its_mask(ds, tmp_path, leaderboards, capsys):
     _write_masks(ds, tmp_path / "m", maps=16)
-    write_score_map(tmp_path / "m", "s3", np.zeros((8, 11), np.uint16))
+    write_score_map(tmp_path / "m", "s4", np.zeros((8, 11), np.uint16))
     _bad_maps(ds, tmp_path, leaderboards, capsys, tmp_path / "m",
-              f"{tmp_path / 'm' / 'maps' / 's3.png'}: score map is 11x8 but its mask (the image) is 12x8")
+              f"{tmp_path / 'm' / 'maps' / 's4.png'}: score map is 11x8 but its mask (the image) is 12x8")
 
 
 def test_colour_score_map(ds, tmp_path, leaderboards, capsys):
@@ -415,7 +421,7 @@ def test_score_maps_for_some_images_only(ds, tmp_path, leaderboards, capsys):
     _write_masks(ds, tmp_path / "m", maps=16)
     (tmp_path / "m" / "maps" / "s2.png").unlink()
     _bad_maps(ds, tmp_path, leaderboards, capsys, tmp_path / "m",
-              "maps/s2.png is missing: score maps are given for 5 of 6 test samples; give every mask its map, "
+              "maps/s2.png is missing: score maps are given for 4 of 5 test samples; give every mask its map, "
               "or no maps at all")
 
 

@@ -11,6 +11,7 @@ import torch
 import yaml
 from PIL import Image
 
+from minbench.cards import get_card
 from minbench.errors import UserError
 
 
@@ -62,9 +63,17 @@ def test_run_finds_a_fewshot_run_and_writes_everything(tiny_dataset, tmp_path, m
     # The classifier's training size (48 px) from its run config; the deepest stage with
     # >= 7 x 7 cells there is layer1 (12 x 12).
     assert status["cam"]["image_size"] == 48 and status["cam"]["target_layers"] == ["layer1"]
-    rows = read_manifest(tiny_dataset)
-    rows = rows[rows["segmentation"]]
-    for r in rows.itertuples():  # the submission: one PNG per image, at the image's size
+    manifest, card = read_manifest(tiny_dataset), get_card("segmentation")
+    rows = card.rows(manifest, "test")
+    # the validation part: its maps tuned nothing (otsu) but its figures are the scorer's,
+    # in validation.json; none of its photos is in the submission
+    validation = json.loads((seed / "validation.json").read_text())
+    val_ids = set(manifest["sample_id"].iloc[card.positions(manifest, "validation")])
+    assert set(validation["sample_ids"]) == val_ids and validation["n_images"] == len(val_ids) > 0
+    assert set(validation["metrics"]) == {"miou", "dice", "pixel_accuracy", "pxap", "mean_ap"}
+    assert status["validation"]["metrics"] == pytest.approx(validation["metrics"])
+    assert not any((seed / "predictions" / f"{sid}.png").exists() for sid in val_ids)
+    for r in rows.itertuples():  # the submission: one PNG per test image, at the image's size
         with Image.open(seed / "predictions" / f"{r.sample_id}.png") as im:
             assert im.size == (r.width, r.height) and im.mode == "L"
         # beside each mask its score map: the CAM upsampled to the image, 16-bit; and every
@@ -181,7 +190,7 @@ def test_given_classifier_and_options(tiny_dataset, tmp_path, monkeypatch, leade
     assert status["classifier"]["source"] == "given"
     assert status["cam"] == {"method": "gradcam++", "target": "predicted", "top_k": 3, "target_layers": ["layer3"],
                              "threshold": "percentile", "threshold_value": 70.0, "upsample": "bilinear",
-                             "image_size": 40}
+                             "refine": "none", "image_size": 40}
     assert not leaderboards.exists()
 
 
@@ -212,14 +221,28 @@ def test_find_run_checkpoint_prefers_the_default_recipe(tmp_path, tiny_dataset):
     assert find_run_checkpoint("sha256:else", tmp_path / "runs") is None
 
 
-def test_compare_says_when_the_cam_loses():
+def test_compare_says_when_the_cam_loses_by_the_paired_interval():
+    """A CAM ahead of a baseline on every image beats it; one ahead on the mean but not
+    clearly (the paired interval across zero) does NOT; one behind does NOT."""
     from minbench.pipelines.segmentation_baselines import compare
+    from minbench.scoring import metrics as M
 
-    baselines = {"colour": {"metrics": {"miou": 0.5}, "description": "colour saliency"},
-                 "centre": {"metrics": {"miou": 0.1}, "description": "centre prior"}}
-    lines = compare("gradcam", {"miou": 0.3}, baselines, "miou")
-    assert lines[0].startswith("gradcam does NOT beat the colour baseline (miou 0.300 <= 0.500)")
-    assert lines[1].startswith("gradcam beats the centre baseline")
+    truth = np.zeros((8, 8), bool)
+    truth[2:6, 2:6] = True
+
+    def table(hits):  # per image: the true mask (IoU 1) or a quarter of it
+        quarter = np.zeros_like(truth)
+        quarter[2:4, 2:4] = True
+        return M.segmentation_table((truth if h else quarter, truth) for h in hits)
+
+    cam = table([1, 1, 1, 1, 0, 0, 0, 0, 1, 1])
+    baselines = {"colour": {"metrics": {"miou": 1.0}, "table": table([1] * 10)},
+                 "centre": {"metrics": {"miou": 0.25}, "table": table([0] * 10)},
+                 "border": {"metrics": {"miou": 0.625}, "table": table([0, 1, 1, 1, 0, 0, 0, 1, 1, 0])}}
+    lines = compare("gradcam", cam, baselines, get_card("segmentation"))
+    assert lines[0].startswith("gradcam does NOT beat the colour baseline (miou 0.700 vs 1.000, difference -0.300")
+    assert lines[1].startswith("gradcam beats the centre baseline (miou 0.700 vs 0.250")
+    assert lines[2].startswith("gradcam does NOT beat the border baseline (miou 0.700 vs 0.625, difference +0.075")
 
 
 def test_unreadable_images_get_empty_masks(tmp_path):
@@ -278,6 +301,8 @@ def test_every_segmentation_recipe_writes_a_score_map_per_mask(tiny_dataset, tmp
                          seed=0, image_size=32, classes=list(classes), augment=False, num_workers=0)
         model = instantiate(config["model"], "model", SegmentationTask, **{**config["model"]["init_args"],
                             "classifier": net, "classes": classes, "image_size": 32, "task": "segmentation"})
+        if model.threshold_value is None and model.hparams.threshold == "val":
+            model.threshold_value = 0.5  # what the run chooses on the validation part first
         out = tmp_path / name
         trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
                             enable_model_summary=False, callbacks=[MaskWriter(out)])

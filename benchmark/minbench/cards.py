@@ -18,13 +18,21 @@ Splits, by the card's ``kind`` (``split.column`` is the manifest column):
   NOT among the test rows' species (the disjoint classes a zero-shot method may learn on);
 - ``segmentation``, ``size``: test only (``column == split.test``); train is empty.
 
+A test-only card may carve a **validation part** out of its test rows (``split.validation:
+{share: 0.2, seed: 0, stratify: species}``, ``ValidationSpec``): per species (sorted), the
+rows ranked by numpy's seeded ``Generator`` and the first ``round(share * n)`` of the running
+total taken (``validation_positions``); ``positions(..., "test")`` is the rest, the part the
+scorer scores. A public dataset sealed for the task blanks the species of exactly its test
+rows, so there the validation part is read back as the rows that kept theirs.
+
 What a method may read (the sealed protocol), by the card's ``inputs``: of every row the
 photo and ``ALWAYS_PUBLIC`` (its id, file, pixel size, origin) and which task sets it belongs
 to (every card's split column); of a training row also ``inputs.train`` (its labels and
 texts); of a test row also ``inputs.test`` (what the release gives beside a photo that is not
 the answer: for ``size`` the release's detector boxes); of a row in neither split (a
 calibration row, ``calibration_positions``: for ``size`` every row outside its test split)
-also ``inputs.calibration`` (for ``size`` the recorded ``size_cm``: calibration data).
+also ``inputs.calibration``; of a validation row ``inputs.validation`` (for ``segmentation``
+its mask: a method may choose a few scalars on it) (for ``size`` the recorded ``size_cm``: calibration data).
 Every other column of a test row (species, description, collection, variety, masks, boxes,
 sizes, scales, and any column a later manifest adds) is truth, read by the scorer only
 (``public_columns``, ``truth_columns``). A zero-shot card's ``inputs.candidates: true``
@@ -57,9 +65,9 @@ FRACTION_KINDS = ("topk_accuracy", "macro_recall", "mean_iou", "dice", "pixel_ac
 DEFAULT_MAX_RANKS = 10
 #: kinds whose tasks have a train split (the others are test-only)
 TRAINABLE_KINDS = ("classification", "zeroshot")
-SPLITS = ("train", "test")
-#: what a row is to a task, for what a method may read of it: a train row, a test row, or
-#: a row in neither split (``calibration``)
+SPLITS = ("train", "validation", "test")
+#: what a row is to a task, for what a method may read of it: a train, validation or test
+#: row, or a row in none of them (``calibration``)
 ROW_ROLES = (*SPLITS, "calibration")
 #: columns of every row a method may read, whatever the task: the photo's id, file, pixel
 #: size and origin (the split membership columns of every card are public too)
@@ -89,6 +97,16 @@ def is_fraction_name(name: str) -> bool:
 
 
 @dataclass(frozen=True)
+class ValidationSpec:
+    """``split.validation``: the share of a test-only task's rows set apart for choosing a
+    few scalars, the seed of its draw and the column it is stratified by."""
+
+    share: float
+    seed: int = 0
+    stratify: str = "species"
+
+
+@dataclass(frozen=True)
 class TaskCard:
     id: str
     title: str
@@ -111,6 +129,9 @@ class TaskCard:
     calibration_inputs: tuple[str, ...] = ()
     #: a zero-shot task's candidate names are public (``classes``); which photo is which is not
     public_candidates: bool = False
+    #: ... and of a validation row (``validation``: the part of the test rows set apart)
+    validation_inputs: tuple[str, ...] = ()
+    validation: ValidationSpec | None = None
 
     @property
     def headline_metric(self) -> MetricSpec:
@@ -153,6 +174,7 @@ class TaskCard:
             raise ValueError(f"split {split!r} is not one of {', '.join(ROW_ROLES)}")
         membership = tuple(dict.fromkeys(c.split_column for c in all_cards().values()))
         extra = {"train": self.train_inputs, "test": self.test_inputs,
+                 "validation": self.test_inputs + self.validation_inputs,
                  "calibration": self.test_inputs + self.calibration_inputs}[split]
         return tuple(dict.fromkeys(ALWAYS_PUBLIC + membership + extra))
 
@@ -169,7 +191,7 @@ class TaskCard:
         return manifest[self.split_column]
 
     def positions(self, manifest, split: str, where: str = "manifest", *, allow_empty: bool = False) -> np.ndarray:
-        """0-based positions of the ``split`` (``train`` or ``test``) rows of ``manifest``,
+        """0-based positions of the ``split`` (``train``, ``validation`` or ``test``) rows of ``manifest``,
         in manifest order (the rule of each kind: the module docstring). The one rule of
         split membership: the data module, the scorer, ``data check``, ``data prepare`` and
         the generator's statistics all ask it.
@@ -181,8 +203,12 @@ class TaskCard:
             raise ValueError(f"split {split!r} is not one of {', '.join(SPLITS)}")
         column = self._split_column(manifest, where)
         is_test = (column == self.test_value).to_numpy()
-        if split == "test":
-            found = np.flatnonzero(is_test)
+        if split != "train":
+            candidates = np.flatnonzero(is_test)
+            validation = self._validation(manifest, candidates)
+            if split == "validation":
+                return validation
+            found = np.setdiff1d(candidates, validation)
             if not len(found) and not allow_empty:
                 raise UserError(f"{where}: no test rows for task {self.id} (column {self.split_column} "
                                 f"== {self.test_value!r})")
@@ -194,9 +220,30 @@ class TaskCard:
             return np.flatnonzero(~np.isin(species, np.unique(species[is_test])))
         return np.array([], np.int64)
 
+    def _validation(self, manifest, candidates: np.ndarray) -> np.ndarray:
+        """The validation part of the rows at ``candidates`` (``split.validation``'s rule)."""
+        spec = self.validation
+        if spec is None or not len(candidates):
+            return np.array([], np.int64)
+        if spec.stratify not in manifest.columns:
+            raise UserError(f"{self.path}: split.validation.stratify: the manifest has no column {spec.stratify!r}")
+        strata = manifest[spec.stratify].to_numpy()[candidates].astype(str)
+        kept = strata != ""
+        if not kept.all():  # a public dataset: its seal blanked the test rows, kept the validation rows
+            return candidates[kept]
+        keys = np.random.default_rng([spec.seed, 0x5E6]).random(len(candidates))
+        chosen, done = [], 0
+        for label in sorted(set(strata.tolist())):
+            members = candidates[strata == label]
+            members = members[np.argsort(keys[strata == label], kind="stable")]
+            take = int(np.floor((done + len(members)) * spec.share + 0.5) - np.floor(done * spec.share + 0.5))
+            chosen.extend(members[:take].tolist())
+            done += len(members)
+        return np.sort(np.asarray(chosen, np.int64))
+
     def calibration_positions(self, manifest, where: str = "manifest") -> np.ndarray:
-        """0-based positions of the rows in neither the train nor the test split (for a
-        test-only task, every row outside its test split), in manifest order: the rows whose
+        """0-based positions of the rows in none of the train, validation and test splits (for
+        a test-only task, every row outside its test split), in manifest order: the rows whose
         ``inputs.calibration`` columns a method may read (``scoring.floors.median_size``
         takes its median over them too)."""
         taken = np.zeros(len(manifest), bool)
@@ -269,8 +316,25 @@ def _parse(raw: Any, path: Path) -> TaskCard:
         metrics=tuple(specs), headline=headline, submission_format=fmt,
         max_ranks=max_ranks, abstain=bool(sub.get("abstain", False)), path=path,
         train_inputs=inputs["train"], test_inputs=inputs["test"], calibration_inputs=inputs["calibration"],
-        public_candidates=public_candidates,
+        public_candidates=public_candidates, validation_inputs=inputs["validation"],
+        validation=_validation_spec(split.get("validation"), kind, path),
     )
+
+
+def _validation_spec(raw: Any, kind: str, path: Path) -> ValidationSpec | None:
+    """``split.validation``: ``{share, seed, stratify}`` of a test-only card, or none."""
+    if raw is None:
+        return None
+    if kind in TRAINABLE_KINDS:
+        raise UserError(f"{path}: split.validation: a {kind} task carves its validation rows from its train split")
+    if not isinstance(raw, dict) or set(raw) - {"share", "seed", "stratify"}:
+        raise UserError(f"{path}: split.validation must be a mapping of share, seed and stratify")
+    share, seed = raw.get("share"), raw.get("seed", 0)
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share < 1:
+        raise UserError(f"{path}: split.validation.share {share!r} must be a number above 0 and below 1")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise UserError(f"{path}: split.validation.seed {seed!r} must be a non-negative integer")
+    return ValidationSpec(float(share), seed, str(raw.get("stratify", "species")))
 
 
 def _inputs(raw: Any, kind: str, path: Path) -> tuple[dict[str, tuple[str, ...]], bool]:

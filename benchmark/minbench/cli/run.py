@@ -19,6 +19,7 @@ from minbench.cli.common import add_verbosity_flags
 def register(sub) -> None:
     from minbench.cards import all_cards
     from minbench.models import cam as cams, masking
+    from minbench.models.refine import REFINEMENTS
     from minbench.recipes import shipped_recipes
 
     tasks = ", ".join(all_cards())
@@ -56,6 +57,8 @@ def register(sub) -> None:
     cam.add_argument("--threshold", default=None, help=f"CAM -> mask rule ({', '.join(masking.THRESHOLDS)})")
     cam.add_argument("--threshold-value", type=float, default=None,
                      help="level of --threshold fixed (0-1) or percentile (0-100)")
+    cam.add_argument("--refine", default=None,
+                     help=f"refine the CAM by the photo before the threshold ({', '.join(REFINEMENTS)})")
     cam.add_argument("--upsample", default=None, help=f"CAM -> photo resolution ({', '.join(masking.UPSAMPLING)})")
     p.add_argument("--logger", default=None, help="metrics logger: csv or wandb (default: csv)")
     hw = p.add_argument_group("hardware (see README: multi-GPU and multi-node)")

@@ -162,7 +162,8 @@ class MineralDataModule(L.LightningDataModule):
         self.frame = seal_frame(manifest, self.card, keep=train)
         self.cache = ImageCache(self.dataset_dir, self.frame, self.image_size, root=self.cache_root,
                                 max_pixels=self.max_pixels, fingerprint_=fingerprint(manifest))
-        self._carve_and_limit(train, self.card.positions(manifest, "test", where=str(self.dataset_dir)))
+        self._carve_and_limit(train, self.card.positions(manifest, "test", where=str(self.dataset_dir)),
+                              self.card.positions(manifest, "validation"))
         self._loaded = True
 
     def _make_splits(self, manifest: pd.DataFrame) -> np.ndarray:
@@ -193,8 +194,10 @@ class MineralDataModule(L.LightningDataModule):
         self.candidates = candidate_names(self.dataset_dir, card, manifest) if card.public_candidates else ()
         return train
 
-    def _carve_and_limit(self, train: np.ndarray, test: np.ndarray) -> None:
+    def _carve_and_limit(self, train: np.ndarray, test: np.ndarray, validation: np.ndarray) -> None:
         train, val = self._carve_val(train)
+        if self.card.validation is not None:  # a test-only card's validation part: the card's rule
+            val = validation
         self.positions = {"train": self._apply_limit(train, 1), "val": self._apply_limit(val, 2),
                           "test": self._apply_limit(test, 3)}  # test: no labels, a random pick
 
@@ -238,6 +241,8 @@ class MineralDataModule(L.LightningDataModule):
     # ---- Lightning hooks -------------------------------------------------------------------
     def _needed(self, stage: str | None) -> list[str]:
         test_only = not self.card.has_train
+        if stage == "validate" and self.card.validation is not None:
+            return ["val"]  # a test-only card's validation part (its masks are public)
         if stage in ("fit", "validate") and test_only:
             raise UserError(f"--task {self.task}: a test-only task has no training split; "
                             f"it cannot be used to {stage} (train a classifier on a few-shot task)")
@@ -334,8 +339,12 @@ class MineralDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader(self._dataset("test"))
 
+    #: the split ``predict`` serves: ``test``, or ``val`` (a test-only card's validation part,
+    #: whose maps a segmentation run tunes its threshold on before it predicts the test rows)
+    predict_split = "test"
+
     def predict_dataloader(self) -> DataLoader:
-        return self._loader(self._dataset("test"))
+        return self._loader(self._dataset(self.predict_split))
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         trainer = self.trainer

@@ -218,8 +218,9 @@ def truth_fingerprint(folder: str | Path, df: pd.DataFrame, class_texts: dict | 
     table = df[list(TRUTH_COLUMNS)].copy()
     table["size_cm"] = [f"{v:.4f}" if np.isfinite(v) else "" for v in table["size_cm"].to_numpy(np.float64)]
     h.update(table.to_csv(index=False, lineterminator="\n").encode("utf-8"))
-    scored = sorted({int(i) for card in cards_of_kind("segmentation")
-                     for i in card.positions(df, "test", allow_empty=True)})
+    # the whole segmentation set, its validation part too: the truth, whichever part a card scores
+    scored = sorted({int(i) for card in cards_of_kind("segmentation") for split in ("validation", "test")
+                     for i in card.positions(df, split, allow_empty=True)})
     for row in df.iloc[scored].itertuples(index=False):
         if not row.mask_path:  # a public dataset's sealed row: its mask is in the truth bundle
             continue

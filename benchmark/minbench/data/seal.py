@@ -41,11 +41,15 @@ def seal_frame(frame: pd.DataFrame, card, keep: Iterable[int] = ()) -> pd.DataFr
     """``frame`` as a method of ``card``'s task may see it: the rows at ``keep`` (its
     training rows) keep the columns ``card.public_columns("train")`` names, its calibration
     rows (``card.calibration_positions``, outside ``keep``) ``card.public_columns("calibration")``'s,
+    its validation rows (``card.positions(frame, "validation")``) ``card.public_columns("validation")``'s,
     every other row only ``card.public_columns("test")``'s; every other column is blanked."""
     keep = np.asarray(list(keep), np.int64)
     others = np.setdiff1d(np.arange(len(frame)), keep)
     calibration = np.intersect1d(others, card.calibration_positions(frame))
-    out = blank_rows(frame, np.setdiff1d(others, calibration), card.truth_columns(frame.columns, "test"))
+    validation = np.intersect1d(others, card.positions(frame, "validation"))
+    test = np.setdiff1d(others, np.union1d(calibration, validation))
+    out = blank_rows(frame, test, card.truth_columns(frame.columns, "test"))
+    out = blank_rows(out, validation, card.truth_columns(frame.columns, "validation"))
     out = blank_rows(out, calibration, card.truth_columns(frame.columns, "calibration"))
     return blank_rows(out, keep, card.truth_columns(frame.columns, "train"))
 

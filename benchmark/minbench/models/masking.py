@@ -6,7 +6,10 @@ resolution in two steps, each chosen by name from a registry:
 - ``UPSAMPLING`` (``--upsample``): how the map is resized to the photo's H x W;
 - ``THRESHOLD_RULES`` (``--threshold``, ``--threshold-value``): how the resized map is cut.
 
-A new rule (a refinement such as GrabCut) registers itself in ``THRESHOLD_RULES`` with
+``val`` is the one rule whose level is chosen beforehand: the CAM level of ``VAL_GRID``
+that maximises the mIoU on the task's validation part (``choose_val_level``, by the
+scorer's functions); the refinements (GrabCut, superpixels) are ``minbench.models.refine``'s.
+A new rule registers itself in ``THRESHOLD_RULES`` with
 ``THRESHOLD_RULES.register(name, default=..., bounds=..., bounds_text=...)``; the command
 line, the recipe checks and ``cam_to_mask`` read the registry. The CAM methods live in
 ``minbench.models.cam``; the saliency baselines (``minbench.models.saliency_baselines``)
@@ -27,7 +30,8 @@ UPSAMPLING.add("bicubic", "INTER_CUBIC")
 UPSAMPLING.add("nearest", "INTER_NEAREST")
 
 #: --threshold: rule name -> ``rule(score, value) -> bool mask`` for a non-constant map in
-#: [0, 1]; info: ``default`` (value when none is given), ``bounds``/``bounds_text`` (its range)
+#: [0, 1]; info: ``default`` (value when none is given), ``bounds``/``bounds_text`` (its range),
+#: ``tuned`` (its value is chosen on the validation part, never given)
 THRESHOLD_RULES: Registry = Registry("threshold rule")
 THRESHOLDS = THRESHOLD_RULES  # the name the command line and the recipe checks use
 
@@ -65,6 +69,37 @@ def _percentile_rule(score: np.ndarray, value: float) -> np.ndarray:
     return score >= np.percentile(score, value)
 
 
+@THRESHOLD_RULES.register("val", default=None, bounds=(0.0, 1.0), tuned=True,
+                          bounds_text="the val threshold is a CAM level in [0, 1]")
+def _val_rule(score: np.ndarray, value: float) -> np.ndarray:
+    """Map >= the level chosen on the validation part (``choose_val_level``)."""
+    return score >= value
+
+
+#: the CAM levels ``val`` searches
+VAL_GRID = tuple(round(x, 3) for x in np.linspace(0.05, 0.95, 19))
+
+
+def is_tuned(rule: str) -> bool:
+    """Whether ``rule``'s level is chosen on the validation part (no --threshold-value)."""
+    return bool(THRESHOLD_RULES.info(rule).get("tuned"))
+
+
+def choose_val_level(card, scores, truths, grid=VAL_GRID) -> tuple[float, dict[float, float]]:
+    """The level of ``grid`` whose masks (score >= level) maximise the card's headline
+    (mIoU) on the validation pairs (``scores``: maps in [0, 1], ``truths``: bool masks),
+    computed by the scorer's functions; the first of equals (lowest level). Returns (level,
+    {level: headline})."""
+    from minbench.scoring import metrics as M
+
+    if not len(scores):
+        raise UserError(f"--threshold val: task {card.id} has no validation photos to choose a level on")
+    sign = 1.0 if card.headline_metric.higher_is_better else -1.0
+    curve = {float(level): M.evaluate(card, M.segmentation_table(
+        (s >= level, t) for s, t in zip(scores, truths)))[card.headline] for level in grid}
+    return max(curve, key=lambda level: (sign * curve[level], -level)), curve
+
+
 #: rule -> its value when none is given
 DEFAULT_THRESHOLD_VALUE = {name: THRESHOLD_RULES.info(name)["default"] for name in THRESHOLD_RULES}
 
@@ -75,7 +110,8 @@ def check_upsample(mode: str) -> str:
 
 
 def check_threshold(rule: str, value: float | None) -> float | None:
-    """Validate a threshold rule and its value; returns the value to use."""
+    """Validate a threshold rule and its value; returns the value to use (None: ``otsu``,
+    or ``val`` before its level is chosen)."""
     THRESHOLD_RULES.get(rule, what=f"--threshold {rule!r}")
     info = THRESHOLD_RULES.info(rule)
     if value is None:
@@ -100,7 +136,7 @@ def upsample_cam(cam: np.ndarray, size: tuple[int, int], mode: str = "bilinear")
 def threshold_cam(cam: np.ndarray, rule: str = "otsu", value: float | None = None) -> np.ndarray:
     """A map in [0, 1] to a bool mask by the threshold rule ``rule`` (``THRESHOLD_RULES``).
 
-    ``otsu``: Otsu's level on the map's 256-bin histogram; ``fixed``: map >= value;
+    ``otsu``: Otsu's level on the map's 256-bin histogram; ``fixed``, ``val``: map >= value;
     ``percentile``: map >= its value-th percentile. A constant map (no evidence anywhere)
     gives an empty mask under every rule.
     """
@@ -108,6 +144,8 @@ def threshold_cam(cam: np.ndarray, rule: str = "otsu", value: float | None = Non
     cam = np.asarray(cam, dtype=np.float32)
     if cam.size == 0 or float(cam.max() - cam.min()) < 1e-6:
         return np.zeros(cam.shape, dtype=bool)
+    if value is None and is_tuned(rule):
+        raise RuntimeError(f"threshold rule {rule!r}: its level is chosen on the validation part first")
     return THRESHOLD_RULES.get(rule)(cam, value)
 
 

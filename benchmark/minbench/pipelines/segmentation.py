@@ -8,17 +8,21 @@ One seed:
    ``$MINBENCH_HOME/classifiers/``); else it trains the few-shot default recipe on
    ``fewshot-10`` now (a few epochs at 64 px on a CPU) and caches it
    (``pipelines.segmentation_classifier``);
-2. CAMs of the segmentation images (``SegmentationTask``; the data module resizes each
-   photo whole to the classifier's input size), upsampled to the photo's resolution and
+2. the validation part (the card's ``split.validation``, whose masks are public): its CAMs
+   (refined by ``--refine``, upsampled), the ``val`` level chosen on its masks when the
+   rule is ``val``, and its metrics by the scorer's functions: ``validation.json`` (what a
+   recipe is chosen by; never the test figures);
+3. CAMs of the test images (``SegmentationTask``; the data module resizes each
+   photo whole to the classifier's input size), refined, upsampled to the photo's resolution and
    thresholded: ``predictions/<sample_id>.png`` (the submission), with the upsampled CAM as
    its score map (``predictions/maps/<sample_id>.png``, 16-bit: PxAP scores it over every
    threshold), and ``cams/`` (8-bit CAMs at the classifier's resolution);
-3. the scorer scores the folder and the leaderboard entry is added (``ctx.score``);
-4. reference baselines without any classifier (``centre``, ``colour``, ``border``:
+4. the scorer scores the folder and the leaderboard entry is added (``ctx.score``);
+5. reference baselines without any classifier (``centre``, ``colour``, ``border``:
    ``minbench.models.saliency_baselines``) are written and scored the same way, and the
-   summary says plainly when the CAM does not beat one of them
+   summary says plainly when the CAM does not beat one of them (by the paired interval)
    (``pipelines.segmentation_baselines``);
-5. ``plots/gallery.png``: image, ground truth, CAM heatmap and mask of the best and worst
+6. ``plots/gallery.png``: image, ground truth, CAM heatmap and mask of the best and worst
    images by IoU.
 """
 
@@ -34,6 +38,7 @@ from minbench.pipelines.kinds import PIPELINES
 PREDICTIONS_DIR = "predictions"
 CAMS_DIR = "cams"
 GALLERY_FILE = "plots/gallery.png"
+VALIDATION_FILE = "validation.json"
 FALLBACK_IMAGE_SIZE = 224
 
 
@@ -62,6 +67,7 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
     dm.setup("predict")
     model = instantiate(ctx.config["model"], "model", SegmentationTask, classifier=net, classes=classes,
                         image_size=image_size, task=ctx.card.id)
+    validation = run_validation(ctx, dm, model)
     writer = MaskWriter(ctx.dir / PREDICTIONS_DIR, cam_dir=ctx.dir / CAMS_DIR)
     trainer = build_trainer(ctx, monitor=None, callbacks=[writer])
     t0 = time.perf_counter()
@@ -76,8 +82,9 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
     filled = fill_missing_masks(ctx.dir / PREDICTIONS_DIR, ctx.card.rows(dm.frame, "test"))
     task_data = truth_after_submission(ctx.card.id, ctx.dir / PREDICTIONS_DIR, ctx.data_dir)
     hp = model.hparams
-    cam_label = describe_cam(hp, model.extractor.layer_names)
-    scored = ctx.score(ctx.dir / PREDICTIONS_DIR, name=f"{hp.cam}/{ref.recipe}",
+    cam_label = describe_cam(hp, model.extractor.layer_names, model.threshold_value)
+    refined = f"+{hp.refine}" if hp.refine != "none" else ""
+    scored = ctx.score(ctx.dir / PREDICTIONS_DIR, name=f"{hp.cam}{refined}/{ref.recipe}",
                        method=f"{cam_label} of {ref.recipe} ({ref.task or 'classifier'})",
                        resolved={"classifier": ref.identity})
     metrics, cam_result = dict(scored.metrics), {"ci": scored.ci}
@@ -86,7 +93,7 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
     baselines = run_baselines(ctx, task_data)
     baseline_seconds = time.perf_counter() - t1
     per_image = scored.per_sample  # the scorer's per-image iou, dice, pixel_accuracy
-    verdicts = compare(hp.cam, metrics, baselines, ctx.card.headline)
+    verdicts = compare(hp.cam, scored.table, baselines, ctx.card)
     gallery = draw_gallery(ctx, task_data, per_image)
     print_comparison(ctx, hp.cam, metrics, cam_result, baselines, verdicts)
 
@@ -98,7 +105,9 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
         "metrics": all_metrics,
         "cam": {"method": hp.cam, "target": hp.cam_target, "top_k": hp.top_k,
                 "target_layers": model.extractor.layer_names, "threshold": hp.threshold,
-                "threshold_value": model.threshold_value, "upsample": hp.upsample, "image_size": image_size},
+                "threshold_value": model.threshold_value, "upsample": hp.upsample, "refine": hp.refine,
+                "image_size": image_size},
+        "validation": validation,
         "classifier": {"checkpoint": str(ref.checkpoint), "source": ref.source, "recipe": ref.recipe,
                        "task": ref.task, "num_classes": len(classes), "identity": ref.identity},
         "baselines": {k: {"metrics": v["metrics"], "ci": v["ci"], "description": v["description"]}
@@ -112,10 +121,48 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
     }
 
 
-def describe_cam(hp, layers) -> str:
-    rule = hp.threshold if hp.threshold == "otsu" else f"{hp.threshold} {hp.threshold_value}"
+def describe_cam(hp, layers, value=None) -> str:
+    """The CAM, its layers, target, refinement and threshold, in words (``value``: the
+    level in use, e.g. the one ``val`` chose)."""
+    value = hp.threshold_value if value is None else value
+    rule = hp.threshold if value is None else f"{hp.threshold} {value:g}"
     target = f"top-{hp.top_k} classes" if hp.cam_target == "topk" else f"{hp.cam_target} class"
-    return f"{hp.cam} ({','.join(layers)}, {target}, {rule} threshold)"
+    refined = f", {hp.refine} refinement" if getattr(hp, "refine", "none") != "none" else ""
+    return f"{hp.cam} ({','.join(layers)}, {target}{refined}, {rule} threshold)"
+
+
+def run_validation(ctx: SeedContext, dm, model) -> dict[str, Any] | None:
+    """The validation part: the model's maps of its photos, the ``val`` level chosen on
+    their public masks (``SegmentationTask.tune``), and the metrics of the masks then cut,
+    by the scorer's ``score_table``: ``validation.json`` (None when the card has no part)."""
+    from minbench.io import write_json_atomic
+    from minbench.models.masking import threshold_cam
+    from minbench.pipelines.lightning_setup import build_trainer
+    from minbench.scoring import metrics as M
+    from minbench.scoring.formats.mask_pngs import load_true_mask, quantise_score_map
+    from minbench.scoring.score import score_table
+
+    if ctx.card.validation is None:
+        return None
+    dm.setup("validate")
+    dm.predict_split = "val"
+    try:
+        batches = build_trainer(ctx, monitor=None, callbacks=[]).predict(model, datamodule=dm)
+    finally:
+        dm.predict_split = "test"
+    results = [r for batch in batches or () for r in batch]
+    rows = dm.frame_of("val").set_index("sample_id", drop=False)
+    truths = [load_true_mask(dm.dataset_dir, rows.loc[r.sample_id]) for r in results]
+    scores = [r.score for r in results]
+    chosen = model.tune(scores, truths)
+    hp = model.hparams
+    masks = [threshold_cam(s, hp.threshold, model.threshold_value) for s in scores]
+    values, ci = score_table(ctx.card, M.segmentation_table(zip(masks, truths, map(quantise_score_map, scores))))
+    record = {"n_images": len(results), "metrics": values, "ci": ci, "threshold": hp.threshold,
+              "threshold_value": model.threshold_value, "refine": hp.refine, **chosen,
+              "sample_ids": [r.sample_id for r in results]}
+    write_json_atomic(ctx.dir / VALIDATION_FILE, record)
+    return record
 
 
 def fill_missing_masks(folder: Path, rows) -> int:

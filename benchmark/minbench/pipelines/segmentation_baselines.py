@@ -4,7 +4,7 @@ Each of ``minbench.models.saliency_baselines.SALIENCY_BASELINES`` (``centre``, `
 ``border``, ``blob``, and any baseline registered there) writes a mask per image under
 ``baselines/<name>/`` with its continuous score map (``maps/``, 16-bit), which the scorer
 scores (and the leaderboard records as reference rows, when enabled); ``compare`` says
-plainly when the CAM does not beat one of them.
+plainly when the CAM does not beat one of them by the paired interval.
 """
 
 from __future__ import annotations
@@ -58,21 +58,31 @@ def run_baselines(ctx: SeedContext, task_data) -> dict[str, dict[str, Any]]:
         res, _ = score_and_record(ctx.card.id, folder, ctx.data_dir, folder.with_name(f"{name}.score.json"),
                                   task_data=task_data, entry=entry)
         results[name] = {"metrics": {k: float(v) for k, v in res.metrics.items()}, "ci": res.ci,
-                         "description": description, "per_sample": res.per_sample}
+                         "description": description, "per_sample": res.per_sample, "table": res.table}
     return results
 
 
-def compare(cam: str, metrics: dict[str, float], baselines: dict[str, dict], headline: str) -> list[str]:
-    """One line per baseline: does the CAM beat it on the headline metric?"""
+def compare(cam: str, cam_table, baselines: dict[str, dict], card) -> list[str]:
+    """One line per baseline: does the CAM beat it on the card's headline? By the paired
+    bootstrap interval of the difference (``scoring.stats.paired_difference``, the same
+    resampled images for both): it beats a baseline only when the whole interval is on the
+    better side; a point estimate ahead with an interval across zero is no win."""
+    from minbench.scoring import metrics as M
+    from minbench.scoring.stats import paired_difference
+
+    spec = card.headline_metric
+    ours = M.evaluate(card, cam_table)[spec.name]
     lines = []
-    ours = metrics.get(headline, float("nan"))
     for name, res in baselines.items():
-        theirs = res["metrics"].get(headline, float("nan"))
-        if ours > theirs:
-            lines.append(f"{cam} beats the {name} baseline ({headline} {ours:.3f} > {theirs:.3f})")
+        theirs = res["metrics"].get(spec.name, float("nan"))
+        diff, ci = paired_difference(spec, [cam_table], [res["table"]])
+        text = (f"{spec.name} {ours:.3f} vs {theirs:.3f}, difference {diff:+.3f} "
+                f"[{ci.low:+.3f}, {ci.high:+.3f}] paired {ci.level:.0%}")
+        # kept short: one terminal line; the baseline's description is in the comparison table
+        if (ci.low > 0) if spec.higher_is_better else (ci.high < 0):
+            lines.append(f"{cam} beats the {name} baseline ({text})")
         else:
-            # kept short: one terminal line; the baseline's description is in the comparison table
-            lines.append(f"{cam} does NOT beat the {name} baseline ({headline} {ours:.3f} <= {theirs:.3f})")
+            lines.append(f"{cam} does NOT beat the {name} baseline ({text})")
     return lines
 
 

@@ -173,13 +173,14 @@ def _check_file(value: Any, key: str, problems: Problems, what: str) -> None:
 
 def _check_segmentation(config: dict[str, Any], problems: Problems) -> None:
     from minbench.models import cam as cams, masking
+    from minbench.models.refine import REFINEMENTS
 
     args = (config.get("model") or {}).get("init_args") or {}
     registries = {"cam": tuple(cams.METHODS), "cam_target": cams.TARGETS, "threshold": masking.THRESHOLDS,
-                  "upsample": masking.UPSAMPLING, "reshape": cams.RESHAPES}
+                  "upsample": masking.UPSAMPLING, "reshape": cams.RESHAPES, "refine": REFINEMENTS}
     for name, known in registries.items():
         value = args.get(name)
-        if value is not None and value not in known:
+        if isinstance(value, str) and value not in known:  # another type: the signature check's
             close = difflib.get_close_matches(str(value), known, n=1, cutoff=0.5)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             problems.add(f"model.init_args.{name}", f"{value!r} is not one of {', '.join(known)}{hint}")
@@ -187,7 +188,11 @@ def _check_segmentation(config: dict[str, Any], problems: Problems) -> None:
         from minbench.models.cam import CAM_TRUE_TARGET_REFUSED
 
         problems.add("model.init_args.cam_target", CAM_TRUE_TARGET_REFUSED)
-    if args.get("threshold") in masking.THRESHOLDS:
+    if args.get("threshold") in masking.THRESHOLDS and masking.is_tuned(args["threshold"]):
+        if args.get("threshold_value") is not None:
+            problems.add("model.init_args.threshold_value",
+                         f"--threshold {args['threshold']} chooses its level on the validation part; give no value")
+    elif args.get("threshold") in masking.THRESHOLDS:
         try:
             masking.check_threshold(args["threshold"], args.get("threshold_value"))
         except UserError as exc:

@@ -30,6 +30,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from minbench.errors import UserError
 from minbench.models import cam as cams
 from minbench.models import masking
+from minbench.models import refine as refinements
 from minbench.scoring.formats.mask_pngs import MAPS_DIR, write_mask, write_score_map  # the format's writers
 from minbench.trainers.base import BaseTask
 
@@ -81,11 +82,12 @@ def load_classifier(path: str | Path):
 @dataclass
 class SampleMask:
     """One image's result: its CAM (S x S, [0, 1]), the CAM upsampled to (H, W) (the score
-    map submitted beside the mask), mask at (H, W), predicted and explained classes."""
+    map submitted beside the mask), mask at (H, W) (None before a ``val`` level is chosen),
+    predicted and explained classes."""
 
     sample_id: str
     cam: np.ndarray
-    mask: np.ndarray
+    mask: np.ndarray | None
     pred: int
     targets: list[int]
     score: np.ndarray | None = None
@@ -107,8 +109,11 @@ class SegmentationTask(BaseTask):
         top_k: k of ``topk``.
         target_layer: module name(s), comma separated; None = the family default.
         reshape: ``auto``, ``none``, ``vit`` (tokens -> grid) or ``nhwc``.
-        threshold: ``otsu``, ``fixed`` (CAM >= value) or ``percentile``.
+        threshold: ``otsu``, ``fixed`` (CAM >= value), ``percentile`` or ``val`` (the level
+            chosen on the validation part: ``tune``).
         threshold_value: the level of ``fixed`` (0-1) or ``percentile`` (0-100).
+        refine: ``none``, ``grabcut`` or ``superpixels`` (``minbench.models.refine``): the
+            CAM refined by the photo before it is upsampled and cut.
         upsample: ``bilinear``, ``bicubic`` or ``nearest`` (CAM -> the photo's H x W).
         image_size: side of the square input the data module resizes to.
         task: the task card (``segmentation``).
@@ -121,7 +126,7 @@ class SegmentationTask(BaseTask):
                  cam: str = "gradcam", cam_target: str = "predicted", top_k: int = 3,
                  target_layer: str | None = None, reshape: str = "auto", threshold: str = "otsu",
                  threshold_value: float | None = None, upsample: str = "bilinear", image_size: int = 224,
-                 score_batch_size: int = 64, task: str = "segmentation"):
+                 score_batch_size: int = 64, task: str = "segmentation", refine: str = "none"):
         if classifier is None:
             raise UserError("model.init_args.classifier: give a classifier checkpoint (or a network)")
         if cam_target == "true":
@@ -145,6 +150,12 @@ class SegmentationTask(BaseTask):
         cams.TARGETS.get(hp.cam_target, what=f"--cam-target {hp.cam_target!r}")
         masking.check_upsample(hp.upsample)
         self.threshold_value = masking.check_threshold(hp.threshold, hp.threshold_value)
+        if masking.is_tuned(hp.threshold) and hp.threshold_value is not None:
+            raise UserError(f"model.init_args.threshold_value: --threshold {hp.threshold} chooses its level on "
+                            "the validation part; give no value")
+        if masking.is_tuned(hp.threshold) and self.card.validation is None:
+            raise UserError(f"--threshold {hp.threshold}: task {self.card.id} has no validation part (split.validation)")
+        refinements.check_refine(hp.refine)
         self.model = self.__dict__.pop("_pending_classifier").eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
@@ -166,14 +177,35 @@ class SegmentationTask(BaseTask):
         out = self.extractor(images, target=hp.cam_target, labels=None, top_k=hp.top_k)
         preds = out.logits.argmax(-1).tolist()
         results = []
-        for sid, cam, (h, w), pred, tgt in zip(sids, out.cams, sizes, preds, out.targets):
-            mask = masking.cam_to_mask(cam, (h, w), threshold=hp.threshold, threshold_value=self.threshold_value,
-                                       upsample=hp.upsample)
-            # the map the mask was cut from, submitted beside it (PxAP scores it over every
-            # threshold); the mask stays cam_to_mask's, whose rules and refinements are masking's
-            score = masking.upsample_cam(cam, (h, w), hp.upsample)
+        photos = self._photos(images) if hp.refine != "none" else [None] * len(sids)
+        for sid, cam, photo, (h, w), pred, tgt in zip(sids, out.cams, photos, sizes, preds, out.targets):
+            # the map the mask is cut from, submitted beside it (PxAP scores it over every threshold)
+            score = masking.upsample_cam(refinements.refine(hp.refine, photo, cam) if photo is not None else cam,
+                                         (h, w), hp.upsample)
+            # ``val`` before its level is chosen (the validation pass): the map alone
+            mask = None if self.threshold_value is None and masking.is_tuned(hp.threshold) else \
+                masking.threshold_cam(score, hp.threshold, self.threshold_value)
             results.append(SampleMask(sid, cam, mask, int(pred), list(tgt), score))
         return results
+
+    def _photos(self, images: torch.Tensor) -> list[np.ndarray]:
+        """The batch's photos as uint8 S x S x 3 (the normalisation undone): what a refinement
+        reads, at the CAM's own resolution, so the two align pixel for pixel."""
+        from minbench.data.augment import IMAGENET_MEAN, IMAGENET_STD
+
+        mean = torch.tensor(self.context.mean if self.context else IMAGENET_MEAN, device=images.device)
+        std = torch.tensor(self.context.std if self.context else IMAGENET_STD, device=images.device)
+        rgb = images.float().permute(0, 2, 3, 1) * std + mean
+        return list((rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy())
+
+    def tune(self, scores: Sequence[np.ndarray], truths: Sequence[np.ndarray]) -> dict[str, Any]:
+        """Choose the ``val`` level on the validation part's maps and masks (a no-op for the
+        other rules); returns what was chosen, for the run's record."""
+        if not masking.is_tuned(self.hparams.threshold):
+            return {}
+        level, curve = masking.choose_val_level(self.card, scores, truths)
+        self.threshold_value = level
+        return {"threshold_value": level, "grid": {f"{k:g}": v for k, v in curve.items()}}
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> list[SampleMask]:
         return self.make_masks(batch)

@@ -176,7 +176,8 @@ def _check_names(path: Path, task_id: str, test_ids: pd.Index, masks: dict, maps
     extra = ids[test_ids.get_indexer(ids) < 0]
     if len(extra):
         raise UserError(f"{path}: {masks[extra[0]].name!r} is not a test sample of task {task_id} "
-                        f"({len(extra)} such masks); submit exactly the test samples")
+                        f"({len(extra)} such masks); submit exactly the test samples (a validation photo "
+                        "is not scored: refused)")
     orphans = [sid for sid in maps if sid not in masks]
     if orphans:
         raise UserError(f"{maps[orphans[0]].name}: a score map without its mask {orphans[0]}.png "
@@ -296,6 +297,18 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
+def quantise_score_map(score: np.ndarray) -> np.ndarray:
+    """A score map as the format stores it: a float map in [0, 1] rounded to 16 bits (of
+    65,535 x value); a uint8 or uint16 map as it is. What a map held in memory is scored as."""
+    score = np.asarray(score)
+    if score.dtype in (np.uint8, np.uint16):
+        return score
+    values = np.asarray(score, dtype=np.float64)
+    if not np.isfinite(values).all():
+        raise ValueError("a score map must be finite")
+    return np.round(np.clip(values, 0.0, 1.0) * 65535.0).astype(np.uint16)
+
+
 def score_map_png_bytes(score: np.ndarray) -> bytes:
     """A score map as grey PNG bytes: a float map in [0, 1] quantised to 16 bits (round
     of 65,535 x value); a uint8 or uint16 map as its own 8 or 16 bits.
@@ -304,12 +317,7 @@ def score_map_png_bytes(score: np.ndarray) -> bytes:
     the one a pixel before). A CAM is smooth, so its differences are small; Pillow's
     per-row choice makes a 1024 x 768 16-bit map 3x larger, twice as slow to decode and
     2.5x as slow to write (measured on CAM-like maps: 160 kB, 4 ms to decode)."""
-    score = np.asarray(score)
-    if score.dtype not in (np.uint8, np.uint16):
-        values = np.asarray(score, dtype=np.float64)
-        if not np.isfinite(values).all():
-            raise ValueError("a score map must be finite")
-        score = np.round(np.clip(values, 0.0, 1.0) * 65535.0).astype(np.uint16)
+    score = quantise_score_map(score)
     if score.ndim != 2 or not score.size:
         raise ValueError(f"a score map is H x W, got shape {score.shape}")
     h, w = score.shape
