@@ -17,7 +17,8 @@ from minbench.pipelines.kinds import default_recipe, pipeline_hooks
 from minbench.recipes import apply_override, flatten, load_recipe, recipe_path, shipped_recipes
 
 #: the segmentation model's init arguments a run may set directly (``--cam``, ``--top-k`` ...)
-CAM_OPTIONS = ("cam", "cam_target", "top_k", "target_layer", "reshape", "threshold", "threshold_value", "upsample")
+CAM_OPTIONS = ("cam", "cam_target", "top_k", "target_layer", "reshape", "threshold", "threshold_value", "upsample",
+               "cam_scale", "tta")
 
 #: hardware options -> trainer key
 HARDWARE_OPTIONS = {"devices": "devices", "accelerator": "accelerator", "strategy": "strategy",
@@ -48,6 +49,8 @@ class RunRequest:
     threshold: str | None = None
     threshold_value: float | None = None
     upsample: str | None = None
+    cam_scale: float | None = None
+    tta: str | None = None
     classifier: Path | None = None
     logger: str | None = None
     devices: str | None = None
