@@ -236,3 +236,23 @@ def test_cam_scale_multiplies_the_cells_of_the_layer_chosen_at_the_classifier_si
     for bad in (0, 9, "2", True):
         with pytest.raises(UserError, match="--cam-scale"):
             cams.cam_input_size(64, bad)
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++", "hirescam", "layercam", "xgradcam", "eigengradcam"])
+def test_graph_from_the_target_layer_gives_the_cams_of_a_graph_from_the_input(method):
+    """Backward stops at the target layer (a speed change): the maps are bit for bit those of
+    the library run with the input in the graph, for one layer and for two."""
+    import timm
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    model = timm.create_model("resnet10t", pretrained=False, num_classes=3, channels=[8, 16, 32, 64]).eval()
+    x = torch.randn(3, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    for layers in ("layer2", "layer1,layer2"):
+        ex = cams.CamExtractor(model, method, layers, image_size=64)
+        with torch.inference_mode():
+            ours = ex(x)
+        lib = cams.method_class(method)(model=model, target_layers=ex.layers)
+        ref = lib(input_tensor=x.clone().requires_grad_(True),
+                  targets=[ClassifierOutputTarget(t[0]) for t in ours.targets])
+        lib.activations_and_grads.release()
+        assert np.array_equal(ours.cams, np.nan_to_num(ref.astype(np.float32), nan=0.0)), (method, layers)

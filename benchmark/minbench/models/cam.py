@@ -367,6 +367,19 @@ class CamOutput:
     targets: list[list[int]]  # classes each CAM explains
 
 
+def _graph_leaf(module, args, output):
+    """A forward hook making a target layer's output the start of the autograd graph.
+
+    A gradient CAM needs gradients at its target layer only; with the input and weights
+    not requiring any, backward stops there instead of running down to the input through
+    the stem (at a large input the costliest layers). The values above are the same."""
+    import torch
+
+    if isinstance(output, torch.Tensor) and not output.requires_grad:
+        return output.detach().requires_grad_(True)
+    return None  # already in the graph (a later target layer), or not a tensor
+
+
 class CamExtractor:
     """Batched CAMs of ``model`` for one method, target layer(s) and reshape rule.
 
@@ -405,11 +418,13 @@ class CamExtractor:
         params = self._params
         flags = [p.requires_grad for p in params]
         was_training = self.model.training
-        hooks = None
+        hooks, leaves = None, []
         # Lightning's predict/test run under inference_mode; CAM needs a graph. Weights
         # need no gradient (only activations do), which also skips their backward work.
         with torch.inference_mode(False), torch.enable_grad():
             try:
+                if cam.uses_gradients:  # the graph starts at the first target layer reached
+                    leaves = [layer.register_forward_hook(_graph_leaf, prepend=True) for layer in self.layers]
                 for p in params:
                     p.requires_grad_(False)
                 if was_training:
@@ -418,8 +433,7 @@ class CamExtractor:
                 cam.device = params[0].device if params else images.device
                 hooks = cam.activations_and_grads = ActivationsAndGradients(
                     self.model, self.layers, self.reshape_transform, True)
-                # A clone leaves inference mode; only gradient methods need the graph.
-                x = images.detach().clone().requires_grad_(cam.uses_gradients)
+                x = images.detach().clone()  # a clone leaves inference mode
                 targets = make_targets(len(x), target, labels, top_k)
                 for t, fixed in zip(targets, classes or ()):
                     t.categories = list(fixed)
@@ -435,6 +449,8 @@ class CamExtractor:
             finally:
                 if hooks is not None:
                     hooks.release()
+                for leaf in leaves:
+                    leaf.remove()
                 cam.outputs = None  # holds the retained autograd graph otherwise
                 for p, flag in zip(params, flags):
                     p.requires_grad_(flag)
