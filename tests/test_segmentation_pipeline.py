@@ -184,7 +184,7 @@ def test_given_classifier_and_options(tiny_dataset, tmp_path, monkeypatch, leade
     assert status["classifier"]["source"] == "given"
     assert status["cam"] == {"method": "gradcam++", "target": "predicted", "top_k": 3, "target_layers": ["layer3"],
                              "threshold": "percentile", "threshold_value": 70.0, "upsample": "bilinear",
-                             "image_size": 40}
+                             "image_size": 40, "input_size": 80, "cells": [5, 5], "tta": "none"}
     assert not leaderboards.exists()
 
 

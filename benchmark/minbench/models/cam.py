@@ -3,7 +3,9 @@
 The CAM methods are pytorch-grad-cam's; this module adds what a benchmark needs around
 them: a registry of method names (``METHODS``), the target layer of each backbone family
 (timm's ``feature_info`` for CNNs, ``blocks[-1].norm1`` for ViTs), the reshape transform
-token models need and the CAM target (predicted class, true class, sum of the top-k).
+token models need, the CAM target (predicted class, true class, sum of the top-k), the
+CAM's input side (``cam_input_size``: a multiple of the classifier's, for more cells) and
+test-time averaging over flipped and rescaled views (``TTA``, ``tta_cams``).
 Turning a CAM into a mask (upsampling, threshold rules) is ``minbench.models.masking``'s.
 
 CAM needs gradients, while Lightning runs predict/test under ``inference_mode``:
