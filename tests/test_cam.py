@@ -195,9 +195,64 @@ def test_bench_cam_reports_speed_and_memory(tmp_path, capsys):
     assert main(["bench", "cam", "--backbone", "resnet10t", "--image-size", "32", "--mask-size", "48", "64",
                  "--batch", "4", "--n-speed", "4", "--n", "12", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
-    assert result["speed"]["batched_images_per_s"] > 0 and result["speed"]["single_images_per_s"] > 0
-    assert result["speed"]["speedup"] == pytest.approx(
-        result["speed"]["batched_images_per_s"] / result["speed"]["single_images_per_s"], rel=0.02)
+    speed = result["speed"]
+    assert speed["end_to_end_images_per_s"] > 0 and speed["model_fwd_bwd_images_per_s"] > 0
+    assert speed["ratio"] == pytest.approx(speed["end_to_end_images_per_s"] / speed["model_fwd_bwd_images_per_s"],
+                                           rel=0.02)
+    # the default segmentation recipe's cam_scale (2): a 32 px classifier's layer1 read at 64 px
+    assert result["cam_input_size"] == 64 and result["cam_cells"] == [16, 16]
     memory = result["memory"]
     assert memory["n_images"] == 12 and memory["rss_peak_sampled_mb"] >= memory["rss_start_mb"] > 0
     assert json.loads(capsys.readouterr().out) == result
+
+
+def test_tta_averages_views_deterministically_and_refuses_bad_names():
+    import timm
+
+    model = timm.create_model("resnet10t", pretrained=False, num_classes=3, channels=[8, 16, 32, 64]).eval()
+    ex = cams.CamExtractor(model, "gradcam", image_size=32)
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    plain = cams.tta_cams(ex, x, "none")
+    for tta in ("flip", "flip_scale"):
+        a, b = cams.tta_cams(ex, x, tta), cams.tta_cams(ex, x, tta)
+        assert a.cams.shape == plain.cams.shape and np.array_equal(a.cams, b.cams)
+        assert a.targets == plain.targets and 0 <= a.cams.min() and a.cams.max() <= 1
+        assert not np.array_equal(a.cams, plain.cams)
+    # flip TTA of a mirrored batch is the mirror of flip TTA of the batch
+    assert np.allclose(cams.tta_cams(ex, x.flip(-1), "flip").cams, cams.tta_cams(ex, x, "flip").cams[..., ::-1],
+                       atol=1e-5)
+    with pytest.raises(UserError, match="--tta 'flop'"):
+        cams.tta_cams(ex, x, "flop")
+
+
+def test_cam_scale_multiplies_the_cells_of_the_layer_chosen_at_the_classifier_size():
+    import timm
+
+    model = timm.create_model("resnet10t", pretrained=False, num_classes=3, channels=[8, 16, 32, 64]).eval()
+    at64 = cams.CamExtractor(model, "gradcam", image_size=64)
+    at128 = cams.CamExtractor(model, "gradcam", image_size=64, input_size=cams.cam_input_size(64, 2))
+    assert at64.layer_names == at128.layer_names == ["layer2"]
+    assert at64.cells == (8, 8) and at128.cells == (16, 16)
+    for bad in (0, 9, "2", True):
+        with pytest.raises(UserError, match="--cam-scale"):
+            cams.cam_input_size(64, bad)
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++", "hirescam", "layercam", "xgradcam", "eigengradcam"])
+def test_graph_from_the_target_layer_gives_the_cams_of_a_graph_from_the_input(method):
+    """Backward stops at the target layer (a speed change): the maps are bit for bit those of
+    the library run with the input in the graph, for one layer and for two."""
+    import timm
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    model = timm.create_model("resnet10t", pretrained=False, num_classes=3, channels=[8, 16, 32, 64]).eval()
+    x = torch.randn(3, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    for layers in ("layer2", "layer1,layer2"):
+        ex = cams.CamExtractor(model, method, layers, image_size=64)
+        with torch.inference_mode():
+            ours = ex(x)
+        lib = cams.method_class(method)(model=model, target_layers=ex.layers)
+        ref = lib(input_tensor=x.clone().requires_grad_(True),
+                  targets=[ClassifierOutputTarget(t[0]) for t in ours.targets])
+        lib.activations_and_grads.release()
+        assert np.array_equal(ours.cams, np.nan_to_num(ref.astype(np.float32), nan=0.0)), (method, layers)

@@ -61,8 +61,11 @@ def test_run_finds_a_fewshot_run_and_writes_everything(tiny_dataset, tmp_path, m
                                     "task": "fewshot-10", "num_classes": 3}
     assert identity["recipe"] == "fewshot-small-cnn" and len(identity["config_hash"]) == 12
     # The classifier's training size (48 px) from its run config; the deepest stage with
-    # >= 7 x 7 cells there is layer1 (12 x 12).
+    # >= 7 x 7 cells there is layer1 (12 x 12 at 48 px).
     assert status["cam"]["image_size"] == 48 and status["cam"]["target_layers"] == ["layer1"]
+    # read at cam_scale 2 (96 px), that layer's map has 24 x 24 cells
+    assert status["cam"]["input_size"] == 96 and status["cam"]["cells"] == [24, 24]
+    assert status["cam"]["tta"] == "none"
     manifest, card = read_manifest(tiny_dataset), get_card("segmentation")
     rows = card.rows(manifest, "test")
     # the validation part: its maps tuned nothing (otsu) but its figures are the scorer's,
@@ -190,7 +193,7 @@ def test_given_classifier_and_options(tiny_dataset, tmp_path, monkeypatch, leade
     assert status["classifier"]["source"] == "given"
     assert status["cam"] == {"method": "gradcam++", "target": "predicted", "top_k": 3, "target_layers": ["layer3"],
                              "threshold": "percentile", "threshold_value": 70.0, "upsample": "bilinear",
-                             "refine": "none", "image_size": 40}
+                             "refine": "none", "image_size": 40, "input_size": 80, "cells": [5, 5], "tta": "none"}
     assert not leaderboards.exists()
 
 
@@ -313,3 +316,62 @@ def test_every_segmentation_recipe_writes_a_score_map_per_mask(tiny_dataset, tmp
             assert im.mode == "I;16" and im.size == mask.size, name
         result = score_submission("segmentation", out, tiny_dataset, n_resamples=10)
         assert 0 < result.metrics["pxap"] <= 1, name
+
+
+def test_default_recipe_cam_has_16x16_cells_on_the_default_classifier_size(tmp_path, tiny_dataset):
+    """The rule that gives the default data a >= 16 x 16 CAM: the default recipe reads photos at
+    cam_scale x the classifier's 64 px, and the layer chosen at 64 px (stride 8) has 16 x 16 cells."""
+    from minbench.recipes import load_recipe, shipped_recipes
+    from minbench.trainers.segmentation import SegmentationTask, load_classifier
+
+    init = load_recipe(shipped_recipes()["segmentation-gradcam"])["model"]["init_args"]
+    clf = load_recipe(shipped_recipes()["fewshot-small-cnn"])
+    size = clf["data"]["init_args"]["image_size"]
+    net, classes = load_classifier(tiny_checkpoint(tmp_path / "clf.ckpt"))
+    task = SegmentationTask(net, classes=classes, image_size=size, cam_scale=init["cam_scale"], tta=init["tta"])
+    assert task.input_size == 128 and task.extractor.cells[0] >= 16 and task.extractor.cells[1] >= 16
+
+
+@pytest.mark.parametrize("flag, value, says", [("--tta", "flop", "tta"), ("--cam-scale", "40", "--cam-scale 40.0")])
+def test_bad_cam_options_are_one_line_exit_2_before_any_work(tmp_path, monkeypatch, capsys, flag, value, says):
+    from minbench.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("minbench.pipelines.segmentation_classifier.resolve_classifier",
+                        lambda *a, **k: pytest.fail("slow work started"))
+    rc = main(["run", "--task", "segmentation", "--out", str(tmp_path / "r"), "--quiet", flag, value])
+    err = capsys.readouterr().err
+    assert rc == 2 and says in err and "Traceback" not in err
+
+
+def test_writer_files_are_byte_identical_to_the_format_writers_per_image(tmp_path, tiny_dataset):
+    """The threaded writer's files (and make_masks' one upsampling) equal, byte for byte, the
+    per-image path before it: cam_to_mask, upsample_cam, write_mask, write_score_map, 8-bit CAM."""
+    import io
+
+    import lightning as L
+
+    from minbench.models import masking
+    from minbench.recipes import instantiate
+    from minbench.scoring.formats.mask_pngs import mask_png_bytes, score_map_png_bytes
+    from minbench.trainers.segmentation import MaskWriter, SegmentationTask, load_classifier
+
+    net, classes = load_classifier(tiny_checkpoint(tmp_path / "clf.ckpt"))
+    model = SegmentationTask(net, classes=classes, image_size=32, cam_scale=2)
+    dm = instantiate({"class_path": "minbench.data.datamodule.MineralDataModule"}, "data", L.LightningDataModule,
+                     data_dir=tiny_dataset, task="segmentation", seed=0, image_size=model.input_size,
+                     classes=list(classes), augment=False, num_workers=0, batch_size=3)
+    writer = MaskWriter(tmp_path / "p", cam_dir=tmp_path / "c", threads=3)
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, callbacks=[writer])
+    results = [r for batch in trainer.predict(model, datamodule=dm) for r in batch]
+    assert len(results) == len(writer.written) > 3
+    for r in results:
+        h, w = r.mask.shape
+        mask = masking.cam_to_mask(r.cam, (h, w), threshold="otsu", upsample="bilinear")
+        assert (tmp_path / "p" / f"{r.sample_id}.png").read_bytes() == mask_png_bytes(mask)
+        score = masking.upsample_cam(r.cam, (h, w), "bilinear")
+        assert (tmp_path / "p" / "maps" / f"{r.sample_id}.png").read_bytes() == score_map_png_bytes(score)
+        buf = io.BytesIO()
+        Image.fromarray(np.clip(r.cam * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L").save(buf, format="PNG")
+        assert (tmp_path / "c" / f"{r.sample_id}.png").read_bytes() == buf.getvalue()

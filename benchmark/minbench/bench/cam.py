@@ -1,10 +1,12 @@
-"""``minbench bench cam``: batched CAM versus one image at a time, and memory over many images.
+"""``minbench bench cam``: the segmentation predict step's throughput against its ceiling, and
+memory over many images.
 
-Speed: the same model, method and images, CAM + mask at the image's resolution, once in
-batches of ``--batch`` and once image by image (images/s of each and the ratio).
-The model's own forward + backward, batched and single, is timed too: on a CPU the
-CAM's batching gain cannot exceed the model's (``model_speedup_ceiling``).
-Memory: ``--n`` images (default 1,000) through the batched path, RSS sampled after every
+Speed: ``--n-speed`` photos in batches of ``--batch`` through the whole per-batch path of
+``run --task segmentation`` (``SegmentationTask.predict_step``: CAM, score map at the
+photo's size, mask; ``MaskWriter``: mask, 16-bit map and CAM PNGs), images/s, beside the
+classifier's own forward + backward at the same input (what any gradient CAM pays), timed
+one after the other in the same process: ``ratio`` = end to end / model.
+Memory: ``--n`` images (default 1,000) through CAM + mask (no writing), RSS sampled after every
 batch: start (after a warm-up batch), end, peak and the growth per 1,000 images. A leak of
 hooks, activations or retained graphs shows as growth; flat means bounded by the batch.
 """
@@ -12,6 +14,7 @@ hooks, activations or retained graphs shows as growth; flat means bounded by the
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 
 def rss_mb() -> tuple[float, float]:
@@ -45,23 +48,43 @@ def _default_classifier() -> tuple[str, dict, int]:
     return str(init.get("backbone", "resnet18")), kwargs, int(config["data"]["init_args"].get("image_size", 96))
 
 
-def _masks(extractor, images, size, threshold="otsu"):
-    from minbench.models.masking import cam_to_mask
+def _default_cam_scale() -> float:
+    """``cam_scale`` of the default segmentation recipe (1 when it has none)."""
+    from minbench.pipelines.kinds import default_recipe
+    from minbench.recipes import load_recipe, shipped_recipes
 
-    out = extractor(images)
-    return [cam_to_mask(c, size, threshold=threshold) for c in out.cams]
+    recipe = shipped_recipes().get(default_recipe("segmentation") or "")
+    if recipe is None:  # a bare install: the task's own default
+        return 1.0
+    return float(load_recipe(recipe)["model"]["init_args"].get("cam_scale") or 1.0)
+
+
+def _batches(task, n: int, batch: int, mask_size, seed: int):
+    """``n`` random photos as the data module's segmentation batches (at the CAM's input side)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    side = task.input_size
+    for start in range(0, n, batch):
+        b = min(batch, n - start)
+        yield {"image": torch.randn(b, 3, side, side, generator=gen),
+               "orig_size": torch.tensor([list(mask_size)] * b),
+               "sample_id": [f"s{start + i:05d}" for i in range(b)]}
 
 
 def bench_cam(*, backbone: str | None = None, image_size: int | None = None, mask_size=(768, 1024),
               cam: str = "gradcam", batch: int = 16, n_speed: int = 64, n: int = 1000,
-              threads: int | None = None) -> dict:
-    """CAM images/s batched vs one at a time (``n_speed`` images), and RSS over ``n`` images
-    (0 skips the memory run); the result as a dict."""
+              threads: int | None = None, cam_scale: float | None = None) -> dict:
+    """The segmentation predict step end to end (CAM, score map, mask, PNG writing) in images/s
+    beside the classifier's own batched forward + backward at the same input, over ``n_speed``
+    images; RSS over ``n`` images of CAM + mask (0 skips the memory run). The result as a dict."""
+    import tempfile
+
     import timm
     import torch
 
     from minbench.errors import UserError
-    from minbench.models.cam import CamExtractor
+    from minbench.trainers.segmentation import MaskWriter, SegmentationTask
 
     if batch < 1 or n_speed < 1 or n < 0:
         raise UserError("--batch and --n-speed must be >= 1, --n >= 0")
@@ -73,74 +96,72 @@ def bench_cam(*, backbone: str | None = None, image_size: int | None = None, mas
     else:
         kwargs, size = {}, 96
     image_size = image_size or size
+    cam_scale = _default_cam_scale() if cam_scale is None else cam_scale
     try:
         model = timm.create_model(backbone, pretrained=False, num_classes=10, **kwargs)
     except RuntimeError as exc:
         raise UserError(f"--backbone {backbone!r}: {exc}") from None
-    model.eval()
+    task = SegmentationTask(model.eval(), classes=[str(i) for i in range(10)], cam=cam, image_size=image_size,
+                            cam_scale=cam_scale)
     size = tuple(mask_size)
-    ex = CamExtractor(model, cam, image_size=image_size)
-    gen = torch.Generator().manual_seed(0)
-    images = torch.randn(n_speed, 3, image_size, image_size, generator=gen)
 
-    def timed(batch: int) -> float:
-        _masks(ex, images[:batch], size)  # warm-up (allocator, first-call costs)
+    writer_threads = MaskWriter(".").threads
+
+    def end_to_end(folder) -> float:
+        writer = MaskWriter(folder, cam_dir=folder.with_name("cams"))
+        writer.begin()
+        task.predict_step(next(_batches(task, batch, batch, size, 1)), 0)  # warm-up (allocator, first calls)
         t0 = time.perf_counter()
-        for i in range(0, len(images), batch):
-            _masks(ex, images[i:i + batch], size)
-        return len(images) / (time.perf_counter() - t0)
+        for b in _batches(task, n_speed, batch, size, 0):
+            writer.write(task.predict_step(b, 0))
+        writer.finish()
+        return n_speed / (time.perf_counter() - t0)
 
-    def timed_model(batch: int) -> float:
-        # The ceiling: the model's own forward + backward (what any CAM must pay),
-        # without CAM bookkeeping or mask making.
+    def model_fwd_bwd() -> float:
+        # what any gradient CAM must pay: the model's own forward + backward at the CAM's input
         def step(x):
-            x = x.clone().requires_grad_(True)
-            model(x).amax(-1).sum().backward()
+            model(x.clone().requires_grad_(True)).amax(-1).sum().backward()
 
         for p in model.parameters():
             p.requires_grad_(False)
-        step(images[:batch])
+        step(next(_batches(task, batch, batch, size, 1))["image"])
         t0 = time.perf_counter()
-        for i in range(0, len(images), batch):
-            step(images[i:i + batch])
-        return len(images) / (time.perf_counter() - t0)
+        for b in _batches(task, n_speed, batch, size, 0):
+            step(b["image"])
+        return n_speed / (time.perf_counter() - t0)
 
-    with torch.inference_mode():  # as in Lightning's predict loop
-        batched = timed(batch)
-        single = timed(1)
-    model_batched, model_single = timed_model(batch), timed_model(1)
+    with tempfile.TemporaryDirectory(prefix="minbench-bench-cam-") as tmp, torch.inference_mode():
+        e2e = end_to_end(Path(tmp) / "predictions")  # as in Lightning's predict loop
+    ceiling = model_fwd_bwd()
     result = {
         "benchmark": "cam",
         "backbone": backbone, "model_kwargs": kwargs, "cam": cam, "image_size": image_size,
-        "mask_size": list(size), "target_layers": ex.layer_names, "torch_threads": torch.get_num_threads(),
+        "cam_input_size": task.input_size, "cam_cells": list(task.extractor.cells),
+        "mask_size": list(size), "target_layers": task.extractor.layer_names,
+        "torch_threads": torch.get_num_threads(), "writer_threads": writer_threads,
         "speed": {"n_images": n_speed, "batch": batch,
-                  "batched_images_per_s": round(batched, 2), "single_images_per_s": round(single, 2),
-                  "speedup": round(batched / single, 2),
-                  "model_fwd_bwd_batched_images_per_s": round(model_batched, 2),
-                  "model_fwd_bwd_single_images_per_s": round(model_single, 2),
-                  "model_speedup_ceiling": round(model_batched / model_single, 2)},
+                  "end_to_end_images_per_s": round(e2e, 2),
+                  "model_fwd_bwd_images_per_s": round(ceiling, 2),
+                  "ratio": round(e2e / ceiling, 3)},
     }
     if n:
-        result["memory"] = _memory(ex, size, n=n, batch=batch, image_size=image_size)
+        result["memory"] = _memory(task, size, n=n, batch=batch)
     return result
 
 
-def _memory(ex, size, *, n: int, batch: int, image_size: int) -> dict:
+def _memory(task, size, *, n: int, batch: int) -> dict:
     import gc
 
     import torch
 
-    gen = torch.Generator().manual_seed(1)
     samples = []
     start = None
     done = 0
     t0 = time.perf_counter()
     with torch.inference_mode():
-        while done < n:
-            b = min(batch, n - done)
-            x = torch.randn(b, 3, image_size, image_size, generator=gen)
-            _masks(ex, x, size)
-            done += b
+        for b in _batches(task, n, batch, size, 1):
+            task.predict_step(b, 0)
+            done += len(b["sample_id"])
             gc.collect()
             cur, _ = rss_mb()
             if start is None:

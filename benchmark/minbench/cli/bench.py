@@ -26,18 +26,20 @@ def _report(result: dict, args) -> int:
 
 
 def _add_cam(sub) -> None:
-    p = sub.add_parser("cam", help="CAM images/s batched vs one at a time; RSS over many images")
+    p = sub.add_parser("cam", help="segmentation predict step images/s (CAM, masks, PNGs) vs the model's fwd+bwd; RSS")
     p.add_argument("--backbone", default=None,
                    help="timm model name, random weights (default: the default classifier recipe's backbone)")
     p.add_argument("--image-size", type=int, default=None,
-                   help="input side the CAM sees (default: the default classifier recipe's)")
+                   help="the classifier's input side (default: the default classifier recipe's)")
     p.add_argument("--mask-size", type=int, nargs=2, default=(768, 1024), metavar=("H", "W"),
                    help="resolution the masks are made at (the photo's)")
     p.add_argument("--cam", default="gradcam", help="CAM method")
     p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--n-speed", type=int, default=64, help="images timed in each mode")
+    p.add_argument("--n-speed", type=int, default=64, help="images timed")
     p.add_argument("--n", type=int, default=1000, help="images for the memory run (0 skips it)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--cam-scale", type=float, default=None,
+                   help="CAM input = this x --image-size (default: the default segmentation recipe's)")
     _json_option(p)
     p.set_defaults(func=_cam)
 
@@ -47,7 +49,7 @@ def _cam(args) -> int:
 
     return _report(bench_cam(backbone=args.backbone, image_size=args.image_size, mask_size=args.mask_size,
                              cam=args.cam, batch=args.batch, n_speed=args.n_speed, n=args.n,
-                             threads=args.threads), args)
+                             threads=args.threads, cam_scale=args.cam_scale), args)
 
 
 def _add_data(sub) -> None:
@@ -73,7 +75,7 @@ def _data(args) -> int:
 
     return _report(bench_data(size=args.size, data=args.data, workers=args.workers, n=args.n,
                               batch_size=args.batch_size, epochs=args.epochs, device=args.device,
-                              threads=args.threads), args)
+                              threads=args.threads, cam_scale=args.cam_scale), args)
 
 
 def _add_generate(sub) -> None:

@@ -60,6 +60,9 @@ def register(sub) -> None:
     cam.add_argument("--refine", default=None,
                      help=f"refine the CAM by the photo before the threshold ({', '.join(REFINEMENTS)})")
     cam.add_argument("--upsample", default=None, help=f"CAM -> photo resolution ({', '.join(masking.UPSAMPLING)})")
+    cam.add_argument("--cam-scale", type=float, default=None,
+                     help="the CAM reads the photo at this multiple of the classifier's input size (recipes: 2)")
+    cam.add_argument("--tta", default=None, help=f"CAM test-time averaging ({', '.join(cams.TTA)})")
     p.add_argument("--logger", default=None, help="metrics logger: csv or wandb (default: csv)")
     hw = p.add_argument_group("hardware (see README: multi-GPU and multi-node)")
     hw.add_argument("--devices", default=None, help="override trainer.devices (e.g. 2, auto)")

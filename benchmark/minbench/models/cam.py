@@ -3,7 +3,9 @@
 The CAM methods are pytorch-grad-cam's; this module adds what a benchmark needs around
 them: a registry of method names (``METHODS``), the target layer of each backbone family
 (timm's ``feature_info`` for CNNs, ``blocks[-1].norm1`` for ViTs), the reshape transform
-token models need and the CAM target (predicted class, true class, sum of the top-k).
+token models need, the CAM target (predicted class, true class, sum of the top-k), the
+CAM's input side (``cam_input_size``: a multiple of the classifier's, for more cells) and
+test-time averaging over flipped and rescaled views (``TTA``, ``tta_cams``).
 Turning a CAM into a mask (upsampling, threshold rules) is ``minbench.models.masking``'s.
 
 CAM needs gradients, while Lightning runs predict/test under ``inference_mode``:
@@ -32,6 +34,11 @@ TARGETS: Registry[Callable[..., list[int]]] = Registry("CAM target")
 #: exists (the sealed protocol); said in one line by the run's validator and by the task itself
 CAM_TRUE_TARGET_REFUSED = ("'true' explains each test photo's true class, which is the test truth the "
                            "sealed protocol keeps from a method; use 'predicted' or 'topk'")
+#: --tta: name -> the views whose CAMs are averaged, each (horizontal flip, input scale)
+TTA: Registry[tuple[tuple[bool, float], ...]] = Registry("CAM test-time augmentation")
+TTA.add("none", ((False, 1.0),))
+TTA.add("flip", ((False, 1.0), (True, 1.0)))
+TTA.add("flip_scale", ((False, 1.0), (True, 1.0), (False, 1.5), (True, 1.5)))
 #: --reshape: name -> ``make(model)``, the transform of the target layer's output to a
 #: (B, C, H, W) map (None: used as it is); info ``ndim``/``shape``: the output it expects.
 #: ``auto`` picks one of the others from the layer's output (``resolve_reshape``).
@@ -301,12 +308,78 @@ def resolve_reshape(model, layers, names, reshape: str, image_size: int):
     return RESHAPES.get(reshape)(model)
 
 
+def layer_cells(model, layers, reshape_transform, input_size: int) -> tuple[int, int]:
+    """(rows, cols) of the first target layer's map, reshaped, for a ``input_size`` input."""
+    import torch
+
+    shape = probe_layer_shapes(model, layers[:1], input_size)[0]
+    if reshape_transform is not None:
+        shape = tuple(reshape_transform(torch.zeros(shape)).shape)
+    return int(shape[-2]), int(shape[-1])
+
+
+def cam_input_size(image_size: int, cam_scale: float) -> int:
+    """The side the CAM reads photos at: the classifier's training size x ``cam_scale``.
+
+    A CNN takes any input size; reading the photo larger than the classifier was trained at
+    multiplies the cells of every layer (2 gives a 64 px classifier's stride-8 layer 16 x 16).
+    """
+    if isinstance(cam_scale, bool) or not isinstance(cam_scale, (int, float)) or not 0.25 <= cam_scale <= 8:
+        raise UserError(f"--cam-scale {cam_scale!r}: a number in [0.25, 8] (the CAM reads the photo at "
+                        "this multiple of the classifier's input size)")
+    return max(8, int(round(image_size * cam_scale)))
+
+
+def check_tta(name: str) -> tuple[tuple[bool, float], ...]:
+    """The views of ``--tta name``; a ``UserError`` naming close ones."""
+    return TTA.get(name, what=f"--tta {name!r}")
+
+
+def tta_cams(extractor: "CamExtractor", images, tta: str = "none", target: str = "predicted",
+             top_k: int = 3) -> CamOutput:
+    """CAMs averaged over the views of ``tta`` (flipped and/or rescaled inputs), each view's
+    map brought back to the original's frame; every view explains the original's classes."""
+    import torch
+    import torch.nn.functional as F
+
+    views = check_tta(tta)
+    base = extractor(images, target=target, top_k=top_k)
+    if len(views) == 1:
+        return base
+    total = torch.from_numpy(base.cams).clone()
+    for flip, scale in views[1:]:
+        x = images.flip(-1) if flip else images
+        if scale != 1.0:
+            x = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
+        maps = torch.from_numpy(extractor(x, classes=base.targets).cams)[:, None]
+        if maps.shape[-2:] != total.shape[-2:]:
+            maps = F.interpolate(maps, size=total.shape[-2:], mode="bilinear", align_corners=False)
+        total += (maps.flip(-1) if flip else maps)[:, 0]
+    lo = total.flatten(1).min(1).values[:, None, None]
+    hi = total.flatten(1).max(1).values[:, None, None]
+    cams = ((total - lo) / (hi - lo).clamp_min(1e-8)).numpy().astype(np.float32)
+    return CamOutput(cams=cams, logits=base.logits, targets=base.targets)
+
+
 # --------------------------------------------------------------------------- extractor
 @dataclass
 class CamOutput:
     cams: np.ndarray       # B x S x S float32, each min-max scaled to [0, 1]
     logits: "object"       # B x C torch tensor (detached)
     targets: list[list[int]]  # classes each CAM explains
+
+
+def _graph_leaf(module, args, output):
+    """A forward hook making a target layer's output the start of the autograd graph.
+
+    A gradient CAM needs gradients at its target layer only; with the input and weights
+    not requiring any, backward stops there instead of running down to the input through
+    the stem (at a large input the costliest layers). The values above are the same."""
+    import torch
+
+    if isinstance(output, torch.Tensor) and not output.requires_grad:
+        return output.detach().requires_grad_(True)
+    return None  # already in the graph (a later target layer), or not a tensor
 
 
 class CamExtractor:
@@ -318,12 +391,17 @@ class CamExtractor:
     """
 
     def __init__(self, model, method: str = "gradcam", target_layers: str | Sequence[str] | None = None,
-                 reshape: str = "auto", image_size: int = 224, score_batch_size: int = 64):
+                 reshape: str = "auto", image_size: int = 224, score_batch_size: int = 64,
+                 input_size: int | None = None):
         self.model = model
         self.method = method
         self.cam_class = method_class(method)
+        # the default layer is chosen at the classifier's own size, whatever size the CAM reads
         self.layers, self.layer_names = resolve_target_layers(model, target_layers, image_size)
-        self.reshape_transform = resolve_reshape(model, self.layers, self.layer_names, reshape, image_size)
+        self.input_size = int(input_size or image_size)
+        self.reshape_transform = resolve_reshape(model, self.layers, self.layer_names, reshape, self.input_size)
+        #: (rows, cols) of the target layer's map at ``input_size``: the CAM's real resolution
+        self.cells = layer_cells(model, self.layers, self.reshape_transform, self.input_size)
         self.score_batch_size = score_batch_size
         self._params = list(model.parameters())
         was_training = model.training
@@ -331,8 +409,10 @@ class CamExtractor:
         self._cam.activations_and_grads.release()  # no hooks between calls
         model.train(was_training)
 
-    def __call__(self, images, target: str = "predicted", labels=None, top_k: int = 3) -> CamOutput:
-        """CAMs of a batch (B x 3 x S x S, normalised); works inside inference_mode."""
+    def __call__(self, images, target: str = "predicted", labels=None, top_k: int = 3,
+                 classes: Sequence[Sequence[int]] | None = None) -> CamOutput:
+        """CAMs of a batch (B x 3 x S x S, normalised); works inside inference_mode.
+        ``classes``: each image's explained classes, fixed (a TTA view explains the original's)."""
         import torch
         from pytorch_grad_cam import ActivationsAndGradients
 
@@ -340,11 +420,13 @@ class CamExtractor:
         params = self._params
         flags = [p.requires_grad for p in params]
         was_training = self.model.training
-        hooks = None
+        hooks, leaves = None, []
         # Lightning's predict/test run under inference_mode; CAM needs a graph. Weights
         # need no gradient (only activations do), which also skips their backward work.
         with torch.inference_mode(False), torch.enable_grad():
             try:
+                if cam.uses_gradients:  # the graph starts at the first target layer reached
+                    leaves = [layer.register_forward_hook(_graph_leaf, prepend=True) for layer in self.layers]
                 for p in params:
                     p.requires_grad_(False)
                 if was_training:
@@ -353,9 +435,10 @@ class CamExtractor:
                 cam.device = params[0].device if params else images.device
                 hooks = cam.activations_and_grads = ActivationsAndGradients(
                     self.model, self.layers, self.reshape_transform, True)
-                # A clone leaves inference mode; only gradient methods need the graph.
-                x = images.detach().clone().requires_grad_(cam.uses_gradients)
+                x = images.detach().clone()  # a clone leaves inference mode
                 targets = make_targets(len(x), target, labels, top_k)
+                for t, fixed in zip(targets, classes or ()):
+                    t.categories = list(fixed)
                 if self.method == "scorecam":
                     # No loss is computed, so lock each target's classes on a plain forward
                     # first (ScoreCAM scores masked inputs with them).
@@ -368,6 +451,8 @@ class CamExtractor:
             finally:
                 if hooks is not None:
                     hooks.release()
+                for leaf in leaves:
+                    leaf.remove()
                 cam.outputs = None  # holds the retained autograd graph otherwise
                 for p, flag in zip(params, flags):
                     p.requires_grad_(flag)

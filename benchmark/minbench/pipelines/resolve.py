@@ -18,7 +18,7 @@ from minbench.recipes import apply_override, flatten, load_recipe, recipe_path, 
 
 #: the segmentation model's init arguments a run may set directly (``--cam``, ``--top-k`` ...)
 CAM_OPTIONS = ("cam", "cam_target", "top_k", "target_layer", "reshape", "threshold", "threshold_value", "upsample",
-               "refine")
+               "refine", "cam_scale", "tta")
 
 #: hardware options -> trainer key
 HARDWARE_OPTIONS = {"devices": "devices", "accelerator": "accelerator", "strategy": "strategy",
@@ -50,6 +50,8 @@ class RunRequest:
     threshold_value: float | None = None
     upsample: str | None = None
     refine: str | None = None
+    cam_scale: float | None = None
+    tta: str | None = None
     classifier: Path | None = None
     logger: str | None = None
     devices: str | None = None

@@ -63,10 +63,11 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
 
     data_args = ctx.config["data"].get("init_args") or {}
     image_size = int(data_args.get("image_size") or ref.image_size or FALLBACK_IMAGE_SIZE)
-    dm = build_datamodule(ctx, image_size=image_size, classes=list(classes), augment=False)
-    dm.setup("predict")
     model = instantiate(ctx.config["model"], "model", SegmentationTask, classifier=net, classes=classes,
                         image_size=image_size, task=ctx.card.id)
+    # the photos are resized to the CAM's input side (cam_scale x the classifier's size)
+    dm = build_datamodule(ctx, image_size=model.input_size, classes=list(classes), augment=False)
+    dm.setup("predict")
     validation = run_validation(ctx, dm, model)
     writer = MaskWriter(ctx.dir / PREDICTIONS_DIR, cam_dir=ctx.dir / CAMS_DIR)
     trainer = build_trainer(ctx, monitor=None, callbacks=[writer])
@@ -106,7 +107,8 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
         "cam": {"method": hp.cam, "target": hp.cam_target, "top_k": hp.top_k,
                 "target_layers": model.extractor.layer_names, "threshold": hp.threshold,
                 "threshold_value": model.threshold_value, "upsample": hp.upsample, "refine": hp.refine,
-                "image_size": image_size},
+                "image_size": image_size, "input_size": model.input_size, "cells": list(model.extractor.cells),
+                "tta": hp.tta},
         "validation": validation,
         "classifier": {"checkpoint": str(ref.checkpoint), "source": ref.source, "recipe": ref.recipe,
                        "task": ref.task, "num_classes": len(classes), "identity": ref.identity},

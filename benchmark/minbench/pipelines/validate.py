@@ -177,7 +177,7 @@ def _check_segmentation(config: dict[str, Any], problems: Problems) -> None:
 
     args = (config.get("model") or {}).get("init_args") or {}
     registries = {"cam": tuple(cams.METHODS), "cam_target": cams.TARGETS, "threshold": masking.THRESHOLDS,
-                  "upsample": masking.UPSAMPLING, "reshape": cams.RESHAPES, "refine": REFINEMENTS}
+                  "upsample": masking.UPSAMPLING, "reshape": cams.RESHAPES, "refine": REFINEMENTS, "tta": cams.TTA}
     for name, known in registries.items():
         value = args.get(name)
         if isinstance(value, str) and value not in known:  # another type: the signature check's
@@ -199,6 +199,11 @@ def _check_segmentation(config: dict[str, Any], problems: Problems) -> None:
             problems.add("model.init_args.threshold_value", str(exc).split(": ", 1)[-1])
         except (TypeError, ValueError):
             pass  # a type mistake, reported by the signature check
+    if args.get("cam_scale") is not None:
+        try:
+            cams.cam_input_size(64, args["cam_scale"])
+        except UserError as exc:
+            problems.add("model.init_args.cam_scale", str(exc).split(": ", 1)[-1])
     top_k = args.get("top_k")
     if isinstance(top_k, int) and not isinstance(top_k, bool) and top_k < 1:
         problems.add("model.init_args.top_k", f"{top_k}: must be at least 1")

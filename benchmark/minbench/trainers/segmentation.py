@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -115,7 +117,13 @@ class SegmentationTask(BaseTask):
         refine: ``none``, ``grabcut`` or ``superpixels`` (``minbench.models.refine``): the
             CAM refined by the photo before it is upsampled and cut.
         upsample: ``bilinear``, ``bicubic`` or ``nearest`` (CAM -> the photo's H x W).
-        image_size: side of the square input the data module resizes to.
+        image_size: the classifier's training input side (the default target layer is
+            chosen there).
+        cam_scale: the CAM reads the photo at ``image_size x cam_scale`` (``input_size``,
+            the side the data module resizes to): a CNN takes any size, and 2 doubles the
+            map's cells (16 x 16 for a 64 px classifier's stride-8 layer).
+        tta: ``none``, ``flip`` or ``flip_scale``: CAMs averaged over flipped (and 1.5x)
+            views (``minbench.models.cam.TTA``).
         task: the task card (``segmentation``).
     """
 
@@ -126,7 +134,8 @@ class SegmentationTask(BaseTask):
                  cam: str = "gradcam", cam_target: str = "predicted", top_k: int = 3,
                  target_layer: str | None = None, reshape: str = "auto", threshold: str = "otsu",
                  threshold_value: float | None = None, upsample: str = "bilinear", image_size: int = 224,
-                 score_batch_size: int = 64, task: str = "segmentation", refine: str = "none"):
+                 cam_scale: float = 1.0, tta: str = "none", score_batch_size: int = 64,
+                 task: str = "segmentation", refine: str = "none"):
         if classifier is None:
             raise UserError("model.init_args.classifier: give a classifier checkpoint (or a network)")
         if cam_target == "true":
@@ -149,6 +158,8 @@ class SegmentationTask(BaseTask):
         cams.method_class(hp.cam)  # fail on a bad name now, not mid-run
         cams.TARGETS.get(hp.cam_target, what=f"--cam-target {hp.cam_target!r}")
         masking.check_upsample(hp.upsample)
+        cams.check_tta(hp.tta)
+        self.input_size = cams.cam_input_size(hp.image_size, hp.cam_scale)
         self.threshold_value = masking.check_threshold(hp.threshold, hp.threshold_value)
         if masking.is_tuned(hp.threshold) and hp.threshold_value is not None:
             raise UserError(f"model.init_args.threshold_value: --threshold {hp.threshold} chooses its level on "
@@ -160,7 +171,7 @@ class SegmentationTask(BaseTask):
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.extractor = cams.CamExtractor(self.model, hp.cam, hp.target_layer, hp.reshape, hp.image_size,
-                                           hp.score_batch_size)
+                                           hp.score_batch_size, input_size=self.input_size)
 
     # train() would put BatchNorm back into training mode; the classifier stays frozen.
     def train(self, mode: bool = True):
@@ -174,7 +185,7 @@ class SegmentationTask(BaseTask):
         images = batch["image"]
         sids = [str(s) for s in batch["sample_id"]]
         sizes = batch["orig_size"].tolist() if "orig_size" in batch else [list(images.shape[-2:])] * len(sids)
-        out = self.extractor(images, target=hp.cam_target, labels=None, top_k=hp.top_k)
+        out = cams.tta_cams(self.extractor, images, hp.tta, target=hp.cam_target, top_k=hp.top_k)
         preds = out.logits.argmax(-1).tolist()
         results = []
         photos = self._photos(images) if hp.refine != "none" else [None] * len(sids)
@@ -218,46 +229,95 @@ class MaskWriter(BasePredictionWriter):
 
     Files go to a hidden folder beside ``out_dir`` that is renamed onto it when the whole
     prediction has finished, so an interrupted run never leaves a partial submission.
+    Encoding and writing run in a pool of ``threads`` (zlib and Pillow release the GIL), so
+    they overlap the next batch's CAM; the bytes are the format writers' own.
+    ``begin``/``write``/``finish`` are the whole path without a Trainer (``bench cam``).
     """
 
-    def __init__(self, out_dir: str | Path, cam_dir: str | Path | None = None):
+    #: results waiting in the pool at most, per thread: bounds memory (a score map is 3 MB)
+    QUEUE_PER_THREAD = 8
+
+    def __init__(self, out_dir: str | Path, cam_dir: str | Path | None = None, threads: int | None = None):
         super().__init__(write_interval="batch")
         self.out_dir = Path(out_dir)
         self.cam_dir = Path(cam_dir) if cam_dir is not None else None
+        self.threads = max(1, int(threads or min(4, os.cpu_count() or 1)))
         self.written: list[str] = []
         self.preds: dict[str, int] = {}
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: deque[Future] = deque()
 
     @staticmethod
     def _partial(folder: Path) -> Path:
         return folder.with_name(f".{folder.name}.partial")
 
-    def on_predict_start(self, trainer, pl_module) -> None:
-        if trainer.is_global_zero:
+    def begin(self, folders: bool = True) -> None:
+        """Fresh hidden folders (one process makes them) and an empty pool (every process)."""
+        if folders:
             for folder in filter(None, (self.out_dir, self.cam_dir)):
                 shutil.rmtree(self._partial(folder), ignore_errors=True)
                 self._partial(folder).mkdir(parents=True)
             (self._partial(self.out_dir) / MAPS_DIR).mkdir()
-        trainer.strategy.barrier()
         self.written, self.preds = [], {}
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="mask-writer")
+        self._pending.clear()
+
+    def write(self, prediction: Sequence[SampleMask]) -> None:
+        """Queue one batch's files; waits for the oldest when the queue is full."""
+        for r in prediction:
+            self._pending.append(self._pool.submit(self._write_one, r))
+            self.written.append(r.sample_id)
+            self.preds[r.sample_id] = r.pred
+        while len(self._pending) > self.threads * self.QUEUE_PER_THREAD:
+            self._pending.popleft().result()
+
+    def finish(self, publish: bool = True) -> None:
+        """Wait for every file (re-raising a failed write), then rename the folders into place."""
+        try:
+            while self._pending:
+                self._pending.popleft().result()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(cancel_futures=True)
+                self._pool = None
+        if publish:
+            self._publish()
+
+    def _publish(self) -> None:
+        for folder in filter(None, (self.out_dir, self.cam_dir)):
+            if folder.exists():
+                shutil.rmtree(folder)
+            os.replace(self._partial(folder), folder)
+
+    def _write_one(self, r: SampleMask) -> None:
+        from PIL import Image
+
+        write_mask(self._partial(self.out_dir) / f"{r.sample_id}.png", r.mask)
+        if r.score is not None:
+            write_score_map(self._partial(self.out_dir), r.sample_id, r.score)
+        if self.cam_dir is not None:
+            u8 = np.clip(r.cam * 255.0 + 0.5, 0, 255).astype(np.uint8)
+            Image.fromarray(u8, mode="L").save(self._partial(self.cam_dir) / f"{r.sample_id}.png")
+
+    def on_predict_start(self, trainer, pl_module) -> None:
+        if trainer.is_global_zero:
+            self.begin()
+        trainer.strategy.barrier()
+        if not trainer.is_global_zero:
+            self.begin(folders=False)
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx,
                            dataloader_idx=0) -> None:
-        from PIL import Image
+        self.write(prediction)
 
-        for r in prediction:
-            write_mask(self._partial(self.out_dir) / f"{r.sample_id}.png", r.mask)
-            if r.score is not None:
-                write_score_map(self._partial(self.out_dir), r.sample_id, r.score)
-            if self.cam_dir is not None:
-                u8 = np.clip(r.cam * 255.0 + 0.5, 0, 255).astype(np.uint8)
-                Image.fromarray(u8, mode="L").save(self._partial(self.cam_dir) / f"{r.sample_id}.png")
-            self.written.append(r.sample_id)
-            self.preds[r.sample_id] = r.pred
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        if self._pool is not None:  # stop queued writes; the hidden folder is never published
+            self._pending.clear()
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def on_predict_end(self, trainer, pl_module) -> None:
+        self.finish(publish=False)
         trainer.strategy.barrier()
         if trainer.is_global_zero:
-            for folder in filter(None, (self.out_dir, self.cam_dir)):
-                if folder.exists():
-                    shutil.rmtree(folder)
-                os.replace(self._partial(folder), folder)
+            self._publish()
