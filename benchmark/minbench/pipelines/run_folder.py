@@ -22,7 +22,6 @@ Under DDP only the process of global rank 0 prepares the folder and writes files
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 from dataclasses import dataclass

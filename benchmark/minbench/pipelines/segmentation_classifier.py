@@ -9,7 +9,6 @@ runner's public entry point (``runner.run_recipe``) into that cache.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
