@@ -103,7 +103,7 @@ def test_run_finds_a_fewshot_run_and_writes_everything(tiny_dataset, tmp_path, m
     assert "miou" in summary["metrics"] and "border/miou" in summary["metrics"]
     board = json.loads(next(leaderboards.glob("segmentation--*.json")).read_text())
     names = {e["name"] for e in board["entries"]}
-    assert names == {"gradcam/fewshot-small-cnn", "baseline/centre", "baseline/colour", "baseline/border",
+    assert names == {"scorecam/fewshot-small-cnn", "baseline/centre", "baseline/colour", "baseline/border",
                      "baseline/blob"}
     assert {e["role"] for e in board["entries"] if e["name"].startswith("baseline/")} == {"reference"}
     assert "pxap" in [m["name"] for m in board["metrics"]]
@@ -112,7 +112,7 @@ def test_run_finds_a_fewshot_run_and_writes_everything(tiny_dataset, tmp_path, m
     assert main(["leaderboard", "--task", "segmentation", "--format", "markdown"]) == 0
     shown = capsys.readouterr().out.splitlines()
     header = next(line for line in shown if line.startswith("| # |")).split(" | ")
-    row = next(line for line in shown if "gradcam/fewshot-small-cnn" in line).split(" | ")
+    row = next(line for line in shown if "scorecam/fewshot-small-cnn" in line).split(" | ")
     assert row[header.index("pxap")].endswith("%")
 
 
@@ -128,18 +128,18 @@ def test_seeds_of_different_classifiers_never_share_an_entry(tiny_dataset, tmp_p
         assert main(["run", "--task", "segmentation", "--data", str(tiny_dataset), "--out", str(tmp_path / "seg"),
                      "--quiet", "--overwrite", "--seed", str(seed)]) == 0
         board = json.loads(next(leaderboards.glob("segmentation--*.json")).read_text())
-        entry = next(e for e in board["entries"] if e["name"].startswith("gradcam/"))
+        entry = next(e for e in board["entries"] if e["name"].startswith("scorecam/"))
         return entry["name"], [r["seed"] for r in entry["seeds"]], entry
 
-    assert run(0)[:2] == ("gradcam/fewshot-small-cnn", [0])
+    assert run(0)[:2] == ("scorecam/fewshot-small-cnn", [0])
     name, seeds, entry = run(1)
-    assert (name, seeds) == ("gradcam/fewshot-small-cnn", [0, 1])   # same classifier: seeds join
+    assert (name, seeds) == ("scorecam/fewshot-small-cnn", [0, 1])   # same classifier: seeds join
     assert entry["modified"] == [] and entry["config"]["resolved"]["classifier"]["recipe"] == "fewshot-small-cnn"
     config_path = tmp_path / "runs" / "fewshot-10" / "fewshot-small-cnn" / "config.yaml"
     config = yaml.safe_load(config_path.read_text())
     config["data"]["init_args"]["image_size"] = 40                   # another classifier method
     config_path.write_text(yaml.safe_dump(config))
-    assert run(2)[:2] == ("gradcam/fewshot-small-cnn", [2])         # a new entry, not a third seed
+    assert run(2)[:2] == ("scorecam/fewshot-small-cnn", [2])         # a new entry, not a third seed
 
 
 def test_a_cached_default_classifier_of_another_recipe_config_is_not_reused(tiny_dataset, tmp_path, monkeypatch):
@@ -324,7 +324,7 @@ def test_default_recipe_cam_has_16x16_cells_on_the_default_classifier_size(tmp_p
     from minbench.recipes import load_recipe, shipped_recipes
     from minbench.trainers.segmentation import SegmentationTask, load_classifier
 
-    init = load_recipe(shipped_recipes()["segmentation-gradcam"])["model"]["init_args"]
+    init = load_recipe(shipped_recipes()["segmentation-scorecam"])["model"]["init_args"]
     clf = load_recipe(shipped_recipes()["fewshot-small-cnn"])
     size = clf["data"]["init_args"]["image_size"]
     net, classes = load_classifier(tiny_checkpoint(tmp_path / "clf.ckpt"))
