@@ -137,6 +137,8 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(tiny_dataset, recipe, 
     assert status["state"] == "finished" and status["stats"]["epochs"] == 3
     assert len(status["train_images_per_s_per_epoch"]) == 1
     assert folder.is_finished()
+    # the run folder's marker is no part of the method's config (a resumed run's entry is the recipe's)
+    assert "minbench_run" not in folder.read_config() and "minbench_run" in (out / "config.yaml").read_text()
 
 
 def test_overwrite_never_empties_a_folder_that_is_not_a_run(tiny_dataset, recipe, tmp_path, capsys):

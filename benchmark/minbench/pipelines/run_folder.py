@@ -89,7 +89,10 @@ class RunFolder:
     def read_config(self) -> dict[str, Any]:
         if not self.is_run_folder():
             raise UserError(f"--out {self.root}: no minbench run to resume here ({CONFIG_FILE} missing)")
-        return read_yaml(self.config_path, "run config")
+        stored = read_yaml(self.config_path, "run config")
+        # the marker says "this is a run folder"; it is no part of the method's config (a resumed
+        # run kept it, and its leaderboard entry counted it as a change: "<recipe>*<hash>")
+        return {k: v for k, v in stored.items() if k != MARKER_KEY} if isinstance(stored, dict) else stored
 
     # --- transitions -----------------------------------------------------------------------
     def prepare(self, *, overwrite: bool, resume: bool) -> None:
