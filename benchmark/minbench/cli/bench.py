@@ -99,17 +99,22 @@ def _generate(args) -> int:
                                   seed=args.seed), args)
 
 
-def _add_maps(sub) -> None:
+def _scoring_options(p) -> None:
+    """The options every scoring benchmark takes: resamples, repeats, --json."""
     from minbench.scoring.bootstrap import DEFAULT_RESAMPLES
 
-    p = sub.add_parser("maps", help="time and peak memory of scoring segmentation masks with score maps (PxAP)")
-    p.add_argument("--images", type=int, default=160, help="test images (default 160)")
-    p.add_argument("--size", type=int, nargs=2, default=(1024, 768), metavar=("W", "H"),
-                   help="image size (default 1024 768)")
     p.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES,
                    help=f"bootstrap resamples (default {DEFAULT_RESAMPLES})")
     p.add_argument("--repeat", type=int, default=3, help="timed runs; the best is reported (default 3)")
     _json_option(p)
+
+
+def _add_maps(sub) -> None:
+    p = sub.add_parser("maps", help="time and peak memory of scoring segmentation masks with score maps (PxAP)")
+    p.add_argument("--images", type=int, default=160, help="test images (default 160)")
+    p.add_argument("--size", type=int, nargs=2, default=(1024, 768), metavar=("W", "H"),
+                   help="image size (default 1024 768)")
+    _scoring_options(p)
     p.set_defaults(func=_maps)
 
 
@@ -136,16 +141,11 @@ def _release(args) -> int:
 
 
 def _add_score(sub) -> None:
-    from minbench.scoring.bootstrap import DEFAULT_RESAMPLES
-
     p = sub.add_parser("score", help="time scoring a large ranked-species submission")
     p.add_argument("--rows", type=int, default=100_000, help="test rows (default 100000)")
     p.add_argument("--classes", type=int, default=360, help="species (default 360)")
     p.add_argument("--ranks", type=int, default=10, help="ranks per row (default 10)")
-    p.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES,
-                   help=f"bootstrap resamples (default {DEFAULT_RESAMPLES})")
-    p.add_argument("--repeat", type=int, default=3, help="timed runs; the best is reported (default 3)")
-    _json_option(p)
+    _scoring_options(p)
     p.set_defaults(func=_score)
 
 
