@@ -85,6 +85,27 @@ def test_ddp_feature_baseline_matches_single_process(tiny_dataset, tmp_path):
     assert (single / "predictions.csv").read_bytes() == (ddp / "predictions.csv").read_bytes()
 
 
+@pytest.mark.slow
+def test_ddp_segmentation_chooses_the_single_process_val_level(tiny_dataset, tmp_path):
+    """Each rank predicts a shard of the validation part; the level is chosen on all of it."""
+    from test_segmentation_pipeline import tiny_checkpoint
+
+    ckpt = tiny_checkpoint(tmp_path / "clf.ckpt")
+    common = ["run", "--task", "segmentation", "--data", str(tiny_dataset), "--quiet", "--no-leaderboard",
+              "--set", f"model.init_args.classifier={ckpt}", "--set", "model.init_args.threshold=val",
+              "--set", "data.init_args.image_size=40"]
+    single = _cli([*common, "--out", str(tmp_path / "single")])
+    assert single.returncode == 0, single.stderr[-2000:]
+    ddp = _cli([*common, "--out", str(tmp_path / "ddp"), "--devices", "2", "--strategy", "ddp",
+                "--accelerator", "cpu"])
+    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    assert json.loads((tmp_path / "ddp" / "seed0" / "status.json").read_text())["world_size"] == 2
+    a, b = (json.loads((tmp_path / n / "seed0" / "validation.json").read_text()) for n in ("single", "ddp"))
+    assert a["n_images"] > 1 and a == b
+    a, b = (json.loads((tmp_path / n / "seed0" / "score.json").read_text())["metrics"] for n in ("single", "ddp"))
+    assert a == pytest.approx(b, abs=1e-9)
+
+
 def test_predictions_of_padded_rank_shards_give_every_test_row_once(tiny_dataset, tmp_path, monkeypatch):
     """What two ranks return (interleaved shards, the last row repeated to even them out)
     is gathered into the single-process submission."""

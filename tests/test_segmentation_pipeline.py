@@ -197,6 +197,35 @@ def test_given_classifier_and_options(tiny_dataset, tmp_path, monkeypatch, leade
     assert not leaderboards.exists()
 
 
+def test_the_val_level_is_chosen_on_the_whole_validation_part_of_every_rank(tiny_dataset, tmp_path, monkeypatch):
+    """Under DDP each rank predicts a shard of the validation part (padded with repeats): the
+    shards are gathered, so the level and validation.json are the single process's."""
+    from minbench import dist
+    from minbench.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    ckpt = tiny_checkpoint(tmp_path / "clf.ckpt")
+    argv = ["run", "--task", "segmentation", "--data", str(tiny_dataset), "--quiet", "--no-leaderboard",
+            "--set", f"model.init_args.classifier={ckpt}", "--set", "model.init_args.threshold=val",
+            "--set", "data.init_args.image_size=40"]
+    assert main([*argv, "--out", str(tmp_path / "single")]) == 0
+    gathered = []
+
+    def as_two_ranks(items):
+        items = list(items)
+        gathered.append(len(items))
+        padded = items + items[: len(items) % 2]
+        return padded[1::2] + padded[0::2][::-1]  # rank 1's shard, then rank 0's, reversed
+
+    monkeypatch.setattr(dist, "gather_objects", as_two_ranks)
+    assert main([*argv, "--out", str(tmp_path / "sharded")]) == 0
+    assert gathered and gathered[0] > 1
+    single, sharded = (json.loads((tmp_path / n / "seed0" / "validation.json").read_text())
+                       for n in ("single", "sharded"))
+    assert single["threshold_value"] is not None
+    assert single == sharded
+
+
 def test_bad_classifier_is_one_line(tiny_dataset, tmp_path, monkeypatch, capsys, leaderboards):
     from minbench.cli import main
 
@@ -243,9 +272,10 @@ def test_compare_says_when_the_cam_loses_by_the_paired_interval():
                  "centre": {"metrics": {"miou": 0.25}, "table": table([0] * 10)},
                  "border": {"metrics": {"miou": 0.625}, "table": table([0, 1, 1, 1, 0, 0, 0, 1, 1, 0])}}
     lines = compare("gradcam", cam, baselines, get_card("segmentation"))
-    assert lines[0].startswith("gradcam does NOT beat the colour baseline (miou 0.700 vs 1.000, difference -0.300")
-    assert lines[1].startswith("gradcam beats the centre baseline (miou 0.700 vs 0.250")
-    assert lines[2].startswith("gradcam does NOT beat the border baseline (miou 0.700 vs 0.625, difference +0.075")
+    assert lines[0].startswith("gradcam does NOT beat colour: miou 0.700 vs 1.000, -0.300 [")
+    assert lines[1].startswith("gradcam beats centre: miou 0.700 vs 0.250, +0.450 [+")
+    assert lines[2].startswith("gradcam does NOT beat border: miou 0.700 vs 0.625, +0.075 [-")
+    assert all(len(line) <= 80 for line in lines)  # one terminal line each
 
 
 def test_unreadable_images_get_empty_masks(tmp_path):

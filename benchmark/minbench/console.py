@@ -5,7 +5,8 @@ verbosity is set once per command (``configure``) from ``--quiet`` / ``--verbose
 
 - ``quiet``: no notices, no progress (results and errors only);
 - ``normal``: one progress line per phase: a live rich line on a terminal, and on a pipe or
-  log file a few plain lines (``progress``'s ``marks``) so a log stays short; Lightning's
+  log file a few plain lines (``progress``'s ``marks``; none for a phase done within
+  ``QUICK_SECONDS``) so a log stays short; Lightning's
   banners, tips, model summary, the warnings about choices minbench makes on purpose
   (worker counts, logging interval) and third-party deprecation warnings are silenced;
 - ``verbose``: the frameworks' own output (Lightning's progress bar, summary, info and
@@ -24,6 +25,9 @@ from minbench.dist import is_rank_zero
 
 QUIET, NORMAL, VERBOSE = "quiet", "normal", "verbose"
 _ENV = "MINBENCH_VERBOSITY"  # read by DDP processes Lightning starts with the same environment
+#: on a pipe, a phase that ends within this many seconds and printed no line yet prints none
+#: (a one-batch prediction, a cache of a few images): a log keeps the phases that took time
+QUICK_SECONDS = 2.0
 
 #: warnings about what minbench chose on purpose (message regexes)
 DELIBERATE_WARNINGS = (
@@ -87,7 +91,8 @@ def is_terminal() -> bool:
 
 class Phase:
     """One phase's progress: a live rich line on a terminal; on a pipe, a plain line at each
-    of ``marks`` evenly spaced points (0 = only the final line); nothing when quiet."""
+    of ``marks`` evenly spaced points (0 = only the final line, none when the phase was quick
+    and finished); nothing when quiet."""
 
     def __init__(self, description: str, total: float | None, *, marks: int = 0, unit: str = ""):
         self.description, self.total, self.unit = description, total, unit
@@ -98,6 +103,7 @@ class Phase:
         self._live = None
         self._marks = max(0, int(marks))
         self._next_mark = 1
+        self._printed = False
         if self._enabled and is_terminal():
             from rich.console import Console
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
@@ -130,6 +136,7 @@ class Phase:
         self.update(self.done + n, fields)
 
     def _print_line(self, final: bool = False, stopped: bool = False) -> None:
+        self._printed = True
         total = f"/{self.total:g}" if self.total else ""
         elapsed = time.perf_counter() - self._started
         tail = f" · {self.fields}" if self.fields else ""
@@ -145,7 +152,7 @@ class Phase:
         if self._live is not None:
             self._live.stop()
             self._live = None
-        else:
+        elif stopped or self._printed or time.perf_counter() - self._started >= QUICK_SECONDS:
             self._print_line(final=True, stopped=stopped)
         self._enabled = False
 

@@ -52,10 +52,10 @@ class Throughput(Callback):
 
 class PhaseProgress(Callback):
     """One progress line per phase (training, validation, prediction) through
-    ``minbench.console``: live on a terminal; in a log file one plain line per tenth of the
+    ``minbench.console``: live on a terminal; in a log file one plain line per quarter of the
     epochs (loss and the monitored metric) and one when a phase ends."""
 
-    TRAIN_MARKS = 10
+    TRAIN_MARKS = 4
 
     def __init__(self, label: str, monitor: str | None = None) -> None:
         self.label, self.monitor = label, monitor

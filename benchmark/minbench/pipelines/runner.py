@@ -186,7 +186,7 @@ def _announce_first_use() -> None:
 
 def _print_summary(card: TaskCard, summary: dict[str, Any], folder: RunFolder) -> None:
     """The result table on stdout: the card's metrics (headline starred), other metrics,
-    those of named sub-methods (``name/metric``) one row per name, timings on one line."""
+    named sub-methods (``name/metric``) one row per name with their headline, timings on one line."""
     from rich.console import Console
     from rich.table import Table
 
@@ -206,17 +206,19 @@ def _print_summary(card: TaskCard, summary: dict[str, Any], folder: RunFolder) -
         stats = summary["metrics"].get(spec.name)
         if stats:
             table.add_row(spec.name + (" *" if spec.name == card.headline else ""), fmt(stats))
-    groups: dict[str, list[str]] = {}
+    groups: dict[str, dict[str, str]] = {}
     for name, stats in summary["metrics"].items():
         if name in card_names:
             continue
         if "/" in name:
             group, metric = name.split("/", 1)
-            groups.setdefault(group, []).append(f"{metric} {fmt(stats, '.3f')}")
+            groups.setdefault(group, {})[metric] = f"{metric} {fmt(stats, '.3f')}"
         else:
             table.add_row(name, fmt(stats, ".4g"))
     for group, values in groups.items():
-        table.add_row(f"[dim]{group}[/dim]", f"[dim]{', '.join(values)}[/dim]")
+        # a sub-method's headline only, one line each: its other metrics are in summary.json
+        shown = [values[card.headline]] if card.headline in values else list(values.values())
+        table.add_row(f"[dim]{group}[/dim]", f"[dim]{', '.join(shown)}[/dim]")
     console = Console()
     console.print(f"[bold]{card.id} · {summary['recipe']} · seed{'' if one else 's'} "
                   f"{', '.join(map(str, summary['seeds']))}[/bold]")

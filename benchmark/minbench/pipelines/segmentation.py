@@ -116,6 +116,7 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
                       for k, v in baselines.items()},
         "verdict": verdicts,
         "n_images": len(task_data.rows), "n_skipped_images_given_empty_masks": filled,
+        "world_size": trainer.world_size,
         "stats": {"classifier_seconds": classifier_seconds, "cam_seconds": cam_seconds,
                   "cam_images_per_s": len(task_data.rows) / cam_seconds if cam_seconds > 0 else float("nan"),
                   "baseline_seconds": baseline_seconds, "total_seconds": time.perf_counter() - started},
@@ -134,9 +135,11 @@ def describe_cam(hp, layers, value=None) -> str:
 
 
 def run_validation(ctx: SeedContext, dm, model) -> dict[str, Any] | None:
-    """The validation part: the model's maps of its photos, the ``val`` level chosen on
-    their public masks (``SegmentationTask.tune``), and the metrics of the masks then cut,
-    by the scorer's ``score_table``: ``validation.json`` (None when the card has no part)."""
+    """The validation part: the model's maps of its photos (gathered from every DDP rank),
+    the ``val`` level chosen on their public masks (``SegmentationTask.tune``), and the
+    metrics of the masks then cut, by the scorer's ``score_table``: ``validation.json``
+    (None when the card has no part)."""
+    from minbench.dist import gather_objects, is_rank_zero
     from minbench.io import write_json_atomic
     from minbench.models.masking import threshold_cam
     from minbench.pipelines.lightning_setup import build_trainer
@@ -152,18 +155,23 @@ def run_validation(ctx: SeedContext, dm, model) -> dict[str, Any] | None:
         batches = build_trainer(ctx, monitor=None, callbacks=[]).predict(model, datamodule=dm)
     finally:
         dm.predict_split = "test"
-    results = [r for batch in batches or () for r in batch]
+    # under DDP each rank predicted a shard (padded with repeats): every rank gathers the
+    # whole part, in the part's order, so all ranks choose the same level from the same maps
+    shards = gather_objects([(r.sample_id, r.score) for batch in batches or () for r in batch])
     rows = dm.frame_of("val").set_index("sample_id", drop=False)
-    truths = [load_true_mask(dm.dataset_dir, rows.loc[r.sample_id]) for r in results]
-    scores = [r.score for r in results]
+    by_id = dict(shards)
+    ids = [sid for sid in rows.index if sid in by_id]
+    truths = [load_true_mask(dm.dataset_dir, rows.loc[sid]) for sid in ids]
+    scores = [by_id[sid] for sid in ids]
     chosen = model.tune(scores, truths)
     hp = model.hparams
     masks = [threshold_cam(s, hp.threshold, model.threshold_value) for s in scores]
     values, ci = score_table(ctx.card, M.segmentation_table(zip(masks, truths, map(quantise_score_map, scores))))
-    record = {"n_images": len(results), "metrics": values, "ci": ci, "threshold": hp.threshold,
+    record = {"n_images": len(ids), "metrics": values, "ci": ci, "threshold": hp.threshold,
               "threshold_value": model.threshold_value, "refine": hp.refine, **chosen,
-              "sample_ids": [r.sample_id for r in results]}
-    write_json_atomic(ctx.dir / VALIDATION_FILE, record)
+              "sample_ids": ids}
+    if is_rank_zero():
+        write_json_atomic(ctx.dir / VALIDATION_FILE, record)
     return record
 
 

@@ -76,41 +76,45 @@ def compare(cam: str, cam_table, baselines: dict[str, dict], card) -> list[str]:
     for name, res in baselines.items():
         theirs = res["metrics"].get(spec.name, float("nan"))
         diff, ci = paired_difference(spec, [cam_table], [res["table"]])
-        text = (f"{spec.name} {ours:.3f} vs {theirs:.3f}, difference {diff:+.3f} "
-                f"[{ci.low:+.3f}, {ci.high:+.3f}] paired {ci.level:.0%}")
-        # kept short: one terminal line; the baseline's description is in the comparison table
-        if (ci.low > 0) if spec.higher_is_better else (ci.high < 0):
-            lines.append(f"{cam} beats the {name} baseline ({text})")
-        else:
-            lines.append(f"{cam} does NOT beat the {name} baseline ({text})")
+        # one terminal line each: the figures are in the comparison table above it
+        text = f"{spec.name} {ours:.3f} vs {theirs:.3f}, {diff:+.3f} [{ci.low:+.3f}, {ci.high:+.3f}]"
+        wins = (ci.low > 0) if spec.higher_is_better else (ci.high < 0)
+        lines.append(f"{cam} {'beats' if wins else 'does NOT beat'} {name}: {text}")
     return lines
 
 
 def print_comparison(ctx: SeedContext, cam: str, metrics, cam_result, baselines, verdicts) -> None:
     import numpy as np
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
     headline = ctx.card.headline
     names = [s.name for s in ctx.card.metrics]
-    table = Table(title=f"segmentation · seed {ctx.seed} · {len(next(iter(baselines.values()))['per_sample'])} images")
-    table.add_column("method")
+    n_images = len(next(iter(baselines.values()))["per_sample"])
+    level = next(iter(cam_result.get("ci", {}).values()), {}).get("level", 0.95)
+    # one 80-column line per row: a borderless table, the interval in a column of its own
+    table = Table(title=f"segmentation · seed {ctx.seed} · {n_images} test images", box=box.SIMPLE_HEAD,
+                  show_edge=False, pad_edge=False,
+                  caption=f"verdicts: the paired {level:.0%} interval of {headline}(CAM) − {headline}(baseline)")
+    table.add_column("method", no_wrap=True)
     for n in names:
-        table.add_column(n + (" (95% CI)" if n == headline else ""), justify="right")
+        table.add_column(n, justify="right", no_wrap=True)
+        if n == headline:
+            table.add_column(f"{level:.0%} CI", justify="right", no_wrap=True)
 
     def row(label, m, ci):
         cells = []
         for n in names:
             value = m.get(n)
-            text = f"{value:.3f}" if value is not None and np.isfinite(value) else "—"  # e.g. pxap without maps
-            if n == headline and ci.get(n):
-                text += f" [{ci[n]['low']:.3f}, {ci[n]['high']:.3f}]"
-            cells.append(text)
+            cells.append(f"{value:.3f}" if value is not None and np.isfinite(value) else "—")  # e.g. pxap without maps
+            if n == headline:
+                cells.append(f"{ci[n]['low']:.3f}–{ci[n]['high']:.3f}" if ci.get(n) else "")
         table.add_row(label, *cells)
 
-    row(f"CAM: {cam}", metrics, cam_result.get("ci", {}))
+    row(f"CAM {cam}", metrics, cam_result.get("ci", {}))
     for name, res in baselines.items():
-        row(f"baseline: {name}", res["metrics"], res["ci"])
+        row(f"baseline {name}", res["metrics"], res["ci"])
     console = Console()
     console.print(table)
     for line in verdicts:
