@@ -127,7 +127,7 @@ def test_list_command_comes_from_the_registries(capsys, tmp_path, monkeypatch):
     assert [r["name"] for r in json.loads(capsys.readouterr().out)] == list(METHODS)
     assert main(["list", "tasks", "--json"]) == 0
     tasks = json.loads(capsys.readouterr().out)
-    assert {t["id"]: t["default_recipe"] for t in tasks}["segmentation"] == "segmentation-scorecam"
+    assert {t["id"]: t["default_recipe"] for t in tasks}["segmentation"] == "segmentation-scorecam-grabcut"
     prepared = Path(os.environ["MINBENCH_HOME"]) / "datasets" / "mine"
     prepared.mkdir(parents=True)
     (prepared / "dataset.json").write_text(json.dumps({"name": "mineralimage5k", "version": "1", "n_samples": 5,

@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 from minbench.errors import UserError
-from minbench.models import cam as cams
+from minbench.models import cam as cams, cam_layers
 from minbench.models.masking import threshold_cam
 
 
@@ -129,20 +129,20 @@ def test_default_target_layers_per_family():
     import timm
 
     resnet = timm.create_model("resnet10t", num_classes=2)
-    assert cams.default_target_layer_names(resnet) == ["layer4"]
-    assert cams.default_target_layer_names(tiny_vit()) == ["blocks.0.norm1"]
-    assert cams.default_target_layer_names(RedDetector()) == ["features.0"]  # the last conv
+    assert cam_layers.default_target_layer_names(resnet) == ["layer4"]
+    assert cam_layers.default_target_layer_names(tiny_vit()) == ["blocks.0.norm1"]
+    assert cam_layers.default_target_layer_names(RedDetector()) == ["features.0"]  # the last conv
 
 
 def test_default_layer_keeps_enough_cells_for_a_mask():
     import timm
 
     resnet = timm.create_model("resnet10t", num_classes=2)
-    assert cams.default_target_layer_names(resnet, 224) == ["layer4"]  # 7 x 7: the usual choice
-    assert cams.default_target_layer_names(resnet, 64) == ["layer2"]  # layer4 would be 2 x 2
+    assert cam_layers.default_target_layer_names(resnet, 224) == ["layer4"]  # 7 x 7: the usual choice
+    assert cam_layers.default_target_layer_names(resnet, 64) == ["layer2"]  # layer4 would be 2 x 2
     ex = cams.CamExtractor(resnet.eval(), "gradcam", image_size=64)
     assert ex.layer_names == ["layer2"]
-    assert cams.default_target_layer_names(tiny_vit(), 32) == ["blocks.0.norm1"]
+    assert cam_layers.default_target_layer_names(tiny_vit(), 32) == ["blocks.0.norm1"]
 
 
 def test_unknown_target_layer_names_close_ones():
@@ -203,7 +203,19 @@ def test_bench_cam_reports_speed_and_memory(tmp_path, capsys):
     assert result["cam_input_size"] == 64 and result["cam_cells"] == [16, 16]
     memory = result["memory"]
     assert memory["n_images"] == 12 and memory["rss_peak_sampled_mb"] >= memory["rss_start_mb"] > 0
+    # every refinement's path is timed too, with what it adds per photo
+    assert set(result["refinements"]) == {"grabcut", "superpixels"}
+    for rates in result["refinements"].values():
+        assert rates["end_to_end_images_per_s"] > 0 and "added_ms_per_image" in rates
     assert json.loads(capsys.readouterr().out) == result
+
+
+def test_bench_cam_refuses_a_bad_refinement_before_timing(capsys):
+    from minbench.cli import main
+
+    assert main(["bench", "cam", "--backbone", "resnet10t", "--refine", "grabcat"]) == 2
+    err = capsys.readouterr().err
+    assert "--refine 'grabcat'" in err and len(err.strip().splitlines()) == 1
 
 
 def test_tta_averages_views_deterministically_and_refuses_bad_names():

@@ -75,6 +75,25 @@ def test_a_phase_prints_a_line_per_mark_and_one_at_the_end_in_a_log(capsys, monk
     assert capsys.readouterr().err == ""
 
 
+def test_a_quick_phase_with_nothing_to_say_prints_no_line_in_a_log(capsys, monkeypatch):
+    monkeypatch.setattr(console, "is_terminal", lambda: False)
+    monkeypatch.delenv("MINBENCH_VERBOSITY", raising=False)
+    with console.progress("predict x", 3, unit="batches") as phase:
+        phase.update(3)
+    assert capsys.readouterr().err == ""  # done within QUICK_SECONDS, no fields
+    with console.progress("generate x", 3) as phase:
+        phase.update(3, "9 images/s -> /data")
+    assert capsys.readouterr().err.strip().endswith("9 images/s -> /data · done")
+    clock = iter([0.0, console.QUICK_SECONDS + 1])
+    monkeypatch.setattr(console.time, "perf_counter", lambda: next(clock, console.QUICK_SECONDS + 1))
+    with console.progress("predict y", 3, unit="batches") as phase:
+        phase.update(3)
+    assert capsys.readouterr().err.startswith("predict y: 3/3 batches")  # a slow one keeps its line
+    with pytest.raises(RuntimeError), console.progress("predict z", 3) as phase:
+        raise RuntimeError("stop")
+    assert "stopped" in capsys.readouterr().err  # a phase that did not finish always says so
+
+
 @pytest.mark.parametrize("argv", [["--quiet", "list", "cams"], ["list", "cams", "--quiet"]])
 def test_quiet_is_accepted_before_and_after_the_command(argv, capsys):
     from minbench.cli import main

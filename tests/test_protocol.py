@@ -217,7 +217,7 @@ RECIPES = sorted(shipped_recipes())
 #: a task class or data path of its own (the reference rows of the four cues among them), and
 #: the CAM recipes whose threshold is chosen on the validation part (a pass of the run's own)
 WHOLE = {"fewshot-small-cnn", "colour-logistic", "size-cube", "size-extent", "zeroshot-minilm", "clip-vit-b32",
-         "zeroshot-colour-words", "segmentation-gradcam", "segmentation-gradcam-grabcut",
+         "zeroshot-colour-words", "segmentation-scorecam-grabcut", "segmentation-gradcam-grabcut",
          "segmentation-gradcam-superpixels"}
 #: the others are checked at their task class and data path (in process, same tiny
 #: settings): a large backbone's classifier (``ClassificationTask``, ``FeatureBaselineTask``,

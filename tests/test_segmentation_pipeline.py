@@ -68,7 +68,7 @@ def test_run_finds_a_fewshot_run_and_writes_everything(tiny_dataset, tmp_path, m
     assert status["cam"]["tta"] == "none"
     manifest, card = read_manifest(tiny_dataset), get_card("segmentation")
     rows = card.rows(manifest, "test")
-    # the validation part: its maps tuned nothing (otsu) but its figures are the scorer's,
+    # the validation part: its maps chose the default recipe's val level, its figures are the scorer's,
     # in validation.json; none of its photos is in the submission
     validation = json.loads((seed / "validation.json").read_text())
     val_ids = set(manifest["sample_id"].iloc[card.positions(manifest, "validation")])
@@ -103,7 +103,7 @@ def test_run_finds_a_fewshot_run_and_writes_everything(tiny_dataset, tmp_path, m
     assert "miou" in summary["metrics"] and "border/miou" in summary["metrics"]
     board = json.loads(next(leaderboards.glob("segmentation--*.json")).read_text())
     names = {e["name"] for e in board["entries"]}
-    assert names == {"scorecam/fewshot-small-cnn", "baseline/centre", "baseline/colour", "baseline/border",
+    assert names == {"scorecam+grabcut/fewshot-small-cnn", "baseline/centre", "baseline/colour", "baseline/border",
                      "baseline/blob"}
     assert {e["role"] for e in board["entries"] if e["name"].startswith("baseline/")} == {"reference"}
     assert "pxap" in [m["name"] for m in board["metrics"]]
@@ -112,7 +112,7 @@ def test_run_finds_a_fewshot_run_and_writes_everything(tiny_dataset, tmp_path, m
     assert main(["leaderboard", "--task", "segmentation", "--format", "markdown"]) == 0
     shown = capsys.readouterr().out.splitlines()
     header = next(line for line in shown if line.startswith("| # |")).split(" | ")
-    row = next(line for line in shown if "scorecam/fewshot-small-cnn" in line).split(" | ")
+    row = next(line for line in shown if "scorecam+grabcut/fewshot-small-cnn" in line).split(" | ")
     assert row[header.index("pxap")].endswith("%")
 
 
@@ -128,18 +128,18 @@ def test_seeds_of_different_classifiers_never_share_an_entry(tiny_dataset, tmp_p
         assert main(["run", "--task", "segmentation", "--data", str(tiny_dataset), "--out", str(tmp_path / "seg"),
                      "--quiet", "--overwrite", "--seed", str(seed)]) == 0
         board = json.loads(next(leaderboards.glob("segmentation--*.json")).read_text())
-        entry = next(e for e in board["entries"] if e["name"].startswith("scorecam/"))
+        entry = next(e for e in board["entries"] if e["name"].startswith("scorecam+grabcut/"))
         return entry["name"], [r["seed"] for r in entry["seeds"]], entry
 
-    assert run(0)[:2] == ("scorecam/fewshot-small-cnn", [0])
+    assert run(0)[:2] == ("scorecam+grabcut/fewshot-small-cnn", [0])
     name, seeds, entry = run(1)
-    assert (name, seeds) == ("scorecam/fewshot-small-cnn", [0, 1])   # same classifier: seeds join
+    assert (name, seeds) == ("scorecam+grabcut/fewshot-small-cnn", [0, 1])   # same classifier: seeds join
     assert entry["modified"] == [] and entry["config"]["resolved"]["classifier"]["recipe"] == "fewshot-small-cnn"
     config_path = tmp_path / "runs" / "fewshot-10" / "fewshot-small-cnn" / "config.yaml"
     config = yaml.safe_load(config_path.read_text())
     config["data"]["init_args"]["image_size"] = 40                   # another classifier method
     config_path.write_text(yaml.safe_dump(config))
-    assert run(2)[:2] == ("scorecam/fewshot-small-cnn", [2])         # a new entry, not a third seed
+    assert run(2)[:2] == ("scorecam+grabcut/fewshot-small-cnn", [2])         # a new entry, not a third seed
 
 
 def test_a_cached_default_classifier_of_another_recipe_config_is_not_reused(tiny_dataset, tmp_path, monkeypatch):
@@ -193,7 +193,9 @@ def test_given_classifier_and_options(tiny_dataset, tmp_path, monkeypatch, leade
     assert status["classifier"]["source"] == "given"
     assert status["cam"] == {"method": "gradcam++", "target": "predicted", "top_k": 3, "target_layers": ["layer3"],
                              "threshold": "percentile", "threshold_value": 70.0, "upsample": "bilinear",
-                             "refine": "none", "image_size": 40, "input_size": 80, "cells": [5, 5], "tta": "none"}
+                             "refine": "grabcut", "refine_args": {"sure_fg": 0.9, "sure_bg": 0.2, "iterations": 6},
+                             "image_size": 40, "input_size": 80, "cells": [5, 5],
+                             "tta": "none"}
     assert not leaderboards.exists()
 
 
@@ -354,7 +356,7 @@ def test_default_recipe_cam_has_16x16_cells_on_the_default_classifier_size(tmp_p
     from minbench.recipes import load_recipe, shipped_recipes
     from minbench.trainers.segmentation import SegmentationTask, load_classifier
 
-    init = load_recipe(shipped_recipes()["segmentation-scorecam"])["model"]["init_args"]
+    init = load_recipe(shipped_recipes()["segmentation-scorecam-grabcut"])["model"]["init_args"]
     clf = load_recipe(shipped_recipes()["fewshot-small-cnn"])
     size = clf["data"]["init_args"]["image_size"]
     net, classes = load_classifier(tiny_checkpoint(tmp_path / "clf.ckpt"))

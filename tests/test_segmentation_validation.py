@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -143,9 +144,33 @@ def test_a_refinement_moves_a_blurred_cam_toward_the_shape(name):
     assert refine("none", photo, cam) is cam
 
 
+def test_a_refinements_settings_are_checked_and_completed_by_its_defaults():
+    from minbench.models.refine import check_refine, refine
+
+    assert check_refine("grabcut", None) == {"sure_fg": 0.8, "sure_bg": 0.1, "iterations": 3}
+    assert check_refine("grabcut", {"sure_fg": 0.9, "iterations": 6}) == {"sure_fg": 0.9, "sure_bg": 0.1,
+                                                                         "iterations": 6}
+    assert check_refine("superpixels", {"segments": 80}) == {"segments": 80, "compactness": 10.0}
+    assert check_refine("none", {}) == {}
+    for name, settings, says in [("grabcut", {"sure_fgd": 0.9}, "grabcut has no setting 'sure_fgd'"),
+                                 ("grabcut", {"sure_fg": 1.5}, "sure_fg: 1.5 is not a number in [0, 1]"),
+                                 ("grabcut", {"iterations": 2.5}, "iterations: 2.5 is not an integer"),
+                                 ("grabcut", {"sure_fg": 0.2, "sure_bg": 0.3}, "must be below its sure_fg"),
+                                 ("superpixels", {"segments": "many"}, "segments: 'many' is not an integer"),
+                                 ("none", {"sure_fg": 0.9}, "none has no setting")]:
+        with pytest.raises(UserError, match=re.escape(says)):
+            check_refine(name, settings)
+    # the settings are used: other seeds give another map
+    photo, truth, cam = _blurred_case()
+    assert refine("grabcut", photo, cam, {"sure_fg": 0.9, "sure_bg": 0.2, "iterations": 6}).shape == cam.shape
+    assert not np.array_equal(refine("grabcut", photo, cam, {"sure_fg": 0.3, "sure_bg": 0.2}),
+                              refine("grabcut", photo, cam))
+
+
 # --------------------------------------------------------------------------- runs
 @pytest.mark.parametrize("bad", [["--refine", "nonsense"], ["--threshold", "val", "--threshold-value", "0.3"],
-                                 ["--set", "model.init_args.refine=3"]])
+                                 ["--set", "model.init_args.refine=3"],
+                                 ["--refine", "grabcut", "--set", "model.init_args.refine_args={sure_fg: 2}"]])
 def test_bad_refine_settings_are_one_line_exit_2(bad, tiny_dataset, tmp_path, capsys):
     rc = main(["run", "--task", "segmentation", "--data", str(tiny_dataset), "--out", str(tmp_path / "r"),
                "--quiet", "--no-leaderboard", *bad])

@@ -25,8 +25,8 @@ from minbench.dist import is_rank_zero
 
 QUIET, NORMAL, VERBOSE = "quiet", "normal", "verbose"
 _ENV = "MINBENCH_VERBOSITY"  # read by DDP processes Lightning starts with the same environment
-#: on a pipe, a phase that ends within this many seconds and printed no line yet prints none
-#: (a one-batch prediction, a cache of a few images): a log keeps the phases that took time
+#: on a pipe, a phase that ends within this many seconds, printed no line yet and has nothing
+#: to say beyond its count prints none (a one-batch prediction, a cache of a few images)
 QUICK_SECONDS = 2.0
 
 #: warnings about what minbench chose on purpose (message regexes)
@@ -91,8 +91,8 @@ def is_terminal() -> bool:
 
 class Phase:
     """One phase's progress: a live rich line on a terminal; on a pipe, a plain line at each
-    of ``marks`` evenly spaced points (0 = only the final line, none when the phase was quick
-    and finished); nothing when quiet."""
+    of ``marks`` evenly spaced points (0 = only the final line, none when the phase finished
+    quickly with no ``fields``); nothing when quiet."""
 
     def __init__(self, description: str, total: float | None, *, marks: int = 0, unit: str = ""):
         self.description, self.total, self.unit = description, total, unit
@@ -152,7 +152,7 @@ class Phase:
         if self._live is not None:
             self._live.stop()
             self._live = None
-        elif stopped or self._printed or time.perf_counter() - self._started >= QUICK_SECONDS:
+        elif stopped or self._printed or self.fields or time.perf_counter() - self._started >= QUICK_SECONDS:
             self._print_line(final=True, stopped=stopped)
         self._enabled = False
 

@@ -5,7 +5,8 @@ Speed: ``--n-speed`` photos in batches of ``--batch`` through the whole per-batc
 ``run --task segmentation`` (``SegmentationTask.predict_step``: CAM, score map at the
 photo's size, mask; ``MaskWriter``: mask, 16-bit map and CAM PNGs), images/s, beside the
 classifier's own forward + backward at the same input (what any gradient CAM pays), timed
-one after the other in the same process: ``ratio`` = end to end / model.
+one after the other in the same process: ``ratio`` = end to end / model; then the same path
+with each refinement (``--refine``: GrabCut, superpixels) and the milliseconds it adds a photo.
 Memory: ``--n`` images (default 1,000) through CAM + mask (no writing), RSS sampled after every
 batch: start (after a warm-up batch), end, peak and the growth per 1,000 images. A leak of
 hooks, activations or retained graphs shows as growth; flat means bounded by the batch.
@@ -74,10 +75,12 @@ def _batches(task, n: int, batch: int, mask_size, seed: int):
 
 def bench_cam(*, backbone: str | None = None, image_size: int | None = None, mask_size=(768, 1024),
               cam: str = "gradcam", batch: int = 16, n_speed: int = 64, n: int = 1000,
-              threads: int | None = None, cam_scale: float | None = None) -> dict:
+              threads: int | None = None, cam_scale: float | None = None,
+              refinements: tuple[str, ...] = ("grabcut", "superpixels")) -> dict:
     """The segmentation predict step end to end (CAM, score map, mask, PNG writing) in images/s
     beside the classifier's own batched forward + backward at the same input, over ``n_speed``
-    images; RSS over ``n`` images of CAM + mask (0 skips the memory run). The result as a dict."""
+    images, then the same path with each of ``refinements``; RSS over ``n`` images of CAM +
+    mask (0 skips the memory run). The result as a dict."""
     import tempfile
 
     import timm
@@ -101,13 +104,16 @@ def bench_cam(*, backbone: str | None = None, image_size: int | None = None, mas
         model = timm.create_model(backbone, pretrained=False, num_classes=10, **kwargs)
     except RuntimeError as exc:
         raise UserError(f"--backbone {backbone!r}: {exc}") from None
-    task = SegmentationTask(model.eval(), classes=[str(i) for i in range(10)], cam=cam, image_size=image_size,
-                            cam_scale=cam_scale)
+    def make_task(refine: str = "none") -> SegmentationTask:
+        return SegmentationTask(model.eval(), classes=[str(i) for i in range(10)], cam=cam, image_size=image_size,
+                                cam_scale=cam_scale, refine=refine)
+
+    task = make_task()
     size = tuple(mask_size)
 
     writer_threads = MaskWriter(".").threads
 
-    def end_to_end(folder) -> float:
+    def end_to_end(folder, task=task) -> float:
         writer = MaskWriter(folder, cam_dir=folder.with_name("cams"))
         writer.begin()
         task.predict_step(next(_batches(task, batch, batch, size, 1)), 0)  # warm-up (allocator, first calls)
@@ -132,6 +138,7 @@ def bench_cam(*, backbone: str | None = None, image_size: int | None = None, mas
 
     with tempfile.TemporaryDirectory(prefix="minbench-bench-cam-") as tmp, torch.inference_mode():
         e2e = end_to_end(Path(tmp) / "predictions")  # as in Lightning's predict loop
+        refined = {name: end_to_end(Path(tmp) / name / "predictions", make_task(name)) for name in refinements}
     ceiling = model_fwd_bwd()
     result = {
         "benchmark": "cam",
@@ -143,6 +150,11 @@ def bench_cam(*, backbone: str | None = None, image_size: int | None = None, mas
                   "end_to_end_images_per_s": round(e2e, 2),
                   "model_fwd_bwd_images_per_s": round(ceiling, 2),
                   "ratio": round(e2e / ceiling, 3)},
+        # each refinement's whole path (on the CAM's own photo: the random one here), and
+        # its cost: the seconds per image it adds to the path without refinement
+        "refinements": {name: {"end_to_end_images_per_s": round(rate, 2), "ratio": round(rate / ceiling, 3),
+                               "added_ms_per_image": round(1000 * (1 / rate - 1 / e2e), 1)}
+                        for name, rate in refined.items()},
     }
     if n:
         result["memory"] = _memory(task, size, n=n, batch=batch)

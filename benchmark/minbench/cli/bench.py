@@ -40,16 +40,23 @@ def _add_cam(sub) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--cam-scale", type=float, default=None,
                    help="CAM input = this x --image-size (default: the default segmentation recipe's)")
+    p.add_argument("--refine", nargs="*", default=None, metavar="NAME",
+                   help="refinements timed after the plain path (default: every one; none given: none)")
     _json_option(p)
     p.set_defaults(func=_cam)
 
 
 def _cam(args) -> int:
     from minbench.bench.cam import bench_cam
+    from minbench.models.refine import REFINEMENTS, check_refine
 
+    refine = [n for n in REFINEMENTS if n != "none"] if args.refine is None else args.refine
+    for name in refine:  # a bad name is refused before any timing
+        check_refine(name)
     return _report(bench_cam(backbone=args.backbone, image_size=args.image_size, mask_size=args.mask_size,
                              cam=args.cam, batch=args.batch, n_speed=args.n_speed, n=args.n,
-                             threads=args.threads, cam_scale=args.cam_scale), args)
+                             threads=args.threads, cam_scale=args.cam_scale,
+                             refinements=tuple(n for n in refine if n != "none")), args)
 
 
 def _add_data(sub) -> None:

@@ -18,7 +18,7 @@ from minbench.cli.common import add_verbosity_flags
 
 def register(sub) -> None:
     from minbench.cards import all_cards
-    from minbench.models import cam as cams, masking
+    from minbench.models import cam as cams, cam_layers, masking
     from minbench.models.refine import REFINEMENTS
     from minbench.recipes import shipped_recipes
 
@@ -53,7 +53,7 @@ def register(sub) -> None:
                           "'true' would read the test label and is refused)")
     cam.add_argument("--top-k", type=int, default=None, help="k of --cam-target topk")
     cam.add_argument("--target-layer", default=None, help="module name(s), comma separated (default: the family's)")
-    cam.add_argument("--reshape", default=None, help=f"feature-map reshape ({', '.join(cams.RESHAPES)})")
+    cam.add_argument("--reshape", default=None, help=f"feature-map reshape ({', '.join(cam_layers.RESHAPES)})")
     cam.add_argument("--threshold", default=None, help=f"CAM -> mask rule ({', '.join(masking.THRESHOLDS)})")
     cam.add_argument("--threshold-value", type=float, default=None,
                      help="level of --threshold fixed (0-1) or percentile (0-100)")

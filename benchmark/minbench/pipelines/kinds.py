@@ -19,7 +19,7 @@ from minbench.registry import Registry
 #: runs without ``--config``)
 DEFAULT_RECIPES: dict[str, str] = {
     "classification": "fewshot-small-cnn",
-    "segmentation": "segmentation-scorecam",
+    "segmentation": "segmentation-scorecam-grabcut",
     "size": "size-cube",
     "zeroshot": "zeroshot-minilm",
 }

@@ -107,6 +107,7 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
         "cam": {"method": hp.cam, "target": hp.cam_target, "top_k": hp.top_k,
                 "target_layers": model.extractor.layer_names, "threshold": hp.threshold,
                 "threshold_value": model.threshold_value, "upsample": hp.upsample, "refine": hp.refine,
+                "refine_args": model.refine_settings,
                 "image_size": image_size, "input_size": model.input_size, "cells": list(model.extractor.cells),
                 "tta": hp.tta},
         "validation": validation,
@@ -130,7 +131,12 @@ def describe_cam(hp, layers, value=None) -> str:
     value = hp.threshold_value if value is None else value
     rule = hp.threshold if value is None else f"{hp.threshold} {value:g}"
     target = f"top-{hp.top_k} classes" if hp.cam_target == "topk" else f"{hp.cam_target} class"
-    refined = f", {hp.refine} refinement" if getattr(hp, "refine", "none") != "none" else ""
+    refined = ""
+    if getattr(hp, "refine", "none") != "none":
+        from minbench.models.refine import check_refine
+
+        settings = ", ".join(f"{k} {v:g}" for k, v in check_refine(hp.refine, hp.get("refine_args")).items())
+        refined = f", {hp.refine} refinement ({settings})"
     return f"{hp.cam} ({','.join(layers)}, {target}{refined}, {rule} threshold)"
 
 
@@ -168,7 +174,8 @@ def run_validation(ctx: SeedContext, dm, model) -> dict[str, Any] | None:
     masks = [threshold_cam(s, hp.threshold, model.threshold_value) for s in scores]
     values, ci = score_table(ctx.card, M.segmentation_table(zip(masks, truths, map(quantise_score_map, scores))))
     record = {"n_images": len(ids), "metrics": values, "ci": ci, "threshold": hp.threshold,
-              "threshold_value": model.threshold_value, "refine": hp.refine, **chosen,
+              "threshold_value": model.threshold_value, "refine": hp.refine,
+              "refine_args": model.refine_settings, **chosen,
               "sample_ids": ids}
     if is_rank_zero():
         write_json_atomic(ctx.dir / VALIDATION_FILE, record)

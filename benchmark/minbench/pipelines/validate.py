@@ -172,12 +172,12 @@ def _check_file(value: Any, key: str, problems: Problems, what: str) -> None:
 
 
 def _check_segmentation(config: dict[str, Any], problems: Problems) -> None:
-    from minbench.models import cam as cams, masking
+    from minbench.models import cam as cams, cam_layers, masking
     from minbench.models.refine import REFINEMENTS
 
     args = (config.get("model") or {}).get("init_args") or {}
     registries = {"cam": tuple(cams.METHODS), "cam_target": cams.TARGETS, "threshold": masking.THRESHOLDS,
-                  "upsample": masking.UPSAMPLING, "reshape": cams.RESHAPES, "refine": REFINEMENTS, "tta": cams.TTA}
+                  "upsample": masking.UPSAMPLING, "reshape": cam_layers.RESHAPES, "refine": REFINEMENTS, "tta": cams.TTA}
     for name, known in registries.items():
         value = args.get(name)
         if isinstance(value, str) and value not in known:  # another type: the signature check's
@@ -199,6 +199,14 @@ def _check_segmentation(config: dict[str, Any], problems: Problems) -> None:
             problems.add("model.init_args.threshold_value", str(exc).split(": ", 1)[-1])
         except (TypeError, ValueError):
             pass  # a type mistake, reported by the signature check
+    if args.get("refine", "none") in REFINEMENTS and args.get("refine_args") is not None:
+        from minbench.models.refine import check_refine
+
+        try:
+            check_refine(args.get("refine", "none"), args["refine_args"])
+        except UserError as exc:
+            key, _, why = str(exc).partition(": ")
+            problems.add(key, why)
     if args.get("cam_scale") is not None:
         try:
             cams.cam_input_size(64, args["cam_scale"])

@@ -116,6 +116,8 @@ class SegmentationTask(BaseTask):
         threshold_value: the level of ``fixed`` (0-1) or ``percentile`` (0-100).
         refine: ``none``, ``grabcut`` or ``superpixels`` (``minbench.models.refine``): the
             CAM refined by the photo before it is upsampled and cut.
+        refine_args: the refinement's settings (e.g. grabcut's ``sure_fg``, ``sure_bg``,
+            ``iterations``); the ones not given keep their defaults.
         upsample: ``bilinear``, ``bicubic`` or ``nearest`` (CAM -> the photo's H x W).
         image_size: the classifier's training input side (the default target layer is
             chosen there).
@@ -135,7 +137,7 @@ class SegmentationTask(BaseTask):
                  target_layer: str | None = None, reshape: str = "auto", threshold: str = "otsu",
                  threshold_value: float | None = None, upsample: str = "bilinear", image_size: int = 224,
                  cam_scale: float = 1.0, tta: str = "none", score_batch_size: int = 64,
-                 task: str = "segmentation", refine: str = "none"):
+                 task: str = "segmentation", refine: str = "none", refine_args: dict | None = None):
         if classifier is None:
             raise UserError("model.init_args.classifier: give a classifier checkpoint (or a network)")
         if cam_target == "true":
@@ -166,7 +168,7 @@ class SegmentationTask(BaseTask):
                             "the validation part; give no value")
         if masking.is_tuned(hp.threshold) and self.card.validation is None:
             raise UserError(f"--threshold {hp.threshold}: task {self.card.id} has no validation part (split.validation)")
-        refinements.check_refine(hp.refine)
+        self.refine_settings = refinements.check_refine(hp.refine, hp.refine_args)
         self.model = self.__dict__.pop("_pending_classifier").eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
@@ -191,7 +193,7 @@ class SegmentationTask(BaseTask):
         photos = self._photos(images) if hp.refine != "none" else [None] * len(sids)
         for sid, cam, photo, (h, w), pred, tgt in zip(sids, out.cams, photos, sizes, preds, out.targets):
             # the map the mask is cut from, submitted beside it (PxAP scores it over every threshold)
-            score = masking.upsample_cam(refinements.refine(hp.refine, photo, cam) if photo is not None else cam,
+            score = masking.upsample_cam(refinements.refine(hp.refine, photo, cam, self.refine_settings) if photo is not None else cam,
                                          (h, w), hp.upsample)
             # ``val`` before its level is chosen (the validation pass): the map alone
             mask = None if self.threshold_value is None and masking.is_tuned(hp.threshold) else \
