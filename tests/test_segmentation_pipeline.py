@@ -274,9 +274,9 @@ def test_compare_says_when_the_cam_loses_by_the_paired_interval():
                  "centre": {"metrics": {"miou": 0.25}, "table": table([0] * 10)},
                  "border": {"metrics": {"miou": 0.625}, "table": table([0, 1, 1, 1, 0, 0, 0, 1, 1, 0])}}
     lines = compare("gradcam", cam, baselines, get_card("segmentation"))
-    assert lines[0].startswith("gradcam does NOT beat colour: miou 0.700 vs 1.000, -0.300 [")
-    assert lines[1].startswith("gradcam beats centre: miou 0.700 vs 0.250, +0.450 [+")
-    assert lines[2].startswith("gradcam does NOT beat border: miou 0.700 vs 0.625, +0.075 [-")
+    assert lines[0].startswith("gradcam does NOT beat colour: 0.700 vs 1.000, -0.300 [")
+    assert lines[1].startswith("gradcam beats centre: 0.700 vs 0.250, +0.450 [+")
+    assert lines[2].startswith("gradcam does NOT beat border: 0.700 vs 0.625, +0.075 [-")
     assert all(len(line) <= 80 for line in lines)  # one terminal line each
 
 

@@ -79,10 +79,10 @@ def check_refine(name: str, settings: dict | None = None) -> dict:
 
     fn = REFINEMENTS.get(name, what=f"--refine {name!r}")
     known = REFINEMENTS.info(name)["settings"]
-    given = dict(settings or {})
     key = "model.init_args.refine_args"
     if not isinstance(settings, (dict, type(None))):
         raise UserError(f"{key}: a mapping of setting -> value, not {settings!r}")
+    given = dict(settings or {})
     for setting, value in given.items():
         if setting not in known:
             names = ", ".join(known) or "none"

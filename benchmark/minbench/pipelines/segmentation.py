@@ -94,9 +94,9 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
     baselines = run_baselines(ctx, task_data)
     baseline_seconds = time.perf_counter() - t1
     per_image = scored.per_sample  # the scorer's per-image iou, dice, pixel_accuracy
-    verdicts = compare(hp.cam, scored.table, baselines, ctx.card)
+    verdicts = compare(f"{hp.cam}{refined}", scored.table, baselines, ctx.card)
     gallery = draw_gallery(ctx, task_data, per_image)
-    print_comparison(ctx, hp.cam, metrics, cam_result, baselines, verdicts)
+    print_comparison(ctx, f"{hp.cam}{refined}", metrics, cam_result, baselines, verdicts)
 
     all_metrics = dict(metrics)
     for name, res in baselines.items():

@@ -76,8 +76,8 @@ def compare(cam: str, cam_table, baselines: dict[str, dict], card) -> list[str]:
     for name, res in baselines.items():
         theirs = res["metrics"].get(spec.name, float("nan"))
         diff, ci = paired_difference(spec, [cam_table], [res["table"]])
-        # one terminal line each: the figures are in the comparison table above it
-        text = f"{spec.name} {ours:.3f} vs {theirs:.3f}, {diff:+.3f} [{ci.low:+.3f}, {ci.high:+.3f}]"
+        # one terminal line each (the metric is named in the table's caption above them)
+        text = f"{ours:.3f} vs {theirs:.3f}, {diff:+.3f} [{ci.low:+.3f}, {ci.high:+.3f}]"
         wins = (ci.low > 0) if spec.higher_is_better else (ci.high < 0)
         lines.append(f"{cam} {'beats' if wins else 'does NOT beat'} {name}: {text}")
     return lines
@@ -94,7 +94,7 @@ def print_comparison(ctx: SeedContext, cam: str, metrics, cam_result, baselines,
     n_images = len(next(iter(baselines.values()))["per_sample"])
     level = next(iter(cam_result.get("ci", {}).values()), {}).get("level", 0.95)
     # one 80-column line per row: a borderless table, the interval in a column of its own
-    table = Table(title=f"segmentation · seed {ctx.seed} · {n_images} test images", box=box.SIMPLE_HEAD,
+    table = Table(title=f"segmentation · CAM: {cam} · seed {ctx.seed} · {n_images} test images", box=box.SIMPLE_HEAD,
                   show_edge=False, pad_edge=False,
                   caption=f"verdicts: the paired {level:.0%} interval of {headline}(CAM) − {headline}(baseline)")
     table.add_column("method", no_wrap=True)
@@ -112,7 +112,7 @@ def print_comparison(ctx: SeedContext, cam: str, metrics, cam_result, baselines,
                 cells.append(f"{ci[n]['low']:.3f}–{ci[n]['high']:.3f}" if ci.get(n) else "")
         table.add_row(label, *cells)
 
-    row(f"CAM {cam}", metrics, cam_result.get("ci", {}))
+    row("CAM", metrics, cam_result.get("ci", {}))  # named in the title: any name keeps the row on one line
     for name, res in baselines.items():
         row(f"baseline {name}", res["metrics"], res["ci"])
     console = Console()

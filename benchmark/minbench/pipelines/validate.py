@@ -199,7 +199,7 @@ def _check_segmentation(config: dict[str, Any], problems: Problems) -> None:
             problems.add("model.init_args.threshold_value", str(exc).split(": ", 1)[-1])
         except (TypeError, ValueError):
             pass  # a type mistake, reported by the signature check
-    if args.get("refine", "none") in REFINEMENTS and args.get("refine_args") is not None:
+    if args.get("refine", "none") in REFINEMENTS and isinstance(args.get("refine_args"), dict):
         from minbench.models.refine import check_refine
 
         try:
