@@ -49,15 +49,25 @@ def _default_classifier() -> tuple[str, dict, int]:
     return str(init.get("backbone", "resnet18")), kwargs, int(config["data"]["init_args"].get("image_size", 96))
 
 
-def _default_cam_scale() -> float:
-    """``cam_scale`` of the default segmentation recipe (1 when it has none)."""
+def _default_segmentation_args() -> dict:
+    """``model.init_args`` of the default segmentation recipe ({} on a bare install)."""
     from minbench.pipelines.kinds import default_recipe
     from minbench.recipes import load_recipe, shipped_recipes
 
     recipe = shipped_recipes().get(default_recipe("segmentation") or "")
-    if recipe is None:  # a bare install: the task's own default
-        return 1.0
-    return float(load_recipe(recipe)["model"]["init_args"].get("cam_scale") or 1.0)
+    return dict(load_recipe(recipe)["model"].get("init_args") or {}) if recipe is not None else {}
+
+
+def _default_cam_scale() -> float:
+    """``cam_scale`` of the default segmentation recipe (1 when it has none)."""
+    return float(_default_segmentation_args().get("cam_scale") or 1.0)
+
+
+def _refine_settings(name: str) -> dict | None:
+    """The default recipe's settings for refinement ``name`` when it is the recipe's own
+    refinement (the path `run --task segmentation` takes); None (the defaults) otherwise."""
+    args = _default_segmentation_args()
+    return args.get("refine_args") if args.get("refine") == name else None
 
 
 def _batches(task, n: int, batch: int, mask_size, seed: int):
@@ -87,6 +97,7 @@ def bench_cam(*, backbone: str | None = None, image_size: int | None = None, mas
     import torch
 
     from minbench.errors import UserError
+    from minbench.models.refine import check_refine
     from minbench.trainers.segmentation import MaskWriter, SegmentationTask
 
     if batch < 1 or n_speed < 1 or n < 0:
@@ -106,7 +117,7 @@ def bench_cam(*, backbone: str | None = None, image_size: int | None = None, mas
         raise UserError(f"--backbone {backbone!r}: {exc}") from None
     def make_task(refine: str = "none") -> SegmentationTask:
         return SegmentationTask(model.eval(), classes=[str(i) for i in range(10)], cam=cam, image_size=image_size,
-                                cam_scale=cam_scale, refine=refine)
+                                cam_scale=cam_scale, refine=refine, refine_args=_refine_settings(refine))
 
     task = make_task()
     size = tuple(mask_size)
@@ -150,10 +161,11 @@ def bench_cam(*, backbone: str | None = None, image_size: int | None = None, mas
                   "end_to_end_images_per_s": round(e2e, 2),
                   "model_fwd_bwd_images_per_s": round(ceiling, 2),
                   "ratio": round(e2e / ceiling, 3)},
-        # each refinement's whole path (on the CAM's own photo: the random one here), and
-        # its cost: the seconds per image it adds to the path without refinement
+        # each refinement's whole path (on the CAM's own photo: the random one here; the
+        # default recipe's settings for its own refinement), and the time it adds a photo
         "refinements": {name: {"end_to_end_images_per_s": round(rate, 2), "ratio": round(rate / ceiling, 3),
-                               "added_ms_per_image": round(1000 * (1 / rate - 1 / e2e), 1)}
+                               "added_ms_per_image": round(1000 * (1 / rate - 1 / e2e), 1),
+                               "settings": check_refine(name, _refine_settings(name))}
                         for name, rate in refined.items()},
     }
     if n:
