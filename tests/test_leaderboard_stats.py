@@ -23,6 +23,7 @@ from minbench.scoring import metrics as M
 from minbench.scoring import render
 from minbench.scoring import samples as S
 from minbench.scoring import stats
+from minbench.scoring import tables as T
 from minbench.scoring.score import ScoreResult, load_task_data, score_submission
 
 FP = "sha256:" + "c" * 32
@@ -352,7 +353,7 @@ def test_interval_coverage_on_bernoulli_test_sets():
     covered = 0
     for i in range(1000):
         hit = rng.random(300) < 0.3
-        table = {"pos": np.where(hit, 0, M.NO_HIT), "target": np.zeros(300, np.int64)}
+        table = {"pos": np.where(hit, 0, T.NO_HIT), "target": np.zeros(300, np.int64)}
         ci = stats.seed_mean_interval(spec, [table], n_resamples=1000, seed=i)
         covered += ci.low <= 0.3 <= ci.high
     print(f"coverage {covered / 1000:.3f}")

@@ -10,6 +10,7 @@ from minbench.cards import get_card
 from minbench.scoring import bootstrap as B
 from minbench.scoring import metrics as M
 from minbench.scoring import stats as S
+from minbench.scoring import tables as T
 
 
 def _spec(task, name):
@@ -31,7 +32,7 @@ def test_top1_interval_matches_scipy_and_index_resampling(monkeypatch):
     n = 2000
     target = rng.integers(0, 20, n)
     ranked = np.where(rng.random(n) < 0.4, target, (target + 1) % 20)[:, None]
-    table = M.classification_table(ranked, target)
+    table = T.classification_table(ranked, target)
     spec = _spec("fewshot-98", "top1")
     fast = S.metric_ci(spec, table, n_resamples=4000, seed=0)
     hit = (table["pos"] == 0).astype(float)
@@ -50,7 +51,7 @@ def test_macro_recall_interval_two_paths_agree(monkeypatch):
     n = 1500
     target = rng.integers(0, 12, n)
     ranked = np.where(rng.random(n) < 0.5 + 0.03 * target, target, (target + 3) % 12)[:, None]
-    table = M.classification_table(ranked, target)
+    table = T.classification_table(ranked, target)
     spec = _spec("fewshot-98", "macro_recall")
     fast = S.metric_ci(spec, table, n_resamples=3000, seed=1)
     monkeypatch.setattr(B, "MAX_CATEGORIES", 0)
@@ -64,7 +65,7 @@ def test_mae_interval_matches_scipy():
     rng = np.random.default_rng(3)
     true = rng.uniform(1, 30, 800)
     pred = true + rng.normal(0, 2, 800)
-    table = M.size_table(pred, true)
+    table = T.size_table(pred, true)
     spec = _spec("size", "mae")
     got = S.metric_ci(spec, table, n_resamples=3000, seed=0)
     ref = stats.bootstrap((np.abs(pred - true),), np.mean, n_resamples=3000, method="percentile",
@@ -73,7 +74,7 @@ def test_mae_interval_matches_scipy():
 
 
 def test_seeded_and_reproducible():
-    table = M.size_table(np.linspace(1, 10, 50) + 0.5, np.linspace(1, 10, 50))
+    table = T.size_table(np.linspace(1, 10, 50) + 0.5, np.linspace(1, 10, 50))
     spec = _spec("size", "r2")
     a = S.metric_ci(spec, table, seed=5)
     assert a == S.metric_ci(spec, table, seed=5)
@@ -81,8 +82,8 @@ def test_seeded_and_reproducible():
 
 
 def test_undefined_resamples_are_left_out_not_crashing():
-    table = M.size_table(np.array([np.nan, 2.0, np.nan]), np.array([1.0, 2.0, 3.0]))
+    table = T.size_table(np.array([np.nan, 2.0, np.nan]), np.array([1.0, 2.0, 3.0]))
     ci = S.metric_ci(_spec("size", "mae"), table, n_resamples=200)
     assert ci.low == ci.high == 0.0  # resamples with no answer give NaN and are dropped
-    none = S.metric_ci(_spec("size", "mae"), M.size_table(np.array([np.nan]), np.array([1.0])))
+    none = S.metric_ci(_spec("size", "mae"), T.size_table(np.array([np.nan]), np.array([1.0])))
     assert none.to_json()["low"] is None

@@ -8,6 +8,7 @@ from sklearn import metrics as skm
 
 from minbench.cards import get_card
 from minbench.scoring import metrics as M
+from minbench.scoring import tables as T
 from minbench.scoring.average_precision import MAP_LEVELS
 
 
@@ -157,13 +158,13 @@ def test_weighted_form_equals_point_and_duplicating_rows(task):
     card = get_card(task)
     if card.kind in ("classification", "zeroshot"):
         ranked, target = _random_ranked(rng, 200, 12, 5)
-        table = M.classification_table(ranked, target)
+        table = T.classification_table(ranked, target)
     elif card.kind == "segmentation":
-        table = M.segmentation_table(_random_maps(rng, 30))
+        table = T.segmentation_table(_random_maps(rng, 30))
     else:
         true = rng.uniform(1, 40, 200)
         pred = np.where(rng.random(200) < 0.2, np.nan, true + rng.normal(0, 3, 200))
-        table = M.size_table(pred, true)
+        table = T.size_table(pred, true)
     n = len(next(iter(table.values())))
     counts = rng.integers(0, 4, n)
     repeated = {k: np.repeat(v, counts, axis=0) for k, v in table.items()}
@@ -219,14 +220,14 @@ def test_masks_without_maps_have_no_pxap():
     assert np.isnan(got["pxap"]) and np.isnan(got["mean_ap"]) and "ap" not in got["per_image"]
     one = np.ones((2, 2), bool)
     with pytest.raises(ValueError, match="score maps for 1 of 2 images"):
-        M.segmentation_table([(one, one), (one, one, np.ones((2, 2), np.uint8))])
+        T.segmentation_table([(one, one), (one, one, np.ones((2, 2), np.uint8))])
 
 
 def test_pxap_of_a_per_sample_file_is_exact_for_8_bit_maps(tmp_path):
     """A per-sample file keeps 256 levels: an 8-bit map's own, so its PxAP is the scorer's."""
     from minbench.scoring import samples as S
 
-    table = M.segmentation_table(_random_maps(np.random.default_rng(4), 12, bits=8))
+    table = T.segmentation_table(_random_maps(np.random.default_rng(4), 12, bits=8))
     assert table["px_pos"].shape == (12, MAP_LEVELS)
     ids = [f"s{i}" for i in range(12)]
     kept = S.from_table("segmentation", ids, table, None)

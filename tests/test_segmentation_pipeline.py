@@ -259,7 +259,7 @@ def test_compare_says_when_the_cam_loses_by_the_paired_interval():
     """A CAM ahead of a baseline on every image beats it; one ahead on the mean but not
     clearly (the paired interval across zero) does NOT; one behind does NOT."""
     from minbench.pipelines.segmentation_baselines import compare
-    from minbench.scoring import metrics as M
+    from minbench.scoring import tables as T
 
     truth = np.zeros((8, 8), bool)
     truth[2:6, 2:6] = True
@@ -267,7 +267,7 @@ def test_compare_says_when_the_cam_loses_by_the_paired_interval():
     def table(hits):  # per image: the true mask (IoU 1) or a quarter of it
         quarter = np.zeros_like(truth)
         quarter[2:4, 2:4] = True
-        return M.segmentation_table((truth if h else quarter, truth) for h in hits)
+        return T.segmentation_table((truth if h else quarter, truth) for h in hits)
 
     cam = table([1, 1, 1, 1, 0, 0, 0, 0, 1, 1])
     baselines = {"colour": {"metrics": {"miou": 1.0}, "table": table([1] * 10)},

@@ -31,7 +31,7 @@ def _trainer():
 
 def test_trainer_measures_the_size_split_and_reports_no_metric(tiny_dataset):
     from minbench.cards import get_card
-    from minbench.scoring.metrics import size_table
+    from minbench.scoring.tables import size_table
     from minbench.scoring.score import score_table
 
     dm = _dm(tiny_dataset)

@@ -115,6 +115,7 @@ def bench_cam(*, backbone: str | None = None, image_size: int | None = None, mas
         model = timm.create_model(backbone, pretrained=False, num_classes=10, **kwargs)
     except RuntimeError as exc:
         raise UserError(f"--backbone {backbone!r}: {exc}") from None
+
     def make_task(refine: str = "none") -> SegmentationTask:
         return SegmentationTask(model.eval(), classes=[str(i) for i in range(10)], cam=cam, image_size=image_size,
                                 cam_scale=cam_scale, refine=refine, refine_args=_refine_settings(refine))

@@ -91,11 +91,12 @@ def choose_val_level(card, scores, truths, grid=VAL_GRID) -> tuple[float, dict[f
     computed by the scorer's functions; the first of equals (lowest level). Returns (level,
     {level: headline})."""
     from minbench.scoring import metrics as M
+    from minbench.scoring.tables import segmentation_table
 
     if not len(scores):
         raise UserError(f"--threshold val: task {card.id} has no validation photos to choose a level on")
     sign = 1.0 if card.headline_metric.higher_is_better else -1.0
-    curve = {float(level): M.evaluate(card, M.segmentation_table(
+    curve = {float(level): M.evaluate(card, segmentation_table(
         (s >= level, t) for s, t in zip(scores, truths)))[card.headline] for level in grid}
     return max(curve, key=lambda level: (sign * curve[level], -level)), curve
 

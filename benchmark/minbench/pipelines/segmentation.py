@@ -149,7 +149,7 @@ def run_validation(ctx: SeedContext, dm, model) -> dict[str, Any] | None:
     from minbench.io import write_json_atomic
     from minbench.models.masking import threshold_cam
     from minbench.pipelines.lightning_setup import build_trainer
-    from minbench.scoring import metrics as M
+    from minbench.scoring.tables import segmentation_table
     from minbench.scoring.formats.mask_pngs import load_true_mask, quantise_score_map
     from minbench.scoring.score import score_table
 
@@ -172,7 +172,7 @@ def run_validation(ctx: SeedContext, dm, model) -> dict[str, Any] | None:
     chosen = model.tune(scores, truths)
     hp = model.hparams
     masks = [threshold_cam(s, hp.threshold, model.threshold_value) for s in scores]
-    values, ci = score_table(ctx.card, M.segmentation_table(zip(masks, truths, map(quantise_score_map, scores))))
+    values, ci = score_table(ctx.card, segmentation_table(zip(masks, truths, map(quantise_score_map, scores))))
     record = {"n_images": len(ids), "metrics": values, "ci": ci, "threshold": hp.threshold,
               "threshold_value": model.threshold_value, "refine": hp.refine,
               "refine_args": model.refine_settings, **chosen,

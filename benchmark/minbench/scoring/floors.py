@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minbench.scoring import metrics as M
+from minbench.scoring import metrics as M, tables as T
 
 
 def _row(name: str, description: str, values: dict) -> dict:
@@ -66,7 +66,7 @@ def _classification(card, df, rows) -> list[dict]:
         order = train_prior(card, df)
         if order:
             ranked = np.tile(classes.get_indexer(order), (len(rows), 1))
-            table = M.classification_table(ranked, classes.get_indexer(rows["species"]))
+            table = T.classification_table(ranked, classes.get_indexer(rows["species"]))
             out.append(_row("train prior", f"every row ranks the {len(order)} most frequent training classes",
                             M.evaluate(card, table)))
     return out
@@ -78,7 +78,7 @@ def _segmentation(card, folder, rows) -> list[dict]:
     truths = [load_true_mask(folder, r) for r in rows.itertuples(index=False)]
     out = []
     for name, fill in (("all mineral", True), ("all background", False)):
-        table = M.segmentation_table((np.full(t.shape, fill), t, np.full(t.shape, 255 * fill, np.uint8))
+        table = T.segmentation_table((np.full(t.shape, fill), t, np.full(t.shape, 255 * fill, np.uint8))
                                      for t in truths)
         out.append(_row(name, f"every pixel predicted {'mineral' if fill else 'background'} (a constant "
                         "score map)", M.evaluate(card, table)))
@@ -90,6 +90,6 @@ def _size(card, df, rows) -> list[dict]:
     if found is None:
         return []
     median, n_others = found
-    table = M.size_table(np.full(len(rows), median), rows["size_cm"].to_numpy())
+    table = T.size_table(np.full(len(rows), median), rows["size_cm"].to_numpy())
     return [_row("median size", f"{median:.3g} cm for every row: the median of the {n_others} manifest rows "
                  "outside the size test split (no test label used)", M.evaluate(card, table))]

@@ -31,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from minbench.scoring.metrics import CARD_FAMILY, NO_HIT
+from minbench.scoring.metrics import CARD_FAMILY
+from minbench.scoring.tables import NO_HIT
 
 COLUMNS = {"classification": ("pos", "target"), "segmentation": ("tp", "fp", "fn", "tn"),
            "size": ("pred", "true")}

@@ -220,7 +220,7 @@ def score_submission(task_id: str, predictions: str | Path, data_dir: str | Path
 def score_table(card: TaskCard, table: dict[str, np.ndarray], *, n_resamples: int = DEFAULT_RESAMPLES,
                 seed: int = DEFAULT_SEED, level: float = DEFAULT_LEVEL,
                 ci_metrics: str = "headline") -> tuple[dict[str, float], dict[str, dict]]:
-    """The card's metrics and bootstrap intervals on a per-sample table (``scoring.metrics``:
+    """The card's metrics and bootstrap intervals on a per-sample table (``scoring.tables``:
     ``classification_table``, ``segmentation_table``, ``size_table``); what
     ``score_submission`` computes once it has read the file, for answers held in memory."""
     from minbench.scoring import metrics as M

@@ -29,7 +29,7 @@ import pandas as pd
 
 from minbench.data.masks import MASK_MODES, PNG_SIGNATURE, decode_submission_mask, mask_png_bytes  # noqa: F401
 from minbench.errors import UserError
-from minbench.scoring import metrics as M
+from minbench.scoring import metrics as M, tables as T
 from minbench.scoring.formats._common import CSV_SLACK_BYTES, SUBMISSION_FORMATS, ReadSubmission, check_size
 
 #: the subfolder of the score maps: ``maps/<sample_id>.png`` beside ``<sample_id>.png``
@@ -249,13 +249,13 @@ def score_mask_pngs(path: Path, data) -> ReadSubmission:
 
     def one(i: int) -> dict:
         mask, score = sub.read(i)
-        return M.segmentation_row(mask, load_true_mask(data.folder, records[i]), score)
+        return T.segmentation_row(mask, load_true_mask(data.folder, records[i]), score)
 
     # Pillow decodes (inflate, row filters) with the GIL released, so free cores decode
     # rows in parallel; each thread holds one image's arrays, the table only its counts
     pool = ThreadPoolExecutor(max_workers=decode_threads())
     try:
-        table = M.stack_segmentation_rows(pool.map(one, range(len(records))))
+        table = T.stack_segmentation_rows(pool.map(one, range(len(records))))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     per_sample = pd.DataFrame({"sample_id": test_ids, **M.per_image_scores(table)})

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from minbench.errors import UserError
-from minbench.scoring import metrics as M
+from minbench.scoring import tables as T
 from minbench.scoring.formats._common import (CSV_SLACK_BYTES, SUBMISSION_FORMATS, CsvTable, ReadSubmission,
                                               Submission, check_ids, check_size,
                                               need_file, read_csv_strings, sha256_of, write_csv_atomic)
@@ -135,10 +135,10 @@ def score_ranked_csv(path: Path, data) -> ReadSubmission:
     sub = read_ranked_csv(path, task_id=data.card.id, test_ids=test_ids, classes=classes,
                           max_ranks=data.card.max_ranks)
     target = classes.get_indexer(rows["species"])
-    table = M.classification_table(sub.ranked, target)
+    table = T.classification_table(sub.ranked, target)
     per_sample = pd.DataFrame({"sample_id": test_ids, "species": rows["species"],
                                "pred_1": classes.to_numpy()[sub.ranked[:, 0]],
-                               "rank_of_truth": np.where(table["pos"] == M.NO_HIT, np.nan, table["pos"] + 1)})
+                               "rank_of_truth": np.where(table["pos"] == T.NO_HIT, np.nan, table["pos"] + 1)})
     return ReadSubmission(sub, table, len(rows), per_sample)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from minbench.errors import UserError
-from minbench.scoring import metrics as M
+from minbench.scoring import tables as T
 from minbench.scoring.formats._common import (CSV_SLACK_BYTES, SUBMISSION_FORMATS, ReadSubmission, Submission,
                                               check_ids, check_size, need_file,
                                               read_csv_strings, sha256_of, write_csv_atomic)
@@ -71,7 +71,7 @@ def score_size_csv(path: Path, data) -> ReadSubmission:
     rows = data.rows
     test_ids = pd.Index(rows["sample_id"])
     sub = read_size_csv(path, task_id=data.card.id, test_ids=test_ids, allow_missing=data.card.abstain)
-    table = M.size_table(sub.pred_cm, rows["size_cm"].to_numpy())
+    table = T.size_table(sub.pred_cm, rows["size_cm"].to_numpy())
     per_sample = pd.DataFrame({"sample_id": test_ids, "size_cm": rows["size_cm"], "pred_cm": sub.pred_cm,
                                "abs_error_cm": np.abs(sub.pred_cm - rows["size_cm"].to_numpy())})
     return ReadSubmission(sub, table, int(np.isfinite(sub.pred_cm).sum()), per_sample)
