@@ -62,3 +62,24 @@ def test_every_list_comes_from_the_list_registry():
     assert {r["id"] for r in list_rows("tasks")} >= {"fewshot-10", "size"}
     with pytest.raises(UserError, match="unknown list"):
         list_rows("nope")
+
+
+def test_bench_data_passes_its_own_options_to_the_benchmark(monkeypatch, capsys):
+    """Every option of `bench data` reaches `bench_data`, and nothing it does not take."""
+    import inspect
+
+    import minbench.bench.data as bench_data_module
+    from minbench.cli import main
+
+    seen = {}
+
+    def fake(**kwargs):
+        inspect.signature(real).bind(**kwargs)  # a keyword the benchmark lacks fails here
+        seen.update(kwargs)
+        return {"benchmark": "data"}
+
+    real = bench_data_module.bench_data
+    monkeypatch.setattr(bench_data_module, "bench_data", fake)
+    assert main(["bench", "data", "--size", "32", "--n", "8", "--workers", "1", "--epochs", "1"]) == 0
+    assert seen["size"] == 32 and seen["n"] == 8 and seen["workers"] == 1 and seen["epochs"] == 1
+    capsys.readouterr()

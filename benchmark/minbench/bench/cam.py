@@ -122,36 +122,14 @@ def bench_cam(*, backbone: str | None = None, image_size: int | None = None, mas
 
     task = make_task()
     size = tuple(mask_size)
-
     writer_threads = MaskWriter(".").threads
-
-    def end_to_end(folder, task=task) -> float:
-        writer = MaskWriter(folder, cam_dir=folder.with_name("cams"))
-        writer.begin()
-        task.predict_step(next(_batches(task, batch, batch, size, 1)), 0)  # warm-up (allocator, first calls)
-        t0 = time.perf_counter()
-        for b in _batches(task, n_speed, batch, size, 0):
-            writer.write(task.predict_step(b, 0))
-        writer.finish()
-        return n_speed / (time.perf_counter() - t0)
-
-    def model_fwd_bwd() -> float:
-        # what any gradient CAM must pay: the model's own forward + backward at the CAM's input
-        def step(x):
-            model(x.clone().requires_grad_(True)).amax(-1).sum().backward()
-
-        for p in model.parameters():
-            p.requires_grad_(False)
-        step(next(_batches(task, batch, batch, size, 1))["image"])
-        t0 = time.perf_counter()
-        for b in _batches(task, n_speed, batch, size, 0):
-            step(b["image"])
-        return n_speed / (time.perf_counter() - t0)
+    timed = dict(n=n_speed, batch=batch, mask_size=size)
 
     with tempfile.TemporaryDirectory(prefix="minbench-bench-cam-") as tmp, torch.inference_mode():
-        e2e = end_to_end(Path(tmp) / "predictions")  # as in Lightning's predict loop
-        refined = {name: end_to_end(Path(tmp) / name / "predictions", make_task(name)) for name in refinements}
-    ceiling = model_fwd_bwd()
+        e2e = _end_to_end_rate(task, Path(tmp) / "predictions", **timed)  # as in Lightning's predict loop
+        refined = {name: _end_to_end_rate(make_task(name), Path(tmp) / name / "predictions", **timed)
+                   for name in refinements}
+    ceiling = _fwd_bwd_rate(model, task, **timed)
     result = {
         "benchmark": "cam",
         "backbone": backbone, "model_kwargs": kwargs, "cam": cam, "image_size": image_size,
@@ -172,6 +150,36 @@ def bench_cam(*, backbone: str | None = None, image_size: int | None = None, mas
     if n:
         result["memory"] = _memory(task, size, n=n, batch=batch)
     return result
+
+
+def _end_to_end_rate(task, folder: Path, *, n: int, batch: int, mask_size) -> float:
+    """Images/s of ``n`` photos through the predict step and the ``MaskWriter``, after a
+    warm-up batch (allocator, first calls)."""
+    from minbench.trainers.segmentation import MaskWriter
+
+    writer = MaskWriter(folder, cam_dir=folder.with_name("cams"))
+    writer.begin()
+    task.predict_step(next(_batches(task, batch, batch, mask_size, 1)), 0)
+    t0 = time.perf_counter()
+    for b in _batches(task, n, batch, mask_size, 0):
+        writer.write(task.predict_step(b, 0))
+    writer.finish()
+    return n / (time.perf_counter() - t0)
+
+
+def _fwd_bwd_rate(model, task, *, n: int, batch: int, mask_size) -> float:
+    """Images/s of the model's own forward + backward at the CAM's input: what any gradient
+    CAM must pay."""
+    def step(x):
+        model(x.clone().requires_grad_(True)).amax(-1).sum().backward()
+
+    for p in model.parameters():
+        p.requires_grad_(False)
+    step(next(_batches(task, batch, batch, mask_size, 1))["image"])
+    t0 = time.perf_counter()
+    for b in _batches(task, n, batch, mask_size, 0):
+        step(b["image"])
+    return n / (time.perf_counter() - t0)
 
 
 def _memory(task, size, *, n: int, batch: int) -> dict:

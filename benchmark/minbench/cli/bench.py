@@ -82,7 +82,7 @@ def _data(args) -> int:
 
     return _report(bench_data(size=args.size, data=args.data, workers=args.workers, n=args.n,
                               batch_size=args.batch_size, epochs=args.epochs, device=args.device,
-                              threads=args.threads, cam_scale=args.cam_scale), args)
+                              threads=args.threads), args)
 
 
 def _add_generate(sub) -> None:

@@ -73,7 +73,6 @@ by repeating up to world_size-1 rows: gather (``index``, prediction) and keep
 from __future__ import annotations
 
 import logging
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -88,8 +87,9 @@ from minbench.cards import get_card
 from minbench.data.augment import IMAGENET_MEAN, IMAGENET_STD, AugmentConfig, eval_transform, train_transform
 from minbench.data.cache import ImageCache, default_root
 from minbench.data.context import TaskContext
-from minbench.data.datasets import CachedImages, EpochSampler, NativeImages, passthrough_collate, rank_within_class
+from minbench.data.datasets import CachedImages, EpochSampler, NativeImages, passthrough_collate
 from minbench.data.public import candidate_names
+from minbench.data.row_picks import carve_validation, is_valid_limit, limit_rows
 from minbench.errors import UserError
 from minbench.io import storage_errors, write_json_atomic
 
@@ -121,7 +121,7 @@ class MineralDataModule(L.LightningDataModule):
             raise UserError(f"num_workers {num_workers!r}: must be an integer >= 0")
         if not 0 <= float(val_fraction) < 1:
             raise UserError(f"val_fraction {val_fraction!r}: must be in [0, 1)")
-        if limit is not None and not _valid_limit(limit):
+        if limit is not None and not is_valid_limit(limit):
             raise UserError(f"limit {limit!r}: must be a positive integer or a fraction in (0, 1]")
         self.data_dir = data_dir
         self.task = task
@@ -202,16 +202,11 @@ class MineralDataModule(L.LightningDataModule):
                           "test": self._apply_limit(test, 3)}  # test: no labels, a random pick
 
     def _carve_val(self, train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Stratified, seeded validation carve; a class keeps at least one train image."""
+        """Stratified, seeded validation carve (``row_picks.carve_validation``), recorded."""
         if not len(train) or self.val_fraction == 0:
             self.split_record = None
             return train, np.array([], np.int64)
-        labels = self.labels[train]
-        rank = rank_within_class(labels, np.random.default_rng([self.seed, 0x7A1]))
-        _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
-        n_val = np.minimum(np.floor(counts * self.val_fraction + 0.5), counts - 1).astype(np.int64)
-        is_val = rank < n_val[inverse]
-        val, train = train[is_val], train[~is_val]
+        train, val = carve_validation(train, self.labels[train], self.val_fraction, self.seed)
         self.split_record = {
             "task": self.task, "seed": self.seed, "val_fraction": self.val_fraction,
             "dataset_fingerprint": self.cache.fingerprint, "method": "stratified by species, seeded",
@@ -227,16 +222,7 @@ class MineralDataModule(L.LightningDataModule):
         return self.cache_root / "splits" / f"{fp}-{self.task}-val{self.val_fraction:g}-seed{self.seed}.json"
 
     def _apply_limit(self, positions: np.ndarray, salt: int) -> np.ndarray:
-        if self.limit is None or not len(positions):
-            return positions
-        n = self.limit if isinstance(self.limit, int) else math.ceil(self.limit * len(positions))
-        if n >= len(positions):
-            return positions
-        rng = np.random.default_rng([self.seed, salt])
-        keys = rng.random(len(positions))
-        rank = rank_within_class(self.labels[positions], rng)
-        chosen = np.lexsort((keys, rank))[:n]  # round-robin over classes: all classes first
-        return np.sort(positions[chosen])
+        return limit_rows(positions, self.labels[positions], self.limit, self.seed, salt)
 
     # ---- Lightning hooks -------------------------------------------------------------------
     def _needed(self, stage: str | None) -> list[str]:
@@ -447,10 +433,3 @@ class MineralDataModule(L.LightningDataModule):
         return {"classes": list(self.classes), "task": self.task, "seed": self.seed,
                 "dataset_fingerprint": self.cache.fingerprint}
 
-
-def _valid_limit(limit) -> bool:
-    if isinstance(limit, bool):
-        return False
-    if isinstance(limit, int):
-        return limit >= 1
-    return isinstance(limit, float) and 0 < limit <= 1

@@ -244,15 +244,3 @@ def first_occurrences(index):
     keep = torch.zeros_like(first_sorted)
     keep[order] = first_sorted
     return keep
-
-
-def rank_within_class(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A random rank of each row among the rows of its class (0, 1, 2, ...)."""
-    keys = rng.random(len(labels))
-    order = np.lexsort((keys, labels))
-    sorted_labels = labels[order]
-    starts = np.r_[0, np.flatnonzero(sorted_labels[1:] != sorted_labels[:-1]) + 1]
-    run_start = np.repeat(starts, np.diff(np.r_[starts, len(labels)]))
-    rank = np.empty(len(labels), np.int64)
-    rank[order] = np.arange(len(labels)) - run_start
-    return rank

@@ -102,14 +102,15 @@ def check_refine(name: str, settings: dict | None = None) -> dict:
 
 def refine(name: str, photo: np.ndarray, score: np.ndarray, settings: dict | None = None) -> np.ndarray:
     """The refinement ``name`` of ``score`` by ``photo`` (same H x W) with ``settings``
-    (``check_refine``'s), worked at no more than ``WORK_SIDE`` on the longer side and
-    returned at the map's size, in [0, 1]."""
+    (checked once by the caller, ``check_refine``; those left out keep the refinement's
+    defaults), worked at no more than ``WORK_SIDE`` on the longer side and returned at the
+    map's size, in [0, 1]."""
     import cv2
 
     fn = REFINEMENTS.get(name, what=f"--refine {name!r}")
     if fn is _none:
         return score
-    options = check_refine(name, settings)
+    options = dict(settings or {})
     h, w = score.shape
     factor = min(1.0, WORK_SIDE / max(h, w))
     if factor < 1.0:

@@ -83,7 +83,7 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
     filled = fill_missing_masks(ctx.dir / PREDICTIONS_DIR, ctx.card.rows(dm.frame, "test"))
     task_data = truth_after_submission(ctx.card.id, ctx.dir / PREDICTIONS_DIR, ctx.data_dir)
     hp = model.hparams
-    cam_label = describe_cam(hp, model.extractor.layer_names, model.threshold_value)
+    cam_label = describe_cam(hp, model.extractor.layer_names, model.threshold_value, model.refine_settings)
     refined = f"+{hp.refine}" if hp.refine != "none" else ""
     scored = ctx.score(ctx.dir / PREDICTIONS_DIR, name=f"{hp.cam}{refined}/{ref.recipe}",
                        method=f"{cam_label} of {ref.recipe} ({ref.task or 'classifier'})",
@@ -125,18 +125,16 @@ def run_seed(ctx: SeedContext) -> dict[str, Any] | None:
     }
 
 
-def describe_cam(hp, layers, value=None) -> str:
-    """The CAM, its layers, target, refinement and threshold, in words (``value``: the
-    level in use, e.g. the one ``val`` chose)."""
+def describe_cam(hp, layers, value=None, settings: dict | None = None) -> str:
+    """The CAM, its layers, target, refinement (with its ``settings``, as resolved by the
+    model) and threshold, in words (``value``: the level in use, e.g. the one ``val`` chose)."""
     value = hp.threshold_value if value is None else value
     rule = hp.threshold if value is None else f"{hp.threshold} {value:g}"
     target = f"top-{hp.top_k} classes" if hp.cam_target == "topk" else f"{hp.cam_target} class"
     refined = ""
     if getattr(hp, "refine", "none") != "none":
-        from minbench.models.refine import check_refine
-
-        settings = ", ".join(f"{k} {v:g}" for k, v in check_refine(hp.refine, hp.get("refine_args")).items())
-        refined = f", {hp.refine} refinement ({settings})"
+        listed = ", ".join(f"{k} {v:g}" for k, v in (settings or {}).items())
+        refined = f", {hp.refine} refinement" + (f" ({listed})" if listed else "")
     return f"{hp.cam} ({','.join(layers)}, {target}{refined}, {rule} threshold)"
 
 
@@ -145,6 +143,7 @@ def run_validation(ctx: SeedContext, dm, model) -> dict[str, Any] | None:
     the ``val`` level chosen on their public masks (``SegmentationTask.tune``), and the
     metrics of the masks then cut, by the scorer's ``score_table``: ``validation.json``
     (None when the card has no part)."""
+    from minbench.data.datasets import first_occurrences
     from minbench.dist import gather_objects, is_rank_zero
     from minbench.io import write_json_atomic
     from minbench.models.masking import threshold_cam
@@ -165,7 +164,7 @@ def run_validation(ctx: SeedContext, dm, model) -> dict[str, Any] | None:
     # whole part, in the part's order, so all ranks choose the same level from the same maps
     shards = gather_objects([(r.sample_id, r.score) for batch in batches or () for r in batch])
     rows = dm.frame_of("val").set_index("sample_id", drop=False)
-    by_id = dict(shards)
+    by_id = {sid: score for (sid, score), first in zip(shards, first_occurrences([s for s, _ in shards])) if first}
     ids = [sid for sid in rows.index if sid in by_id]
     truths = [load_true_mask(dm.dataset_dir, rows.loc[sid]) for sid in ids]
     scores = [by_id[sid] for sid in ids]

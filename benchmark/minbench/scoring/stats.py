@@ -24,8 +24,7 @@ import numpy as np
 
 from minbench.scoring.bootstrap import (CHUNK_CELLS, DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED, Interval, bootstrap_ci,
                                         compress, percentile_interval, resample_statistics)
-
-Table = dict[str, np.ndarray]
+from minbench.scoring.tables import Table
 
 
 def cluster_of(spec) -> str | None:

@@ -205,11 +205,11 @@ class SegmentationTask(BaseTask):
         """The batch's photos as uint8 S x S x 3 (the normalisation undone): what a refinement
         reads, at the CAM's own resolution, so the two align pixel for pixel."""
         from minbench.data.augment import IMAGENET_MEAN, IMAGENET_STD
+        from minbench.models.colour_features import to_srgb
 
-        mean = torch.tensor(self.context.mean if self.context else IMAGENET_MEAN, device=images.device)
-        std = torch.tensor(self.context.std if self.context else IMAGENET_STD, device=images.device)
-        rgb = images.float().permute(0, 2, 3, 1) * std + mean
-        return list((rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy())
+        rgb = to_srgb(images, self.context.mean if self.context else IMAGENET_MEAN,
+                      self.context.std if self.context else IMAGENET_STD).permute(0, 2, 3, 1)
+        return list((rgb * 255 + 0.5).to(torch.uint8).cpu().numpy())
 
     def tune(self, scores: Sequence[np.ndarray], truths: Sequence[np.ndarray]) -> dict[str, Any]:
         """Choose the ``val`` level on the validation part's maps and masks (a no-op for the

@@ -136,6 +136,8 @@ def valid_habits(system: str) -> tuple[str, ...]:
 @lru_cache(maxsize=None)
 def parametric_habit(habit: str, system: str) -> Habit:
     """The :class:`Habit` (a convex mesh as STL) of a habit word in a crystal system."""
+    if system not in SYSTEMS:
+        raise ValueError(f"crystal system {system!r} is not one of {', '.join(SYSTEMS)}")
     if habit not in valid_habits(system):
         raise ValueError(f"habit {habit!r} is not one of a {system} crystal's: {', '.join(valid_habits(system))}")
     if system == "cubic":

@@ -22,7 +22,6 @@ class Habit:
     name: str
     stl: bytes = field(repr=False)
     massive: bool
-    cdl_forms: frozenset = frozenset()   # the crystal forms of its CDL, e.g. {"{110}", "{211}"}
     words: str = ""                      # the habit in words, when known (parametric habits)
 
     @property

@@ -25,7 +25,7 @@ from minbench.data.synth.framing import frame_layout, frame_scales
 from minbench.data.synth.meshes import Placed, place, visible_faces
 from minbench.data.synth.props import cube_outline, draw_cube, draw_label, label_layout
 from minbench.data.synth.scene import ROCKS, SIZE_ROUND_CM, Scene
-from minbench.data.synth.settle import longest_dimension, settle, specimen_points
+from minbench.data.synth.settle import ROOT_DEPTH, longest_dimension, settle, specimen_points
 from minbench.data.synth.shading import face_colours
 
 
@@ -297,8 +297,8 @@ def _shadows(scene: Scene, blob_px: np.ndarray, unit: list[Placed], cube: np.nda
     backdrop = Shadows(cast, 0.05 * spec + 1, contact, 0.012 * spec + 1)
     if not scene.matrix or not unit:
         return backdrop, Shadows()
-    # a crystal stands proud of the matrix by three quarters of its depth (``settle.rooted``), more if lifted
-    shifts = [away * 0.3 * (0.75 * float(np.ptp(u.z)) - u.lift) for u in unit]
+    # a crystal stands proud of the matrix by what is not rooted (``settle.rooted``), more if lifted
+    shifts = [away * 0.3 * ((1 - ROOT_DEPTH) * float(np.ptp(u.z)) - u.lift) for u in unit]
     sizes = [float(max(np.ptp(u.xy, axis=0))) for u in unit]
     reach = float(np.median([np.hypot(*t) for t in shifts]))
     matrix = Shadows([p + t for p, t in zip(hulls, shifts)], 0.3 * reach + 0.01 * spec + 1,

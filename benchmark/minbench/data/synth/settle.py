@@ -26,10 +26,14 @@ def longest_dimension(points: np.ndarray) -> float:
     return float((proj.max(0) - proj.min(0)).max())
 
 
+#: how deep a body is rooted in what it stands on, as a share of its depth
+ROOT_DEPTH = 0.25
+
+
 def rooted(u: Placed, front: float) -> np.ndarray:
-    """A body's 3-D points standing on the plane ``front``: rooted a quarter of its depth deep
-    (or lifted onto the bodies below it, ``u.lift``)."""
-    return np.c_[u.xy, u.z - u.z.max() + front + 0.25 * (u.z.max() - u.z.min()) + u.lift]
+    """A body's 3-D points standing on the plane ``front``: rooted ``ROOT_DEPTH`` of its depth
+    deep (or lifted onto the bodies below it, ``u.lift``)."""
+    return np.c_[u.xy, u.z - u.z.max() + front + ROOT_DEPTH * (u.z.max() - u.z.min()) + u.lift]
 
 
 def specimen_points(scene: Scene, blob: np.ndarray, unit: list[Placed]) -> np.ndarray:

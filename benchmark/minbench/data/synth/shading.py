@@ -17,6 +17,7 @@ LUSTRE = {  # ambient, diffuse, specular strength, shininess, mirror (studio ref
     "resinous": (0.34, 0.66, 0.30, 10, 0.0, 0.08),
     "earthy": (0.32, 0.62, 0.0, 1, 0.0, 0.05),
 }
+LUSTRE["silky"] = LUSTRE["vitreous"]  # fibrous sheen: shaded as vitreous faces
 # What a polished face mirrors: the studio's big soft lamp around the light's direction, dim
 # surroundings elsewhere (in units of the body colour's brightness).
 STUDIO_DIM, STUDIO_LAMP = 0.3, 1.4
@@ -54,7 +55,7 @@ def shade_faces(rgb: np.ndarray, normals: np.ndarray, light: np.ndarray, lustre:
     Highlights of a metal are in its own colour (its reflectance is coloured), those of a
     non-metal white (a dielectric reflects every colour alike at its surface).
     """
-    amb, kd, ks, shin, mirror, jitter = LUSTRE.get(lustre, LUSTRE["vitreous"])
+    amb, kd, ks, shin, mirror, jitter = LUSTRE[lustre]
     view = np.array([0.0, 0.0, -1.0])
     half = light + view
     half /= np.linalg.norm(half)

@@ -17,7 +17,6 @@ its species name; its class text is the table's sentence for it.
 
 from __future__ import annotations
 
-import csv
 import re
 import sqlite3
 from dataclasses import dataclass, field
@@ -173,11 +172,16 @@ def _parse_row(row: dict[str, str], where: str) -> Species:
 @lru_cache(maxsize=1)
 def load_species() -> tuple[Species, ...]:
     """Every species of the table, sorted by id."""
-    with TABLE.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if tuple(reader.fieldnames or ()) != TABLE_COLUMNS:
-            raise _table_error("1", f"header must be {','.join(TABLE_COLUMNS)}")
-        out = [_parse_row(row, str(i)) for i, row in enumerate(reader, 2)]
+    from minbench.data.csv_schema import read_rows
+
+    rows, lines, _ = read_rows(TABLE)  # the project's one CSV reader: true line numbers
+    if not rows or tuple(rows[0]) != TABLE_COLUMNS:
+        raise _table_error("1", f"header must be {','.join(TABLE_COLUMNS)}")
+    out = []
+    for row, line in zip(rows[1:], lines[1:]):
+        if len(row) != len(TABLE_COLUMNS):
+            raise _table_error(str(line), f"{len(row)} fields, not {len(TABLE_COLUMNS)}")
+        out.append(_parse_row(dict(zip(TABLE_COLUMNS, row)), str(line)))
     names = [s.id for s in out]
     if len(set(names)) != len(names):
         raise _table_error("-", "duplicate species")

@@ -106,7 +106,6 @@ class Plan:
     rows: list[RowPlan]
     fewshot_classes: tuple[list[int], list[int], list[int]]
     zeroshot_classes: list[int]
-    held_out_families: list[str]
 
 
 def make_plan(classes: tuple[SynthClass, ...], cfg: SizeConfig, seed: int) -> Plan:
@@ -132,7 +131,7 @@ def make_plan(classes: tuple[SynthClass, ...], cfg: SizeConfig, seed: int) -> Pl
     for i in rng.choice(len(rows), n_size, replace=False):
         rows[int(i)].size = True
     return Plan(rows=rows, fewshot_classes=(fewshot[:n10], fewshot[:n98], fewshot),
-                zeroshot_classes=zeroshot, held_out_families=sorted(classes[i].family.id for i in held))
+                zeroshot_classes=zeroshot)
 
 
 def _counts(cfg: SizeConfig, fewshot: list[int], zeroshot: list[int]) -> dict[int, int]:
